@@ -1,0 +1,215 @@
+//! The validated manifest: what tend supervises, with every default applied and every
+//! `${VAR}` already interpolated. Everything else in tend (engine, exporters, importers)
+//! reads or produces these types; nothing here does I/O or knows about serde.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::signal::Signal;
+
+/// A whole manifest: daemon settings plus services, keyed by name in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The file the manifest was read from (absolute); relative paths resolve from its directory.
+    pub path: PathBuf,
+    pub daemon: DaemonSettings,
+    /// Services in the order they appear in the file.
+    pub services: Vec<ServiceSpec>,
+}
+
+/// The `[tend]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    /// Holds `tend.sock`, `tend.pid`, `logs/`; default `.tend/` beside the manifest. Absolute.
+    pub state_dir: PathBuf,
+    /// Whether to contain each instance in a cgroup v2 subtree when tend can write one.
+    pub cgroups: CgroupMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Use cgroup v2 where writable, otherwise fall back to subreaper + /proc tracking.
+    Auto,
+    /// Never create cgroups.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Long-running; restarted by policy.
+    Service,
+    /// Runs to completion (migrations, warm-ups); success satisfies `completed` dependencies.
+    Task,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// How the program is started. `{instance}` and `{port}` placeholders are still present in
+/// strings here; [`ServiceSpec::instance`] expands them per instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Program {
+    /// argv, already split (from `args`, or from `command` split like a POSIX shell would).
+    Exec(Vec<String>),
+    /// `shell = true`: the command line is run by `/bin/sh -c`.
+    Shell(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackoffSpec {
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    /// Fraction in [0, 1]: each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+}
+
+impl Default for BackoffSpec {
+    fn default() -> Self {
+        BackoffSpec {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            factor: 2.0,
+            jitter: 0.1,
+        }
+    }
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Condition {
+    /// The dependency has been spawned (is running).
+    Started,
+    /// The dependency is ready: until probes exist, running past its `min_uptime`.
+    Healthy,
+    /// The dependency is a task that exited successfully.
+    Completed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub service: String,
+    pub condition: Condition,
+}
+
+/// One `[services.NAME]` table, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub program: Program,
+    /// Working directory (absolute, resolved against the manifest's directory); None = manifest dir.
+    pub cwd: Option<String>,
+    /// Environment set for the child on top of tend's own, env files first, then `env`.
+    /// Values may still hold `{instance}` / `{port}`.
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub umask: Option<u32>,
+    pub kind: Kind,
+    pub autostart: bool,
+    pub instances: u32,
+    /// `{port}` = port_base + instance index; also exported as `PORT`.
+    pub port_base: Option<u16>,
+    pub restart: RestartPolicy,
+    /// Exit codes that count as success.
+    pub exit_codes: Vec<i32>,
+    pub backoff: BackoffSpec,
+    pub min_uptime: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub cooldown: Option<Duration>,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+    pub depends_on: Vec<Dependency>,
+    pub priority: i64,
+    pub groups: Vec<String>,
+}
+
+/// A service's settings resolved for one instance index: placeholders expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    /// `web` for a single-instance service, `web:2` otherwise.
+    pub name: String,
+    pub index: u32,
+    pub program: Program,
+    pub cwd: Option<String>,
+    /// The complete environment additions for the child, including TEND_SERVICE,
+    /// TEND_INSTANCE and PORT.
+    pub env: BTreeMap<String, String>,
+}
+
+impl ServiceSpec {
+    /// The name of instance `index`: the bare service name when there is one instance.
+    pub fn instance_name(&self, index: u32) -> String {
+        if self.instances == 1 {
+            self.name.clone()
+        } else {
+            format!("{}:{index}", self.name)
+        }
+    }
+
+    /// The port instance `index` gets, when `port_base` is set.
+    pub fn port(&self, index: u32) -> Option<u32> {
+        self.port_base.map(|base| base as u32 + index)
+    }
+
+    /// Expand `{instance}` and `{port}` for one instance.
+    pub fn instance(&self, index: u32) -> InstanceSpec {
+        let port = self.port(index);
+        let expand = |s: &str| expand_placeholders(s, index, port);
+        let program = match &self.program {
+            Program::Exec(argv) => Program::Exec(argv.iter().map(|a| expand(a)).collect()),
+            Program::Shell(line) => Program::Shell(expand(line)),
+        };
+        let mut env: BTreeMap<String, String> =
+            self.env.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+        env.insert("TEND_SERVICE".into(), self.name.clone());
+        env.insert("TEND_INSTANCE".into(), index.to_string());
+        if let Some(port) = port {
+            env.entry("PORT".into()).or_insert_with(|| port.to_string());
+        }
+        InstanceSpec {
+            name: self.instance_name(index),
+            index,
+            program,
+            cwd: self.cwd.as_deref().map(expand),
+            env,
+        }
+    }
+
+    /// Whether an exit code counts as success.
+    pub fn is_success(&self, code: i32) -> bool {
+        self.exit_codes.contains(&code)
+    }
+}
+
+/// Replace `{instance}` and `{port}` (when a port is defined); other braces stay as written.
+pub fn expand_placeholders(s: &str, index: u32, port: Option<u32>) -> String {
+    if !s.contains('{') {
+        return s.to_string();
+    }
+    let mut out = s.replace("{instance}", &index.to_string());
+    if let Some(port) = port {
+        out = out.replace("{port}", &port.to_string());
+    }
+    out
+}
+
+impl Manifest {
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The directory relative paths in the manifest are resolved from.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
