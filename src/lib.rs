@@ -1,3 +1,9 @@
 //! tend: a process supervisor. See ARCHITECTURE.md for the map of the code.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod logs;
+pub mod protocol;

@@ -166,8 +166,11 @@ impl ServiceSpec {
             Program::Exec(argv) => Program::Exec(argv.iter().map(|a| expand(a)).collect()),
             Program::Shell(line) => Program::Shell(expand(line)),
         };
-        let mut env: BTreeMap<String, String> =
-            self.env.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+        let mut env: BTreeMap<String, String> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), expand(v)))
+            .collect();
         env.insert("TEND_SERVICE".into(), self.name.clone());
         env.insert("TEND_INSTANCE".into(), index.to_string());
         if let Some(port) = port {

@@ -47,12 +47,20 @@ const TABLE: &[(Signal, &str, i32)] = &[
 impl Signal {
     /// The name without the `SIG` prefix, as written in manifests.
     pub fn name(self) -> &'static str {
-        TABLE.iter().find(|(s, _, _)| *s == self).map(|e| e.1).expect("UNWRAP: TABLE lists every variant")
+        TABLE
+            .iter()
+            .find(|(s, _, _)| *s == self)
+            .map(|e| e.1)
+            .expect("UNWRAP: TABLE lists every variant")
     }
 
     /// The OS signal number.
     pub fn number(self) -> i32 {
-        TABLE.iter().find(|(s, _, _)| *s == self).map(|e| e.2).expect("UNWRAP: TABLE lists every variant")
+        TABLE
+            .iter()
+            .find(|(s, _, _)| *s == self)
+            .map(|e| e.2)
+            .expect("UNWRAP: TABLE lists every variant")
     }
 
     pub fn from_number(number: i32) -> Option<Signal> {

@@ -1,0 +1,92 @@
+//! The command line, defined once: parsing, `--help`, completions and the man page all come
+//! from these types.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tend", version, about = "A small, fast process supervisor", long_about = None)]
+pub struct Cli {
+    /// The manifest (default: tend.toml in this directory or a parent).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The daemon's control socket (default: tend.sock in the manifest's state_dir).
+    #[arg(
+        long,
+        global = true,
+        env = "TEND_SOCKET",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    pub socket: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the daemon with the manifest and its autostart services (or the named ones).
+    Up {
+        /// Detach: return once every service is running or has failed.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Start only these services (and what they depend on).
+        services: Vec<String>,
+        /// Internal: this process is the detached daemon.
+        #[arg(long, hide = true)]
+        daemonized: bool,
+    },
+    /// Show instances: state, pid, uptime, restarts, last exit.
+    #[command(visible_alias = "ps")]
+    Status {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Services, instances (web:2), groups or `all` (default: all).
+        targets: Vec<String>,
+    },
+    /// Start targets (and their dependencies); waits until they run.
+    Start {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Stop targets, dependents first; waits until their whole process trees are gone.
+    Stop {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Stop and start targets again, skipping any backoff delay.
+    Restart {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Send a signal (HUP, SIGUSR1, 10, ...) to targets' process groups.
+    Signal {
+        signal: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Print an instance's captured output.
+    Logs {
+        /// How many lines per stream.
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: usize,
+        /// Only one stream: out or err.
+        #[arg(long, value_parser = ["out", "err"])]
+        stream: Option<String>,
+        target: String,
+    },
+    /// Stop everything and exit the daemon.
+    Down,
+    /// Validate the manifest without starting anything.
+    Check,
+    /// Print the JSON Schema of the manifest (for editor completion).
+    Schema,
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
+}

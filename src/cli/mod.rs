@@ -1,0 +1,444 @@
+//! The `tend` command: parses arguments and runs one subcommand. Everything that touches a
+//! running daemon goes through `protocol::client`; offline commands (check, schema) use
+//! `config` directly. Never imports the engine.
+
+pub mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use clap::{CommandFactory, Parser};
+
+use crate::config::{self, model::Manifest};
+use crate::daemon::{self, DaemonOptions};
+use crate::protocol::client::{Client, ClientError};
+use crate::protocol::{API, ActionRequest, ActionResponse, DaemonInfo, InstanceInfo};
+use args::{Cli, Command};
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tend: {error:#}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Up {
+            detach,
+            services,
+            daemonized,
+        } => up(&cli, *detach, services, *daemonized),
+        Command::Check => check(&cli),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&config::schema())?);
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "tend", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+        _ => client_command(&cli),
+    }
+}
+
+fn manifest_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match &cli.config {
+        Some(path) => Ok(path.clone()),
+        None => {
+            let cwd = std::env::current_dir()?;
+            config::find_manifest(&cwd).ok_or_else(|| {
+                anyhow!(
+                    "no tend.toml in {} or its parents (use -c FILE)",
+                    cwd.display()
+                )
+            })
+        }
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Manifest> {
+    let path = manifest_path(cli)?;
+    config::load(&path)
+        .map_err(|errors| anyhow!("{} error(s) in the manifest:\n{errors}", errors.0.len()))
+}
+
+fn check(cli: &Cli) -> anyhow::Result<i32> {
+    let path = manifest_path(cli)?;
+    match config::load(&path) {
+        Ok(manifest) => {
+            let instances: u32 = manifest.services.iter().map(|s| s.instances).sum();
+            println!(
+                "{}: ok ({} services, {} instances)",
+                path.display(),
+                manifest.services.len(),
+                instances
+            );
+            Ok(0)
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            eprintln!("{} error(s)", errors.0.len());
+            Ok(1)
+        }
+    }
+}
+
+fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(socket) = &cli.socket {
+        return Ok(socket.clone());
+    }
+    let path = manifest_path(cli)?;
+    Ok(daemon::socket_path(&config::locate_state_dir(&path)))
+}
+
+fn up(cli: &Cli, detach: bool, services: &[String], daemonized: bool) -> anyhow::Result<i32> {
+    let manifest = load(cli)?;
+    for name in services {
+        if manifest.service(name).is_none() {
+            return Err(anyhow!("unknown service `{name}`"));
+        }
+    }
+    if !detach {
+        let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::io::stdout().is_terminal();
+        return daemon::run(DaemonOptions {
+            manifest,
+            services: services.to_vec(),
+            console: !daemonized,
+            colour,
+        });
+    }
+    let state_dir = manifest.daemon.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)?;
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| daemon::socket_path(&state_dir));
+    let runtime = client_runtime()?;
+    let client = Client::new(&socket);
+    if runtime
+        .block_on(client.get::<DaemonInfo>(&format!("{API}/info")))
+        .is_ok()
+    {
+        return Err(anyhow!(
+            "tend is already running for this manifest; use `tend start` or `tend down`"
+        ));
+    }
+    let log_path = state_dir.join("tend.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let log_start = log.metadata()?.len();
+    let exe = std::env::current_exe()?;
+    let mut daemon = Process::new(exe);
+    daemon
+        .arg("-c")
+        .arg(&manifest.path)
+        .arg("up")
+        .arg("--daemonized")
+        .args(services)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        // Its own session: no controlling terminal, untouched by this shell's job control.
+        daemon.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = daemon.spawn().context("starting the daemon")?;
+
+    // Wait for the socket to answer (or the daemon to die trying).
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read(&log_path).unwrap_or_default();
+            let tail =
+                String::from_utf8_lossy(&log[(log_start as usize).min(log.len())..]).into_owned();
+            eprint!("{tail}");
+            return Err(anyhow!("the daemon exited during start-up ({status})"));
+        }
+        if runtime
+            .block_on(client.get::<DaemonInfo>(&format!("{API}/info")))
+            .is_ok()
+        {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(anyhow!(
+                "the daemon did not open {} within 30 s; see {}",
+                socket.display(),
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let targets = if services.is_empty() {
+        manifest
+            .services
+            .iter()
+            .filter(|s| s.autostart)
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    } else {
+        services.to_vec()
+    };
+    if targets.is_empty() {
+        println!("tend is running (nothing to autostart)");
+        return Ok(0);
+    }
+    let settled: ActionResponse =
+        runtime.block_on(client.get(&format!("{API}/wait?targets={}", targets.join(","))))?;
+    let failures: Vec<_> = settled.failures().collect();
+    if failures.is_empty() {
+        println!("tend is running: {} instance(s) up", settled.results.len());
+        Ok(0)
+    } else {
+        for failure in &failures {
+            eprintln!(
+                "{}: {}",
+                failure.instance,
+                failure.error.as_deref().unwrap_or("failed")
+            );
+        }
+        eprintln!(
+            "{} of {} instance(s) failed to start",
+            failures.len(),
+            settled.results.len()
+        );
+        Ok(1)
+    }
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn client_command(cli: &Cli) -> anyhow::Result<i32> {
+    let socket = socket(cli)?;
+    let client = Client::new(&socket);
+    let runtime = client_runtime()?;
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Status { json, targets } => status(&client, *json, targets).await,
+            Command::Start { targets } => action(&client, "start", targets, None).await,
+            Command::Stop { targets } => action(&client, "stop", targets, None).await,
+            Command::Restart { targets } => action(&client, "restart", targets, None).await,
+            Command::Signal { signal, targets } => {
+                action(&client, "signal", targets, Some(signal.clone())).await
+            }
+            Command::Logs {
+                lines,
+                stream,
+                target,
+            } => logs(&client, *lines, stream.as_deref(), target).await,
+            Command::Down => down(&client).await,
+            _ => unreachable!("offline commands are handled before"),
+        }
+    });
+    match result {
+        Err(ClientError::NotRunning(path)) => {
+            eprintln!("tend: not running (no daemon at {})", path.display());
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("tend: {e}");
+            Ok(1)
+        }
+        Ok(code) => Ok(code),
+    }
+}
+
+async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
+    let instances: Vec<InstanceInfo> = client
+        .get(&format!(
+            "{API}/instances?targets={}",
+            encode(&targets.join(","))
+        ))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&instances).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let _ = out.write_all(render_status(&instances).as_bytes());
+    Ok(0)
+}
+
+/// The `tend status` table.
+pub fn render_status(instances: &[InstanceInfo]) -> String {
+    let rows: Vec<[String; 7]> = instances
+        .iter()
+        .map(|i| {
+            let last_exit = match (i.exit_code, &i.exit_signal) {
+                (Some(code), _) => format!("code {code}"),
+                (None, Some(signal)) => signal.clone(),
+                _ => "-".into(),
+            };
+            let info = if i.state == "running" {
+                String::new()
+            } else {
+                i.reason.clone()
+            };
+            [
+                i.name.clone(),
+                i.state.clone(),
+                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                i.uptime_ms
+                    .map(human_duration)
+                    .unwrap_or_else(|| "-".into()),
+                i.restarts.to_string(),
+                last_exit,
+                info,
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "INFO",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn human_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h{}m", secs / 3600, (secs % 3600) / 60),
+        _ => format!("{}d{}h", secs / 86400, (secs % 86400) / 3600),
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b',' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn action(
+    client: &Client,
+    verb: &str,
+    targets: &[String],
+    signal: Option<String>,
+) -> Result<i32, ClientError> {
+    let request = ActionRequest {
+        targets: targets.to_vec(),
+        signal,
+    };
+    let response: ActionResponse = client
+        .post(&format!("{API}/actions/{verb}"), &request)
+        .await?;
+    let mut code = 0;
+    for result in &response.results {
+        match &result.error {
+            None => println!("{}: {}", result.instance, past_tense(verb)),
+            Some(error) => {
+                eprintln!("{}: {error}", result.instance);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn past_tense(verb: &str) -> &'static str {
+    match verb {
+        "start" => "started",
+        "stop" => "stopped",
+        "restart" => "restarted",
+        _ => "signalled",
+    }
+}
+
+async fn logs(
+    client: &Client,
+    lines: usize,
+    stream: Option<&str>,
+    target: &str,
+) -> Result<i32, ClientError> {
+    let mut path = format!("{API}/logs/{}?lines={lines}", encode(target));
+    if let Some(stream) = stream {
+        path.push_str(&format!("&stream={stream}"));
+    }
+    let body = client.get_text(&path).await?;
+    let _ = std::io::stdout().write_all(&body);
+    Ok(0)
+}
+
+async fn down(client: &Client) -> Result<i32, ClientError> {
+    let info: DaemonInfo = client.get(&format!("{API}/info")).await?;
+    let _: serde_json::Value = client
+        .post(&format!("{API}/shutdown"), &serde_json::json!({}))
+        .await?;
+    // The daemon answers before it stops; wait for it to be gone so `down` means down.
+    let pid = nix::unistd::Pid::from_raw(info.pid as i32);
+    while nix::sys::signal::kill(pid, None).is_ok()
+        && Path::new(&format!("/proc/{}", info.pid)).exists()
+    {
+        if is_zombie(info.pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!("tend stopped");
+    Ok(0)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(false)
+}

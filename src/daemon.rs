@@ -1,0 +1,247 @@
+//! The composition root: turns a manifest into a running daemon (state dir, leftovers of a
+//! crashed run, containment, logs, engine, control socket, signals) and shuts it down in order.
+//! Only `main`/`cli` call into it.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+
+use crate::api::{self, AppState};
+use crate::config::model::Manifest;
+use crate::engine::event::EventKind;
+use crate::engine::tree::{self, Containment};
+use crate::engine::{self, EngineOptions};
+use crate::logs::{Console, LogSink};
+
+/// How the daemon was asked to run.
+pub struct DaemonOptions {
+    pub manifest: Manifest,
+    /// Services to start instead of the autostart set (with their dependencies).
+    pub services: Vec<String>,
+    /// Echo every instance's output to stdout with a prefix (foreground `tend up`).
+    pub console: bool,
+    pub colour: bool,
+}
+
+/// What a daemon records about itself so the next one can clean up after a crash.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunRecord {
+    pid: u32,
+    run_id: String,
+    cgroup: Option<PathBuf>,
+}
+
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("tend.sock")
+}
+
+/// Run the daemon until it is told to stop; returns the process exit code.
+pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
+    let manifest = options.manifest;
+    let state_dir = manifest.daemon.state_dir.clone();
+    fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    let socket = socket_path(&state_dir);
+    if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+        let pid = fs::read_to_string(state_dir.join("tend.pid")).unwrap_or_default();
+        bail!(
+            "tend is already running for this manifest (pid {}); use `tend start` or `tend down`",
+            pid.trim()
+        );
+    }
+    clean_up_after_crash(&state_dir);
+
+    if std::process::id() != 1 {
+        // Orphans of our children are re-parented to us, so escaped descendants stay findable
+        // and get reaped.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let run_id = new_run_id();
+    let containment = Arc::new(Containment::detect(manifest.daemon.cgroups, run_id.clone()));
+    let record = RunRecord {
+        pid: std::process::id(),
+        run_id,
+        cgroup: containment.cgroup_root().map(Path::to_path_buf),
+    };
+    fs::write(state_dir.join("run.json"), serde_json::to_vec(&record)?)?;
+    fs::write(
+        state_dir.join("tend.pid"),
+        format!("{}\n", std::process::id()),
+    )?;
+
+    let log_dir = state_dir.join("logs");
+    let console = options.console.then(|| Console {
+        colour: options.colour,
+        names: manifest
+            .services
+            .iter()
+            .flat_map(|s| (0..s.instances).map(|i| s.instance_name(i)))
+            .collect(),
+    });
+    let logs = LogSink::start(log_dir.clone(), console).context("starting the log writer")?;
+    let manifest_path = manifest.path.clone();
+    let engine = engine::start(
+        manifest,
+        EngineOptions {
+            containment: containment.clone(),
+            logs,
+        },
+    )?;
+    report_events(engine.subscribe());
+
+    let listener = bind_private(&socket)?;
+    let shutdown = Arc::new(Notify::new());
+    let app = api::router(AppState {
+        engine: engine.clone(),
+        manifest: manifest_path,
+        state_dir: state_dir.clone(),
+        log_dir,
+        started: tokio::time::Instant::now(),
+        shutdown: shutdown.clone(),
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    engine.start_initial(options.services).await?;
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    // As PID 1 nothing else would give these a default action; here they are simply ignored
+    // rather than killing the supervisor (reload arrives with a later issue).
+    let _hangup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        _ = terminate.recv() => say("received SIGTERM, stopping everything"),
+        _ = interrupt.recv() => say("received SIGINT, stopping everything (again to kill)"),
+        _ = quit.recv() => say("received SIGQUIT, stopping everything"),
+        _ = shutdown.notified() => say("shutdown requested, stopping everything"),
+    }
+    let stopping = engine.shutdown();
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            _ = &mut stopping => break,
+            _ = interrupt.recv() => {
+                say("second interrupt: killing everything now");
+                engine.kill();
+            }
+            _ = terminate.recv() => {
+                say("second SIGTERM: killing everything now");
+                engine.kill();
+            }
+        }
+    }
+    let _ = fs::remove_file(&socket);
+    let _ = fs::remove_file(state_dir.join("tend.pid"));
+    let _ = fs::remove_file(state_dir.join("run.json"));
+    containment.remove();
+    say("stopped");
+    Ok(0)
+}
+
+/// Bind the control socket with mode 0600 from the start (no window where it is wider).
+fn bind_private(socket: &Path) -> anyhow::Result<UnixListener> {
+    let _ = fs::remove_file(socket);
+    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(socket);
+    nix::sys::stat::umask(previous);
+    let listener = listener.with_context(|| format!("binding {}", socket.display()))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// A previous daemon for this state dir died without stopping its children (SIGKILL, OOM,
+/// power): stop whatever it left so nothing runs twice.
+fn clean_up_after_crash(state_dir: &Path) {
+    let Ok(bytes) = fs::read(state_dir.join("run.json")) else {
+        return;
+    };
+    let Ok(record) = serde_json::from_slice::<RunRecord>(&bytes) else {
+        return;
+    };
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid as i32), None).is_ok()
+        && fs::read_to_string(format!("/proc/{}/environ", record.pid)).is_ok()
+        && record.pid != std::process::id();
+    if alive && is_tend(record.pid) {
+        // A live daemon that does not answer on its socket: leave it alone, it is not ours
+        // to kill; the socket check above already refused to start twice.
+        return;
+    }
+    let found = tree::stop_survivors(&record.run_id, record.cgroup.as_deref());
+    if found > 0 {
+        say(&format!(
+            "stopped {found} process(es) left running by a previous tend (pid {})",
+            record.pid
+        ));
+    }
+    let _ = fs::remove_file(state_dir.join("run.json"));
+}
+
+fn is_tend(pid: u32) -> bool {
+    let own = fs::read_link("/proc/self/exe").ok();
+    let theirs = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    own.is_some() && own == theirs
+}
+
+fn new_run_id() -> String {
+    let mut bytes = [0u8; 8];
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = ((nanos as u64) ^ ((std::process::id() as u64) << 32)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// tend's own log: state changes with reasons, to stderr (a file when detached).
+fn report_events(mut events: tokio::sync::broadcast::Receiver<crate::engine::event::Event>) {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let EventKind::StateChanged { from, to, reason } = &event.kind {
+                        if reason.is_empty() {
+                            say(&format!("{}: {from} -> {to}", event.instance));
+                        } else {
+                            say(&format!("{}: {from} -> {to} ({reason})", event.instance));
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    say(&format!("({n} events not shown)"))
+                }
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+pub fn say(message: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "tend: {message}");
+}

@@ -1,0 +1,106 @@
+//! Restart-delay policy: exponential growth with a cap and jitter. Pure: the random part comes
+//! in as a value so every delay is reproducible in tests.
+
+use std::time::Duration;
+
+use crate::config::model::BackoffSpec;
+
+/// The delay before restart attempt `attempt` (0 for the first restart after a healthy run).
+/// `unit` is a random number in [-1, 1] that scales the jitter.
+pub fn delay(spec: &BackoffSpec, attempt: u32, unit: f64) -> Duration {
+    let initial = spec.initial.as_secs_f64();
+    let max = spec.max.as_secs_f64().max(initial);
+    // powi on a clamped exponent: a long flap streak must not overflow to inf/NaN.
+    let grown = initial * spec.factor.powi(attempt.min(1024) as i32);
+    let capped = if grown.is_finite() {
+        grown.min(max)
+    } else {
+        max
+    };
+    let jittered = capped * (1.0 + spec.jitter * unit.clamp(-1.0, 1.0));
+    Duration::from_secs_f64(jittered.clamp(0.0, max * (1.0 + spec.jitter)))
+}
+
+/// A small deterministic generator (xorshift64*) for jitter; seeded per instance so two
+/// instances of one service do not restart in lockstep.
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    /// The next number in [-1, 1].
+    pub fn next_unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (value >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(initial_ms: u64, max_ms: u64, factor: f64, jitter: f64) -> BackoffSpec {
+        BackoffSpec {
+            initial: Duration::from_millis(initial_ms),
+            max: Duration::from_millis(max_ms),
+            factor,
+            jitter,
+        }
+    }
+
+    #[test]
+    fn grows_exponentially_up_to_the_cap() {
+        let s = spec(1000, 30_000, 2.0, 0.0);
+        let delays: Vec<u64> = (0..8)
+            .map(|a| delay(&s, a, 0.0).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    }
+
+    #[test]
+    fn zero_initial_means_immediate_restart() {
+        let s = spec(0, 0, 2.0, 0.1);
+        for attempt in 0..50 {
+            assert_eq!(delay(&s, attempt, 1.0), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_its_band() {
+        let s = spec(1000, 30_000, 2.0, 0.1);
+        assert_eq!(delay(&s, 0, -1.0), Duration::from_millis(900));
+        assert_eq!(delay(&s, 0, 1.0), Duration::from_millis(1100));
+        let mut jitter = Jitter::new(42);
+        for _ in 0..1000 {
+            let d = delay(&s, 2, jitter.next_unit()).as_millis();
+            assert!((3600..=4400).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn huge_attempt_counts_do_not_overflow() {
+        let s = spec(1000, 5000, 10.0, 0.0);
+        assert_eq!(delay(&s, u32::MAX, 0.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn jitter_sequence_is_reproducible_and_spread() {
+        let a: Vec<f64> = {
+            let mut j = Jitter::new(7);
+            (0..100).map(|_| j.next_unit()).collect()
+        };
+        let b: Vec<f64> = {
+            let mut j = Jitter::new(7);
+            (0..100).map(|_| j.next_unit()).collect()
+        };
+        assert_eq!(a, b);
+        assert!(a.iter().all(|u| (-1.0..=1.0).contains(u)));
+        assert!(a.iter().any(|u| *u < -0.5) && a.iter().any(|u| *u > 0.5));
+    }
+}

@@ -1,0 +1,85 @@
+//! The closed set of requests the engine accepts, each carrying the channel its answer goes to.
+
+use tokio::sync::oneshot;
+
+use crate::config::signal::Signal;
+use crate::engine::event::InstanceStatus;
+
+/// Whether an action reached its goal for one instance; the error says why not.
+pub type Outcome = Result<(), String>;
+
+/// Per-instance results of an action, in start order.
+pub type Outcomes = Vec<(String, Outcome)>;
+
+/// A name that matches no service, instance or group.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown target `{0}`: not a service, instance, group or `all`")]
+pub struct UnknownTarget(pub String);
+
+/// Requests to the supervisor. Targets are service names, instance names (`web:2`), group
+/// names or `all`; an empty list means every instance.
+#[derive(Debug)]
+pub enum SupervisorCommand {
+    Status {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<InstanceStatus>, UnknownTarget>>,
+    },
+    Start {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    },
+    Stop {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    },
+    Restart {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    },
+    Signal {
+        signal: Signal,
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    },
+    /// Answer once every target instance is running or has settled in a failure; the answer
+    /// lists the failures.
+    WaitSettled {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    },
+    /// Start the autostart services, or the named services with their dependencies.
+    StartInitial {
+        services: Vec<String>,
+        reply: oneshot::Sender<()>,
+    },
+    /// Stop everything in dependency order, then answer.
+    Shutdown { reply: oneshot::Sender<()> },
+    /// SIGKILL every instance's tree now.
+    Kill,
+}
+
+/// Requests to one instance task.
+#[derive(Debug)]
+pub enum InstanceCommand {
+    Start {
+        manual: bool,
+        reply: Option<oneshot::Sender<Outcome>>,
+    },
+    /// Wants to run but must wait for its dependencies; `blocked` says a dependency failed.
+    Wait {
+        reason: String,
+        blocked: bool,
+        reply: Option<oneshot::Sender<Outcome>>,
+    },
+    Stop {
+        reply: Option<oneshot::Sender<Outcome>>,
+    },
+    Restart {
+        reply: Option<oneshot::Sender<Outcome>>,
+    },
+    Signal {
+        signal: Signal,
+        reply: oneshot::Sender<Outcome>,
+    },
+    Kill,
+}

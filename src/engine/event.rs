@@ -1,0 +1,62 @@
+//! What the engine tells the outside world: the events on its one broadcast channel and the
+//! status snapshot each instance publishes.
+
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use crate::engine::lifecycle::ExitStatus;
+
+/// Something observable that happened to an instance.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: SystemTime,
+    pub instance: String,
+    pub service: String,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    StateChanged {
+        from: &'static str,
+        to: &'static str,
+        reason: String,
+    },
+    Spawned {
+        pid: u32,
+    },
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+    },
+}
+
+/// One instance as it is now.
+#[derive(Debug, Clone)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub service: String,
+    pub index: u32,
+    pub state: &'static str,
+    pub pid: Option<u32>,
+    /// When the current process started, while there is one.
+    pub started: Option<Instant>,
+    /// Up past `min_uptime` (the stand-in for readiness until probes exist).
+    pub ready: bool,
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
+    /// Why the instance is in its state, in words.
+    pub reason: String,
+    pub is_task: bool,
+    /// Exited successfully (what a `completed` dependency waits for).
+    pub completed: bool,
+    /// Increases with every published change.
+    pub generation: u64,
+}
+
+impl InstanceStatus {
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, "starting" | "running" | "stopping")
+    }
+}

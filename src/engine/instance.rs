@@ -1,0 +1,513 @@
+//! One task per process instance: it feeds commands, exits and deadlines into the lifecycle,
+//! carries out the effects it returns (spawn, signal, kill), and publishes what happened.
+//! It makes no decisions of its own; those are in `lifecycle`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::config::model::{InstanceSpec, Kind, Program, ServiceSpec};
+use crate::engine::command::{InstanceCommand, Outcome};
+use crate::engine::event::{Event, EventKind, InstanceStatus};
+use crate::engine::lifecycle::{Effect, ExitStatus, Input, Lifecycle, Policy, State};
+use crate::engine::spawn::{Credentials, SpawnRequest, Spawner};
+use crate::engine::tree::{Containment, InstanceTree, RUN_ID_VAR};
+use crate::logs::{LogSink, Stream};
+
+/// How often a stopping instance whose leader is gone checks whether the rest of its tree
+/// has exited. Only runs during that short phase of a stop.
+const TREE_POLL: Duration = Duration::from_millis(10);
+
+/// What an instance task shares with the rest of the engine.
+#[derive(Clone)]
+pub struct InstanceContext {
+    pub spawner: Spawner,
+    pub containment: Arc<Containment>,
+    pub events: broadcast::Sender<Event>,
+    /// Tells the supervisor that this instance's status changed (by name).
+    pub changes: mpsc::UnboundedSender<String>,
+    pub logs: LogSink,
+    pub base_dir: PathBuf,
+}
+
+/// What a pending reply is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Run,
+    Stop,
+}
+
+pub struct InstanceTask {
+    service: Arc<ServiceSpec>,
+    spec: InstanceSpec,
+    lifecycle: Lifecycle,
+    tree: Option<InstanceTree>,
+    exit: Option<oneshot::Receiver<ExitStatus>>,
+    awaiting_tree: bool,
+    credentials: Result<Option<Credentials>, String>,
+    pending: Vec<(Goal, oneshot::Sender<Outcome>)>,
+    waiting_reason: Option<String>,
+    ctx: InstanceContext,
+    status: watch::Sender<InstanceStatus>,
+}
+
+impl InstanceTask {
+    pub fn new(
+        service: Arc<ServiceSpec>,
+        index: u32,
+        ctx: InstanceContext,
+    ) -> (InstanceTask, watch::Receiver<InstanceStatus>) {
+        let spec = service.instance(index);
+        let seed = seed_for(&spec.name);
+        let lifecycle = Lifecycle::new(Policy::from_spec(&service), seed);
+        let credentials = resolve_credentials(&service);
+        let initial = InstanceStatus {
+            name: spec.name.clone(),
+            service: service.name.clone(),
+            index,
+            state: "stopped",
+            pid: None,
+            started: None,
+            ready: false,
+            restarts: 0,
+            last_exit: None,
+            reason: String::new(),
+            is_task: service.kind == Kind::Task,
+            completed: false,
+            generation: 0,
+        };
+        let (status, receiver) = watch::channel(initial);
+        let task = InstanceTask {
+            service,
+            spec,
+            lifecycle,
+            tree: None,
+            exit: None,
+            awaiting_tree: false,
+            credentials,
+            pending: Vec::new(),
+            waiting_reason: None,
+            ctx,
+            status,
+        };
+        (task, receiver)
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<InstanceCommand>) {
+        loop {
+            let deadline = self.lifecycle.deadline();
+            let input = tokio::select! {
+                biased;
+                status = wait_exit(&mut self.exit) => {
+                    self.exit = None;
+                    if let Some(pid) = self.lifecycle.state().pid() {
+                        self.emit(EventKind::Exited { pid, status });
+                    }
+                    Some(Input::Exited(status))
+                }
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break,
+                },
+                _ = sleep_until_some(deadline) => Some(Input::Tick),
+                _ = sleep(TREE_POLL), if self.awaiting_tree => {
+                    self.tree_is_empty().then_some(Input::TreeEmpty)
+                }
+            };
+            if let Some(input) = input {
+                self.apply(input).await;
+            }
+        }
+        // The engine is gone: make sure nothing of ours outlives it.
+        if let Some(tree) = &self.tree {
+            let table = self.ctx.spawner.table().clone();
+            tree.kill(&|pid| table.is_ours(pid));
+        }
+    }
+
+    fn command(&mut self, command: InstanceCommand) -> Option<Input> {
+        match command {
+            InstanceCommand::Start { manual, reply } => {
+                self.waiting_reason = None;
+                if let Some(reply) = reply {
+                    self.pend(Goal::Run, reply);
+                }
+                Some(Input::Start { manual })
+            }
+            InstanceCommand::Wait {
+                reason,
+                blocked,
+                reply,
+            } => {
+                self.waiting_reason = Some(reason.clone());
+                if let Some(reply) = reply {
+                    self.pend(Goal::Run, reply);
+                }
+                if blocked {
+                    self.resolve(Goal::Run, Err(reason));
+                }
+                self.publish();
+                Some(Input::Wait)
+            }
+            InstanceCommand::Stop { reply } => {
+                self.waiting_reason = None;
+                if let Some(reply) = reply {
+                    self.pend(Goal::Stop, reply);
+                }
+                Some(Input::Stop)
+            }
+            InstanceCommand::Restart { reply } => {
+                if let Some(reply) = reply {
+                    self.pend(Goal::Run, reply);
+                }
+                Some(Input::Restart)
+            }
+            InstanceCommand::Signal { signal, reply } => {
+                let outcome = match (&self.tree, self.lifecycle.state().pid()) {
+                    (Some(tree), Some(_)) => {
+                        let table = self.ctx.spawner.table().clone();
+                        tree.signal(signal.number(), false, &|pid| table.is_ours(pid));
+                        Ok(())
+                    }
+                    _ => Err(format!("not running ({})", self.lifecycle.state().name())),
+                };
+                let _ = reply.send(outcome);
+                None
+            }
+            InstanceCommand::Kill => Some(Input::Kill),
+        }
+    }
+
+    /// Queue a reply, answering at once when the goal already holds.
+    fn pend(&mut self, goal: Goal, reply: oneshot::Sender<Outcome>) {
+        let already = match (goal, self.lifecycle.state()) {
+            (Goal::Stop, State::Stopped) => Some(Ok(())),
+            (Goal::Run, State::Running { .. }) if self.service.kind == Kind::Service => {
+                Some(Ok(()))
+            }
+            _ => None,
+        };
+        match already {
+            Some(outcome) => {
+                let _ = reply.send(outcome);
+            }
+            None => self.pending.push((goal, reply)),
+        }
+    }
+
+    fn resolve(&mut self, goal: Goal, outcome: Outcome) {
+        let (done, rest): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(g, _)| *g == goal);
+        self.pending = rest;
+        for (_, reply) in done {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+
+    async fn apply(&mut self, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let before = self.lifecycle.state().clone();
+            let effects = self.lifecycle.step(input, Instant::now());
+            for effect in effects {
+                if let Some(next) = self.carry_out(effect).await {
+                    queue.push_back(next);
+                }
+            }
+            let after = self.lifecycle.state().clone();
+            if before != after {
+                self.transitioned(&before, &after);
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, effect: Effect) -> Option<Input> {
+        let table = self.ctx.spawner.table().clone();
+        let owned = move |pid: u32| table.is_ours(pid);
+        match effect {
+            Effect::Spawn => Some(self.spawn().await),
+            Effect::SignalTree(signal) => {
+                if let Some(tree) = &self.tree {
+                    tree.signal(signal.number(), true, &owned);
+                }
+                None
+            }
+            Effect::KillTree => {
+                if let Some(tree) = &self.tree {
+                    tree.kill(&owned);
+                }
+                None
+            }
+            Effect::AwaitTreeEmpty => {
+                if self.tree_is_empty() {
+                    Some(Input::TreeEmpty)
+                } else {
+                    self.awaiting_tree = true;
+                    None
+                }
+            }
+            Effect::StopLeftovers => {
+                self.stop_leftovers().await;
+                None
+            }
+        }
+    }
+
+    fn tree_is_empty(&mut self) -> bool {
+        let table = self.ctx.spawner.table().clone();
+        let empty = self
+            .tree
+            .as_ref()
+            .is_none_or(|t| t.is_empty(true, &|pid| table.is_ours(pid)));
+        if empty {
+            self.awaiting_tree = false;
+        }
+        empty
+    }
+
+    /// After the leader exited on its own, give what it left in its group the stop signal
+    /// and, after `stop_timeout`, SIGKILL. Bounded; usually the group is already empty.
+    async fn stop_leftovers(&mut self) {
+        let Some(tree) = &self.tree else { return };
+        let table = self.ctx.spawner.table().clone();
+        let owned = |pid: u32| table.is_ours(pid);
+        if tree.is_empty(false, &owned) {
+            return;
+        }
+        tree.signal(self.service.stop_signal.number(), false, &owned);
+        let deadline = Instant::now() + self.service.stop_timeout;
+        while Instant::now() < deadline {
+            if tree.is_empty(false, &owned) {
+                return;
+            }
+            sleep(TREE_POLL).await;
+        }
+        tree.kill(&owned);
+    }
+
+    async fn spawn(&mut self) -> Input {
+        let credentials = match &self.credentials {
+            Ok(credentials) => credentials.clone(),
+            Err(reason) => {
+                return Input::SpawnFailed {
+                    reason: reason.clone(),
+                };
+            }
+        };
+        if self.tree.is_none() {
+            self.tree = Some(
+                self.ctx
+                    .containment
+                    .instance(&self.service.name, self.spec.index),
+            );
+        }
+        let tree = self.tree.as_mut().expect("UNWRAP: set just above");
+        let argv = match &self.spec.program {
+            Program::Exec(argv) => argv.clone(),
+            Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
+        };
+        let mut env: Vec<(String, String)> = self
+            .spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
+        let cwd = self
+            .spec
+            .cwd
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.ctx.base_dir.clone());
+        let request = SpawnRequest {
+            argv,
+            env,
+            cwd,
+            credentials,
+            umask: self.service.umask,
+            cgroup_procs: tree.cgroup_procs(),
+        };
+        match self.ctx.spawner.spawn(request).await {
+            Ok(child) => {
+                tree.set_leader(child.pid);
+                self.exit = Some(child.exit);
+                let name = self.spec.name.clone();
+                let stem = self.log_stem();
+                self.ctx
+                    .logs
+                    .capture(&name, &stem, Stream::Out, child.stdout);
+                self.ctx
+                    .logs
+                    .capture(&name, &stem, Stream::Err, child.stderr);
+                self.emit(EventKind::Spawned { pid: child.pid });
+                Input::Spawned { pid: child.pid }
+            }
+            Err(error) => Input::SpawnFailed {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    /// File name stem of this instance's logs: `web` or `web.2`.
+    fn log_stem(&self) -> String {
+        crate::logs::file_stem(&self.service.name, self.spec.index, self.service.instances)
+    }
+
+    fn transitioned(&mut self, before: &State, after: &State) {
+        if matches!(after, State::Stopped) {
+            if let Some(tree) = self.tree.take() {
+                tree.remove();
+            }
+        }
+        let is_task = self.service.kind == Kind::Task;
+        match after {
+            State::Running { .. } if !is_task && !matches!(before, State::Running { .. }) => {
+                self.resolve(Goal::Run, Ok(()))
+            }
+            State::Exited { success: true, .. } if is_task => self.resolve(Goal::Run, Ok(())),
+            State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. } => {
+                let reason = self.lifecycle.reason().to_string();
+                self.resolve(Goal::Run, Err(reason));
+            }
+            State::Stopped => {
+                self.resolve(Goal::Stop, Ok(()));
+                self.resolve(Goal::Run, Err("stopped before it was running".into()));
+            }
+            _ => {}
+        }
+        if before.name() != after.name() {
+            self.emit(EventKind::StateChanged {
+                from: before.name(),
+                to: after.name(),
+                reason: self.lifecycle.reason().to_string(),
+            });
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let state = self.lifecycle.state();
+        let (started, ready) = match state {
+            State::Running { since, settled, .. } => (Some(*since), *settled),
+            _ => (None, false),
+        };
+        let reason = match (state, &self.waiting_reason) {
+            (State::Waiting, Some(why)) => why.clone(),
+            _ => self.lifecycle.reason().to_string(),
+        };
+        let generation = self.status.borrow().generation + 1;
+        self.status.send_replace(InstanceStatus {
+            name: self.spec.name.clone(),
+            service: self.service.name.clone(),
+            index: self.spec.index,
+            state: state.name(),
+            pid: state.pid(),
+            started,
+            ready,
+            restarts: self.lifecycle.restarts(),
+            last_exit: self.lifecycle.last_exit(),
+            reason,
+            is_task: self.service.kind == Kind::Task,
+            completed: matches!(state, State::Exited { success: true, .. }),
+            generation,
+        });
+        let _ = self.ctx.changes.send(self.spec.name.clone());
+    }
+
+    fn emit(&self, kind: EventKind) {
+        // No receivers is fine: nobody is listening right now.
+        let _ = self.ctx.events.send(Event {
+            at: SystemTime::now(),
+            instance: self.spec.name.clone(),
+            service: self.service.name.clone(),
+            kind,
+        });
+    }
+}
+
+async fn wait_exit(exit: &mut Option<oneshot::Receiver<ExitStatus>>) -> ExitStatus {
+    match exit {
+        Some(receiver) => match receiver.await {
+            Ok(status) => status,
+            // The reaper never drops a sender without sending; if it did, never wake.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A per-instance jitter seed: stable for a name, different between instances.
+fn seed_for(name: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes().chain(std::process::id().to_le_bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+    hash
+}
+
+/// Resolve `user`/`group` once, before any fork. Switching users needs root; running as the
+/// named user already is fine too.
+fn resolve_credentials(service: &ServiceSpec) -> Result<Option<Credentials>, String> {
+    use nix::unistd::{Gid, Group, Uid, User, getgrouplist};
+    use std::ffi::CString;
+    let Some(user_name) = &service.user else {
+        if let Some(group) = &service.group {
+            return Err(format!(
+                "group `{group}` without user is not supported; set `user` too"
+            ));
+        }
+        return Ok(None);
+    };
+    let user = match user_name.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(user_name),
+    }
+    .map_err(|e| format!("looking up user `{user_name}`: {e}"))?
+    .ok_or_else(|| format!("no such user `{user_name}`"))?;
+    let gid = match &service.group {
+        Some(group_name) => match group_name.parse::<u32>() {
+            Ok(gid) => Gid::from_raw(gid),
+            Err(_) => {
+                Group::from_name(group_name)
+                    .map_err(|e| format!("looking up group `{group_name}`: {e}"))?
+                    .ok_or_else(|| format!("no such group `{group_name}`"))?
+                    .gid
+            }
+        },
+        None => user.gid,
+    };
+    let current = Uid::effective();
+    if !current.is_root() {
+        if current == user.uid {
+            return Ok(None);
+        }
+        return Err(format!(
+            "cannot run as `{user_name}`: tend is not running as root"
+        ));
+    }
+    let c_name = CString::new(user.name.clone()).map_err(|e| e.to_string())?;
+    let mut groups: Vec<u32> = getgrouplist(&c_name, gid)
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_else(|_| vec![gid.as_raw()]);
+    if !groups.contains(&gid.as_raw()) {
+        groups.push(gid.as_raw());
+    }
+    Ok(Some(Credentials {
+        uid: user.uid.as_raw(),
+        gid: gid.as_raw(),
+        groups,
+        user: user.name,
+        home: user.dir.to_string_lossy().into_owned(),
+    }))
+}

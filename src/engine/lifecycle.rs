@@ -1,0 +1,938 @@
+//! The state machine of one instance, as a pure function: (state, input, now) → (state, effects).
+//! It never reads a clock, spawns, signals or does I/O; the instance task carries out the
+//! effects. Every timing decision (backoff, restart window, cooldown, stop timeout) lives here.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::model::{BackoffSpec, Kind, RestartPolicy, ServiceSpec};
+use crate::config::signal::Signal;
+use crate::engine::backoff::{self, Jitter};
+
+/// How long to wait after SIGKILL before declaring the tree gone anyway (a process stuck in
+/// uninterruptible sleep cannot be killed any faster, and a stop must end).
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exited with code {code}"),
+            ExitStatus::Signal(number) => match Signal::from_number(*number) {
+                Some(signal) => write!(f, "killed by {signal}"),
+                None => write!(f, "killed by signal {number}"),
+            },
+        }
+    }
+}
+
+/// What happens once a stop has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    Rest,
+    Restart,
+}
+
+/// The state of one instance; each state holds the data that only it has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Stopped,
+    /// Wants to run, held back until its dependencies are satisfied.
+    Waiting,
+    /// A spawn is in flight.
+    Starting,
+    Running {
+        pid: u32,
+        since: Instant,
+        /// Up for at least `min_uptime`: counts as healthy and resets the backoff.
+        settled: bool,
+    },
+    Backoff {
+        until: Instant,
+    },
+    Stopping {
+        /// The leader, until it has exited; afterwards the rest of the tree is awaited.
+        pid: Option<u32>,
+        deadline: Instant,
+        killed: bool,
+        then: AfterStop,
+    },
+    /// Ran to its end and will not be restarted by policy.
+    Exited {
+        status: ExitStatus,
+        success: bool,
+    },
+    /// Too many restarts in the window; leaves by manual start or after `cooldown`.
+    Fatal {
+        retry_at: Option<Instant>,
+    },
+}
+
+impl State {
+    /// The state's name as the CLI and API show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Waiting => "waiting",
+            State::Starting => "starting",
+            State::Running { .. } => "running",
+            State::Backoff { .. } => "backoff",
+            State::Stopping { .. } => "stopping",
+            State::Exited { .. } => "exited",
+            State::Fatal { .. } => "fatal",
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            State::Running { pid, .. } => Some(*pid),
+            State::Stopping { pid, .. } => *pid,
+            _ => None,
+        }
+    }
+}
+
+/// Things that happen to an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Run it. `manual` starts come from a user and also leave `fatal`.
+    Start {
+        manual: bool,
+    },
+    /// Wants to run but its dependencies are not satisfied yet.
+    Wait,
+    Stop,
+    /// Stop if running, then start; bypasses backoff.
+    Restart,
+    /// Force: SIGKILL the whole tree now (a second Ctrl-C).
+    Kill,
+    Spawned {
+        pid: u32,
+    },
+    SpawnFailed {
+        reason: String,
+    },
+    /// The leader process exited.
+    Exited(ExitStatus),
+    /// After the leader exited during a stop, nothing of the tree is left.
+    TreeEmpty,
+    /// A deadline from [`Lifecycle::deadline`] has passed.
+    Tick,
+}
+
+/// Work for the instance task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Spawn,
+    /// Send this signal to the whole tree.
+    SignalTree(Signal),
+    /// SIGKILL the whole tree.
+    KillTree,
+    /// The leader is gone while stopping: report `TreeEmpty` once nothing of the tree is left.
+    AwaitTreeEmpty,
+    /// The leader exited on its own: stop whatever it left behind in its tree before anything
+    /// is started again (no duplicates, no port held by an orphan).
+    StopLeftovers,
+}
+
+/// The restart policy of one instance, copied from its service.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub kind: Kind,
+    pub restart: RestartPolicy,
+    pub exit_codes: Vec<i32>,
+    pub backoff: BackoffSpec,
+    pub min_uptime: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub cooldown: Option<Duration>,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+}
+
+impl Policy {
+    pub fn from_spec(spec: &ServiceSpec) -> Self {
+        Policy {
+            kind: spec.kind,
+            restart: spec.restart,
+            exit_codes: spec.exit_codes.clone(),
+            backoff: spec.backoff.clone(),
+            min_uptime: spec.min_uptime,
+            max_restarts: spec.max_restarts,
+            restart_window: spec.restart_window,
+            cooldown: spec.cooldown,
+            stop_signal: spec.stop_signal,
+            stop_timeout: spec.stop_timeout,
+        }
+    }
+
+    fn is_success(&self, status: ExitStatus) -> bool {
+        matches!(status, ExitStatus::Code(code) if self.exit_codes.contains(&code))
+    }
+}
+
+/// One instance's state plus the history its decisions need.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    pub policy: Policy,
+    state: State,
+    /// Consecutive failed starts since the last settled run; indexes the backoff curve.
+    attempt: u32,
+    /// Times of automatic restarts inside the current window.
+    recent_restarts: VecDeque<Instant>,
+    /// Restarts so far, automatic and manual.
+    restarts: u32,
+    last_exit: Option<ExitStatus>,
+    /// Just left `fatal` by cooldown: one failed start sends it straight back (half-open).
+    probation: bool,
+    /// Why the last transition happened, in words.
+    reason: String,
+    jitter: Jitter,
+}
+
+impl Lifecycle {
+    pub fn new(policy: Policy, jitter_seed: u64) -> Self {
+        Lifecycle {
+            policy,
+            state: State::Stopped,
+            attempt: 0,
+            recent_restarts: VecDeque::new(),
+            restarts: 0,
+            last_exit: None,
+            probation: false,
+            reason: String::new(),
+            jitter: Jitter::new(jitter_seed),
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    pub fn last_exit(&self) -> Option<ExitStatus> {
+        self.last_exit
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// When the next `Tick` is due, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Running {
+                since,
+                settled: false,
+                ..
+            } => Some(*since + self.policy.min_uptime),
+            State::Backoff { until } => Some(*until),
+            State::Stopping { deadline, .. } => Some(*deadline),
+            State::Fatal { retry_at } => *retry_at,
+            _ => None,
+        }
+    }
+
+    /// Apply one input at time `now`; returns the effects to carry out, in order.
+    pub fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        use State::*;
+        let state = std::mem::replace(&mut self.state, Stopped);
+        let (next, effects) = match (state, input) {
+            // Starting from rest.
+            (Stopped | Exited { .. } | Waiting, Input::Start { .. } | Input::Restart) => {
+                self.attempt = 0;
+                self.probation = false;
+                self.recent_restarts.clear();
+                self.reason = "started".into();
+                (Starting, vec![Effect::Spawn])
+            }
+            (Fatal { .. }, Input::Start { manual: true } | Input::Restart) => {
+                self.attempt = 0;
+                self.probation = false;
+                self.recent_restarts.clear();
+                self.reason = "started by request after fatal".into();
+                (Starting, vec![Effect::Spawn])
+            }
+            (Stopped | Exited { .. } | Fatal { .. }, Input::Wait) => {
+                self.reason = "waiting for dependencies".into();
+                (Waiting, vec![])
+            }
+            (Backoff { .. }, Input::Start { .. } | Input::Restart) => {
+                self.reason = "started by request, backoff skipped".into();
+                (Starting, vec![Effect::Spawn])
+            }
+
+            // Spawning.
+            (Starting, Input::Spawned { pid }) => {
+                self.reason = format!("spawned pid {pid}");
+                (
+                    Running {
+                        pid,
+                        since: now,
+                        settled: false,
+                    },
+                    vec![],
+                )
+            }
+            (Starting, Input::SpawnFailed { reason }) => {
+                self.last_exit = None;
+                self.after_failure(now, false, format!("spawn failed: {reason}"))
+            }
+
+            // Running.
+            (
+                Running {
+                    pid,
+                    since,
+                    settled: false,
+                },
+                Input::Tick,
+            ) if now >= since + self.policy.min_uptime => {
+                // Up long enough: the run counts as healthy, so the next crash starts the
+                // backoff curve from the beginning.
+                self.attempt = 0;
+                self.probation = false;
+                self.reason = format!("up for {:?}", self.policy.min_uptime);
+                (
+                    Running {
+                        pid,
+                        since,
+                        settled: true,
+                    },
+                    vec![],
+                )
+            }
+            (Running { pid, .. }, Input::Stop) => {
+                self.reason = "stopped by request".into();
+                (
+                    self.stopping(pid, now, AfterStop::Rest),
+                    vec![Effect::SignalTree(self.policy.stop_signal)],
+                )
+            }
+            (Running { pid, .. }, Input::Restart) => {
+                self.restarts += 1;
+                self.reason = "restarted by request".into();
+                (
+                    self.stopping(pid, now, AfterStop::Restart),
+                    vec![Effect::SignalTree(self.policy.stop_signal)],
+                )
+            }
+            (Running { pid, .. }, Input::Kill) => {
+                self.reason = "killed by request".into();
+                let mut stopping = self.stopping(pid, now, AfterStop::Rest);
+                if let Stopping {
+                    killed, deadline, ..
+                } = &mut stopping
+                {
+                    *killed = true;
+                    *deadline = now + KILL_GRACE;
+                }
+                (stopping, vec![Effect::KillTree])
+            }
+            (Running { since, settled, .. }, Input::Exited(status)) => {
+                self.last_exit = Some(status);
+                let settled = settled || now >= since + self.policy.min_uptime;
+                let success = self.policy.is_success(status);
+                let wanted = match self.policy.restart {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => !success,
+                    RestartPolicy::Never => false,
+                };
+                if wanted {
+                    let (state, mut effects) = self.after_failure(now, settled, status.to_string());
+                    effects.insert(0, Effect::StopLeftovers);
+                    (state, effects)
+                } else {
+                    self.reason = status.to_string();
+                    (Exited { status, success }, vec![Effect::StopLeftovers])
+                }
+            }
+
+            // Backoff and fatal timers.
+            (Backoff { until }, Input::Tick) if now >= until => {
+                self.reason = "restarting after backoff".into();
+                (Starting, vec![Effect::Spawn])
+            }
+            (Fatal { retry_at: Some(at) }, Input::Tick) if now >= at => {
+                // Half-open: one more try; a failed start sends it straight back to fatal.
+                self.probation = true;
+                self.recent_restarts.clear();
+                self.reason = "cooldown over, trying again".into();
+                (Starting, vec![Effect::Spawn])
+            }
+            (Backoff { .. } | Waiting | Fatal { .. } | Exited { .. }, Input::Stop) => {
+                self.reason = "stopped by request".into();
+                (Stopped, vec![])
+            }
+
+            // Stopping.
+            (
+                Stopping {
+                    pid: Some(_),
+                    deadline,
+                    killed,
+                    then,
+                },
+                Input::Exited(status),
+            ) => {
+                self.last_exit = Some(status);
+                (
+                    Stopping {
+                        pid: None,
+                        deadline,
+                        killed,
+                        then,
+                    },
+                    vec![Effect::AwaitTreeEmpty],
+                )
+            }
+            (
+                Stopping {
+                    pid: None, then, ..
+                },
+                Input::TreeEmpty,
+            ) => self.stopped(then),
+            (
+                Stopping {
+                    pid,
+                    killed: false,
+                    then,
+                    deadline,
+                },
+                Input::Tick,
+            ) if now >= deadline => {
+                self.reason = format!(
+                    "did not stop within {:?}, sent SIGKILL",
+                    self.policy.stop_timeout
+                );
+                (
+                    Stopping {
+                        pid,
+                        deadline: now + KILL_GRACE,
+                        killed: true,
+                        then,
+                    },
+                    vec![Effect::KillTree],
+                )
+            }
+            (
+                Stopping {
+                    pid,
+                    killed: false,
+                    then,
+                    ..
+                },
+                Input::Kill,
+            ) => {
+                self.reason = "killed by request".into();
+                (
+                    Stopping {
+                        pid,
+                        deadline: now + KILL_GRACE,
+                        killed: true,
+                        then,
+                    },
+                    vec![Effect::KillTree],
+                )
+            }
+            (
+                Stopping {
+                    pid: _,
+                    killed: true,
+                    deadline,
+                    then,
+                },
+                Input::Tick,
+            ) if now >= deadline => {
+                // Something in the tree survived SIGKILL (uninterruptible sleep); the stop must
+                // still end, and the leftovers are reported.
+                let (state, effects) = self.stopped(then);
+                self.reason = "processes survived SIGKILL; giving up waiting".into();
+                (state, effects)
+            }
+            (
+                Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    ..
+                },
+                Input::Stop,
+            ) => (
+                Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    then: AfterStop::Rest,
+                },
+                vec![],
+            ),
+            (
+                Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    ..
+                },
+                Input::Start { .. } | Input::Restart,
+            ) => (
+                Stopping {
+                    pid,
+                    deadline,
+                    killed,
+                    then: AfterStop::Restart,
+                },
+                vec![],
+            ),
+
+            // Everything else leaves the state as it is: a start of a running instance, a
+            // stale tick, a stop of a stopped one.
+            (state, _) => (state, vec![]),
+        };
+        self.state = next;
+        effects
+    }
+
+    fn stopping(&self, pid: u32, now: Instant, then: AfterStop) -> State {
+        State::Stopping {
+            pid: Some(pid),
+            deadline: now + self.policy.stop_timeout,
+            killed: false,
+            then,
+        }
+    }
+
+    fn stopped(&mut self, then: AfterStop) -> (State, Vec<Effect>) {
+        match then {
+            AfterStop::Rest => (State::Stopped, vec![]),
+            AfterStop::Restart => {
+                self.attempt = 0;
+                (State::Starting, vec![Effect::Spawn])
+            }
+        }
+    }
+
+    /// An unwanted end of a run (or a failed spawn): back off and restart, or give up.
+    fn after_failure(&mut self, now: Instant, settled: bool, what: String) -> (State, Vec<Effect>) {
+        if self.policy.restart == RestartPolicy::Never && self.last_exit.is_none() {
+            self.reason = what;
+            return (State::Fatal { retry_at: None }, vec![]);
+        }
+        if self.probation && !settled {
+            self.reason = format!("{what}; failed again after cooldown");
+            return (self.fatal(now), vec![]);
+        }
+        let window_start = now.checked_sub(self.policy.restart_window);
+        while let Some(first) = self.recent_restarts.front() {
+            if window_start.is_some_and(|start| *first < start) {
+                self.recent_restarts.pop_front();
+            } else {
+                break;
+            }
+        }
+        if self.recent_restarts.len() as u32 >= self.policy.max_restarts {
+            self.reason = format!(
+                "{what}; {} restarts within {:?}, giving up",
+                self.recent_restarts.len(),
+                self.policy.restart_window
+            );
+            return (self.fatal(now), vec![]);
+        }
+        if settled {
+            self.attempt = 0;
+        }
+        let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
+        self.attempt = self.attempt.saturating_add(1);
+        self.recent_restarts.push_back(now);
+        self.restarts += 1;
+        if delay.is_zero() {
+            self.reason = format!("{what}; restarting");
+            (State::Starting, vec![Effect::Spawn])
+        } else {
+            self.reason = format!("{what}; restarting in {delay:?}");
+            (State::Backoff { until: now + delay }, vec![])
+        }
+    }
+
+    fn fatal(&self, now: Instant) -> State {
+        State::Fatal {
+            retry_at: self.policy.cooldown.map(|c| now + c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            kind: Kind::Service,
+            restart: RestartPolicy::Always,
+            exit_codes: vec![0],
+            backoff: BackoffSpec {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+                factor: 2.0,
+                jitter: 0.0,
+            },
+            min_uptime: Duration::from_secs(1),
+            max_restarts: 3,
+            restart_window: Duration::from_secs(60),
+            cooldown: None,
+            stop_signal: Signal::Term,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Drives a lifecycle through a script of (seconds since t0, input) and checks what follows.
+    struct Script {
+        lc: Lifecycle,
+        t0: Instant,
+    }
+
+    impl Script {
+        fn new(policy: Policy) -> Self {
+            Script {
+                lc: Lifecycle::new(policy, 1),
+                t0: Instant::now(),
+            }
+        }
+        fn at(&self, secs: f64) -> Instant {
+            self.t0 + Duration::from_secs_f64(secs)
+        }
+        fn step(&mut self, secs: f64, input: Input) -> Vec<Effect> {
+            self.lc.step(input, self.at(secs))
+        }
+        fn state(&self) -> &'static str {
+            self.lc.state().name()
+        }
+        /// Start, spawn, and crash after `uptime` seconds, starting at `secs`.
+        fn crash(&mut self, secs: f64, uptime: f64) -> Vec<Effect> {
+            if self.state() != "starting" {
+                self.step(secs, Input::Start { manual: false });
+            }
+            self.step(secs, Input::Spawned { pid: 100 });
+            self.step(secs + uptime, Input::Exited(ExitStatus::Code(1)))
+        }
+    }
+
+    #[test]
+    fn start_spawns_and_settles_after_min_uptime() {
+        let mut s = Script::new(policy());
+        assert_eq!(
+            s.step(0.0, Input::Start { manual: true }),
+            vec![Effect::Spawn]
+        );
+        assert_eq!(s.state(), "starting");
+        s.step(0.0, Input::Spawned { pid: 42 });
+        assert_eq!(s.lc.deadline(), Some(s.at(1.0)));
+        s.step(0.5, Input::Tick);
+        assert!(matches!(
+            s.lc.state(),
+            State::Running { settled: false, .. }
+        ));
+        s.step(1.0, Input::Tick);
+        assert!(matches!(
+            s.lc.state(),
+            State::Running {
+                pid: 42,
+                settled: true,
+                ..
+            }
+        ));
+        assert_eq!(s.lc.deadline(), None, "a settled instance needs no timer");
+    }
+
+    #[test]
+    fn crashes_back_off_exponentially_then_go_fatal() {
+        let mut s = Script::new(policy());
+        // Each run dies after 0.1 s: failed starts. Delays 1, 2, 4 s; the fourth crash is
+        // past max_restarts = 3.
+        let mut t = 0.0;
+        let mut delays = vec![];
+        for _ in 0..3 {
+            let effects = s.crash(t, 0.1);
+            assert_eq!(effects, vec![Effect::StopLeftovers]);
+            let State::Backoff { until } = *s.lc.state() else {
+                panic!("{:?}", s.lc.state())
+            };
+            let delay = until - s.at(t + 0.1);
+            delays.push(delay.as_secs_f64());
+            t = (until - s.t0).as_secs_f64();
+            assert_eq!(s.step(t, Input::Tick), vec![Effect::Spawn]);
+        }
+        assert_eq!(delays, [1.0, 2.0, 4.0]);
+        s.crash(t, 0.1);
+        assert_eq!(s.state(), "fatal");
+        assert_eq!(
+            s.lc.deadline(),
+            None,
+            "no cooldown: fatal until a manual start"
+        );
+        assert!(s.lc.reason().contains("giving up"), "{}", s.lc.reason());
+        assert_eq!(s.lc.restarts(), 3);
+        // An automatic start does not leave fatal; a manual one does.
+        assert_eq!(s.step(t + 1.0, Input::Start { manual: false }), vec![]);
+        assert_eq!(s.state(), "fatal");
+        assert_eq!(
+            s.step(t + 1.0, Input::Start { manual: true }),
+            vec![Effect::Spawn]
+        );
+    }
+
+    #[test]
+    fn backoff_resets_after_a_settled_run() {
+        let mut s = Script::new(policy());
+        s.crash(0.0, 0.1); // delay 1
+        s.step(1.1, Input::Tick);
+        s.crash(1.1, 0.1); // delay 2
+        let State::Backoff { until } = *s.lc.state() else {
+            panic!()
+        };
+        assert_eq!(until, s.at(3.2));
+        s.step(3.2, Input::Tick);
+        s.step(3.2, Input::Spawned { pid: 7 });
+        s.step(4.2, Input::Tick); // settled
+        s.step(10.0, Input::Exited(ExitStatus::Signal(libc::SIGSEGV)));
+        let State::Backoff { until } = *s.lc.state() else {
+            panic!()
+        };
+        assert_eq!(until, s.at(11.0), "back to the initial delay");
+    }
+
+    #[test]
+    fn settled_without_tick_still_resets() {
+        // The exit may be handled before the min_uptime tick was processed.
+        let mut s = Script::new(policy());
+        s.crash(0.0, 0.1);
+        s.step(1.1, Input::Tick);
+        s.crash(1.1, 5.0);
+        let State::Backoff { until } = *s.lc.state() else {
+            panic!()
+        };
+        assert_eq!(until, s.at(7.1));
+    }
+
+    #[test]
+    fn restart_window_forgets_old_restarts() {
+        let mut s = Script::new(Policy {
+            max_restarts: 2,
+            ..policy()
+        });
+        s.crash(0.0, 0.1);
+        s.step(1.1, Input::Tick);
+        s.crash(1.1, 0.1);
+        let State::Backoff { until } = *s.lc.state() else {
+            panic!()
+        };
+        // Long after the window, the two earlier restarts no longer count.
+        s.step((until - s.t0).as_secs_f64(), Input::Tick);
+        s.crash(100.0, 0.1);
+        assert_eq!(s.state(), "backoff");
+    }
+
+    #[test]
+    fn cooldown_retries_half_open() {
+        let mut s = Script::new(Policy {
+            max_restarts: 0,
+            cooldown: Some(Duration::from_secs(300)),
+            ..policy()
+        });
+        s.crash(0.0, 0.1);
+        assert_eq!(s.state(), "fatal");
+        assert_eq!(s.lc.deadline(), Some(s.at(300.1)));
+        assert_eq!(s.step(200.0, Input::Tick), vec![]);
+        assert_eq!(s.step(300.1, Input::Tick), vec![Effect::Spawn]);
+        // Fails again at once: straight back to fatal, with a fresh cooldown.
+        s.step(300.1, Input::Spawned { pid: 9 });
+        s.step(300.2, Input::Exited(ExitStatus::Code(3)));
+        assert_eq!(s.state(), "fatal");
+        assert_eq!(s.lc.deadline(), Some(s.at(600.2)));
+        // This time it survives min_uptime: probation ends.
+        s.step(600.2, Input::Tick);
+        s.step(600.2, Input::Spawned { pid: 10 });
+        s.step(601.2, Input::Tick);
+        assert!(matches!(s.lc.state(), State::Running { settled: true, .. }));
+    }
+
+    #[test]
+    fn restart_policies_decide_on_exit_codes() {
+        let cases = [
+            (RestartPolicy::Always, 0, "backoff"),
+            (RestartPolicy::Always, 1, "backoff"),
+            (RestartPolicy::OnFailure, 0, "exited"),
+            (RestartPolicy::OnFailure, 3, "exited"), // 3 is in exit_codes below
+            (RestartPolicy::OnFailure, 1, "backoff"),
+            (RestartPolicy::Never, 1, "exited"),
+            (RestartPolicy::Never, 0, "exited"),
+        ];
+        for (restart, code, expected) in cases {
+            let mut s = Script::new(Policy {
+                restart,
+                exit_codes: vec![0, 3],
+                ..policy()
+            });
+            s.step(0.0, Input::Start { manual: true });
+            s.step(0.0, Input::Spawned { pid: 1 });
+            s.step(5.0, Input::Exited(ExitStatus::Code(code)));
+            assert_eq!(s.state(), expected, "{restart:?} with code {code}");
+            if let State::Exited { success, .. } = s.lc.state() {
+                assert_eq!(*success, code == 0 || code == 3);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_backoff_respawns_immediately() {
+        let zero = BackoffSpec {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            factor: 2.0,
+            jitter: 0.1,
+        };
+        let mut s = Script::new(Policy {
+            backoff: zero,
+            max_restarts: 100,
+            ..policy()
+        });
+        s.step(0.0, Input::Start { manual: true });
+        for i in 0..50 {
+            s.step(i as f64, Input::Spawned { pid: 5 });
+            let effects = s.step(i as f64 + 0.01, Input::Exited(ExitStatus::Signal(9)));
+            assert_eq!(effects, vec![Effect::StopLeftovers, Effect::Spawn]);
+            assert_eq!(s.state(), "starting");
+        }
+        assert_eq!(s.lc.restarts(), 50);
+    }
+
+    #[test]
+    fn spawn_failure_counts_as_a_failed_start() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(
+            0.0,
+            Input::SpawnFailed {
+                reason: "No such file".into(),
+            },
+        );
+        assert_eq!(s.state(), "backoff");
+        assert!(s.lc.reason().contains("spawn failed: No such file"));
+        assert_eq!(s.lc.last_exit(), None);
+        // restart = never: a spawn failure is fatal, there is nothing to wait for.
+        let mut s = Script::new(Policy {
+            restart: RestartPolicy::Never,
+            ..policy()
+        });
+        s.step(0.0, Input::Start { manual: true });
+        s.step(
+            0.0,
+            Input::SpawnFailed {
+                reason: "denied".into(),
+            },
+        );
+        assert_eq!(s.state(), "fatal");
+    }
+
+    #[test]
+    fn stop_signals_then_kills_after_the_timeout() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        assert_eq!(
+            s.step(2.0, Input::Stop),
+            vec![Effect::SignalTree(Signal::Term)]
+        );
+        assert_eq!(s.lc.deadline(), Some(s.at(12.0)));
+        assert_eq!(s.step(12.0, Input::Tick), vec![Effect::KillTree]);
+        assert_eq!(
+            s.step(12.1, Input::Exited(ExitStatus::Signal(9))),
+            vec![Effect::AwaitTreeEmpty]
+        );
+        assert_eq!(s.state(), "stopping");
+        assert_eq!(s.step(12.2, Input::TreeEmpty), vec![]);
+        assert_eq!(s.state(), "stopped");
+        assert_eq!(s.lc.last_exit(), Some(ExitStatus::Signal(9)));
+    }
+
+    #[test]
+    fn stop_gives_up_on_unkillable_leftovers() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        s.step(1.0, Input::Stop);
+        s.step(1.5, Input::Exited(ExitStatus::Code(0)));
+        s.step(11.0, Input::Tick);
+        assert_eq!(s.lc.deadline(), Some(s.at(11.0) + KILL_GRACE));
+        s.step(16.0, Input::Tick);
+        assert_eq!(s.state(), "stopped");
+        assert!(s.lc.reason().contains("survived"));
+    }
+
+    #[test]
+    fn restart_stops_then_spawns_without_backoff() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        s.step(5.0, Input::Restart);
+        s.step(5.1, Input::Exited(ExitStatus::Signal(15)));
+        assert_eq!(s.step(5.1, Input::TreeEmpty), vec![Effect::Spawn]);
+        assert_eq!(s.lc.restarts(), 1);
+        // Restart during backoff skips the wait.
+        s.step(5.1, Input::Spawned { pid: 12 });
+        s.step(5.2, Input::Exited(ExitStatus::Code(1)));
+        assert_eq!(s.state(), "backoff");
+        assert_eq!(s.step(5.3, Input::Restart), vec![Effect::Spawn]);
+    }
+
+    #[test]
+    fn stop_leaves_backoff_waiting_and_fatal() {
+        for setup in [Input::Wait, Input::Start { manual: true }] {
+            let mut s = Script::new(Policy {
+                max_restarts: 0,
+                ..policy()
+            });
+            s.step(0.0, setup.clone());
+            if s.state() == "starting" {
+                s.step(0.0, Input::Spawned { pid: 1 });
+                s.step(0.1, Input::Exited(ExitStatus::Code(1)));
+                assert_eq!(s.state(), "fatal");
+            } else {
+                assert_eq!(s.state(), "waiting");
+            }
+            s.step(1.0, Input::Stop);
+            assert_eq!(s.state(), "stopped");
+        }
+    }
+
+    #[test]
+    fn stale_inputs_change_nothing() {
+        let mut s = Script::new(policy());
+        assert_eq!(s.step(0.0, Input::Tick), vec![]);
+        assert_eq!(s.step(0.0, Input::Stop), vec![]);
+        assert_eq!(s.step(0.0, Input::Exited(ExitStatus::Code(0))), vec![]);
+        assert_eq!(s.state(), "stopped");
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 3 });
+        assert_eq!(s.step(0.1, Input::Start { manual: true }), vec![]);
+        // An early tick (timer raced with a restart) does nothing.
+        assert_eq!(s.step(0.2, Input::Tick), vec![]);
+        assert!(matches!(
+            s.lc.state(),
+            State::Running { settled: false, .. }
+        ));
+    }
+}

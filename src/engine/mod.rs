@@ -1,0 +1,167 @@
+//! The supervisor: the only part of tend that spawns, signals or waits on processes.
+//! Commands come in through [`EngineHandle`] (channels to the supervisor actor, which owns one
+//! task per instance); everything observable goes out on one broadcast of [`Event`]s.
+
+pub mod backoff;
+pub mod command;
+pub mod event;
+pub mod instance;
+pub mod lifecycle;
+pub mod spawn;
+pub mod supervisor;
+pub mod tree;
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::model::Manifest;
+use crate::config::signal::Signal;
+use crate::logs::LogSink;
+use command::{Outcomes, SupervisorCommand, UnknownTarget};
+use event::{Event, InstanceStatus};
+use instance::InstanceContext;
+use spawn::{ProcessTable, Spawner};
+use supervisor::Supervisor;
+use tree::Containment;
+
+/// Events buffered per subscriber; a slower subscriber misses the oldest (and is told so).
+const EVENT_BUFFER: usize = 4096;
+
+/// The engine has stopped and can answer no more requests.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineGone;
+
+/// What the engine needs from the daemon that builds it.
+pub struct EngineOptions {
+    pub containment: Arc<Containment>,
+    pub logs: LogSink,
+}
+
+/// The way in: cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<SupervisorCommand>,
+    events: broadcast::Sender<Event>,
+    processes: ProcessTable,
+}
+
+/// Start the engine inside the current tokio runtime: the reaper, the spawner thread, the
+/// supervisor and one task per instance. Nothing is started until asked.
+pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHandle> {
+    // The SIGCHLD stream must exist before the first spawn, or an early exit goes unnoticed.
+    let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    let table = ProcessTable::default();
+    tokio::spawn(spawn::reap_forever(table.clone(), sigchld));
+    let spawner = Spawner::start(table.clone())?;
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let ctx = InstanceContext {
+        spawner,
+        containment: options.containment,
+        events: events.clone(),
+        changes: changes_tx,
+        logs: options.logs,
+        base_dir: manifest.base_dir(),
+    };
+    let supervisor = Supervisor::new(Arc::new(manifest), ctx);
+    let (commands, inbox) = mpsc::unbounded_channel();
+    tokio::spawn(supervisor.run(inbox, changes_rx));
+    Ok(EngineHandle {
+        commands,
+        events,
+        processes: table,
+    })
+}
+
+impl EngineHandle {
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Whether a pid is a child tend spawned and has not reaped yet.
+    pub fn is_own_child(&self, pid: u32) -> bool {
+        self.processes.is_ours(pid)
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> SupervisorCommand,
+    ) -> Result<T, EngineGone> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).map_err(|_| EngineGone)?;
+        answer.await.map_err(|_| EngineGone)
+    }
+
+    pub async fn status(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Vec<InstanceStatus>, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Status { targets, reply })
+            .await
+    }
+
+    pub async fn start(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Start { targets, reply })
+            .await
+    }
+
+    pub async fn stop(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Stop { targets, reply })
+            .await
+    }
+
+    pub async fn restart(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Restart { targets, reply })
+            .await
+    }
+
+    pub async fn signal(
+        &self,
+        signal: Signal,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Signal {
+            signal,
+            targets,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn wait_settled(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::WaitSettled { targets, reply })
+            .await
+    }
+
+    /// Start the autostart services (or the named services, with their dependencies).
+    pub async fn start_initial(&self, services: Vec<String>) -> Result<(), EngineGone> {
+        self.ask(|reply| SupervisorCommand::StartInitial { services, reply })
+            .await
+    }
+
+    /// Stop everything in order; returns once all is stopped.
+    pub async fn shutdown(&self) -> Result<(), EngineGone> {
+        self.ask(|reply| SupervisorCommand::Shutdown { reply })
+            .await
+    }
+
+    /// SIGKILL every instance's tree now (does not wait).
+    pub fn kill(&self) {
+        let _ = self.commands.send(SupervisorCommand::Kill);
+    }
+}

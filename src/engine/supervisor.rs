@@ -1,0 +1,616 @@
+//! The top-level actor: owns every instance task, resolves targets, gates starts on
+//! dependencies, and orders stops (dependents first, then by priority). It reacts to status
+//! changes reported by the instances; it never blocks on one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::model::{Condition, Manifest, ServiceSpec};
+use crate::engine::command::{
+    InstanceCommand, Outcome, Outcomes, SupervisorCommand, UnknownTarget,
+};
+use crate::engine::event::InstanceStatus;
+use crate::engine::instance::{InstanceContext, InstanceTask};
+
+struct Handle {
+    service: Arc<ServiceSpec>,
+    commands: mpsc::UnboundedSender<InstanceCommand>,
+    status: watch::Receiver<InstanceStatus>,
+    /// The status generation when a start was last sent: until the instance publishes a newer
+    /// one, its old state (stopped, exited) must not be read as a failure.
+    start_sent: Option<u64>,
+}
+
+impl Handle {
+    fn send(&self, command: InstanceCommand) {
+        // A closed channel means the instance task ended with the engine; nothing to do.
+        let _ = self.commands.send(command);
+    }
+
+    fn state(&self) -> &'static str {
+        self.status.borrow().state
+    }
+
+    fn start_in_flight(&self) -> bool {
+        self.start_sent == Some(self.status.borrow().generation)
+    }
+}
+
+/// An ordered stop in progress.
+struct StopPlan {
+    instances: Vec<String>,
+    signalled: HashSet<String>,
+    replies: Vec<(String, oneshot::Receiver<Outcome>)>,
+    done: Option<oneshot::Sender<Outcomes>>,
+}
+
+struct SettleWaiter {
+    instances: Vec<String>,
+    reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+}
+
+pub struct Supervisor {
+    manifest: Arc<Manifest>,
+    /// Instance names in start order: dependencies first, then priority, then file order.
+    order: Vec<String>,
+    instances: HashMap<String, Handle>,
+    /// For each service, the services that must stop before it (its dependents, transitively,
+    /// and independent services of higher priority that start after it).
+    stop_after: HashMap<String, HashSet<String>>,
+    /// Instances asked to start that have not been sent their start yet (held for dependencies).
+    to_start: BTreeMap<String, StartRequest>,
+    stop_plans: Vec<StopPlan>,
+    settle_waiters: Vec<SettleWaiter>,
+    shutting_down: bool,
+    shutdown_replies: Vec<oneshot::Sender<()>>,
+}
+
+struct StartRequest {
+    manual: bool,
+    reply: Option<oneshot::Sender<Outcome>>,
+    /// The last reason sent with `Wait`, so it is sent again only when it changes.
+    told: Option<String>,
+}
+
+impl Supervisor {
+    pub fn new(manifest: Arc<Manifest>, ctx: InstanceContext) -> Supervisor {
+        let service_order = crate::config::start_order(&manifest);
+        let mut order = Vec::new();
+        let mut instances = HashMap::new();
+        for name in &service_order {
+            let spec = Arc::new(
+                manifest
+                    .service(name)
+                    .expect("UNWRAP: start_order lists manifest services")
+                    .clone(),
+            );
+            for index in 0..spec.instances {
+                let (task, status) = InstanceTask::new(spec.clone(), index, ctx.clone());
+                let (commands, inbox) = mpsc::unbounded_channel();
+                tokio::spawn(task.run(inbox));
+                let instance_name = spec.instance_name(index);
+                order.push(instance_name.clone());
+                instances.insert(
+                    instance_name,
+                    Handle {
+                        service: spec.clone(),
+                        commands,
+                        status,
+                        start_sent: None,
+                    },
+                );
+            }
+        }
+        let stop_after = stop_constraints(&manifest, &service_order);
+        Supervisor {
+            manifest,
+            order,
+            instances,
+            stop_after,
+            to_start: BTreeMap::new(),
+            stop_plans: Vec::new(),
+            settle_waiters: Vec::new(),
+            shutting_down: false,
+            shutdown_replies: Vec::new(),
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<SupervisorCommand>,
+        mut changes: mpsc::UnboundedReceiver<String>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break,
+                },
+                Some(_) = changes.recv() => {
+                    // Coalesce a burst of changes into one evaluation.
+                    while changes.try_recv().is_ok() {}
+                }
+            }
+            self.evaluate();
+        }
+    }
+
+    fn command(&mut self, command: SupervisorCommand) {
+        match command {
+            SupervisorCommand::Status { targets, reply } => {
+                let result = self.resolve(&targets).map(|names| {
+                    names
+                        .iter()
+                        .map(|n| self.instances[n].status.borrow().clone())
+                        .collect()
+                });
+                let _ = reply.send(result);
+            }
+            SupervisorCommand::Start { targets, reply } => match self.resolve(&targets) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let receivers = self.request_start(&names, true);
+                    tokio::spawn(collect(receivers, reply));
+                }
+            },
+            SupervisorCommand::Stop { targets, reply } => match self.resolve(&targets) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let (done, answer) = oneshot::channel();
+                    self.plan_stop(names, Some(done));
+                    tokio::spawn(async move {
+                        let _ = reply.send(Ok(answer.await.unwrap_or_default()));
+                    });
+                }
+            },
+            SupervisorCommand::Restart { targets, reply } => match self.resolve(&targets) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let mut receivers = Vec::new();
+                    for name in names {
+                        let (tx, rx) = oneshot::channel();
+                        self.to_start.remove(&name);
+                        self.instances[&name].send(InstanceCommand::Restart { reply: Some(tx) });
+                        receivers.push((name, rx));
+                    }
+                    tokio::spawn(collect(receivers, reply));
+                }
+            },
+            SupervisorCommand::Signal {
+                signal,
+                targets,
+                reply,
+            } => match self.resolve(&targets) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let mut receivers = Vec::new();
+                    for name in names {
+                        let (tx, rx) = oneshot::channel();
+                        self.instances[&name].send(InstanceCommand::Signal { signal, reply: tx });
+                        receivers.push((name, rx));
+                    }
+                    tokio::spawn(collect(receivers, reply));
+                }
+            },
+            SupervisorCommand::WaitSettled { targets, reply } => match self.resolve(&targets) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(instances) => self.settle_waiters.push(SettleWaiter { instances, reply }),
+            },
+            SupervisorCommand::StartInitial { services, reply } => {
+                self.start_initial(&services);
+                let _ = reply.send(());
+            }
+            SupervisorCommand::Shutdown { reply } => {
+                self.shutting_down = true;
+                self.to_start.clear();
+                self.shutdown_replies.push(reply);
+                let all = self.order.clone();
+                self.plan_stop(all, None);
+            }
+            SupervisorCommand::Kill => {
+                self.to_start.clear();
+                for handle in self.instances.values() {
+                    handle.send(InstanceCommand::Kill);
+                }
+            }
+        }
+    }
+
+    /// Instance names for targets, in start order, without duplicates.
+    fn resolve(&self, targets: &[String]) -> Result<Vec<String>, UnknownTarget> {
+        if targets.is_empty() || targets.iter().any(|t| t == "all") {
+            return Ok(self.order.clone());
+        }
+        let mut wanted = HashSet::new();
+        for target in targets {
+            let mut found = false;
+            if self.instances.contains_key(target) {
+                wanted.insert(target.clone());
+                found = true;
+            }
+            for (name, handle) in &self.instances {
+                if handle.service.name == *target
+                    || handle.service.groups.iter().any(|g| g == target)
+                {
+                    wanted.insert(name.clone());
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(UnknownTarget(target.clone()));
+            }
+        }
+        Ok(self
+            .order
+            .iter()
+            .filter(|n| wanted.contains(*n))
+            .cloned()
+            .collect())
+    }
+
+    /// Ask instances (and, transitively, their dependencies) to start; returns the reply
+    /// channels of the named instances.
+    pub fn request_start(
+        &mut self,
+        names: &[String],
+        manual: bool,
+    ) -> Vec<(String, oneshot::Receiver<Outcome>)> {
+        if self.shutting_down {
+            return names
+                .iter()
+                .map(|n| {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(Err("tend is shutting down".into()));
+                    (n.clone(), rx)
+                })
+                .collect();
+        }
+        let mut receivers = Vec::new();
+        for name in names {
+            let (tx, rx) = oneshot::channel();
+            self.to_start.insert(
+                name.clone(),
+                StartRequest {
+                    manual,
+                    reply: Some(tx),
+                    told: None,
+                },
+            );
+            receivers.push((name.clone(), rx));
+        }
+        // Dependencies that are not running yet are started too (like systemd's Requires=).
+        let mut services: Vec<String> = names
+            .iter()
+            .map(|n| self.instances[n].service.name.clone())
+            .collect();
+        let mut seen: HashSet<String> = services.iter().cloned().collect();
+        while let Some(service) = services.pop() {
+            let spec = self
+                .manifest
+                .service(&service)
+                .expect("UNWRAP: instances come from the manifest");
+            for dep in &spec.depends_on {
+                if seen.insert(dep.service.clone()) {
+                    services.push(dep.service.clone());
+                }
+                for name in &self.order {
+                    let handle = &self.instances[name];
+                    let idle = matches!(handle.state(), "stopped" | "exited" | "fatal");
+                    let satisfied_task = dep.condition == Condition::Completed
+                        && is_completed(&handle.status.borrow());
+                    if handle.service.name == dep.service
+                        && idle
+                        && !satisfied_task
+                        && !self.to_start.contains_key(name)
+                    {
+                        self.to_start.insert(
+                            name.clone(),
+                            StartRequest {
+                                manual: false,
+                                reply: None,
+                                told: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        receivers
+    }
+
+    /// Autostart: every instance of every autostart service (or of the named services).
+    pub fn start_initial(&mut self, services: &[String]) {
+        let names: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| {
+                let spec = &self.instances[*n].service;
+                if services.is_empty() {
+                    spec.autostart
+                } else {
+                    services.contains(&spec.name)
+                }
+            })
+            .cloned()
+            .collect();
+        let _ = self.request_start(&names, false);
+    }
+
+    /// Whether the dependencies of `name` hold; Err(reason, blocked) when they do not.
+    fn dependencies(&self, name: &str) -> Result<(), (String, bool)> {
+        let spec = &self.instances[name].service;
+        for dep in &spec.depends_on {
+            for (other, handle) in &self.instances {
+                if handle.service.name != dep.service {
+                    continue;
+                }
+                let status = handle.status.borrow();
+                let holds = match dep.condition {
+                    Condition::Started => status.state == "running",
+                    Condition::Healthy => status.state == "running" && status.ready,
+                    Condition::Completed => is_completed(&status),
+                };
+                if holds {
+                    continue;
+                }
+                let pending = self.to_start.contains_key(other) || handle.start_in_flight();
+                let failed = match status.state {
+                    "fatal" | "exited" | "stopped" => !pending,
+                    _ => false,
+                };
+                let wanted = match dep.condition {
+                    Condition::Started => "started",
+                    Condition::Healthy => "healthy",
+                    Condition::Completed => "completed",
+                };
+                let why = if failed {
+                    format!(
+                        "waiting for {} ({wanted}): it is {}",
+                        dep.service,
+                        describe(&status)
+                    )
+                } else {
+                    format!("waiting for {} ({wanted})", dep.service)
+                };
+                return Err((why, failed));
+            }
+        }
+        Ok(())
+    }
+
+    /// React to the current state of every instance: release starts whose dependencies hold,
+    /// advance ordered stops, answer settled waiters.
+    fn evaluate(&mut self) {
+        let names: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.to_start.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in names {
+            match self.dependencies(&name) {
+                Ok(()) => {
+                    let request = self
+                        .to_start
+                        .remove(&name)
+                        .expect("UNWRAP: listed just above");
+                    let handle = self
+                        .instances
+                        .get_mut(&name)
+                        .expect("UNWRAP: to_start holds known names");
+                    handle.start_sent = Some(handle.status.borrow().generation);
+                    handle.send(InstanceCommand::Start {
+                        manual: request.manual,
+                        reply: request.reply,
+                    });
+                }
+                Err((reason, blocked)) => {
+                    let request = self
+                        .to_start
+                        .get_mut(&name)
+                        .expect("UNWRAP: listed just above");
+                    if request.told.as_deref() != Some(reason.as_str()) {
+                        request.told = Some(reason.clone());
+                        let reply = request.reply.take();
+                        self.instances[&name].send(InstanceCommand::Wait {
+                            reason,
+                            blocked,
+                            reply,
+                        });
+                    }
+                }
+            }
+        }
+        self.advance_stops();
+        self.answer_settled();
+    }
+
+    fn plan_stop(&mut self, names: Vec<String>, done: Option<oneshot::Sender<Outcomes>>) {
+        for name in &names {
+            self.to_start.remove(name);
+        }
+        // Stop in reverse start order.
+        let instances: Vec<String> = names.into_iter().rev().collect();
+        self.stop_plans.push(StopPlan {
+            instances,
+            signalled: HashSet::new(),
+            replies: Vec::new(),
+            done,
+        });
+    }
+
+    fn advance_stops(&mut self) {
+        let plans = std::mem::take(&mut self.stop_plans);
+        for mut plan in plans {
+            let members: HashSet<&String> = plan.instances.iter().collect();
+            for name in &plan.instances {
+                if plan.signalled.contains(name) {
+                    continue;
+                }
+                let service = &self.instances[name].service.name;
+                let must_wait = self.stop_after.get(service).is_some_and(|after| {
+                    members.iter().any(|other| {
+                        let handle = &self.instances[*other];
+                        after.contains(&handle.service.name) && handle.state() != "stopped"
+                    })
+                });
+                if !must_wait {
+                    let (tx, rx) = oneshot::channel();
+                    self.instances[name].send(InstanceCommand::Stop { reply: Some(tx) });
+                    plan.replies.push((name.clone(), rx));
+                    plan.signalled.insert(name.clone());
+                }
+            }
+            let finished = plan.signalled.len() == plan.instances.len()
+                && plan
+                    .instances
+                    .iter()
+                    .all(|n| self.instances[n].state() == "stopped");
+            if !finished {
+                self.stop_plans.push(plan);
+                continue;
+            }
+            if let Some(done) = plan.done.take() {
+                let replies = std::mem::take(&mut plan.replies);
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for (name, rx) in replies.into_iter().rev() {
+                        outcomes.push((name, rx.await.unwrap_or(Ok(()))));
+                    }
+                    let _ = done.send(outcomes);
+                });
+            }
+        }
+        if self.shutting_down
+            && self.stop_plans.is_empty()
+            && self
+                .order
+                .iter()
+                .all(|n| self.instances[n].state() == "stopped")
+        {
+            for reply in self.shutdown_replies.drain(..) {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn answer_settled(&mut self) {
+        let waiters = std::mem::take(&mut self.settle_waiters);
+        for waiter in waiters {
+            let mut outcomes = Vec::new();
+            let mut settled = true;
+            for name in &waiter.instances {
+                let status = self.instances[name].status.borrow().clone();
+                let blocked = self
+                    .to_start
+                    .get(name)
+                    .and_then(|_| self.dependencies(name).err())
+                    .filter(|(_, b)| *b);
+                let outcome = match status.state {
+                    "running" => Ok(()),
+                    "exited" if is_completed(&status) => Ok(()),
+                    "exited" | "fatal" | "backoff" => {
+                        Err(format!("{}: {}", status.state, status.reason))
+                    }
+                    "stopped" if !self.to_start.contains_key(name) => Ok(()),
+                    "waiting" | "stopped" => match blocked {
+                        Some((why, _)) => Err(why),
+                        None => {
+                            settled = false;
+                            Ok(())
+                        }
+                    },
+                    _ => {
+                        settled = false;
+                        Ok(())
+                    }
+                };
+                outcomes.push((name.clone(), outcome));
+            }
+            if settled {
+                let _ = waiter.reply.send(Ok(outcomes));
+            } else {
+                self.settle_waiters.push(waiter);
+            }
+        }
+    }
+}
+
+fn is_completed(status: &InstanceStatus) -> bool {
+    status.state == "exited" && status.completed
+}
+
+fn describe(status: &InstanceStatus) -> String {
+    if status.reason.is_empty() {
+        status.state.to_string()
+    } else {
+        format!("{} ({})", status.state, status.reason)
+    }
+}
+
+async fn collect(
+    receivers: Vec<(String, oneshot::Receiver<Outcome>)>,
+    reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+) {
+    let mut outcomes = Vec::new();
+    for (name, rx) in receivers {
+        let outcome = rx
+            .await
+            .unwrap_or_else(|_| Err("the instance went away".into()));
+        outcomes.push((name, outcome));
+    }
+    let _ = reply.send(Ok(outcomes));
+}
+
+/// For each service, the services that must be stopped before it starts stopping: services
+/// later in start order that depend on it (transitively) or have a higher priority number.
+/// Only later services count, so dependency order always wins over priority.
+fn stop_constraints(manifest: &Manifest, order: &[String]) -> HashMap<String, HashSet<String>> {
+    let position: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let mut depends: HashMap<&str, HashSet<&str>> = HashMap::new();
+    // Transitive closure of depends_on, small graphs: repeated expansion.
+    for spec in &manifest.services {
+        let mut all: HashSet<&str> = HashSet::new();
+        let mut stack: Vec<&str> = spec.depends_on.iter().map(|d| d.service.as_str()).collect();
+        while let Some(dep) = stack.pop() {
+            if all.insert(dep) {
+                if let Some(s) = manifest.service(dep) {
+                    stack.extend(s.depends_on.iter().map(|d| d.service.as_str()));
+                }
+            }
+        }
+        depends.insert(spec.name.as_str(), all);
+    }
+    let mut result = HashMap::new();
+    for spec in &manifest.services {
+        let mine = position[spec.name.as_str()];
+        let after: HashSet<String> = manifest
+            .services
+            .iter()
+            .filter(|other| position[other.name.as_str()] > mine)
+            .filter(|other| {
+                depends[other.name.as_str()].contains(spec.name.as_str())
+                    || other.priority > spec.priority
+            })
+            .map(|other| other.name.clone())
+            .collect();
+        result.insert(spec.name.clone(), after);
+    }
+    result
+}

@@ -1,0 +1,334 @@
+//! Containment of an instance's whole process tree, so a stop leaves nothing behind.
+//!
+//! Where tend can write a cgroup v2 subtree, each instance gets its own cgroup: membership is
+//! exact and `cgroup.kill` is atomic. Otherwise (and always in addition) the instance's
+//! process group is signalled, and at stop time /proc is scanned for descendants that left
+//! the group (`setsid`, double fork): processes below a group member, and orphans that were
+//! re-parented to tend (it is a subreaper) carrying the instance's `TEND_*` markers.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal as NixSignal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::config::model::CgroupMode;
+
+/// Environment variable naming the daemon run that started a process; survivors of a crashed
+/// run are recognised by it.
+pub const RUN_ID_VAR: &str = "TEND_RUN_ID";
+
+/// Per-daemon containment settings.
+#[derive(Debug, Clone)]
+pub struct Containment {
+    /// This daemon's cgroup directory (`…/tend-<pid>`), when cgroups are in use.
+    cgroup_root: Option<PathBuf>,
+    run_id: String,
+    tend_pid: i32,
+}
+
+impl Containment {
+    /// Decide how to contain children: a cgroup v2 subtree below tend's own cgroup if one can
+    /// be created and joined, otherwise process groups plus /proc tracking.
+    pub fn detect(mode: CgroupMode, run_id: String) -> Containment {
+        let tend_pid = std::process::id() as i32;
+        let cgroup_root = match mode {
+            CgroupMode::Off => None,
+            CgroupMode::Auto => own_cgroup_dir().and_then(|dir| {
+                let root = dir.join(format!("tend-{tend_pid}"));
+                match fs::create_dir(&root) {
+                    Ok(()) => Some(root),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(root),
+                    Err(_) => None,
+                }
+            }),
+        };
+        Containment {
+            cgroup_root,
+            run_id,
+            tend_pid,
+        }
+    }
+
+    pub fn cgroup_root(&self) -> Option<&Path> {
+        self.cgroup_root.as_deref()
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The containment for one instance (creates its cgroup if cgroups are in use).
+    pub fn instance(&self, service: &str, index: u32) -> InstanceTree {
+        let cgroup = self.cgroup_root.as_ref().and_then(|root| {
+            let dir = root.join(format!("{service}.{index}"));
+            match fs::create_dir(&dir) {
+                Ok(()) => Some(dir),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
+                Err(_) => None,
+            }
+        });
+        InstanceTree {
+            cgroup,
+            pgid: None,
+            markers: [
+                format!("{RUN_ID_VAR}={}", self.run_id),
+                format!("TEND_SERVICE={service}"),
+                format!("TEND_INSTANCE={index}"),
+            ],
+            tend_pid: self.tend_pid,
+        }
+    }
+
+    /// Remove this daemon's (empty) cgroup subtree at exit.
+    pub fn remove(&self) {
+        if let Some(root) = &self.cgroup_root {
+            if let Ok(entries) = fs::read_dir(root) {
+                for entry in entries.flatten() {
+                    if entry.path().is_dir() {
+                        let _ = fs::remove_dir(entry.path());
+                    }
+                }
+            }
+            let _ = fs::remove_dir(root);
+        }
+    }
+}
+
+/// The processes of one instance.
+#[derive(Debug)]
+pub struct InstanceTree {
+    cgroup: Option<PathBuf>,
+    /// The current leader's pid, which is also its process group id.
+    pgid: Option<i32>,
+    markers: [String; 3],
+    tend_pid: i32,
+}
+
+impl InstanceTree {
+    pub fn cgroup_procs(&self) -> Option<PathBuf> {
+        self.cgroup.as_ref().map(|c| c.join("cgroup.procs"))
+    }
+
+    pub fn set_leader(&mut self, pid: u32) {
+        self.pgid = Some(pid as i32);
+    }
+
+    /// Send `signal` to every process of the instance. `thorough` also searches /proc for
+    /// escaped descendants (used when stopping; a plain `tend signal` hits group and cgroup).
+    pub fn signal(&self, signal: i32, thorough: bool, owned: &dyn Fn(u32) -> bool) {
+        let Ok(sig) = NixSignal::try_from(signal) else {
+            return;
+        };
+        if let Some(pgid) = self.pgid.filter(|p| *p > 1) {
+            let _ = killpg(Pid::from_raw(pgid), sig);
+        }
+        for pid in self.cgroup_members() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+        if thorough && self.cgroup.is_none() {
+            for pid in self.escaped(owned) {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        }
+    }
+
+    /// SIGKILL everything, atomically through `cgroup.kill` where available.
+    pub fn kill(&self, owned: &dyn Fn(u32) -> bool) {
+        if let Some(cgroup) = &self.cgroup {
+            let _ = fs::write(cgroup.join("cgroup.kill"), "1");
+        }
+        self.signal(libc::SIGKILL, true, owned);
+    }
+
+    /// Whether nothing of the tree is left. `thorough` includes escaped descendants.
+    pub fn is_empty(&self, thorough: bool, owned: &dyn Fn(u32) -> bool) -> bool {
+        let group_alive = self
+            .pgid
+            .filter(|p| *p > 1)
+            .is_some_and(|pgid| killpg(Pid::from_raw(pgid), None).is_ok());
+        if group_alive || !self.cgroup_members().is_empty() {
+            return false;
+        }
+        !(thorough && self.cgroup.is_none() && !self.escaped(owned).is_empty())
+    }
+
+    fn cgroup_members(&self) -> Vec<i32> {
+        let Some(cgroup) = &self.cgroup else {
+            return vec![];
+        };
+        fs::read_to_string(cgroup.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Processes that left the process group: descendants of group members, and orphans
+    /// adopted by tend that carry this instance's markers, with their descendants.
+    /// `owned` tells tend's own spawned leaders apart from adopted orphans.
+    fn escaped(&self, owned: &dyn Fn(u32) -> bool) -> Vec<i32> {
+        let procs = process_table();
+        let mut members: HashSet<i32> = HashSet::new();
+        if let Some(pgid) = self.pgid {
+            members.extend(procs.iter().filter(|p| p.pgid == pgid).map(|p| p.pid));
+        }
+        for p in &procs {
+            if p.ppid == self.tend_pid && !owned(p.pid as u32) && has_markers(p.pid, &self.markers)
+            {
+                members.insert(p.pid);
+            }
+        }
+        // Close over descendants; a few passes suffice for realistic depths.
+        loop {
+            let before = members.len();
+            for p in &procs {
+                if members.contains(&p.ppid) {
+                    members.insert(p.pid);
+                }
+            }
+            if members.len() == before {
+                break;
+            }
+        }
+        members.retain(|pid| *pid != self.tend_pid && *pid > 1);
+        members.into_iter().collect()
+    }
+
+    /// Remove the instance's cgroup once it is empty.
+    pub fn remove(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            let _ = fs::remove_dir(cgroup);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ProcStat {
+    pid: i32,
+    ppid: i32,
+    pgid: i32,
+}
+
+/// Every process's pid, parent and process group, from /proc/*/stat.
+fn process_table() -> Vec<ProcStat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name may contain spaces and parentheses; fields resume after the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ');
+            let _state = fields.next()?;
+            let ppid = fields.next()?.parse().ok()?;
+            let pgid = fields.next()?.parse().ok()?;
+            Some(ProcStat { pid, ppid, pgid })
+        })
+        .collect()
+}
+
+fn has_markers(pid: i32, markers: &[String]) -> bool {
+    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    markers.iter().all(|m| {
+        environ
+            .split(|b| *b == 0)
+            .any(|entry| entry == m.as_bytes())
+    })
+}
+
+/// Find the directory of tend's own cgroup in a writable cgroup v2 hierarchy.
+fn own_cgroup_dir() -> Option<PathBuf> {
+    let membership = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = membership.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        left.split(' ').nth(4).map(PathBuf::from)
+    })?;
+    let dir = mount.join(own.trim_start_matches('/'));
+    // Writable and joinable: domain controllers in our own cgroup's subtree_control would
+    // forbid processes in child cgroups next to us only if we enabled them; we do not.
+    let probe = dir.join(format!("tend-probe-{}", std::process::id()));
+    fs::create_dir(&probe).ok()?;
+    let _ = fs::remove_dir(&probe);
+    Some(dir)
+}
+
+/// Stop processes left behind by an earlier daemon that died without stopping them: members
+/// of its recorded cgroup subtree, and any process carrying its run id. Returns how many
+/// processes were found.
+pub fn stop_survivors(run_id: &str, cgroup_root: Option<&Path>) -> usize {
+    let marker = format!("{RUN_ID_VAR}={run_id}");
+    let find = || -> Vec<i32> {
+        let own = std::process::id() as i32;
+        let mut pids: HashSet<i32> = HashSet::new();
+        if let Some(root) = cgroup_root {
+            if let Ok(entries) = fs::read_dir(root) {
+                for entry in entries.flatten() {
+                    if let Ok(procs) = fs::read_to_string(entry.path().join("cgroup.procs")) {
+                        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+                    }
+                }
+            }
+        }
+        for p in process_table() {
+            if p.pid != own && has_markers(p.pid, std::slice::from_ref(&marker)) {
+                pids.insert(p.pid);
+            }
+        }
+        pids.into_iter().filter(|p| *p > 1 && *p != own).collect()
+    };
+    let survivors = find();
+    if survivors.is_empty() {
+        remove_cgroup_tree(cgroup_root);
+        return 0;
+    }
+    for pid in &survivors {
+        let _ = kill(Pid::from_raw(*pid), NixSignal::SIGTERM);
+    }
+    // Bounded wait for a graceful exit, then no more mercy.
+    for _ in 0..50 {
+        if find().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if let Some(root) = cgroup_root {
+        if let Ok(entries) = fs::read_dir(root) {
+            for entry in entries.flatten() {
+                let _ = fs::write(entry.path().join("cgroup.kill"), "1");
+            }
+        }
+    }
+    for pid in find() {
+        let _ = kill(Pid::from_raw(pid), NixSignal::SIGKILL);
+    }
+    remove_cgroup_tree(cgroup_root);
+    survivors.len()
+}
+
+fn remove_cgroup_tree(root: Option<&Path>) {
+    let Some(root) = root else { return };
+    for _ in 0..50 {
+        if let Ok(entries) = fs::read_dir(root) {
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    let _ = fs::remove_dir(entry.path());
+                }
+            }
+        }
+        if fs::remove_dir(root).is_ok() || !root.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
