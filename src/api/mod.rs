@@ -116,6 +116,9 @@ struct TargetsQuery {
     /// Comma-separated targets; empty means all.
     #[serde(default)]
     targets: String,
+    /// For `wait`: running instances must also be ready.
+    #[serde(default)]
+    ready: bool,
 }
 
 fn split_targets(targets: &str) -> Vec<String> {
@@ -251,7 +254,7 @@ async fn wait(
 ) -> Result<Json<ActionResponse>, ApiError> {
     let outcomes = state
         .engine
-        .wait_settled(split_targets(&query.targets))
+        .wait_settled(split_targets(&query.targets), query.ready)
         .await??;
     Ok(Json(response(outcomes)))
 }

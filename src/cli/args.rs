@@ -33,6 +33,9 @@ pub enum Command {
         /// Detach: return once every service is running or has failed.
         #[arg(short = 'd', long)]
         detach: bool,
+        /// With -d: also wait until each instance is ready (up for its min_uptime).
+        #[arg(long, requires = "detach")]
+        wait: bool,
         /// Start only these services (and what they depend on).
         services: Vec<String>,
         /// Internal: this process is the detached daemon.
@@ -48,7 +51,7 @@ pub enum Command {
         /// Services, instances (web:2), groups or `all` (default: all).
         targets: Vec<String>,
     },
-    /// Start targets (and their dependencies); waits until they run.
+    /// Start targets (and their dependencies); waits until each has been up for its min_uptime.
     Start {
         #[arg(required = true)]
         targets: Vec<String>,
@@ -58,7 +61,7 @@ pub enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
-    /// Stop and start targets again, skipping any backoff delay.
+    /// Stop and start targets again, skipping any backoff delay; waits like `start`.
     Restart {
         #[arg(required = true)]
         targets: Vec<String>,

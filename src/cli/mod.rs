@@ -34,9 +34,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Up {
             detach,
+            wait,
             services,
             daemonized,
-        } => up(&cli, *detach, services, *daemonized),
+        } => up(&cli, *detach, *wait, services, *daemonized),
         Command::Check => check(&cli),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
@@ -106,7 +107,13 @@ fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(daemon::socket_path(&config::locate_state_dir(&path)))
 }
 
-fn up(cli: &Cli, detach: bool, services: &[String], daemonized: bool) -> anyhow::Result<i32> {
+fn up(
+    cli: &Cli,
+    detach: bool,
+    wait_ready: bool,
+    services: &[String],
+    daemonized: bool,
+) -> anyhow::Result<i32> {
     let manifest = load(cli)?;
     for name in services {
         if manifest.service(name).is_none() {
@@ -206,8 +213,10 @@ fn up(cli: &Cli, detach: bool, services: &[String], daemonized: bool) -> anyhow:
         println!("tend is running (nothing to autostart)");
         return Ok(0);
     }
-    let settled: ActionResponse =
-        runtime.block_on(client.get(&format!("{API}/wait?targets={}", targets.join(","))))?;
+    let settled: ActionResponse = runtime.block_on(client.get(&format!(
+        "{API}/wait?targets={}&ready={wait_ready}",
+        encode(&targets.join(","))
+    )))?;
     let failures: Vec<_> = settled.failures().collect();
     if failures.is_empty() {
         println!("tend is running: {} instance(s) up", settled.results.len());

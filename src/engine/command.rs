@@ -45,6 +45,7 @@ pub enum SupervisorCommand {
     /// lists the failures.
     WaitSettled {
         targets: Vec<String>,
+        ready: bool,
         reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
     },
     /// Start the autostart services, or the named services with their dependencies.

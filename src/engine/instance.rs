@@ -186,7 +186,9 @@ impl InstanceTask {
     fn pend(&mut self, goal: Goal, reply: oneshot::Sender<Outcome>) {
         let already = match (goal, self.lifecycle.state()) {
             (Goal::Stop, State::Stopped) => Some(Ok(())),
-            (Goal::Run, State::Running { .. }) if self.service.kind == Kind::Service => {
+            (Goal::Run, State::Running { settled: true, .. })
+                if self.service.kind == Kind::Service =>
+            {
                 Some(Ok(()))
             }
             _ => None,
@@ -364,7 +366,10 @@ impl InstanceTask {
         }
         let is_task = self.service.kind == Kind::Task;
         match after {
-            State::Running { .. } if !is_task && !matches!(before, State::Running { .. }) => {
+            // A start has worked once the run counts as healthy: up for min_uptime.
+            State::Running { settled: true, .. }
+                if !is_task && !matches!(before, State::Running { settled: true, .. }) =>
+            {
                 self.resolve(Goal::Run, Ok(()))
             }
             State::Exited { success: true, .. } if is_task => self.resolve(Goal::Run, Ok(())),
@@ -379,10 +384,14 @@ impl InstanceTask {
             _ => {}
         }
         if before.name() != after.name() {
+            let reason = match (after, &self.waiting_reason) {
+                (State::Waiting, Some(why)) => why.clone(),
+                _ => self.lifecycle.reason().to_string(),
+            };
             self.emit(EventKind::StateChanged {
                 from: before.name(),
                 to: after.name(),
-                reason: self.lifecycle.reason().to_string(),
+                reason,
             });
         }
         self.publish();

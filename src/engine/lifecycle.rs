@@ -305,7 +305,7 @@ impl Lifecycle {
                 // backoff curve from the beginning.
                 self.attempt = 0;
                 self.probation = false;
-                self.reason = format!("up for {:?}", self.policy.min_uptime);
+                self.reason = format!("up for {}", human(self.policy.min_uptime));
                 (
                     Running {
                         pid,
@@ -415,8 +415,8 @@ impl Lifecycle {
                 Input::Tick,
             ) if now >= deadline => {
                 self.reason = format!(
-                    "did not stop within {:?}, sent SIGKILL",
-                    self.policy.stop_timeout
+                    "did not stop within {}, sent SIGKILL",
+                    human(self.policy.stop_timeout)
                 );
                 (
                     Stopping {
@@ -545,9 +545,9 @@ impl Lifecycle {
         }
         if self.recent_restarts.len() as u32 >= self.policy.max_restarts {
             self.reason = format!(
-                "{what}; {} restarts within {:?}, giving up",
+                "{what}; {} restarts within {}, giving up",
                 self.recent_restarts.len(),
-                self.policy.restart_window
+                human(self.policy.restart_window)
             );
             return (self.fatal(now), vec![]);
         }
@@ -562,7 +562,7 @@ impl Lifecycle {
             self.reason = format!("{what}; restarting");
             (State::Starting, vec![Effect::Spawn])
         } else {
-            self.reason = format!("{what}; restarting in {delay:?}");
+            self.reason = format!("{what}; restarting in {}", human(delay));
             (State::Backoff { until: now + delay }, vec![])
         }
     }
@@ -570,6 +570,26 @@ impl Lifecycle {
     fn fatal(&self, now: Instant) -> State {
         State::Fatal {
             retry_at: self.policy.cooldown.map(|c| now + c),
+        }
+    }
+}
+
+/// A duration as people write it: `250ms`, `1.5s`, `2m30s`.
+pub fn human(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => {
+            let text = format!("{:.1}", duration.as_secs_f64());
+            format!("{}s", text.trim_end_matches(".0"))
+        }
+        _ => {
+            let secs = duration.as_secs();
+            if secs % 60 == 0 {
+                format!("{}m", secs / 60)
+            } else {
+                format!("{}m{}s", secs / 60, secs % 60)
+            }
         }
     }
 }

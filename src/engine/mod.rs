@@ -143,9 +143,14 @@ impl EngineHandle {
     pub async fn wait_settled(
         &self,
         targets: Vec<String>,
+        ready: bool,
     ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
-        self.ask(|reply| SupervisorCommand::WaitSettled { targets, reply })
-            .await
+        self.ask(|reply| SupervisorCommand::WaitSettled {
+            targets,
+            ready,
+            reply,
+        })
+        .await
     }
 
     /// Start the autostart services (or the named services, with their dependencies).

@@ -48,6 +48,8 @@ struct StopPlan {
 
 struct SettleWaiter {
     instances: Vec<String>,
+    /// Running is not enough: wait until up for min_uptime.
+    ready: bool,
     reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
 }
 
@@ -202,11 +204,19 @@ impl Supervisor {
                     tokio::spawn(collect(receivers, reply));
                 }
             },
-            SupervisorCommand::WaitSettled { targets, reply } => match self.resolve(&targets) {
+            SupervisorCommand::WaitSettled {
+                targets,
+                ready,
+                reply,
+            } => match self.resolve(&targets) {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
-                Ok(instances) => self.settle_waiters.push(SettleWaiter { instances, reply }),
+                Ok(instances) => self.settle_waiters.push(SettleWaiter {
+                    instances,
+                    ready,
+                    reply,
+                }),
             },
             SupervisorCommand::StartInitial { services, reply } => {
                 self.start_initial(&services);
@@ -519,12 +529,17 @@ impl Supervisor {
                     .and_then(|_| self.dependencies(name).err())
                     .filter(|(_, b)| *b);
                 let outcome = match status.state {
-                    "running" => Ok(()),
+                    "running" if status.ready || !waiter.ready => Ok(()),
                     "exited" if is_completed(&status) => Ok(()),
                     "exited" | "fatal" | "backoff" => {
                         Err(format!("{}: {}", status.state, status.reason))
                     }
-                    "stopped" if !self.to_start.contains_key(name) => Ok(()),
+                    "stopped"
+                        if !self.to_start.contains_key(name)
+                            && !self.instances[name].start_in_flight() =>
+                    {
+                        Ok(())
+                    }
                     "waiting" | "stopped" => match blocked {
                         Some((why, _)) => Err(why),
                         None => {

@@ -1,1 +1,16 @@
+//! Integration tests: the real `tend` binary, real children, the real socket.
 
+mod harness;
+
+// Restart policy, backoff, fatal and cooldown, manual restart.
+mod lifecycle;
+// Start order by depends_on, `completed` tasks, reverse-order shutdown.
+mod dependencies;
+// Whole-tree stop: process group, escaped grandchild, with and without cgroups.
+mod tree;
+// tend as PID 1 in a fresh PID namespace; no orphans after SIGKILL of tend.
+mod containers;
+// Config errors with file, line and key; check, schema, completions, man.
+mod config;
+// The CLI against a daemon: status, logs, signal, targets, no daemon.
+mod cli;

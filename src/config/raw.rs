@@ -1,0 +1,510 @@
+//! The manifest as written: serde types mirroring each table and key, with durations,
+//! signals and ids still as text. They are both what parsing deserializes into and what
+//! [`schema`](super::schema) describes, so editors' completion and tend never disagree.
+//!
+//! Every field is optional here; defaults and rules belong to validation.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A tend manifest: `[tend]` daemon settings and one `[services.NAME]` table per service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "tend manifest")]
+pub struct RawManifest {
+    /// Settings of the tend daemon itself.
+    pub tend: Option<RawDaemon>,
+    /// The services tend supervises, by name. A name is letters, digits, `_`, `.` and `-`,
+    /// starting with a letter or digit; `all` is reserved.
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
+    pub services: Option<BTreeMap<String, RawService>>,
+}
+
+/// Service and group names; `:` is left out because `web:2` names an instance.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+
+/// The `[tend]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of daemon settings")]
+pub struct RawDaemon {
+    /// Directory for tend's socket, pid file and logs. Relative paths resolve against the
+    /// manifest's directory. Default: `.tend` beside the manifest.
+    pub state_dir: Option<String>,
+    /// Whether to contain each instance in a cgroup v2 subtree. Default: `auto`.
+    pub cgroups: Option<RawCgroups>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCgroups {
+    /// Use cgroup v2 where tend can write it; otherwise track processes without cgroups.
+    Auto,
+    /// Never create cgroups.
+    Off,
+}
+
+/// One `[services.NAME]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of service settings")]
+pub struct RawService {
+    /// The command line, split into words like a POSIX shell would (no shell is run unless
+    /// `shell = true`). `${VAR}` and `${VAR:-default}` are expanded first. Set this or `args`.
+    pub command: Option<String>,
+    /// The program and its arguments, already split. Set this or `command`.
+    pub args: Option<Vec<String>>,
+    /// Run `command` through `/bin/sh -c`. Default: false.
+    pub shell: Option<bool>,
+    /// Working directory, relative to the manifest's directory. Default: the manifest's directory.
+    pub cwd: Option<String>,
+    /// Environment variables for the service, on top of tend's own environment.
+    pub env: Option<BTreeMap<String, EnvValue>>,
+    /// Env file(s) in dotenv syntax, relative to the manifest's directory; later files
+    /// override earlier ones, and `env` overrides them all.
+    pub env_file: Option<PathList>,
+    /// User to run as: a name that exists on this machine, or a numeric uid.
+    pub user: Option<IdValue>,
+    /// Group to run as: a name that exists on this machine, or a numeric gid.
+    pub group: Option<IdValue>,
+    /// File mode creation mask, as octal text such as "022" (or an integer, taken as is).
+    pub umask: Option<UmaskValue>,
+    /// `service` (long-running, the default) or `task` (runs to completion).
+    pub kind: Option<RawKind>,
+    /// Start with `tend up`. Default: true.
+    pub autostart: Option<bool>,
+    /// How many copies to run, named `NAME:0`, `NAME:1`, ... Default: 1.
+    #[schemars(range(min = 1, max = 10000))]
+    pub instances: Option<i64>,
+    /// First port: instance N gets `port_base + N` as `{port}` and `PORT`.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port_base: Option<i64>,
+    /// When to restart. Default: `always` for services, `never` for tasks.
+    pub restart: Option<RawRestart>,
+    /// Exit codes that count as success. Default: [0].
+    pub exit_codes: Option<Vec<i64>>,
+    /// Delay between restarts, growing by `factor` from `initial` up to `max`.
+    pub backoff: Option<RawBackoff>,
+    /// How long a process must stay up to count as started well. Default: "1s".
+    pub min_uptime: Option<DurationValue>,
+    /// Restarts allowed within `restart_window` before tend gives up. Default: 10.
+    #[schemars(range(min = 0))]
+    pub max_restarts: Option<i64>,
+    /// The window `max_restarts` counts over. Default: "60s".
+    pub restart_window: Option<DurationValue>,
+    /// After giving up, wait this long and then try again. Default: never retry.
+    pub cooldown: Option<DurationValue>,
+    /// Signal that asks the service to stop: a name with or without SIG, or a number. Default: TERM.
+    pub stop_signal: Option<SignalValue>,
+    /// How long to wait after `stop_signal` before sending KILL. Default: "10s".
+    pub stop_timeout: Option<DurationValue>,
+    /// Services to start first: a list of names (wait until started), or a table of
+    /// name = "started" | "healthy" | "completed".
+    pub depends_on: Option<DependsOn>,
+    /// Start order among services whose dependencies allow it: lower first. Default: 0.
+    pub priority: Option<i64>,
+    /// Groups this service belongs to, to act on several services by one name.
+    pub groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawKind {
+    /// Long-running; restarted by policy.
+    Service,
+    /// Runs to completion; success satisfies `completed` dependencies.
+    Task,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawRestart {
+    /// Restart whenever the process exits.
+    Always,
+    /// Restart when the exit code is not in `exit_codes`, or on a signal.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+/// The `backoff` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of backoff settings")]
+pub struct RawBackoff {
+    /// First delay. Default: "1s".
+    pub initial: Option<DurationValue>,
+    /// Largest delay; at least `initial`. Default: "30s".
+    pub max: Option<DurationValue>,
+    /// Growth per restart, at least 1.0. Default: 2.0.
+    #[schemars(range(min = 1.0))]
+    pub factor: Option<f64>,
+    /// Random spread in [0, 1]: each delay is scaled by 1 ± jitter. Default: 0.1.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub jitter: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCondition {
+    /// The dependency has been started.
+    Started,
+    /// The dependency is ready (running past its `min_uptime`).
+    Healthy,
+    /// The dependency is a task that exited successfully.
+    Completed,
+}
+
+/// A scalar as written, for keys that accept more than one type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loose {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for Loose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loose::Text(s) => write!(f, "{s}"),
+            Loose::Integer(i) => write!(f, "{i}"),
+            Loose::Float(x) => write!(f, "{x}"),
+            Loose::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Reads a [`Loose`] scalar, accepting only the kinds a key allows.
+struct LooseVisitor {
+    expecting: &'static str,
+    numbers: bool,
+    floats: bool,
+    bools: bool,
+}
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+        Ok(Loose::Text(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+        if self.numbers {
+            Ok(Loose::Integer(v))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Signed(v), &self))
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+        if self.floats {
+            Ok(Loose::Float(v))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Float(v), &self))
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+        if self.bools {
+            Ok(Loose::Bool(v))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Bool(v), &self))
+        }
+    }
+}
+
+/// Declares a newtype over [`Loose`] with its accepted kinds and its JSON Schema.
+macro_rules! loose_type {
+    ($(#[$doc:meta])* $name:ident, $expecting:literal, numbers: $numbers:literal,
+     floats: $floats:literal, bools: $bools:literal, schema: $schema:tt) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name(pub Loose);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer
+                    .deserialize_any(LooseVisitor {
+                        expecting: $expecting,
+                        numbers: $numbers,
+                        floats: $floats,
+                        bools: $bools,
+                    })
+                    .map($name)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+    };
+}
+
+loose_type!(
+    /// A duration such as "500ms", "10s", "1m30s" or "1.5h". Numbers are read so that a
+    /// missing unit gets a helpful error rather than a type error.
+    DurationValue, "a duration such as \"10s\"", numbers: true, floats: true, bools: false,
+    schema: {
+        "type": "string",
+        "description": "A duration: numbers with units ms, s, m, h, d, e.g. \"500ms\", \"10s\", \"1m30s\", \"1.5h\".",
+        "pattern": "^\\s*(\\+?([0-9]+\\.?[0-9]*|\\.[0-9]+)\\s*(ms|s|m|h|d)\\s*)+$",
+        "examples": ["500ms", "10s", "1m30s"]
+    }
+);
+
+loose_type!(
+    /// A signal: a name ("TERM", "SIGTERM") or a number.
+    SignalValue, "a signal name such as \"TERM\" or a number", numbers: true, floats: false, bools: false,
+    schema: {
+        "type": ["string", "integer"],
+        "description": "A signal: HUP, INT, QUIT, ABRT, KILL, USR1, USR2, PIPE, ALRM, TERM, CONT, STOP, TSTP, TTIN, TTOU, WINCH (with or without SIG), or its number.",
+        "examples": ["TERM", "SIGINT", "HUP"]
+    }
+);
+
+loose_type!(
+    /// A user or group: a name, or a numeric id.
+    IdValue, "a name or a numeric id", numbers: true, floats: false, bools: false,
+    schema: { "type": ["string", "integer"], "minimum": 0 }
+);
+
+loose_type!(
+    /// A umask: octal text such as "022", or an integer taken as is (TOML `0o022`).
+    UmaskValue, "octal text such as \"022\" or an integer", numbers: true, floats: false, bools: false,
+    schema: {
+        "anyOf": [
+            { "type": "string", "pattern": "^[0-7]{1,4}$" },
+            { "type": "integer", "minimum": 0, "maximum": 511 }
+        ],
+        "examples": ["022", "077"]
+    }
+);
+
+loose_type!(
+    /// An environment variable's value; integers and booleans are written as text.
+    EnvValue, "a string, an integer or a boolean", numbers: true, floats: false, bools: true,
+    schema: { "type": ["string", "integer", "boolean"] }
+);
+
+/// One path or a list of paths (`env_file`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for PathList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PathListVisitor;
+
+        impl<'de> Visitor<'de> for PathListVisitor {
+            type Value = PathList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path or an array of paths")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PathList, E> {
+                Ok(PathList(vec![v.to_string()]))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PathList, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(path) = seq.next_element::<String>()? {
+                    paths.push(path);
+                }
+                Ok(PathList(paths))
+            }
+        }
+
+        deserializer.deserialize_any(PathListVisitor)
+    }
+}
+
+impl JsonSchema for PathList {
+    fn schema_name() -> Cow<'static, str> {
+        "PathList".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        })
+    }
+}
+
+/// `depends_on`: names in file order, each with the condition to wait for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependsOn {
+    /// True when written as a table (`{ db = "healthy" }`) rather than a list.
+    pub table: bool,
+    pub entries: Vec<(String, RawCondition)>,
+}
+
+impl<'de> Deserialize<'de> for DependsOn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependsOnVisitor;
+
+        impl<'de> Visitor<'de> for DependsOnVisitor {
+            type Value = DependsOn;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of service names or a table of name = condition")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DependsOn, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    entries.push((name, RawCondition::Started));
+                }
+                Ok(DependsOn {
+                    table: false,
+                    entries,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DependsOn, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, RawCondition>()? {
+                    entries.push(entry);
+                }
+                Ok(DependsOn {
+                    table: true,
+                    entries,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(DependsOnVisitor)
+    }
+}
+
+impl JsonSchema for DependsOn {
+    fn schema_name() -> Cow<'static, str> {
+        "DependsOn".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let condition = generator.subschema_for::<RawCondition>();
+        json_schema!({
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": { "type": "string", "pattern": NAME_PATTERN },
+                    "uniqueItems": true
+                },
+                {
+                    "type": "object",
+                    "propertyNames": { "pattern": NAME_PATTERN },
+                    "additionalProperties": condition
+                }
+            ]
+        })
+    }
+}
+
+/// The keys a table type accepts, read from its schema so they cannot drift from serde's.
+pub fn field_names<T: JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service(value: serde_json::Value) -> Result<RawService, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn loose_values_accept_only_their_kinds() {
+        let raw = service(json!({
+            "env": {"A": "x", "B": 1, "C": true},
+            "umask": "022",
+            "user": 1000,
+            "stop_signal": 9,
+            "min_uptime": 10,
+        }))
+        .unwrap();
+        let env = raw.env.unwrap();
+        assert_eq!(env["B"], EnvValue(Loose::Integer(1)));
+        assert_eq!(env["C"], EnvValue(Loose::Bool(true)));
+        assert_eq!(raw.min_uptime, Some(DurationValue(Loose::Integer(10))));
+        let err = service(json!({"env": {"A": 1.5}})).unwrap_err();
+        assert!(
+            err.contains("expected a string, an integer or a boolean"),
+            "{err}"
+        );
+        let err = service(json!({"stop_signal": true})).unwrap_err();
+        assert!(err.contains("expected a signal name"), "{err}");
+    }
+
+    #[test]
+    fn depends_on_reads_lists_and_tables_in_order() {
+        let raw = service(json!({"depends_on": ["b", "a"]})).unwrap();
+        let deps = raw.depends_on.unwrap();
+        assert!(!deps.table);
+        assert_eq!(
+            deps.entries,
+            [
+                ("b".into(), RawCondition::Started),
+                ("a".into(), RawCondition::Started)
+            ]
+        );
+        let raw = service(json!({"depends_on": {"db": "healthy"}})).unwrap();
+        assert_eq!(
+            raw.depends_on.unwrap().entries,
+            [("db".into(), RawCondition::Healthy)]
+        );
+        let err = service(json!({"depends_on": {"db": "ready"}})).unwrap_err();
+        assert!(err.contains("unknown variant `ready`"), "{err}");
+        let err = service(json!({"depends_on": "db"})).unwrap_err();
+        assert!(
+            err.contains("an array of service names or a table"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_file_takes_one_path_or_many() {
+        let raw = service(json!({"env_file": ".env"})).unwrap();
+        assert_eq!(raw.env_file, Some(PathList(vec![".env".into()])));
+        let raw = service(json!({"env_file": ["a", "b"]})).unwrap();
+        assert_eq!(raw.env_file, Some(PathList(vec!["a".into(), "b".into()])));
+    }
+
+    #[test]
+    fn field_names_come_from_the_schema() {
+        let names = field_names::<RawService>();
+        assert!(names.contains(&"command".to_string()));
+        assert!(names.contains(&"stop_timeout".to_string()));
+        assert_eq!(field_names::<RawManifest>(), ["services", "tend"]);
+    }
+}

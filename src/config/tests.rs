@@ -1,0 +1,1681 @@
+//! Loading whole manifests from a temp dir: every error kind with its file, line and key,
+//! all errors at once, the three formats agreeing, env files, interpolation and the schema.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::model::*;
+use super::signal::Signal;
+use super::*;
+
+/// tend's environment as the tests see it.
+fn test_env(name: &str) -> Option<String> {
+    match name {
+        "HOME" => Some("/home/tend".into()),
+        "PORT" => Some("8080".into()),
+        "EMPTY" => Some(String::new()),
+        "GREETING" => Some("hello world".into()),
+        _ => None,
+    }
+}
+
+/// Lines joined with newlines, so line N of a manifest is element N-1.
+fn lines(lines: &[&str]) -> String {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// The temp dir, canonical (it may sit behind a symlink), as manifests see it.
+    fn root(&self) -> PathBuf {
+        std::fs::canonicalize(self.dir.path()).expect("canonical temp dir")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    fn load(&self, name: &str, text: &str) -> Result<Manifest, ConfigErrors> {
+        let path = self.write(name, text);
+        load_with_env(&path, &test_env)
+    }
+
+    fn ok(&self, name: &str, text: &str) -> Manifest {
+        self.load(name, text)
+            .unwrap_or_else(|e| panic!("expected {name} to load, got:\n{e}"))
+    }
+
+    /// (file name, line, key, message) of every error, in reported order.
+    fn errors(&self, name: &str, text: &str) -> Vec<(String, Option<usize>, String, String)> {
+        let errors = match self.load(name, text) {
+            Ok(m) => panic!("expected errors from {name}, loaded {m:?}"),
+            Err(errors) => errors,
+        };
+        errors
+            .iter()
+            .map(|e| {
+                let file = e
+                    .file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (file, e.line, e.key.clone(), e.message.clone())
+            })
+            .collect()
+    }
+}
+
+fn err(
+    file: &str,
+    line: usize,
+    key: &str,
+    message: &str,
+) -> (String, Option<usize>, String, String) {
+    (file.into(), Some(line), key.into(), message.into())
+}
+
+/// The errors of a TOML manifest of one service `web` whose table starts on line 1.
+fn web_errors(body: &[&str]) -> Vec<(String, Option<usize>, String, String)> {
+    let mut all = vec!["[services.web]"];
+    all.extend_from_slice(body);
+    Fixture::new().errors("tend.toml", &lines(&all))
+}
+
+fn web(body: &[&str]) -> ServiceSpec {
+    let mut all = vec!["[services.web]"];
+    all.extend_from_slice(body);
+    let manifest = Fixture::new().ok("tend.toml", &lines(&all));
+    manifest.services.into_iter().next().expect("one service")
+}
+
+#[test]
+fn a_minimal_service_gets_every_default() {
+    let fixture = Fixture::new();
+    let m = fixture.ok(
+        "tend.toml",
+        "[services.web]\ncommand = \"python -m http.server\"\n",
+    );
+    assert_eq!(m.path, fixture.root().join("tend.toml"));
+    assert_eq!(
+        m.daemon,
+        DaemonSettings {
+            state_dir: fixture.root().join(".tend"),
+            cgroups: CgroupMode::Auto,
+        }
+    );
+    assert_eq!(
+        m.services,
+        [ServiceSpec {
+            name: "web".into(),
+            program: Program::Exec(vec!["python".into(), "-m".into(), "http.server".into()]),
+            cwd: None,
+            env: BTreeMap::new(),
+            user: None,
+            group: None,
+            umask: None,
+            kind: Kind::Service,
+            autostart: true,
+            instances: 1,
+            port_base: None,
+            restart: RestartPolicy::Always,
+            exit_codes: vec![0],
+            backoff: BackoffSpec::default(),
+            min_uptime: Duration::from_secs(1),
+            max_restarts: 10,
+            restart_window: Duration::from_secs(60),
+            cooldown: None,
+            stop_signal: Signal::Term,
+            stop_timeout: Duration::from_secs(10),
+            depends_on: vec![],
+            priority: 0,
+            groups: vec![],
+        }]
+    );
+}
+
+#[test]
+fn an_empty_manifest_has_no_services() {
+    let fixture = Fixture::new();
+    assert!(fixture.ok("tend.toml", "").services.is_empty());
+    assert!(fixture.ok("tend.yaml", "services:\n").services.is_empty());
+    assert!(fixture.ok("tend.json", "{}").services.is_empty());
+}
+
+const FULL_TOML: &str = r#"
+[tend]
+state_dir = "run/state"
+cgroups = "off"
+
+[services.migrate]
+kind = "task"
+args = ["./migrate", "--to", "${VERSION:-latest}"]
+
+[services.db]
+command = "postgres -D '/var/lib/my data'"
+stop_signal = "SIGINT"
+stop_timeout = "1m30s"
+priority = -1
+umask = "027"
+
+[services.web]
+command = "exec serve --port {port}"
+shell = true
+cwd = "./app"
+env = { GREETING = "${GREETING}", N = 3, DEBUG = true }
+instances = 2
+port_base = 9000
+restart = "on-failure"
+exit_codes = [0, 3]
+backoff = { initial = "500ms", max = "1m", factor = 1.5, jitter = 0 }
+min_uptime = "2s"
+max_restarts = 0
+restart_window = "1h"
+cooldown = "5m"
+autostart = false
+depends_on = { db = "healthy", migrate = "completed" }
+groups = ["frontend", "edge"]
+user = "root"
+group = "0"
+"#;
+
+const FULL_YAML: &str = r#"
+# The same manifest as FULL_TOML.
+tend:
+  state_dir: run/state
+  cgroups: "off"
+services:
+  migrate:
+    kind: task
+    args: [./migrate, --to, "${VERSION:-latest}"]
+  db:
+    command: postgres -D '/var/lib/my data'
+    stop_signal: SIGINT
+    stop_timeout: 1m30s
+    priority: -1
+    umask: "027"
+  web:
+    command: exec serve --port {port}
+    shell: true
+    cwd: ./app
+    env:
+      GREETING: ${GREETING}
+      N: 3
+      DEBUG: true
+    instances: 2
+    port_base: 9000
+    restart: on-failure
+    exit_codes: [0, 3]
+    backoff: {initial: 500ms, max: 1m, factor: 1.5, jitter: 0}
+    min_uptime: 2s
+    max_restarts: 0
+    restart_window: 1h
+    cooldown: 5m
+    autostart: false
+    depends_on:
+      db: healthy
+      migrate: completed
+    groups: [frontend, edge]
+    user: root
+    group: "0"
+"#;
+
+const FULL_JSON: &str = r#"{
+  "tend": { "state_dir": "run/state", "cgroups": "off" },
+  "services": {
+    "migrate": { "kind": "task", "args": ["./migrate", "--to", "${VERSION:-latest}"] },
+    "db": {
+      "command": "postgres -D '/var/lib/my data'",
+      "stop_signal": "SIGINT",
+      "stop_timeout": "1m30s",
+      "priority": -1,
+      "umask": "027"
+    },
+    "web": {
+      "command": "exec serve --port {port}",
+      "shell": true,
+      "cwd": "./app",
+      "env": { "GREETING": "${GREETING}", "N": 3, "DEBUG": true },
+      "instances": 2,
+      "port_base": 9000,
+      "restart": "on-failure",
+      "exit_codes": [0, 3],
+      "backoff": { "initial": "500ms", "max": "1m", "factor": 1.5, "jitter": 0 },
+      "min_uptime": "2s",
+      "max_restarts": 0,
+      "restart_window": "1h",
+      "cooldown": "5m",
+      "autostart": false,
+      "depends_on": { "db": "healthy", "migrate": "completed" },
+      "groups": ["frontend", "edge"],
+      "user": "root",
+      "group": "0"
+    }
+  }
+}"#;
+
+#[test]
+fn the_same_manifest_in_toml_yaml_and_json_loads_equal() {
+    let fixture = Fixture::new();
+    let mut toml = fixture.ok("tend.toml", FULL_TOML);
+    let mut yaml = fixture.ok("tend.yaml", FULL_YAML);
+    let mut yml = fixture.ok("tend.yml", FULL_YAML);
+    let mut json = fixture.ok("tend.json", FULL_JSON);
+    assert_eq!(toml.path, fixture.root().join("tend.toml"));
+    assert_eq!(json.path, fixture.root().join("tend.json"));
+    for m in [&mut toml, &mut yaml, &mut yml, &mut json] {
+        m.path = PathBuf::new();
+    }
+    assert_eq!(toml, yaml);
+    assert_eq!(toml, yml);
+    assert_eq!(toml, json);
+
+    // And what they load to is what was written.
+    let root = fixture.root();
+    assert_eq!(toml.daemon.state_dir, root.join("run/state"));
+    assert_eq!(toml.daemon.cgroups, CgroupMode::Off);
+    let names: Vec<&str> = toml.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["migrate", "db", "web"], "file order is kept");
+
+    let migrate = &toml.services[0];
+    assert_eq!(migrate.kind, Kind::Task);
+    assert_eq!(
+        migrate.restart,
+        RestartPolicy::Never,
+        "tasks default to never"
+    );
+    assert_eq!(
+        migrate.program,
+        Program::Exec(vec!["./migrate".into(), "--to".into(), "latest".into()])
+    );
+
+    let db = &toml.services[1];
+    assert_eq!(
+        db.program,
+        Program::Exec(vec![
+            "postgres".into(),
+            "-D".into(),
+            "/var/lib/my data".into()
+        ])
+    );
+    assert_eq!(db.stop_signal, Signal::Int);
+    assert_eq!(db.stop_timeout, Duration::from_secs(90));
+    assert_eq!(db.priority, -1);
+    assert_eq!(db.umask, Some(0o027));
+
+    let web = &toml.services[2];
+    assert_eq!(
+        web.program,
+        Program::Shell("exec serve --port {port}".into())
+    );
+    assert_eq!(web.cwd.as_deref(), root.join("app").to_str());
+    let env: Vec<(&str, &str)> = web
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [("DEBUG", "true"), ("GREETING", "hello world"), ("N", "3")]
+    );
+    assert_eq!(web.instances, 2);
+    assert_eq!(web.port_base, Some(9000));
+    assert_eq!(web.restart, RestartPolicy::OnFailure);
+    assert_eq!(web.exit_codes, [0, 3]);
+    assert_eq!(
+        web.backoff,
+        BackoffSpec {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            factor: 1.5,
+            jitter: 0.0,
+        }
+    );
+    assert_eq!(web.min_uptime, Duration::from_secs(2));
+    assert_eq!(web.max_restarts, 0);
+    assert_eq!(web.restart_window, Duration::from_secs(3600));
+    assert_eq!(web.cooldown, Some(Duration::from_secs(300)));
+    assert!(!web.autostart);
+    assert_eq!(
+        web.depends_on,
+        [
+            Dependency {
+                service: "db".into(),
+                condition: Condition::Healthy
+            },
+            Dependency {
+                service: "migrate".into(),
+                condition: Condition::Completed
+            },
+        ]
+    );
+    assert_eq!(web.groups, ["frontend", "edge"]);
+    assert_eq!(web.user.as_deref(), Some("root"));
+    assert_eq!(web.group.as_deref(), Some("0"));
+}
+
+#[test]
+fn every_error_in_every_service_is_reported_at_once() {
+    let text = lines(&[
+        "[services.web]",                // 1
+        "comand = \"serve\"",            // 2
+        "command = \"serve\"",           // 3
+        "depends_on = [\"db\"]",         // 4
+        "",                              // 5
+        "[services.db]",                 // 6
+        "command = \"postgres\"",        // 7
+        "stop_timeout = \"10 seconds\"", // 8
+        "depends_on = [\"cache\"]",      // 9
+        "instances = 0",                 // 10
+        "",                              // 11
+        "[services.cache]",              // 12
+        "args = []",                     // 13
+        "depends_on = [\"web\"]",        // 14
+        "backoff.factor = 0.5",          // 15
+        "",                              // 16
+        "[servics]",                     // 17
+    ]);
+    let errors = Fixture::new().errors("tend.toml", &text);
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.toml",
+                2,
+                "services.web",
+                "unknown key `comand`; did you mean `command`?"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.depends_on",
+                "dependency cycle: web -> db -> cache -> web"
+            ),
+            err(
+                "tend.toml",
+                8,
+                "services.db.stop_timeout",
+                "unknown unit `seconds` in duration `10 seconds` (units: ms, s, m, h, d)"
+            ),
+            err(
+                "tend.toml",
+                10,
+                "services.db.instances",
+                "must be at least 1, not 0"
+            ),
+            err(
+                "tend.toml",
+                13,
+                "services.cache.args",
+                "must not be empty: the first element is the program"
+            ),
+            err(
+                "tend.toml",
+                15,
+                "services.cache.backoff.factor",
+                "must be a finite number of at least 1.0, not 0.5"
+            ),
+            err(
+                "tend.toml",
+                17,
+                "",
+                "unknown key `servics`; did you mean `services`?"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_yaml_and_json_too() {
+    let yaml = lines(&[
+        "services:",                 // 1
+        "  web:",                    // 2
+        "    command: serve",        // 3
+        "    autostart: yes",        // 4
+        "    restart: sometimes",    // 5
+        "  db:",                     // 6
+        "    args: [postgres, 5]",   // 7
+        "    min_uptime: 10",        // 8
+        "    user: no-such-user-xq", // 9
+    ]);
+    let errors = Fixture::new().errors("tend.yaml", &yaml);
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.yaml",
+                4,
+                "services.web.autostart",
+                "invalid type: string \"yes\", expected a boolean (YAML 1.2 reads yes/no/on/off as strings: write true or false)"
+            ),
+            err(
+                "tend.yaml",
+                5,
+                "services.web.restart",
+                "unknown variant `sometimes`, expected one of `always`, `on-failure`, `never`"
+            ),
+            err(
+                "tend.yaml",
+                7,
+                "services.db.args[1]",
+                "invalid type: integer `5`, expected a string"
+            ),
+            err(
+                "tend.yaml",
+                8,
+                "services.db.min_uptime",
+                "`10` has no unit; write \"10s\" or \"10ms\" (units: ms, s, m, h, d)"
+            ),
+            err(
+                "tend.yaml",
+                9,
+                "services.db.user",
+                "no user named `no-such-user-xq` on this machine"
+            ),
+        ]
+    );
+
+    let json = lines(&[
+        "{",                                                      // 1
+        "  \"services\": {",                                      // 2
+        "    \"web\": {",                                         // 3
+        "      \"command\": \"serve\",",                          // 4
+        "      \"cwdd\": \"/srv\"",                               // 5
+        "    },",                                                 // 6
+        "    \"db\": {\"args\": [\"pg\"], \"kind\": \"daemon\"}", // 7
+        "  }",                                                    // 8
+        "}",                                                      // 9
+    ]);
+    let errors = Fixture::new().errors("tend.json", &json);
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.json",
+                5,
+                "services.web",
+                "unknown key `cwdd`; did you mean `cwd`?"
+            ),
+            err(
+                "tend.json",
+                7,
+                "services.db.kind",
+                "unknown variant `daemon`, expected `service` or `task`"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_line_and_column() {
+    let fixture = Fixture::new();
+    let errors = fixture.errors("tend.toml", "[services.web]\ncommand = \"x\nargs = 1\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].1, Some(2));
+    assert!(errors[0].3.contains("column"), "{errors:?}");
+
+    let errors = fixture.errors("tend.yaml", "services:\n  web:\n    command: [x\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.is_some());
+    assert!(errors[0].3.contains("column"), "{errors:?}");
+
+    let errors = fixture.errors(
+        "tend.json",
+        "{\n  \"services\": {\n    \"web\" {}\n  }\n}\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].1, Some(3));
+}
+
+#[test]
+fn duplicate_keys_are_errors_in_every_format() {
+    let fixture = Fixture::new();
+    let errors = fixture.errors(
+        "tend.yaml",
+        &lines(&[
+            "services:",
+            "  web:",
+            "    command: a",
+            "  web:",
+            "    command: b",
+        ]),
+    );
+    assert_eq!(
+        errors,
+        [err(
+            "tend.yaml",
+            4,
+            "",
+            "duplicate key `web` (first defined on line 2)"
+        )]
+    );
+
+    let errors = fixture.errors(
+        "tend.json",
+        &lines(&[
+            "{\"services\": {\"web\": {",
+            "  \"command\": \"a\",",
+            "  \"command\": \"b\"",
+            "}}}",
+        ]),
+    );
+    assert_eq!(
+        errors,
+        [err(
+            "tend.json",
+            3,
+            "",
+            "duplicate key `command` (first defined on line 2)"
+        )]
+    );
+
+    let errors = fixture.errors(
+        "tend.toml",
+        &lines(&["[services.web]", "command = 'a'", "command = 'b'"]),
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].1, Some(3));
+    assert!(errors[0].3.starts_with("duplicate key"), "{errors:?}");
+}
+
+#[test]
+fn unsupported_extensions_and_missing_files_name_the_file() {
+    let fixture = Fixture::new();
+    let path = fixture.write("tend.ini", "[services.web]\n");
+    let errors = load_with_env(&path, &test_env).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{}: unsupported manifest format: the file name must end in .toml, .yaml, .yml or .json",
+            path.display()
+        )
+    );
+
+    let missing = fixture.dir.path().join("nope.toml");
+    let errors = load_with_env(&missing, &test_env).unwrap_err();
+    assert_eq!(errors.0[0].file, missing);
+    assert_eq!(errors.0[0].line, None);
+    assert!(
+        errors.0[0].message.starts_with("cannot read manifest"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn the_manifest_path_is_made_absolute_and_canonical() {
+    let fixture = Fixture::new();
+    fixture.write("sub/keep", "");
+    fixture.write("tend.toml", "");
+    let roundabout = fixture.dir.path().join("sub/../tend.toml");
+    let m = load_with_env(&roundabout, &test_env).expect("loads");
+    assert_eq!(m.path, fixture.root().join("tend.toml"));
+    assert_eq!(m.base_dir(), fixture.root());
+}
+
+#[test]
+fn the_manifest_must_be_a_table() {
+    let errors = Fixture::new().errors("tend.yaml", "- a\n- b\n");
+    assert_eq!(
+        errors,
+        [err(
+            "tend.yaml",
+            1,
+            "",
+            "a manifest is a table of `[tend]` and `[services.NAME]`, found an array"
+        )]
+    );
+    let errors = Fixture::new().errors("tend.yaml", "services: [web]\ntend: 1\n");
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.yaml",
+                1,
+                "services",
+                "expected a table of services, found an array"
+            ),
+            err(
+                "tend.yaml",
+                2,
+                "tend",
+                "invalid type: integer `1`, expected a table of daemon settings"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn tend_settings_resolve_state_dir_and_reject_unknowns() {
+    let fixture = Fixture::new();
+    let m = fixture.ok("tend.toml", "[tend]\nstate_dir = \"/var/run/tend\"\n");
+    assert_eq!(m.daemon.state_dir, PathBuf::from("/var/run/tend"));
+    let m = fixture.ok(
+        "tend.toml",
+        "[tend]\nstate_dir = \"./st/../state\"\ncgroups = \"auto\"\n",
+    );
+    assert_eq!(m.daemon.state_dir, fixture.root().join("st/../state"));
+    assert_eq!(m.daemon.cgroups, CgroupMode::Auto);
+
+    let errors = fixture.errors(
+        "tend.toml",
+        &lines(&[
+            "[tend]",
+            "cgroups = \"on\"",
+            "statedir = \"x\"",
+            "state_dir = \"\"",
+        ]),
+    );
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.toml",
+                2,
+                "tend.cgroups",
+                "unknown variant `on`, expected `auto` or `off`"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "tend",
+                "unknown key `statedir`; did you mean `state_dir`?"
+            ),
+            err("tend.toml", 4, "tend.state_dir", "must not be empty"),
+        ]
+    );
+}
+
+#[test]
+fn command_args_and_shell_rules() {
+    assert_eq!(
+        web(&["command = \"echo 'a b' \\\"c d\\\" e\\\\ f\""]).program,
+        Program::Exec(vec![
+            "echo".into(),
+            "a b".into(),
+            "c d".into(),
+            "e f".into()
+        ])
+    );
+    assert_eq!(
+        web(&["args = [\"/bin/echo\", \"${GREETING}\"]"]).program,
+        Program::Exec(vec!["/bin/echo".into(), "hello world".into()])
+    );
+    // Interpolation happens before splitting, as in docker compose.
+    assert_eq!(
+        web(&["command = \"echo ${GREETING}\""]).program,
+        Program::Exec(vec!["echo".into(), "hello".into(), "world".into()])
+    );
+    assert_eq!(
+        web(&["command = \"echo $HOME && exit 1\"", "shell = true"]).program,
+        Program::Shell("echo $HOME && exit 1".into())
+    );
+
+    assert_eq!(
+        web_errors(&["command = \"a\"", "args = [\"a\"]"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.args",
+            "set `command` or `args`, not both"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["autostart = true"]),
+        [err(
+            "tend.toml",
+            1,
+            "services.web",
+            "missing `command` (a command line) or `args` (an argv array)"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["args = [\"a\"]", "shell = true"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.shell",
+            "`shell = true` runs `command` through /bin/sh -c; it cannot take `args`"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"  \""]),
+        [err(
+            "tend.toml",
+            2,
+            "services.web.command",
+            "must not be empty"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"echo 'unclosed\""]),
+        [err(
+            "tend.toml",
+            2,
+            "services.web.command",
+            "cannot split into words: missing closing quote"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["args = [\"a\\u0000b\"]"]),
+        [err(
+            "tend.toml",
+            2,
+            "services.web.args[0]",
+            "contains a NUL character, which no process can receive"
+        )]
+    );
+}
+
+#[test]
+fn interpolation_uses_env_files_then_tends_environment() {
+    let fixture = Fixture::new();
+    fixture.write("base.env", "HOME=/from/file\nONLY_FILE=f\nSHARED=base\n");
+    fixture.write("local.env", "SHARED=local\n");
+    let m = fixture.ok(
+        "tend.toml",
+        &lines(&[
+            "[services.web]",
+            "args = [\"run\", \"${HOME}\", \"${ONLY_FILE}\", \"${SHARED}\", \"${PORT}\", \"${EMPTY:-dflt}\", \"$HOME\", \"$${HOME}\"]",
+            "env_file = [\"base.env\", \"local.env\"]",
+            "env = { SHARED = \"table\", FROM_TEND = \"${PORT}\" }",
+            "cwd = \"${HOME}/app\"",
+        ]),
+    );
+    let web = &m.services[0];
+    assert_eq!(
+        web.program,
+        Program::Exec(
+            [
+                "run",
+                "/from/file",
+                "f",
+                "local",
+                "8080",
+                "dflt",
+                "$HOME",
+                "${HOME}"
+            ]
+            .map(String::from)
+            .to_vec()
+        )
+    );
+    assert_eq!(web.cwd.as_deref(), Some("/from/file/app"));
+    // Env files first, later files override earlier ones, `env` overrides them all; tend's
+    // own environment is not copied in (the engine adds it).
+    let env: Vec<(&str, &str)> = web
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("FROM_TEND", "8080"),
+            ("HOME", "/from/file"),
+            ("ONLY_FILE", "f"),
+            ("SHARED", "table"),
+        ]
+    );
+}
+
+#[test]
+fn undefined_variables_are_errors_naming_the_variable_and_key() {
+    let errors = web_errors(&[
+        "command = \"serve ${NOPE}\"",
+        "env = { A = \"${ALSO_NOPE}\", B = \"${OK:-fine}\" }",
+        "cwd = \"${WHERE\"",
+    ]);
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.toml",
+                2,
+                "services.web.command",
+                "undefined variable `NOPE` (set it, or give a default: `${NOPE:-default}`)"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "services.web.env.A",
+                "undefined variable `ALSO_NOPE` (set it, or give a default: `${ALSO_NOPE:-default}`)"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.cwd",
+                "`${WHERE` has no closing `}` (write `$${` for a literal `${`)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn env_file_errors_name_the_env_file_and_its_line() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "bad.env",
+        "GOOD=1\nthis is not an assignment\nexport 9X=1\n",
+    );
+    let errors = fixture.errors(
+        "tend.toml",
+        &lines(&[
+            "[services.web]",
+            "command = \"x\"",
+            "env_file = \"bad.env\"",
+            "[services.api]",
+            "command = \"y\"",
+            "env_file = [\"bad.env\", \"missing.env\"]",
+        ]),
+    );
+    let missing = fixture.root().join("missing.env");
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.toml",
+                6,
+                "services.api.env_file[1]",
+                &format!(
+                    "cannot read env file {}: No such file or directory (os error 2)",
+                    missing.display()
+                )
+            ),
+            err(
+                "bad.env",
+                2,
+                "services.web.env_file",
+                "expected KEY=VALUE, found `this is not an assignment`"
+            ),
+            err(
+                "bad.env",
+                3,
+                "services.web.env_file",
+                "invalid variable name `9X`: use letters, digits and `_`, not starting with a digit"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn env_values_accept_integers_and_booleans_but_not_floats_or_tables() {
+    let spec = web(&[
+        "command = \"x\"",
+        "env = { I = -4, T = true, F = false, S = \"s\" }",
+    ]);
+    let env: Vec<(&str, &str)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [("F", "false"), ("I", "-4"), ("S", "s"), ("T", "true")]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "env = { F = 1.5, T = { a = 1 } }"]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.env.F",
+                "invalid type: float `1.5`, expected a string, an integer or a boolean"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "services.web.env.T",
+                "invalid type: table, expected a string, an integer or a boolean"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn cwd_resolves_against_the_manifest_directory() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let m = fixture.ok(
+        "tend.toml",
+        "[services.a]\ncommand = 'x'\ncwd = 'sub/dir'\n[services.b]\ncommand = 'x'\ncwd = '/abs'\n",
+    );
+    assert_eq!(m.services[0].cwd.as_deref(), root.join("sub/dir").to_str());
+    assert_eq!(m.services[1].cwd.as_deref(), Some("/abs"));
+}
+
+#[test]
+fn users_groups_and_umask() {
+    let spec = web(&[
+        "command = \"x\"",
+        "user = \"root\"",
+        "group = \"root\"",
+        "umask = \"022\"",
+    ]);
+    assert_eq!(spec.user.as_deref(), Some("root"));
+    assert_eq!(spec.group.as_deref(), Some("root"));
+    assert_eq!(spec.umask, Some(0o022));
+    // Numeric ids need no entry in /etc/passwd; a TOML octal integer is taken as is.
+    let spec = web(&[
+        "command = \"x\"",
+        "user = 12345",
+        "group = \"54321\"",
+        "umask = 0o077",
+    ]);
+    assert_eq!(spec.user.as_deref(), Some("12345"));
+    assert_eq!(spec.group.as_deref(), Some("54321"));
+    assert_eq!(spec.umask, Some(0o077));
+
+    assert_eq!(
+        web_errors(&[
+            "command = \"x\"",
+            "user = \"nobody-tend-test\"",
+            "group = \"no-group-tend-test\"",
+            "umask = \"089\"",
+        ]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.user",
+                "no user named `nobody-tend-test` on this machine"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.group",
+                "no group named `no-group-tend-test` on this machine"
+            ),
+            err(
+                "tend.toml",
+                5,
+                "services.web.umask",
+                "`089` is not an octal umask such as \"022\""
+            ),
+        ]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "umask = 512", "user = -1"]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.umask",
+                "umask 0o1000 is out of range (at most 0o777)"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.user",
+                "user id -1 is out of range"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn yaml_octal_looking_umask_keeps_its_text() {
+    let m = Fixture::new().ok(
+        "tend.yaml",
+        "services:\n  web:\n    command: x\n    umask: 022\n",
+    );
+    assert_eq!(m.services[0].umask, Some(0o022));
+}
+
+#[test]
+fn numeric_limits() {
+    let spec = web(&["command = \"x\"", "instances = 10000", "port_base = 55536"]);
+    assert_eq!((spec.instances, spec.port_base), (10000, Some(55536)));
+    assert_eq!(
+        web_errors(&[
+            "command = \"x\"",
+            "instances = -3",
+            "exit_codes = [0, 256, -1]"
+        ]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.instances",
+                "must be at least 1, not -3"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.exit_codes[1]",
+                "exit code 256 is not in 0..=255"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.exit_codes[2]",
+                "exit code -1 is not in 0..=255"
+            ),
+        ]
+    );
+    assert_eq!(
+        web_errors(&[
+            "command = \"x\"",
+            "instances = 10001",
+            "max_restarts = -1",
+            "exit_codes = []"
+        ]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.instances",
+                "must be at most 10000, not 10001"
+            ),
+            err(
+                "tend.toml",
+                4,
+                "services.web.max_restarts",
+                "must be at least 0: -1"
+            ),
+            err(
+                "tend.toml",
+                5,
+                "services.web.exit_codes",
+                "must list at least one exit code"
+            ),
+        ]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "port_base = 0"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.port_base",
+            "must be a port in 1..=65535, not 0"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "port_base = 70000"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.port_base",
+            "must be a port in 1..=65535, not 70000"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "instances = 3", "port_base = 65534"]),
+        [err(
+            "tend.toml",
+            4,
+            "services.web.port_base",
+            "3 instances from port 65534 would need port 65536, past 65535"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "priority = 1.5"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.priority",
+            "invalid type: float `1.5`, expected an integer"
+        )]
+    );
+}
+
+#[test]
+fn backoff_rules() {
+    let spec = web(&["command = \"x\"", "[services.web.backoff]", "max = \"2s\""]);
+    assert_eq!(spec.backoff.max, Duration::from_secs(2));
+    assert_eq!(spec.backoff.initial, Duration::from_secs(1));
+    assert_eq!(
+        web_errors(&[
+            "command = \"x\"",
+            "backoff = { initial = \"10s\", max = \"5s\", jitter = 1.5, factor = 2 }",
+        ]),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.web.backoff.jitter",
+                "must be between 0 and 1, not 1.5"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "services.web.backoff.max",
+                "`max` (5s) must be at least `initial` (10s)"
+            ),
+        ]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "backoff = { initial = \"1m\" }"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.backoff.initial",
+            "`max` (the default 30s) must be at least `initial` (60s)"
+        )]
+    );
+    assert_eq!(
+        web_errors(&["command = \"x\"", "backoff = \"1s\""]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.backoff",
+            "invalid type: string \"1s\", expected a table of backoff settings"
+        )]
+    );
+}
+
+#[test]
+fn durations_and_signals() {
+    let spec = web(&[
+        "command = \"x\"",
+        "min_uptime = \"0s\"",
+        "stop_timeout = \"1.5s\"",
+        "stop_signal = 1",
+        "restart_window = \"1d\"",
+    ]);
+    assert_eq!(spec.min_uptime, Duration::ZERO);
+    assert_eq!(spec.stop_timeout, Duration::from_millis(1500));
+    assert_eq!(spec.stop_signal, Signal::Hup);
+    assert_eq!(spec.restart_window, Duration::from_secs(86_400));
+    assert_eq!(
+        web(&["command = \"x\"", "stop_signal = \"quit\""]).stop_signal,
+        Signal::Quit
+    );
+
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "stop_timeout = 10",
+        "min_uptime = \"-1s\"",
+        "cooldown = -5",
+        "stop_signal = \"SIGBOGUS\"",
+    ]);
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(
+        errors[0],
+        err(
+            "tend.toml",
+            3,
+            "services.web.stop_timeout",
+            "`10` has no unit; write \"10s\" or \"10ms\" (units: ms, s, m, h, d)"
+        )
+    );
+    assert_eq!(
+        errors[1],
+        err(
+            "tend.toml",
+            4,
+            "services.web.min_uptime",
+            "duration `-1s` cannot be negative"
+        )
+    );
+    assert_eq!(
+        errors[2],
+        err(
+            "tend.toml",
+            5,
+            "services.web.cooldown",
+            "duration `-5` cannot be negative"
+        )
+    );
+    assert_eq!(errors[3].1, Some(6));
+    assert_eq!(errors[3].2, "services.web.stop_signal");
+    assert!(
+        errors[3].3.starts_with("unknown signal `SIGBOGUS`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn dependency_errors_each_name_the_problem() {
+    let text = lines(&[
+        "[services.db]",                                              // 1
+        "command = \"postgres\"",                                     // 2
+        "[services.migrate]",                                         // 3
+        "command = \"migrate\"",                                      // 4
+        "kind = \"task\"",                                            // 5
+        "[services.web]",                                             // 6
+        "command = \"serve\"",                                        // 7
+        "depends_on = [\"db\", \"web\", \"dbb\", \"db\", \"cache\"]", // 8
+        "[services.api]",                                             // 9
+        "command = \"api\"",                                          // 10
+        "[services.api.depends_on]",                                  // 11
+        "db = \"completed\"",                                         // 12
+        "migrate = \"completed\"",                                    // 13
+        "web = \"ready\"",                                            // 14
+    ]);
+    let errors = Fixture::new().errors("tend.toml", &text);
+    assert_eq!(
+        errors,
+        [
+            err(
+                "tend.toml",
+                8,
+                "services.web.depends_on[1]",
+                "`web` cannot depend on itself"
+            ),
+            err(
+                "tend.toml",
+                8,
+                "services.web.depends_on[2]",
+                "unknown service `dbb`; did you mean `db`?"
+            ),
+            err(
+                "tend.toml",
+                8,
+                "services.web.depends_on[3]",
+                "`db` is listed twice"
+            ),
+            err(
+                "tend.toml",
+                8,
+                "services.web.depends_on[4]",
+                "unknown service `cache`"
+            ),
+            err(
+                "tend.toml",
+                12,
+                "services.api.depends_on.db",
+                "`completed` needs `db` to be a task (`kind = \"task\"`), but it is a service"
+            ),
+            err(
+                "tend.toml",
+                14,
+                "services.api.depends_on.web",
+                "unknown variant `ready`, expected one of `started`, `healthy`, `completed`"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn dependency_cycles_name_the_whole_cycle() {
+    let text = lines(&[
+        "[services.a]",                     // 1
+        "command = \"a\"",                  // 2
+        "depends_on = [\"b\"]",             // 3
+        "[services.b]",                     // 4
+        "command = \"b\"",                  // 5
+        "depends_on = [\"c\"]",             // 6
+        "[services.c]",                     // 7
+        "command = \"c\"",                  // 8
+        "depends_on = { a = \"healthy\" }", // 9
+        "[services.d]",                     // 10
+        "command = \"d\"",                  // 11
+        "depends_on = [\"e\"]",             // 12
+        "[services.e]",                     // 13
+        "command = \"e\"",                  // 14
+        "depends_on = [\"d\", \"a\"]",      // 15
+    ]);
+    assert_eq!(
+        Fixture::new().errors("tend.toml", &text),
+        [
+            err(
+                "tend.toml",
+                3,
+                "services.a.depends_on",
+                "dependency cycle: a -> b -> c -> a"
+            ),
+            err(
+                "tend.toml",
+                12,
+                "services.d.depends_on",
+                "dependency cycle: d -> e -> d"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn names_and_groups() {
+    let spec = web(&[
+        "command = \"x\"",
+        "groups = [\"front\", \"front\", \"edge.v2\"]",
+    ]);
+    assert_eq!(spec.groups, ["front", "edge.v2"], "duplicates collapse");
+
+    let text = lines(&[
+        "[services.\"web:2\"]",               // 1
+        "command = \"x\"",                    // 2
+        "[services.all]",                     // 3
+        "command = \"x\"",                    // 4
+        "[services.api]",                     // 5
+        "command = \"x\"",                    // 6
+        "groups = [\"db\", \"all\", \"-x\"]", // 7
+        "[services.db]",                      // 8
+        "command = \"x\"",                    // 9
+    ]);
+    assert_eq!(
+        Fixture::new().errors("tend.toml", &text),
+        [
+            err(
+                "tend.toml",
+                1,
+                "services.web:2",
+                "`web:2` is not a valid name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit (`:` is reserved: `web:2` names an instance)"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "services.all",
+                "`all` is reserved: it names every service"
+            ),
+            err(
+                "tend.toml",
+                7,
+                "services.api.groups[0]",
+                "group `db` has the same name as a service"
+            ),
+            err(
+                "tend.toml",
+                7,
+                "services.api.groups[1]",
+                "`all` is reserved: it names every service"
+            ),
+            err(
+                "tend.toml",
+                7,
+                "services.api.groups[2]",
+                "`-x` is not a valid name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn yaml_booleans_are_only_true_and_false() {
+    let m = Fixture::new().ok(
+        "tend.yaml",
+        "services:\n  web:\n    args: [echo, yes, on, off, no]\n    autostart: false\n",
+    );
+    assert_eq!(
+        m.services[0].program,
+        Program::Exec(
+            ["echo", "yes", "on", "off", "no"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+}
+
+#[test]
+fn start_order_puts_dependencies_first_then_priority_then_file_order() {
+    let text = lines(&[
+        "[services.web]",
+        "command = \"x\"",
+        "depends_on = [\"api\"]",
+        "[services.api]",
+        "command = \"x\"",
+        "depends_on = { db = \"healthy\", migrate = \"completed\" }",
+        "[services.metrics]",
+        "command = \"x\"",
+        "priority = 10",
+        "[services.db]",
+        "command = \"x\"",
+        "[services.migrate]",
+        "command = \"x\"",
+        "kind = \"task\"",
+        "depends_on = [\"db\"]",
+        "[services.cache]",
+        "command = \"x\"",
+        "priority = -5",
+        "[services.logs]",
+        "command = \"x\"",
+    ]);
+    let m = Fixture::new().ok("tend.toml", &text);
+    assert_eq!(
+        start_order(&m),
+        ["cache", "db", "migrate", "api", "web", "logs", "metrics"]
+    );
+}
+
+#[test]
+fn find_manifest_walks_up_and_prefers_toml() {
+    let fixture = Fixture::new();
+    fixture.write("project/deep/er/file.txt", "");
+    assert_eq!(
+        find_manifest(&fixture.dir.path().join("project/deep/er")),
+        None
+    );
+
+    fixture.write("project/tend.json", "{}");
+    let found = find_manifest(&fixture.dir.path().join("project/deep/er"));
+    assert_eq!(found, Some(fixture.dir.path().join("project/tend.json")));
+
+    fixture.write("project/tend.yml", "");
+    fixture.write("project/tend.toml", "");
+    let found = find_manifest(&fixture.dir.path().join("project/deep/er"));
+    assert_eq!(found, Some(fixture.dir.path().join("project/tend.toml")));
+
+    fixture.write("project/deep/tend.yaml", "");
+    let found = find_manifest(&fixture.dir.path().join("project/deep/er"));
+    assert_eq!(
+        found,
+        Some(fixture.dir.path().join("project/deep/tend.yaml"))
+    );
+    assert_eq!(
+        find_manifest(&fixture.dir.path().join("project")),
+        Some(fixture.dir.path().join("project/tend.toml"))
+    );
+}
+
+#[test]
+fn schema_describes_every_key_and_denies_unknown_ones() {
+    let schema = schema();
+    let text = schema.to_string();
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::json!(false),
+        "top level"
+    );
+    assert_eq!(schema["title"], "tend manifest");
+    let defs = schema["$defs"].as_object().expect("$defs");
+    for table in ["RawDaemon", "RawService", "RawBackoff"] {
+        assert_eq!(
+            defs[table]["additionalProperties"],
+            serde_json::json!(false),
+            "{table} must deny unknown keys"
+        );
+    }
+    let service = defs["RawService"]["properties"]
+        .as_object()
+        .expect("properties");
+    for key in [
+        "command",
+        "args",
+        "shell",
+        "cwd",
+        "env",
+        "env_file",
+        "user",
+        "group",
+        "umask",
+        "kind",
+        "autostart",
+        "instances",
+        "port_base",
+        "restart",
+        "exit_codes",
+        "backoff",
+        "min_uptime",
+        "max_restarts",
+        "restart_window",
+        "cooldown",
+        "stop_signal",
+        "stop_timeout",
+        "depends_on",
+        "priority",
+        "groups",
+    ] {
+        assert!(service.contains_key(key), "schema lacks `{key}`");
+    }
+    assert_eq!(service.len(), 25, "a key was added: list it above");
+    for key in ["initial", "max", "factor", "jitter"] {
+        assert!(
+            defs["RawBackoff"]["properties"].get(key).is_some(),
+            "backoff lacks {key}"
+        );
+    }
+    for key in ["state_dir", "cgroups"] {
+        assert!(
+            defs["RawDaemon"]["properties"].get(key).is_some(),
+            "tend lacks {key}"
+        );
+    }
+    // Doc comments become descriptions, and enums list their values for completion.
+    let command = service["command"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(command.contains("POSIX shell"), "{command}");
+    assert!(text.contains("on-failure"));
+    assert!(text.contains("\"completed\""));
+    assert!(text.contains(raw::NAME_PATTERN.replace('\\', "\\\\").as_str()));
+}
+
+#[test]
+fn errors_display_one_per_line() {
+    let fixture = Fixture::new();
+    let errors = fixture
+        .load(
+            "tend.toml",
+            "[services.a]\nbogus = 1\n[services.b]\nbogus = 2\n",
+        )
+        .unwrap_err();
+    let file = fixture.root().join("tend.toml");
+    let f = file.display();
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{f}:1: services.a: missing `command` (a command line) or `args` (an argv array)\n\
+             {f}:2: services.a: unknown key `bogus`\n\
+             {f}:3: services.b: missing `command` (a command line) or `args` (an argv array)\n\
+             {f}:4: services.b: unknown key `bogus`"
+        )
+    );
+}
+
+#[test]
+fn load_reads_tends_own_environment() {
+    let fixture = Fixture::new();
+    // PATH is set in any environment the tests run in.
+    let path = fixture.write("tend.toml", "[services.a]\nargs = [\"${PATH}\"]\n");
+    let m = load(&path).expect("loads");
+    let expected = std::env::var("PATH").expect("PATH is set");
+    assert_eq!(m.services[0].program, Program::Exec(vec![expected]));
+}
+
+#[test]
+fn hostile_inputs_give_errors_not_panics() {
+    let fixture = Fixture::new();
+    let inputs: &[(&str, &str)] = &[
+        ("tend.yaml", "services:\n  web: &a [*a]\n"),
+        ("tend.yaml", "? [a]\n: b\n"),
+        ("tend.yaml", "services:\n  ~: {command: x}\n"),
+        ("tend.yaml", "!!int x: 1\n"),
+        (
+            "tend.yaml",
+            "services: {web: {command: !!str 5, env: {A: .nan}}}\n",
+        ),
+        ("tend.yaml", "\u{feff}services: {}\n"),
+        (
+            "tend.json",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        ),
+        ("tend.json", "\"just a string\""),
+        ("tend.toml", "services = 1\n"),
+        (
+            "tend.toml",
+            "[services.web]\ncommand = 'x'\nbackoff.factor = nan\nbackoff.jitter = inf\n",
+        ),
+        (
+            "tend.toml",
+            "[services.web]\ncommand = 'x'\ninstances = 9223372036854775807\nport_base = 65535\n",
+        ),
+        (
+            "tend.toml",
+            "[services.web]\nargs = [[1], {a = 1}]\ndepends_on = [1]\n",
+        ),
+        ("tend.toml", "[[services]]\nname = 'x'\n"),
+        ("tend.toml", "\u{0}\u{1}\u{2}"),
+    ];
+    for (name, text) in inputs {
+        // Ok or Err are both fine; what matters is reaching this line.
+        let _ = fixture.load(name, text);
+    }
+    let bytes = fixture.dir.path().join("bin.toml");
+    std::fs::write(&bytes, [0xff, 0xfe, 0x00]).expect("write");
+    assert!(load_with_env(&bytes, &test_env).is_err());
+}
+
+#[test]
+fn error_types_are_std_errors_that_cross_threads() {
+    fn is<T: Send + Sync + std::error::Error + 'static>() {}
+    is::<ConfigErrors>();
+    is::<ConfigError>();
+}
+
+#[test]
+fn a_malformed_key_does_not_cause_follow_on_errors() {
+    let text = lines(&[
+        "[services.migrate]",                              // 1
+        "kind = \"taks\"",                                 // 2
+        "command = 42",                                    // 3
+        "[services.web]",                                  // 4
+        "command = \"x\"",                                 // 5
+        "depends_on = { migrate = \"completed\" }",        // 6
+        "backoff = { initial = \"soon\", max = \"1ms\" }", // 7
+    ]);
+    // No "missing `command`" for migrate, no "`completed` needs a task" for web (migrate's
+    // kind is unknown, not "service"), no "max < initial" (initial is invalid, not 1s).
+    assert_eq!(
+        Fixture::new().errors("tend.toml", &text),
+        [
+            err(
+                "tend.toml",
+                2,
+                "services.migrate.kind",
+                "unknown variant `taks`, expected `service` or `task`"
+            ),
+            err(
+                "tend.toml",
+                3,
+                "services.migrate.command",
+                "invalid type: integer `42`, expected a string"
+            ),
+            err(
+                "tend.toml",
+                7,
+                "services.web.backoff.initial",
+                "invalid duration `soon`: expected a number, found `soon` (e.g. \"1m30s\")"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn yaml_nulls_mean_unset() {
+    let m = Fixture::new().ok(
+        "tend.yaml",
+        "tend:\nservices:\n  web:\n    command: x\n    cwd: ~\n    env:\n",
+    );
+    assert_eq!(m.daemon.state_dir, m.base_dir().join(".tend"));
+    assert_eq!(m.services[0].cwd, None);
+    assert!(m.services[0].env.is_empty());
+}

@@ -1,0 +1,1088 @@
+//! From the parsed tree to the validated [`Manifest`]: deserializes each part into the raw
+//! serde types, collecting every serde error, then checks and converts every value,
+//! collecting every problem with its file, line and dotted key. Nothing stops at the first
+//! mistake: a person fixing a manifest sees all of them in one run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::document::{Dotted, Node, Segment, Value};
+use crate::config::error::ConfigError;
+use crate::config::model::{
+    BackoffSpec, CgroupMode, Condition, DaemonSettings, Dependency, Kind, Manifest, Program,
+    RestartPolicy, ServiceSpec,
+};
+use crate::config::raw::{
+    self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCondition,
+    RawDaemon, RawKind, RawManifest, RawRestart, RawService, UmaskValue,
+};
+use crate::config::signal::Signal;
+use crate::config::{duration, envfile, graph, interpolate};
+
+/// The most instances one service may ask for: beyond this a typo is likelier than intent.
+const MAX_INSTANCES: i64 = 10_000;
+
+/// Validate a parsed manifest read from `file` (absolute). `env` is tend's environment,
+/// used only for `${VAR}` interpolation.
+pub(crate) fn validate(
+    file: &Path,
+    root: &Node,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, Vec<ConfigError>> {
+    let base_dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let mut validator = Validator {
+        file,
+        base_dir,
+        root,
+        env,
+        errors: Vec::new(),
+        env_files: HashMap::new(),
+    };
+    let manifest = validator.manifest();
+    match manifest {
+        Some(manifest) if validator.errors.is_empty() => Ok(manifest),
+        _ => Err(validator.errors),
+    }
+}
+
+fn key(name: &str) -> Segment {
+    Segment::Key(name.to_string())
+}
+
+fn join(base: &[Segment], rest: &[Segment]) -> Vec<Segment> {
+    base.iter().chain(rest).cloned().collect()
+}
+
+/// A service's dependencies as written, with where each one is written.
+struct DependencyRefs {
+    entries: Vec<(String, Condition, Vec<Segment>)>,
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    base_dir: PathBuf,
+    root: &'a Node,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+    /// Env files already read, by absolute path: each is read once, and a malformed one is
+    /// reported once however many services use it.
+    env_files: HashMap<PathBuf, Result<Vec<(String, String)>, String>>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, path: &[Segment], message: impl Into<String>) {
+        let line = self.root.line_of(path);
+        self.errors.push(ConfigError::new(
+            self.file,
+            Some(line),
+            Dotted(path).to_string(),
+            message,
+        ));
+    }
+
+    fn manifest(&mut self) -> Option<Manifest> {
+        let root = self.root;
+        let Some(entries) = root.entries() else {
+            self.error(
+                &[],
+                format!(
+                    "a manifest is a table of `[tend]` and `[services.NAME]`, found {}",
+                    root.kind()
+                ),
+            );
+            return None;
+        };
+        let top_keys = raw::field_names::<RawManifest>();
+        for entry in entries {
+            if !top_keys.contains(&entry.key) {
+                self.unknown_key(&[], &entry.key, entry.line, &top_keys);
+            }
+        }
+
+        let daemon = self.daemon(root.get("tend"));
+        let services = self.services(root.get("services"));
+        Some(Manifest {
+            path: self.file.to_path_buf(),
+            daemon,
+            services,
+        })
+    }
+
+    fn unknown_key(&mut self, parent: &[Segment], name: &str, line: usize, known: &[String]) {
+        let hint = did_you_mean(name, known)
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
+        self.errors.push(ConfigError::new(
+            self.file,
+            Some(line),
+            Dotted(parent).to_string(),
+            format!("unknown key `{name}`{hint}"),
+        ));
+    }
+
+    /// Deserialize `node` (found at `base`) into `T`. On a serde error: report it, remove the
+    /// key it names from a copy of the tree and try again, so that every bad key is reported
+    /// and the rest still parses. Each retry removes a key, so the loop is bounded.
+    ///
+    /// Also returns the top-level keys that were removed: later checks must not mistake a
+    /// key dropped for being malformed for a key left out (no "missing `command`" after
+    /// "`command`: invalid type").
+    fn collect<T: DeserializeOwned>(
+        &mut self,
+        node: &Node,
+        base: &[Segment],
+    ) -> (Option<T>, HashSet<String>) {
+        let mut node = node.clone();
+        let mut broken = HashSet::new();
+        for _ in 0..=count_entries(&node) {
+            let error = match serde_path_to_error::deserialize::<_, T>(node.to_json()) {
+                Ok(value) => return (Some(value), broken),
+                Err(error) => error,
+            };
+            let mut path: Vec<Segment> = error
+                .path()
+                .iter()
+                .filter_map(|segment| match segment {
+                    serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+                    serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                    _ => None,
+                })
+                .collect();
+            let message = error.inner().to_string();
+            let removal = if let Some((field, expected)) = unknown_field(&message) {
+                if path.last() == Some(&Segment::Key(field.clone())) {
+                    path.pop();
+                }
+                let parent = join(base, &path);
+                let line = self.root.line_of(&join(&parent, &[key(&field)]));
+                self.unknown_key(&parent, &field, line, &expected);
+                path.push(Segment::Key(field));
+                path
+            } else {
+                self.error(&join(base, &path), humanize(&message));
+                // Arrays are dropped whole: removing one element would shift the indices
+                // that later errors use to find their lines.
+                let keys = path
+                    .iter()
+                    .take_while(|s| matches!(s, Segment::Key(_)))
+                    .count();
+                path.truncate(keys);
+                path
+            };
+            if let Some(Segment::Key(top)) = removal.first() {
+                broken.insert(top.clone());
+            }
+            if !node.remove(&removal) {
+                return (None, broken);
+            }
+        }
+        (None, broken)
+    }
+
+    fn daemon(&mut self, node: Option<&Node>) -> DaemonSettings {
+        let raw = match node {
+            None => RawDaemon::default(),
+            Some(n) if n.value == Value::Null => RawDaemon::default(),
+            Some(n) => self
+                .collect::<RawDaemon>(n, &[key("tend")])
+                .0
+                .unwrap_or_default(),
+        };
+        let state_dir = match raw.state_dir {
+            None => self.base_dir.join(".tend"),
+            Some(dir) if dir.trim().is_empty() => {
+                self.error(&[key("tend"), key("state_dir")], "must not be empty");
+                self.base_dir.join(".tend")
+            }
+            Some(dir) => clean(&self.base_dir.join(dir)),
+        };
+        let cgroups = match raw.cgroups {
+            None | Some(RawCgroups::Auto) => CgroupMode::Auto,
+            Some(RawCgroups::Off) => CgroupMode::Off,
+        };
+        DaemonSettings { state_dir, cgroups }
+    }
+
+    fn services(&mut self, node: Option<&Node>) -> Vec<ServiceSpec> {
+        let entries = match node {
+            None => return Vec::new(),
+            Some(n) => match &n.value {
+                Value::Null => return Vec::new(),
+                Value::Table(entries) => entries,
+                _ => {
+                    self.error(
+                        &[key("services")],
+                        format!("expected a table of services, found {}", n.kind()),
+                    );
+                    return Vec::new();
+                }
+            },
+        };
+
+        let names: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        let mut raws: Vec<(String, Option<RawService>, HashSet<String>)> = Vec::new();
+        for entry in entries {
+            let path = [key("services"), key(&entry.key)];
+            if let Err(message) = check_name(&entry.key) {
+                self.error(&path, message);
+            }
+            let (raw, broken) = self.collect::<RawService>(&entry.value, &path);
+            raws.push((entry.key.clone(), raw, broken));
+        }
+
+        // Kinds first: `completed` dependencies need to know which services are tasks.
+        // A service whose `kind` was malformed has no known kind, rather than the default.
+        let kinds: HashMap<&str, Kind> = raws
+            .iter()
+            .filter(|(_, _, broken)| !broken.contains("kind"))
+            .filter_map(|(name, raw, _)| Some((name.as_str(), kind(raw.as_ref()?.kind))))
+            .collect();
+        let mut dependencies: Vec<DependencyRefs> = Vec::new();
+        let mut specs = Vec::new();
+        for (name, raw, broken) in &raws {
+            let refs = dependency_refs(name, raw.as_ref().and_then(|r| r.depends_on.as_ref()));
+            if let Some(raw) = raw
+                && let Some(spec) = self.service(name, raw, broken, &refs, &names)
+            {
+                specs.push(spec);
+            }
+            dependencies.push(refs);
+        }
+
+        self.check_dependencies(&names, &kinds, &dependencies);
+        specs
+    }
+
+    fn check_dependencies(
+        &mut self,
+        names: &[String],
+        kinds: &HashMap<&str, Kind>,
+        dependencies: &[DependencyRefs],
+    ) {
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut graph: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+        for (i, (name, refs)) in names.iter().zip(dependencies).enumerate() {
+            let mut seen = HashSet::new();
+            for (dep, condition, path) in &refs.entries {
+                if !seen.insert(dep) {
+                    self.error(path, format!("`{dep}` is listed twice"));
+                    continue;
+                }
+                if dep == name {
+                    self.error(path, format!("`{name}` cannot depend on itself"));
+                    continue;
+                }
+                let Some(&d) = index.get(dep.as_str()) else {
+                    let hint = did_you_mean(dep, names)
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
+                    self.error(path, format!("unknown service `{dep}`{hint}"));
+                    continue;
+                };
+                if *condition == Condition::Completed
+                    && kinds.get(dep.as_str()) == Some(&Kind::Service)
+                {
+                    self.error(
+                        path,
+                        format!(
+                            "`completed` needs `{dep}` to be a task (`kind = \"task\"`), but it is a service"
+                        ),
+                    );
+                }
+                graph[i].push(d);
+            }
+        }
+        for cycle in graph::find_cycles(&graph) {
+            let Some(&first) = cycle.first() else {
+                continue;
+            };
+            let mut path: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
+            path.push(names[first].as_str());
+            self.error(
+                &[key("services"), key(&names[first]), key("depends_on")],
+                format!("dependency cycle: {}", path.join(" -> ")),
+            );
+        }
+    }
+
+    /// Check and convert one service. None when anything in it is wrong (all reported).
+    fn service(
+        &mut self,
+        name: &str,
+        raw: &RawService,
+        broken: &HashSet<String>,
+        deps: &DependencyRefs,
+        service_names: &[String],
+    ) -> Option<ServiceSpec> {
+        let errors_before = self.errors.len();
+        let base = [key("services"), key(name)];
+        let at = |field: &str| join(&base, &[key(field)]);
+
+        let file_env = self.env_files_of(raw, &at("env_file"));
+        let process_env = self.env;
+        let lookup = |var: &str| file_env.get(var).cloned().or_else(|| process_env(var));
+
+        let program = self.program(raw, broken, &base, &lookup);
+        let cwd = raw.cwd.as_ref().and_then(|cwd| {
+            let cwd = self.interpolate(cwd, &at("cwd"), &lookup)?;
+            if cwd.is_empty() {
+                self.error(&at("cwd"), "must not be empty");
+                return None;
+            }
+            self.utf8_path(clean(&self.base_dir.join(cwd)), &at("cwd"))
+        });
+
+        let mut env = file_env.clone();
+        for (var, value) in raw.env.iter().flatten() {
+            let path = join(&at("env"), &[key(var)]);
+            if var.is_empty() || var.contains(['=', '\0']) {
+                self.error(
+                    &path,
+                    "invalid variable name: it must be non-empty without `=`",
+                );
+                continue;
+            }
+            let text = match &value.0 {
+                Loose::Text(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if let Some(text) = self.interpolate(&text, &path, &lookup) {
+                env.insert(var.clone(), text);
+            }
+        }
+
+        let user = raw
+            .user
+            .as_ref()
+            .and_then(|u| self.identity(u, &at("user"), Identity::User));
+        let group = raw
+            .group
+            .as_ref()
+            .and_then(|g| self.identity(g, &at("group"), Identity::Group));
+        let umask = raw.umask.as_ref().and_then(|u| self.umask(u, &at("umask")));
+
+        let kind = kind(raw.kind);
+        let instances = match raw.instances {
+            None => 1,
+            Some(n) if n < 1 => {
+                self.error(&at("instances"), format!("must be at least 1, not {n}"));
+                1
+            }
+            Some(n) if n > MAX_INSTANCES => {
+                self.error(
+                    &at("instances"),
+                    format!("must be at most {MAX_INSTANCES}, not {n}"),
+                );
+                1
+            }
+            Some(n) => u32::try_from(n).unwrap_or(1),
+        };
+        let port_base = raw.port_base.and_then(|p| {
+            let Ok(port) = u16::try_from(p) else {
+                self.error(
+                    &at("port_base"),
+                    format!("must be a port in 1..=65535, not {p}"),
+                );
+                return None;
+            };
+            if port == 0 {
+                self.error(&at("port_base"), "must be a port in 1..=65535, not 0");
+                return None;
+            }
+            let last = u32::from(port) + instances - 1;
+            if last > u32::from(u16::MAX) {
+                self.error(
+                    &at("port_base"),
+                    format!(
+                        "{instances} instances from port {port} would need port {last}, past 65535"
+                    ),
+                );
+                return None;
+            }
+            Some(port)
+        });
+
+        let restart = match (raw.restart, kind) {
+            (Some(RawRestart::Always), _) | (None, Kind::Service) => RestartPolicy::Always,
+            (Some(RawRestart::OnFailure), _) => RestartPolicy::OnFailure,
+            (Some(RawRestart::Never), _) | (None, Kind::Task) => RestartPolicy::Never,
+        };
+        let exit_codes = self.exit_codes(raw.exit_codes.as_deref(), &at("exit_codes"));
+        let backoff = self.backoff(raw.backoff.as_ref(), &at("backoff"));
+        let min_uptime = self.duration_or(
+            raw.min_uptime.as_ref(),
+            &at("min_uptime"),
+            Duration::from_secs(1),
+        );
+        let restart_window = self.duration_or(
+            raw.restart_window.as_ref(),
+            &at("restart_window"),
+            Duration::from_secs(60),
+        );
+        let stop_timeout = self.duration_or(
+            raw.stop_timeout.as_ref(),
+            &at("stop_timeout"),
+            Duration::from_secs(10),
+        );
+        let cooldown = raw
+            .cooldown
+            .as_ref()
+            .and_then(|d| self.duration(d, &at("cooldown")));
+        let max_restarts = match raw.max_restarts {
+            None => 10,
+            Some(n) => u32::try_from(n).unwrap_or_else(|_| {
+                let why = if n < 0 {
+                    "must be at least 0"
+                } else {
+                    "is too large"
+                };
+                self.error(&at("max_restarts"), format!("{why}: {n}"));
+                0
+            }),
+        };
+        let stop_signal = match &raw.stop_signal {
+            None => Signal::Term,
+            Some(value) => Signal::from_str(&value.0.to_string()).unwrap_or_else(|e| {
+                self.error(&at("stop_signal"), e.to_string());
+                Signal::Term
+            }),
+        };
+        let mut depends_on: Vec<Dependency> = Vec::new();
+        for (service, condition, _) in &deps.entries {
+            // Duplicates are reported with the other dependency checks.
+            if !depends_on.iter().any(|d| &d.service == service) {
+                depends_on.push(Dependency {
+                    service: service.clone(),
+                    condition: *condition,
+                });
+            }
+        }
+        let groups = self.groups(raw.groups.as_deref(), &at("groups"), service_names);
+
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        Some(ServiceSpec {
+            name: name.to_string(),
+            program: program?,
+            cwd,
+            env,
+            user,
+            group,
+            umask,
+            kind,
+            autostart: raw.autostart.unwrap_or(true),
+            instances,
+            port_base,
+            restart,
+            exit_codes,
+            backoff,
+            min_uptime,
+            max_restarts,
+            restart_window,
+            cooldown,
+            stop_signal,
+            stop_timeout,
+            depends_on,
+            priority: raw.priority.unwrap_or(0),
+            groups,
+        })
+    }
+
+    /// Interpolate `text` (the value at `path`), reporting every problem in it.
+    fn interpolate(
+        &mut self,
+        text: &str,
+        path: &[Segment],
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match interpolate::interpolate(text, lookup) {
+            Ok(value) if value.contains('\0') => {
+                self.error(
+                    path,
+                    "contains a NUL character, which no process can receive",
+                );
+                None
+            }
+            Ok(value) => Some(value),
+            Err(messages) => {
+                for message in messages {
+                    self.error(path, message);
+                }
+                None
+            }
+        }
+    }
+
+    fn program(
+        &mut self,
+        raw: &RawService,
+        broken: &HashSet<String>,
+        base: &[Segment],
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Program> {
+        let at = |field: &str| join(base, &[key(field)]);
+        let shell = raw.shell.unwrap_or(false);
+        match (&raw.command, &raw.args) {
+            (Some(_), Some(_)) => {
+                self.error(&at("args"), "set `command` or `args`, not both");
+                None
+            }
+            (None, None) => {
+                if !broken.contains("command") && !broken.contains("args") {
+                    self.error(
+                        base,
+                        "missing `command` (a command line) or `args` (an argv array)",
+                    );
+                }
+                None
+            }
+            (Some(command), None) => {
+                let line = self.interpolate(command, &at("command"), lookup)?;
+                if line.trim().is_empty() {
+                    self.error(&at("command"), "must not be empty");
+                    return None;
+                }
+                if shell {
+                    return Some(Program::Shell(line));
+                }
+                match shell_words::split(&line) {
+                    Ok(argv) => Some(Program::Exec(argv)),
+                    Err(e) => {
+                        self.error(&at("command"), format!("cannot split into words: {e}"));
+                        None
+                    }
+                }
+            }
+            (None, Some(args)) => {
+                if shell {
+                    self.error(
+                        &at("shell"),
+                        "`shell = true` runs `command` through /bin/sh -c; it cannot take `args`",
+                    );
+                    return None;
+                }
+                if args.is_empty() {
+                    self.error(
+                        &at("args"),
+                        "must not be empty: the first element is the program",
+                    );
+                    return None;
+                }
+                let argv: Vec<Option<String>> = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, arg)| {
+                        self.interpolate(arg, &join(&at("args"), &[Segment::Index(i)]), lookup)
+                    })
+                    .collect();
+                argv.into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Program::Exec)
+            }
+        }
+    }
+
+    /// The merged env files of a service (later files override earlier ones).
+    fn env_files_of(&mut self, raw: &RawService, path: &[Segment]) -> BTreeMap<String, String> {
+        let mut merged = BTreeMap::new();
+        for (i, file) in raw
+            .env_file
+            .iter()
+            .flat_map(|list| list.0.iter())
+            .enumerate()
+        {
+            // A lone string has no index in the tree; `line_of` then stops at `env_file`.
+            let at = join(path, &[Segment::Index(i)]);
+            if file.trim().is_empty() {
+                self.error(&at, "env file path must not be empty");
+                continue;
+            }
+            let full = clean(&self.base_dir.join(file));
+            if !self.env_files.contains_key(&full) {
+                let parsed = self.read_env_file(&full, path);
+                self.env_files.insert(full.clone(), parsed);
+            }
+            match self.env_files.get(&full) {
+                Some(Ok(pairs)) => merged.extend(pairs.iter().cloned()),
+                Some(Err(message)) => {
+                    let message = message.clone();
+                    self.error(&at, message);
+                }
+                None => {}
+            }
+        }
+        merged
+    }
+
+    /// Read and parse one env file. A file that cannot be read is an error at each
+    /// reference (the Err); malformed lines are reported once, against the env file itself.
+    fn read_env_file(
+        &mut self,
+        full: &Path,
+        path: &[Segment],
+    ) -> Result<Vec<(String, String)>, String> {
+        let text = std::fs::read_to_string(full)
+            .map_err(|e| format!("cannot read env file {}: {e}", full.display()))?;
+        match envfile::parse(&text) {
+            Ok(pairs) => Ok(pairs),
+            Err(errors) => {
+                for error in errors {
+                    self.errors.push(ConfigError::new(
+                        full,
+                        Some(error.line),
+                        Dotted(path).to_string(),
+                        error.message,
+                    ));
+                }
+                // Already reported; the service gets no values from it.
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn utf8_path(&mut self, path: PathBuf, at: &[Segment]) -> Option<String> {
+        match path.into_os_string().into_string() {
+            Ok(s) => Some(s),
+            Err(os) => {
+                self.error(
+                    at,
+                    format!("path {} is not valid UTF-8", PathBuf::from(os).display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn identity(&mut self, value: &IdValue, path: &[Segment], which: Identity) -> Option<String> {
+        let noun = which.noun();
+        match &value.0 {
+            Loose::Integer(id) => match u32::try_from(*id) {
+                Ok(id) => Some(id.to_string()),
+                Err(_) => {
+                    self.error(path, format!("{noun} id {id} is out of range"));
+                    None
+                }
+            },
+            Loose::Text(name) if name.is_empty() => {
+                self.error(path, "must not be empty");
+                None
+            }
+            // Numeric ids need no passwd entry: containers often run as bare uids.
+            Loose::Text(name) if name.bytes().all(|b| b.is_ascii_digit()) => {
+                match name.parse::<u32>() {
+                    Ok(_) => Some(name.clone()),
+                    Err(_) => {
+                        self.error(path, format!("{noun} id {name} is out of range"));
+                        None
+                    }
+                }
+            }
+            Loose::Text(name) => {
+                let found = match which {
+                    Identity::User => nix::unistd::User::from_name(name).map(|u| u.is_some()),
+                    Identity::Group => nix::unistd::Group::from_name(name).map(|g| g.is_some()),
+                };
+                match found {
+                    Ok(true) => Some(name.clone()),
+                    Ok(false) => {
+                        self.error(path, format!("no {noun} named `{name}` on this machine"));
+                        None
+                    }
+                    Err(e) => {
+                        self.error(path, format!("cannot look up {noun} `{name}`: {e}"));
+                        None
+                    }
+                }
+            }
+            other => {
+                self.error(
+                    path,
+                    format!("expected a {noun} name or id, found `{other}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn umask(&mut self, value: &UmaskValue, path: &[Segment]) -> Option<u32> {
+        let mask = match &value.0 {
+            Loose::Text(text) => {
+                let digits = text.trim();
+                if digits.is_empty()
+                    || digits.len() > 4
+                    || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                {
+                    self.error(
+                        path,
+                        format!("`{text}` is not an octal umask such as \"022\""),
+                    );
+                    return None;
+                }
+                u32::from_str_radix(digits, 8).ok()?
+            }
+            Loose::Integer(n) => match u32::try_from(*n) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.error(path, format!("umask {n} is out of range (0 to 0o777)"));
+                    return None;
+                }
+            },
+            other => {
+                self.error(
+                    path,
+                    format!("`{other}` is not an octal umask such as \"022\""),
+                );
+                return None;
+            }
+        };
+        if mask > 0o777 {
+            self.error(
+                path,
+                format!("umask {mask:#o} is out of range (at most 0o777)"),
+            );
+            return None;
+        }
+        Some(mask)
+    }
+
+    fn exit_codes(&mut self, codes: Option<&[i64]>, path: &[Segment]) -> Vec<i32> {
+        let Some(codes) = codes else { return vec![0] };
+        if codes.is_empty() {
+            self.error(path, "must list at least one exit code");
+        }
+        let mut out = Vec::with_capacity(codes.len());
+        for (i, &code) in codes.iter().enumerate() {
+            match u8::try_from(code) {
+                Ok(code) => out.push(i32::from(code)),
+                Err(_) => self.error(
+                    &join(path, &[Segment::Index(i)]),
+                    format!("exit code {code} is not in 0..=255"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn backoff(&mut self, raw: Option<&RawBackoff>, path: &[Segment]) -> BackoffSpec {
+        let defaults = BackoffSpec::default();
+        let Some(raw) = raw else { return defaults };
+        let at = |field: &str| join(path, &[key(field)]);
+        // None: written but invalid (already reported), so not compared below.
+        let initial = match &raw.initial {
+            None => Some(defaults.initial),
+            Some(d) => self.duration(d, &at("initial")),
+        };
+        let max = match &raw.max {
+            None => Some(defaults.max),
+            Some(d) => self.duration(d, &at("max")),
+        };
+        let factor = match raw.factor {
+            None => defaults.factor,
+            Some(f) if f >= 1.0 && f.is_finite() => f,
+            Some(f) => {
+                self.error(
+                    &at("factor"),
+                    format!("must be a finite number of at least 1.0, not {f}"),
+                );
+                defaults.factor
+            }
+        };
+        let jitter = match raw.jitter {
+            None => defaults.jitter,
+            Some(j) if (0.0..=1.0).contains(&j) => j,
+            Some(j) => {
+                self.error(&at("jitter"), format!("must be between 0 and 1, not {j}"));
+                defaults.jitter
+            }
+        };
+        if let (Some(initial), Some(max)) = (initial, max)
+            && max < initial
+        {
+            // When only one of the two is written, the other is its default: say so.
+            let describe = |written: bool, d: Duration| {
+                if written {
+                    format!("{d:?}")
+                } else {
+                    format!("the default {d:?}")
+                }
+            };
+            let which = if raw.max.is_some() { "max" } else { "initial" };
+            self.error(
+                &at(which),
+                format!(
+                    "`max` ({}) must be at least `initial` ({})",
+                    describe(raw.max.is_some(), max),
+                    describe(raw.initial.is_some(), initial)
+                ),
+            );
+        }
+        BackoffSpec {
+            initial: initial.unwrap_or(defaults.initial),
+            max: max.unwrap_or(defaults.max),
+            factor,
+            jitter,
+        }
+    }
+
+    fn duration(&mut self, value: &DurationValue, path: &[Segment]) -> Option<Duration> {
+        let parsed = match &value.0 {
+            Loose::Text(text) => duration::parse(text),
+            Loose::Integer(n) if *n < 0 => Err(format!("duration `{n}` cannot be negative")),
+            Loose::Float(f) if *f < 0.0 => Err(format!("duration `{f}` cannot be negative")),
+            number => Err(duration::missing_unit(&number.to_string())),
+        };
+        parsed.map_err(|message| self.error(path, message)).ok()
+    }
+
+    fn duration_or(
+        &mut self,
+        value: Option<&DurationValue>,
+        path: &[Segment],
+        default: Duration,
+    ) -> Duration {
+        value
+            .and_then(|v| self.duration(v, path))
+            .unwrap_or(default)
+    }
+
+    fn groups(
+        &mut self,
+        groups: Option<&[String]>,
+        path: &[Segment],
+        service_names: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, group) in groups.unwrap_or_default().iter().enumerate() {
+            let at = join(path, &[Segment::Index(i)]);
+            if let Err(message) = check_name(group) {
+                self.error(&at, message);
+            } else if service_names.contains(group) {
+                // One name, one meaning: `tend restart web` must not be ambiguous.
+                self.error(
+                    &at,
+                    format!("group `{group}` has the same name as a service"),
+                );
+            } else if !out.contains(group) {
+                out.push(group.clone());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Identity {
+    User,
+    Group,
+}
+
+impl Identity {
+    fn noun(self) -> &'static str {
+        match self {
+            Identity::User => "user",
+            Identity::Group => "group",
+        }
+    }
+}
+
+/// Names and conditions of `depends_on` as written, duplicates included, each with its path.
+fn dependency_refs(name: &str, depends_on: Option<&DependsOn>) -> DependencyRefs {
+    let base = [key("services"), key(name), key("depends_on")];
+    let entries = depends_on
+        .map(|d| {
+            d.entries
+                .iter()
+                .enumerate()
+                .map(|(i, (dep, condition))| {
+                    let at = if d.table {
+                        Segment::Key(dep.clone())
+                    } else {
+                        Segment::Index(i)
+                    };
+                    let condition = match condition {
+                        RawCondition::Started => Condition::Started,
+                        RawCondition::Healthy => Condition::Healthy,
+                        RawCondition::Completed => Condition::Completed,
+                    };
+                    (dep.clone(), condition, join(&base, &[at]))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    DependencyRefs { entries }
+}
+
+fn kind(raw: Option<RawKind>) -> Kind {
+    match raw {
+        None | Some(RawKind::Service) => Kind::Service,
+        Some(RawKind::Task) => Kind::Task,
+    }
+}
+
+/// Service and group names: `[A-Za-z0-9][A-Za-z0-9_.-]*`, and not `all`.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok {
+        let colon = if name.contains(':') {
+            " (`:` is reserved: `web:2` names an instance)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "`{name}` is not a valid name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit{colon}"
+        ));
+    }
+    if name == "all" {
+        return Err("`all` is reserved: it names every service".into());
+    }
+    Ok(())
+}
+
+/// Drop `.` components so that `./logs` beside the manifest prints as `/dir/logs`.
+fn clean(path: &Path) -> PathBuf {
+    path.components().collect()
+}
+
+fn count_entries(node: &Node) -> usize {
+    match &node.value {
+        Value::Table(entries) => entries.iter().map(|e| 1 + count_entries(&e.value)).sum(),
+        Value::Array(items) => items.iter().map(count_entries).sum(),
+        _ => 0,
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" as (`x`, [`a`, `b`]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, expected) = if let Some(i) = rest.rfind("`, expected ") {
+        (&rest[..i], &rest[i + 2..])
+    } else {
+        (rest.strip_suffix("`, there are no fields")?, "")
+    };
+    let expected = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), expected))
+}
+
+/// serde speaks Rust; manifests speak TOML/YAML/JSON.
+fn humanize(message: &str) -> String {
+    let mut out = message
+        .replace("expected i64", "expected an integer")
+        .replace("expected f64", "expected a number")
+        .replace("floating point `", "float `")
+        .replace("a sequence", "an array")
+        .replace("expected a map", "expected a table")
+        .replace("invalid type: map", "invalid type: table")
+        .replace("invalid type: sequence", "invalid type: array");
+    if out.ends_with("expected a boolean") {
+        let yaml11 = ["yes", "no", "on", "off", "y", "n"];
+        if yaml11.iter().any(|w| {
+            out.to_ascii_lowercase()
+                .contains(&format!("string \"{w}\""))
+        }) {
+            out.push_str(" (YAML 1.2 reads yes/no/on/off as strings: write true or false)");
+        }
+    }
+    out
+}
+
+/// The closest of `candidates` to `word` within edit distance 2, if any.
+fn did_you_mean<'c>(word: &str, candidates: &'c [String]) -> Option<&'c str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|&(d, c)| d <= 2 && d < c.chars().count())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_pattern() {
+        assert!(check_name("web").is_ok());
+        assert!(check_name("9lives_v1.2-x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("-web").is_err());
+        assert!(check_name("we b").is_err());
+        assert!(check_name("wéb").is_err());
+        assert!(check_name("web:2").unwrap_err().contains("instance"));
+        assert!(check_name("all").unwrap_err().contains("reserved"));
+    }
+
+    #[test]
+    fn unknown_field_messages_parse() {
+        assert_eq!(
+            unknown_field("unknown field `comand`, expected one of `command`, `args`"),
+            Some(("comand".into(), vec!["command".into(), "args".into()]))
+        );
+        assert_eq!(
+            unknown_field("unknown field `x`, expected `a` or `b`"),
+            Some(("x".into(), vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            unknown_field("unknown field `x`, there are no fields"),
+            Some(("x".into(), vec![]))
+        );
+        assert_eq!(unknown_field("invalid type: integer"), None);
+    }
+
+    #[test]
+    fn suggestions_are_close_and_not_silly() {
+        let known: Vec<String> = ["command", "cwd", "env", "args"].map(String::from).to_vec();
+        assert_eq!(did_you_mean("comand", &known), Some("command"));
+        assert_eq!(did_you_mean("commmand", &known), Some("command"));
+        assert_eq!(did_you_mean("arg", &known), Some("args"));
+        assert_eq!(did_you_mean("zzz", &known), None);
+        assert_eq!(did_you_mean("xy", &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1);
+    }
+
+    #[test]
+    fn humanize_speaks_manifest() {
+        assert_eq!(
+            humanize("invalid type: string \"x\", expected i64"),
+            "invalid type: string \"x\", expected an integer"
+        );
+        assert_eq!(
+            humanize("invalid type: string \"yes\", expected a boolean"),
+            "invalid type: string \"yes\", expected a boolean (YAML 1.2 reads yes/no/on/off as strings: write true or false)"
+        );
+    }
+}

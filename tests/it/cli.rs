@@ -1,0 +1,173 @@
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let p = Project::new(
+        r#"
+[services.web]
+command = "sleep 1000"
+groups = ["front"]
+
+[services.job]
+kind = "task"
+command = "sh -c 'exit 0'"
+"#,
+    );
+    let _d = p.up();
+    let status = p.status();
+    assert_eq!(status.len(), 2);
+    let web = status.iter().find(|i| i["name"] == "web").unwrap();
+    for key in [
+        "name",
+        "service",
+        "instance",
+        "state",
+        "pid",
+        "uptime_ms",
+        "restarts",
+        "exit_code",
+        "exit_signal",
+    ] {
+        assert!(web.get(key).is_some(), "missing {key} in {web}");
+    }
+    assert_eq!(web["state"], "running");
+    assert!(web["pid"].as_i64().unwrap() > 1);
+    // Targets: a group, an unknown name.
+    let out = p.tend(&["status", "--json", "front"]);
+    let front: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(front.len(), 1);
+    let out = p.tend(&["status", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown target `nosuch`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The table.
+    let out = p.tend(&["ps"]);
+    let table = text(&out.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("running")),
+        "{table}"
+    );
+}
+
+#[test]
+fn logs_and_signals() {
+    let p = Project::new(
+        r#"
+[services.talker]
+command = "sh -c 'echo hello out; echo hello err >&2; trap \"echo got usr1\" USR1; while true; do sleep 0.02; done'"
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(5), "output captured", || {
+        text(&p.tend(&["logs", "talker"]).stdout).contains("hello err")
+    });
+    let out = p.tend(&["logs", "talker", "--stream", "out"]);
+    assert_eq!(text(&out.stdout), "hello out\n");
+    assert!(p.file(".tend/logs/talker.out.log").exists());
+    assert!(p.file(".tend/logs/talker.err.log").exists());
+
+    let out = p.tend(&["signal", "USR1", "talker"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_until(Duration::from_secs(5), "trap output", || {
+        text(&p.tend(&["logs", "talker"]).stdout).contains("got usr1")
+    });
+    let out = p.tend(&["signal", "BOGUS", "talker"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown signal"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn no_daemon_is_one_line_and_exit_1() {
+    let p = Project::new("[services.web]\ncommand = \"sleep 1000\"\n");
+    let out = p.tend(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+}
+
+#[test]
+fn socket_is_private_and_down_stops_everything() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new("[services.web]\ncommand = \"sleep 1000\"\ninstances = 2\n");
+    let d = p.up();
+    let mode = std::fs::metadata(p.file(".tend/tend.sock"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let pids: Vec<i32> = p
+        .status()
+        .iter()
+        .map(|i| i["pid"].as_i64().unwrap() as i32)
+        .collect();
+    let tend = d.pid().unwrap();
+    let out = p.tend(&["down"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!alive(tend));
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+    assert!(!p.file(".tend/tend.sock").exists());
+}
+
+#[test]
+fn tend_socket_env_overrides_the_manifest() {
+    let p = Project::new("[services.web]\ncommand = \"sleep 1000\"\n");
+    let _d = p.up();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--json"])
+        .current_dir(elsewhere.path())
+        .env("TEND_SOCKET", p.file(".tend/tend.sock"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"web\""));
+}
+
+#[test]
+fn foreground_up_prefixes_output_and_stops_on_interrupt() {
+    let p = Project::new(
+        r#"
+[services.one]
+command = "sh -c 'echo alpha; exec sleep 1000'"
+[services.two]
+command = "sh -c 'echo beta; exec sleep 1000'"
+"#,
+    );
+    let child = std::process::Command::new(BIN)
+        .arg("-c")
+        .arg(p.manifest())
+        .arg("up")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon::attach(&p);
+    wait_until(Duration::from_secs(10), "both running", || {
+        p.file(".tend/tend.sock").exists()
+            && p.tend(&["status", "--json"]).status.success()
+            && p.status().iter().all(|i| i["state"] == "running")
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().any(|l| l == "one | alpha"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "two | beta"), "{stdout}");
+}

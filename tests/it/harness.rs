@@ -1,0 +1,202 @@
+//! The test harness: a temp dir with a manifest, the real `tend` binary, bounded polling, and
+//! cleanup that leaves no process behind (the daemon and every process carrying its run id).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tend");
+
+/// Poll `condition` every few milliseconds until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| !stat[i + 2..].starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Pids of all processes whose environment holds `needle` (e.g. a run id).
+pub fn pids_with_env(needle: &str) -> Vec<i32> {
+    let mut pids = vec![];
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) {
+            if environ.split(|b| *b == 0).any(|e| e == needle.as_bytes()) && alive(pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A temp dir holding `tend.toml` with this text.
+    pub fn new(manifest: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("tend-it-")
+            .tempdir()
+            .expect("temp dir");
+        fs::write(dir.path().join("tend.toml"), manifest).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.path().join("tend.toml")
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    /// Run `tend -c MANIFEST ARGS...` to completion.
+    pub fn tend(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(self.manifest())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("TEND_SOCKET")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tend")
+    }
+
+    /// `tend up -d`, asserting success, returning a guard that stops the daemon.
+    pub fn up(&self) -> Daemon<'_> {
+        let out = self.tend(&["up", "-d"]);
+        let daemon = Daemon::attach(self);
+        assert!(
+            out.status.success(),
+            "tend up -d failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        daemon
+    }
+
+    /// `tend status --json` as JSON values.
+    pub fn status(&self) -> Vec<Value> {
+        let out = self.tend(&["status", "--json"]);
+        assert!(out.status.success(), "status failed: {}", text(&out.stderr));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("status json")
+    }
+
+    pub fn instance(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no instance {name}"))
+    }
+
+    pub fn state_of(&self, name: &str) -> String {
+        self.instance(name)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, limit: Duration) {
+        wait_until(limit, &format!("{name} to be {state}"), || {
+            self.state_of(name) == state
+        });
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running daemon; dropping it stops the daemon and kills anything left with its run id.
+pub struct Daemon<'a> {
+    project: &'a Project,
+    pub run_id: Option<String>,
+}
+
+impl<'a> Daemon<'a> {
+    pub fn attach(project: &'a Project) -> Daemon<'a> {
+        let run = fs::read_to_string(project.path().join(".tend/run.json")).ok();
+        let run_id = run
+            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+            .and_then(|v| v["run_id"].as_str().map(String::from));
+        Daemon { project, run_id }
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        fs::read_to_string(self.project.path().join(".tend/tend.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        let pid = self.pid();
+        let _ = Command::new(BIN)
+            .arg("-c")
+            .arg(self.project.manifest())
+            .arg("down")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if alive(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if let Some(run_id) = &self.run_id {
+            for pid in pids_with_env(&format!("TEND_RUN_ID={run_id}")) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Project {
+    /// `tend up -d` where some service is expected to fail: returns the guard either way.
+    pub fn up_allow_failure(&self) -> Daemon<'_> {
+        let _ = self.tend(&["up", "-d"]);
+        Daemon::attach(self)
+    }
+}

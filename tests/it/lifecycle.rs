@@ -1,0 +1,163 @@
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn crash_loop_backs_off_then_goes_fatal() {
+    let p = Project::new(
+        r#"
+[services.crashy]
+command = "sh -c 'echo run >> runs; echo boom >&2; exit 3'"
+backoff = { initial = "50ms", max = "200ms", factor = 2.0, jitter = 0.0 }
+max_restarts = 3
+restart_window = "60s"
+"#,
+    );
+    let _d = p.up_allow_failure();
+    p.wait_state("crashy", "fatal", Duration::from_secs(20));
+    let crashy = p.instance("crashy");
+    assert_eq!(crashy["restarts"], 3);
+    assert_eq!(crashy["exit_code"], 3);
+    assert_eq!(crashy["pid"], serde_json::Value::Null);
+    assert!(
+        crashy["reason"].as_str().unwrap().contains("giving up"),
+        "{crashy}"
+    );
+    assert_eq!(
+        p.read("runs").lines().count(),
+        4,
+        "first run plus three restarts"
+    );
+    // Stays fatal: no further runs.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(p.read("runs").lines().count(), 4);
+    // A manual start leaves fatal.
+    let out = p.tend(&["start", "crashy"]);
+    assert!(!out.status.success(), "the start fails again, and says so");
+    assert!(
+        text(&out.stderr).contains("crashy"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_until(Duration::from_secs(10), "a fifth run", || {
+        p.read("runs").lines().count() >= 5
+    });
+}
+
+#[test]
+fn cooldown_leaves_fatal_by_itself() {
+    let p = Project::new(
+        r#"
+[services.flaky]
+command = "sh -c 'echo run >> runs; exit 1'"
+max_restarts = 0
+cooldown = "300ms"
+"#,
+    );
+    let _d = p.up_allow_failure();
+    wait_until(
+        Duration::from_secs(20),
+        "three tries through cooldown",
+        || p.read("runs").lines().count() >= 3,
+    );
+    let state = p.state_of("flaky");
+    assert!(
+        ["fatal", "starting", "running"].contains(&state.as_str()),
+        "{state}"
+    );
+}
+
+#[test]
+fn on_failure_and_never_policies() {
+    let p = Project::new(
+        r#"
+[services.clean]
+command = "sh -c 'echo run >> clean; exit 0'"
+restart = "on-failure"
+
+[services.accepted]
+command = "sh -c 'echo run >> accepted; exit 7'"
+restart = "on-failure"
+exit_codes = [0, 7]
+
+[services.once]
+command = "sh -c 'echo run >> once; exit 1'"
+restart = "never"
+"#,
+    );
+    let _d = p.up_allow_failure();
+    for name in ["clean", "accepted", "once"] {
+        p.wait_state(name, "exited", Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for name in ["clean", "accepted", "once"] {
+        assert_eq!(p.read(name).lines().count(), 1, "{name} ran once");
+    }
+    assert_eq!(p.instance("once")["exit_code"], 1);
+}
+
+#[test]
+fn restart_replaces_the_process_and_skips_backoff() {
+    let p = Project::new(
+        r#"
+[services.app]
+command = "sleep 1000"
+backoff = { initial = "1h", max = "1h" }
+min_uptime = "100ms"
+"#,
+    );
+    let _d = p.up();
+    let first = p.instance("app")["pid"].as_i64().unwrap() as i32;
+    let out = p.tend(&["restart", "app"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = p.instance("app")["pid"].as_i64().unwrap() as i32;
+    assert_ne!(first, second);
+    assert!(!alive(first));
+    assert_eq!(p.instance("app")["restarts"], 1);
+    // A crash would wait an hour; restart does not.
+    unsafe { libc::kill(second, libc::SIGKILL) };
+    p.wait_state("app", "backoff", Duration::from_secs(10));
+    assert_eq!(p.instance("app")["exit_signal"], "SIGKILL");
+    let out = p.tend(&["restart", "app"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(p.state_of("app"), "running");
+}
+
+#[test]
+fn killed_child_is_restarted_at_once_with_zero_backoff() {
+    let p = Project::new(
+        r#"
+[services.app]
+command = "sleep 1000"
+backoff = { initial = "0s", max = "0s" }
+max_restarts = 1000
+"#,
+    );
+    let _d = p.up();
+    for round in 0..5 {
+        let pid = p.instance("app")["pid"].as_i64().unwrap() as i32;
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_until(Duration::from_secs(10), "a new pid", || {
+            let i = p.instance("app");
+            i["state"] == "running" && i["pid"].as_i64() != Some(pid as i64)
+        });
+        assert_eq!(p.instance("app")["restarts"], round + 1);
+    }
+}
+
+#[test]
+fn stop_timeout_escalates_to_sigkill() {
+    let p = Project::new(
+        r#"
+[services.stubborn]
+command = "sh -c 'trap \"echo ignored >> got_term\" TERM; while true; do sleep 0.05; done'"
+stop_timeout = "300ms"
+"#,
+    );
+    let _d = p.up();
+    let out = p.tend(&["stop", "stubborn"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(p.state_of("stubborn"), "stopped");
+    assert!(p.read("got_term").contains("ignored"));
+    assert_eq!(p.instance("stubborn")["exit_signal"], "SIGKILL");
+}
