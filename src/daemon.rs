@@ -108,6 +108,10 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     )?;
     report_events(engine.subscribe());
 
+    // Queue the initial starts before the socket answers: a client that connects at once
+    // (`up -d` waiting) must never see the autostart services as merely stopped.
+    engine.start_initial(options.services).await?;
+
     let listener = bind_private(&socket)?;
     let shutdown = Arc::new(Notify::new());
     let app = api::router(AppState {
@@ -121,8 +125,6 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-
-    engine.start_initial(options.services).await?;
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;

@@ -4,6 +4,7 @@
 //!
 //! JSON is read by the YAML parser (YAML 1.2 is a superset of JSON), which gives JSON errors
 //! lines too and makes `tend.json` accept comments and the rest of YAML as a side effect.
+//! YAML is read as YAML 1.2: `yes`, `no`, `on` and `off` are strings, not booleans.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

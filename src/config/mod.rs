@@ -1,18 +1,18 @@
 //! The manifest: its model, loading from TOML/YAML/JSON, interpolation and validation.
 //! This is the one source of truth for what tend supervises; it does no supervision itself.
 //!
-//! Loading runs in stages, each in its own module: [`document`] parses any format into a
-//! tree that knows every line, [`raw`] gives it serde types (also the JSON Schema), and
+//! Loading runs in stages, each in its own module: `document` parses any format into a
+//! tree that knows every line, `raw` gives it serde types (also the JSON Schema), and
 //! `validate` turns those into the [`model`], reporting every mistake at once.
 
-pub mod document;
+pub(crate) mod document;
 pub mod duration;
 pub mod envfile;
 pub mod error;
 pub mod graph;
 pub mod interpolate;
 pub mod model;
-pub mod raw;
+pub(crate) mod raw;
 pub mod signal;
 mod validate;
 
@@ -72,6 +72,31 @@ pub fn find_manifest(start_dir: &Path) -> Option<PathBuf> {
     })
 }
 
+/// The state directory (socket, pid file, logs) of the manifest at `path`, for commands
+/// that only talk to a running daemon: only `[tend] state_dir` is read, so a mistake
+/// elsewhere in the manifest does not stop `tend stop`. Falls back to `.tend` beside the
+/// manifest when the file cannot be read or `state_dir` is not a plain string.
+pub fn locate_state_dir(path: &Path) -> PathBuf {
+    let file = std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let written = Format::from_path(path).and_then(|format| {
+        let text = std::fs::read_to_string(&file).ok()?;
+        let root = document::parse(&text, format).ok()?;
+        match &root.get("tend")?.get("state_dir")?.value {
+            document::Value::String(dir) if !dir.trim().is_empty() => Some(dir.clone()),
+            _ => None,
+        }
+    });
+    match written {
+        Some(dir) => validate::clean(&base_dir.join(dir)),
+        None => base_dir.join(".tend"),
+    }
+}
+
 /// A JSON Schema (draft 2020-12) of the manifest, generated from the same serde types the
 /// loader parses with, for editor completion and checking of TOML, YAML and JSON manifests.
 pub fn schema() -> serde_json::Value {
@@ -80,26 +105,3 @@ pub fn schema() -> serde_json::Value {
 
 #[cfg(test)]
 mod tests;
-
-/// The state directory a manifest names, for clients that only need to find the socket: read
-/// leniently, so a manifest with unrelated errors still leads to its running daemon.
-pub fn locate_state_dir(path: &Path) -> PathBuf {
-    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let base = absolute
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let named = std::fs::read_to_string(&absolute).ok().and_then(|text| {
-        let format = document::Format::from_path(&absolute)?;
-        let doc = document::parse(&text, format).ok()?;
-        match &doc.get("tend")?.get("state_dir")?.value {
-            document::Value::String(dir) => Some(PathBuf::from(dir)),
-            _ => None,
-        }
-    });
-    match named {
-        Some(dir) if dir.is_absolute() => dir,
-        Some(dir) => base.join(dir),
-        None => base.join(".tend"),
-    }
-}

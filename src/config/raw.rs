@@ -13,6 +13,14 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A tend manifest: `[tend]` daemon settings and one `[services.NAME]` table per service.
+//
+// The schema's root. The loader reads its parts (`RawDaemon`, each `RawService`) one by
+// one, so that a broken service cannot hide another's errors; this type supplies the
+// top-level key list and the whole-manifest schema.
+#[expect(
+    dead_code,
+    reason = "parts are deserialized separately; this type describes the whole"
+)]
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "tend manifest")]
@@ -55,16 +63,19 @@ pub struct RawService {
     /// The command line, split into words like a POSIX shell would (no shell is run unless
     /// `shell = true`). `${VAR}` and `${VAR:-default}` are expanded first. Set this or `args`.
     pub command: Option<String>,
-    /// The program and its arguments, already split. Set this or `command`.
+    /// The program and its arguments, already split; `${VAR}` is expanded in each. Set this
+    /// or `command`.
     pub args: Option<Vec<String>>,
     /// Run `command` through `/bin/sh -c`. Default: false.
     pub shell: Option<bool>,
-    /// Working directory, relative to the manifest's directory. Default: the manifest's directory.
+    /// Working directory, relative to the manifest's directory; `${VAR}` is expanded.
+    /// Default: the manifest's directory.
     pub cwd: Option<String>,
-    /// Environment variables for the service, on top of tend's own environment.
+    /// Environment variables for the service, on top of tend's own environment. `${VAR}` in
+    /// values is expanded from the env files, then tend's environment.
     pub env: Option<BTreeMap<String, EnvValue>>,
     /// Env file(s) in dotenv syntax, relative to the manifest's directory; later files
-    /// override earlier ones, and `env` overrides them all.
+    /// override earlier ones, and `env` overrides them all. Their values are taken literally.
     pub env_file: Option<PathList>,
     /// User to run as: a name that exists on this machine, or a numeric uid.
     pub user: Option<IdValue>,

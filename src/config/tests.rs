@@ -400,7 +400,7 @@ fn every_error_in_every_service_is_reported_at_once() {
             err(
                 "tend.toml",
                 2,
-                "services.web",
+                "services.web.comand",
                 "unknown key `comand`; did you mean `command`?"
             ),
             err(
@@ -436,7 +436,7 @@ fn every_error_in_every_service_is_reported_at_once() {
             err(
                 "tend.toml",
                 17,
-                "",
+                "servics",
                 "unknown key `servics`; did you mean `services`?"
             ),
         ]
@@ -511,7 +511,7 @@ fn every_error_is_reported_in_yaml_and_json_too() {
             err(
                 "tend.json",
                 5,
-                "services.web",
+                "services.web.cwdd",
                 "unknown key `cwdd`; did you mean `cwd`?"
             ),
             err(
@@ -696,7 +696,7 @@ fn tend_settings_resolve_state_dir_and_reject_unknowns() {
             err(
                 "tend.toml",
                 3,
-                "tend",
+                "tend.statedir",
                 "unknown key `statedir`; did you mean `state_dir`?"
             ),
             err("tend.toml", 4, "tend.state_dir", "must not be empty"),
@@ -1162,14 +1162,26 @@ fn backoff_rules() {
             ),
         ]
     );
+    let spec = web(&["command = \"x\"", "backoff = { initial = \"1m\" }"]);
     assert_eq!(
-        web_errors(&["command = \"x\"", "backoff = { initial = \"1m\" }"]),
+        spec.backoff.max,
+        Duration::from_secs(60),
+        "an unwritten max grows to a written initial"
+    );
+    assert_eq!(
+        web_errors(&[
+            "command = \"x\"",
+            "[services.web.backoff]",
+            "intial = \"2s\"",
+            "max = \"500ms\"",
+        ]),
         [err(
             "tend.toml",
-            3,
-            "services.web.backoff.initial",
-            "`max` (the default 30s) must be at least `initial` (60s)"
-        )]
+            4,
+            "services.web.backoff.intial",
+            "unknown key `intial`; did you mean `initial`?"
+        )],
+        "no comparison of max with the default that stands in for the misspelled initial"
     );
     assert_eq!(
         web_errors(&["command = \"x\"", "backoff = \"1s\""]),
@@ -1564,9 +1576,9 @@ fn errors_display_one_per_line() {
         errors.to_string(),
         format!(
             "{f}:1: services.a: missing `command` (a command line) or `args` (an argv array)\n\
-             {f}:2: services.a: unknown key `bogus`\n\
+             {f}:2: services.a.bogus: unknown key `bogus`\n\
              {f}:3: services.b: missing `command` (a command line) or `args` (an argv array)\n\
-             {f}:4: services.b: unknown key `bogus`"
+             {f}:4: services.b.bogus: unknown key `bogus`"
         )
     );
 }
@@ -1678,4 +1690,44 @@ fn yaml_nulls_mean_unset() {
     assert_eq!(m.daemon.state_dir, m.base_dir().join(".tend"));
     assert_eq!(m.services[0].cwd, None);
     assert!(m.services[0].env.is_empty());
+}
+
+#[test]
+fn the_schema_root_type_parses_a_whole_manifest_too() {
+    // The loader deserializes the parts one by one; the root type the schema is generated
+    // from must accept the same documents and reject the same unknown keys.
+    assert!(serde_json::from_str::<raw::RawManifest>(FULL_JSON).is_ok());
+    let unknown = serde_json::from_str::<raw::RawManifest>(r#"{"servics": {}}"#);
+    assert!(unknown.is_err());
+}
+
+#[test]
+fn locate_state_dir_agrees_with_load_and_tolerates_other_errors() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let path = fixture.write(
+        "tend.toml",
+        "[tend]\nstate_dir = \"./run\"\n[services.web]\n",
+    );
+    assert_eq!(locate_state_dir(&path), root.join("run"));
+    assert!(
+        load_with_env(&path, &test_env).is_err(),
+        "web has no command"
+    );
+
+    let path = fixture.write("tend.yaml", "services:\n  web:\n    command: x\n");
+    assert_eq!(locate_state_dir(&path), root.join(".tend"));
+    assert_eq!(
+        fixture.ok("tend.yaml", "services: {}\n").daemon.state_dir,
+        root.join(".tend")
+    );
+
+    let path = fixture.write("tend.json", "{\"tend\": {\"state_dir\": \"/abs/state\"}}");
+    assert_eq!(locate_state_dir(&path), PathBuf::from("/abs/state"));
+    assert_eq!(
+        locate_state_dir(&fixture.dir.path().join("missing.toml")),
+        root.join(".tend")
+    );
+    let broken = fixture.write("broken.toml", "[tend\n");
+    assert_eq!(locate_state_dir(&broken), root.join(".tend"));
 }

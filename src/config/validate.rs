@@ -121,7 +121,7 @@ impl Validator<'_> {
         self.errors.push(ConfigError::new(
             self.file,
             Some(line),
-            Dotted(parent).to_string(),
+            Dotted(&join(parent, &[key(name)])).to_string(),
             format!("unknown key `{name}`{hint}"),
         ));
     }
@@ -418,7 +418,11 @@ impl Validator<'_> {
             (Some(RawRestart::Never), _) | (None, Kind::Task) => RestartPolicy::Never,
         };
         let exit_codes = self.exit_codes(raw.exit_codes.as_deref(), &at("exit_codes"));
-        let backoff = self.backoff(raw.backoff.as_ref(), &at("backoff"));
+        let backoff = self.backoff(
+            raw.backoff.as_ref(),
+            broken.contains("backoff"),
+            &at("backoff"),
+        );
         let min_uptime = self.duration_or(
             raw.min_uptime.as_ref(),
             &at("min_uptime"),
@@ -774,7 +778,9 @@ impl Validator<'_> {
         out
     }
 
-    fn backoff(&mut self, raw: Option<&RawBackoff>, path: &[Segment]) -> BackoffSpec {
+    /// `broken`: a key of the table was malformed or misspelled (`intial`), so a default
+    /// may stand where the person wrote a value; comparing with it would only mislead.
+    fn backoff(&mut self, raw: Option<&RawBackoff>, broken: bool, path: &[Segment]) -> BackoffSpec {
         let defaults = BackoffSpec::default();
         let Some(raw) = raw else { return defaults };
         let at = |field: &str| join(path, &[key(field)]);
@@ -783,8 +789,10 @@ impl Validator<'_> {
             None => Some(defaults.initial),
             Some(d) => self.duration(d, &at("initial")),
         };
+        // An unwritten `max` never undercuts a written `initial`: `initial = "1m"` alone means
+        // a steady one-minute delay, not an error about a default nobody wrote.
         let max = match &raw.max {
-            None => Some(defaults.max),
+            None => Some(initial.map_or(defaults.max, |i| i.max(defaults.max))),
             Some(d) => self.duration(d, &at("max")),
         };
         let factor = match raw.factor {
@@ -806,7 +814,7 @@ impl Validator<'_> {
                 defaults.jitter
             }
         };
-        if let (Some(initial), Some(max)) = (initial, max)
+        if let (false, Some(initial), Some(max)) = (broken, initial, max)
             && max < initial
         {
             // When only one of the two is written, the other is its default: say so.
@@ -952,7 +960,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Drop `.` components so that `./logs` beside the manifest prints as `/dir/logs`.
-fn clean(path: &Path) -> PathBuf {
+pub(crate) fn clean(path: &Path) -> PathBuf {
     path.components().collect()
 }
 

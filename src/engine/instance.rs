@@ -359,10 +359,10 @@ impl InstanceTask {
     }
 
     fn transitioned(&mut self, before: &State, after: &State) {
-        if matches!(after, State::Stopped) {
-            if let Some(tree) = self.tree.take() {
-                tree.remove();
-            }
+        if matches!(after, State::Stopped)
+            && let Some(tree) = self.tree.take()
+        {
+            tree.remove();
         }
         let is_task = self.service.kind == Kind::Task;
         match after {

@@ -585,7 +585,7 @@ pub fn human(duration: Duration) -> String {
         }
         _ => {
             let secs = duration.as_secs();
-            if secs % 60 == 0 {
+            if secs.is_multiple_of(60) {
                 format!("{}m", secs / 60)
             } else {
                 format!("{}m{}s", secs / 60, secs % 60)

@@ -216,13 +216,12 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
             if let Some(mask) = umask {
                 libc::umask(mask as libc::mode_t);
             }
-            if let Some(c) = &credentials {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+            if let Some(c) = &credentials
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                     || libc::setgid(c.gid) != 0
-                    || libc::setuid(c.uid) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                    || libc::setuid(c.uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });

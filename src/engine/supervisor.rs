@@ -604,10 +604,10 @@ fn stop_constraints(manifest: &Manifest, order: &[String]) -> HashMap<String, Ha
         let mut all: HashSet<&str> = HashSet::new();
         let mut stack: Vec<&str> = spec.depends_on.iter().map(|d| d.service.as_str()).collect();
         while let Some(dep) = stack.pop() {
-            if all.insert(dep) {
-                if let Some(s) = manifest.service(dep) {
-                    stack.extend(s.depends_on.iter().map(|d| d.service.as_str()));
-                }
+            if all.insert(dep)
+                && let Some(s) = manifest.service(dep)
+            {
+                stack.extend(s.depends_on.iter().map(|d| d.service.as_str()));
             }
         }
         depends.insert(spec.name.as_str(), all);

@@ -122,14 +122,23 @@ impl InstanceTree {
         let Ok(sig) = NixSignal::try_from(signal) else {
             return;
         };
-        if let Some(pgid) = self.pgid.filter(|p| *p > 1) {
+        let pgid = self.pgid.filter(|p| *p > 1);
+        if let Some(pgid) = pgid {
             let _ = killpg(Pid::from_raw(pgid), sig);
         }
-        for pid in self.cgroup_members() {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
+        // Each process gets the signal exactly once: many programs take a second SIGTERM as
+        // "quit now, skip the cleanup". So only processes outside the group are sent it here.
+        let mut others = self.cgroup_members();
         if thorough && self.cgroup.is_none() {
-            for pid in self.escaped(owned) {
+            others.extend(self.escaped(owned));
+        }
+        others.sort_unstable();
+        others.dedup();
+        for pid in others {
+            let outside = pgid.is_none_or(|pgid| {
+                nix::unistd::getpgid(Some(Pid::from_raw(pid))).is_ok_and(|g| g.as_raw() != pgid)
+            });
+            if outside {
                 let _ = kill(Pid::from_raw(pid), sig);
             }
         }
@@ -271,12 +280,12 @@ pub fn stop_survivors(run_id: &str, cgroup_root: Option<&Path>) -> usize {
     let find = || -> Vec<i32> {
         let own = std::process::id() as i32;
         let mut pids: HashSet<i32> = HashSet::new();
-        if let Some(root) = cgroup_root {
-            if let Ok(entries) = fs::read_dir(root) {
-                for entry in entries.flatten() {
-                    if let Ok(procs) = fs::read_to_string(entry.path().join("cgroup.procs")) {
-                        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-                    }
+        if let Some(root) = cgroup_root
+            && let Ok(entries) = fs::read_dir(root)
+        {
+            for entry in entries.flatten() {
+                if let Ok(procs) = fs::read_to_string(entry.path().join("cgroup.procs")) {
+                    pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
                 }
             }
         }
@@ -302,11 +311,11 @@ pub fn stop_survivors(run_id: &str, cgroup_root: Option<&Path>) -> usize {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    if let Some(root) = cgroup_root {
-        if let Ok(entries) = fs::read_dir(root) {
-            for entry in entries.flatten() {
-                let _ = fs::write(entry.path().join("cgroup.kill"), "1");
-            }
+    if let Some(root) = cgroup_root
+        && let Ok(entries) = fs::read_dir(root)
+    {
+        for entry in entries.flatten() {
+            let _ = fs::write(entry.path().join("cgroup.kill"), "1");
         }
     }
     for pid in find() {

@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 
 /// Chunks queued between the readers and the writer thread. When the writer falls this far
@@ -66,6 +66,7 @@ struct Chunk {
 pub struct LogSink {
     queue: SyncSender<Chunk>,
     dropped: Arc<AtomicU64>,
+    dropping: Arc<AtomicBool>,
 }
 
 impl LogSink {
@@ -84,6 +85,7 @@ impl LogSink {
         Ok(LogSink {
             queue,
             dropped: Arc::new(AtomicU64::new(0)),
+            dropping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -133,10 +135,24 @@ impl LogSink {
 
     fn send(&self, chunk: Chunk) {
         let len = chunk.bytes.len() as u64;
+        let instance = chunk.instance.clone();
         match self.queue.try_send(chunk) {
-            Ok(()) => {}
+            Ok(()) => {
+                if self.dropping.swap(false, Ordering::Relaxed) {
+                    crate::daemon::say(&format!(
+                        "log writer caught up; {} bytes of output dropped so far",
+                        self.dropped_bytes()
+                    ));
+                }
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                // The child must not block on tend: count the loss and say so once per episode.
                 self.dropped.fetch_add(len, Ordering::Relaxed);
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    crate::daemon::say(&format!(
+                        "log writer is behind; dropping output (first from {instance}) until it catches up"
+                    ));
+                }
             }
         }
     }

@@ -32,7 +32,12 @@ command = "sh -c 'exit 0'"
     ] {
         assert!(web.get(key).is_some(), "missing {key} in {web}");
     }
-    assert_eq!(web["state"], "running");
+    assert_eq!(
+        web["state"],
+        "running",
+        "{status:?}\n{}",
+        p.read(".tend/tend.log")
+    );
     assert!(web["pid"].as_i64().unwrap() > 1);
     // Targets: a group, an unknown name.
     let out = p.tend(&["status", "--json", "front"]);
@@ -170,4 +175,40 @@ command = "sh -c 'echo beta; exec sleep 1000'"
     let stdout = text(&out.stdout);
     assert!(stdout.lines().any(|l| l == "one | alpha"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "two | beta"), "{stdout}");
+}
+
+#[test]
+fn user_group_and_umask_apply_to_the_child() {
+    let p = Project::new(
+        r#"
+[services.who]
+command = "sh -c 'echo $(id -un):$(id -gn):$(umask):$HOME; exec sleep 1000'"
+user = "nobody"
+umask = "027"
+"#,
+    );
+    if unsafe { libc::geteuid() } != 0 {
+        // Switching users needs root; the check that a non-root tend refuses is below.
+        let out = p.tend(&["up", "-d"]);
+        let _d = Daemon::attach(&p);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("not running as root"),
+            "{}",
+            text(&out.stderr)
+        );
+        return;
+    }
+    let _d = p.up();
+    wait_until(Duration::from_secs(5), "output", || {
+        !text(&p.tend(&["logs", "who"]).stdout).is_empty()
+    });
+    let line = text(&p.tend(&["logs", "who"]).stdout);
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    assert_eq!(fields[0], "nobody", "{line}");
+    assert_eq!(fields[2], "0027", "{line}");
+    assert!(
+        !fields[3].is_empty() && fields[3] != "/root",
+        "HOME is the user's: {line}"
+    );
 }

@@ -43,10 +43,11 @@ pub fn pids_with_env(needle: &str) -> Vec<i32> {
         else {
             continue;
         };
-        if let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) {
-            if environ.split(|b| *b == 0).any(|e| e == needle.as_bytes()) && alive(pid) {
-                pids.push(pid);
-            }
+        if let Ok(environ) = fs::read(format!("/proc/{pid}/environ"))
+            && environ.split(|b| *b == 0).any(|e| e == needle.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
         }
     }
     pids
