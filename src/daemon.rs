@@ -46,9 +46,14 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 
 /// Run the daemon until it is told to stop; returns the process exit code.
 pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(4)
+    // One malloc arena: a supervisor allocates little, and per-thread arenas would each keep
+    // their own high-water mark resident.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    // One thread runs the whole engine: its work is tiny reactions to exits, commands and
+    // deadlines, so a single thread keeps memory small and latency low (no hand-offs between
+    // workers). Anything slow (fork, disk) runs on dedicated threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;

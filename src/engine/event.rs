@@ -32,6 +32,30 @@ pub enum EventKind {
     },
 }
 
+/// Where an instance publishes its status and the supervisor reads it: a plain shared cell.
+/// (A `watch` channel would add wake-up machinery per instance that nothing here uses: the
+/// supervisor learns of changes through its own channel.)
+#[derive(Debug, Clone)]
+pub struct StatusCell(std::sync::Arc<std::sync::Mutex<InstanceStatus>>);
+
+impl StatusCell {
+    pub fn new(status: InstanceStatus) -> StatusCell {
+        StatusCell(std::sync::Arc::new(std::sync::Mutex::new(status)))
+    }
+
+    /// The current status. Holding the guard blocks the instance's next publish, so keep it
+    /// short (no await).
+    pub fn borrow(&self) -> std::sync::MutexGuard<'_, InstanceStatus> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn replace(&self, status: InstanceStatus) {
+        *self.borrow() = status;
+    }
+}
+
 /// One instance as it is now.
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {

@@ -7,16 +7,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::config::model::{InstanceSpec, Kind, Program, ServiceSpec};
+use crate::config::model::{Kind, Program, ServiceSpec};
 use crate::engine::command::{InstanceCommand, Outcome};
-use crate::engine::event::{Event, EventKind, InstanceStatus};
+use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
 use crate::engine::lifecycle::{Effect, ExitStatus, Input, Lifecycle, Policy, State};
+use crate::engine::mailbox;
 use crate::engine::spawn::{Credentials, SpawnRequest, Spawner};
 use crate::engine::tree::{Containment, InstanceTree, RUN_ID_VAR};
-use crate::logs::{LogSink, Stream};
+use crate::logs::LogSink;
 
 /// How often a stopping instance whose leader is gone checks whether the rest of its tree
 /// has exited. Only runs during that short phase of a stop.
@@ -43,7 +44,9 @@ enum Goal {
 
 pub struct InstanceTask {
     service: Arc<ServiceSpec>,
-    spec: InstanceSpec,
+    /// `web` or `web:2`.
+    name: String,
+    index: u32,
     lifecycle: Lifecycle,
     tree: Option<InstanceTree>,
     exit: Option<oneshot::Receiver<ExitStatus>>,
@@ -52,7 +55,7 @@ pub struct InstanceTask {
     pending: Vec<(Goal, oneshot::Sender<Outcome>)>,
     waiting_reason: Option<String>,
     ctx: InstanceContext,
-    status: watch::Sender<InstanceStatus>,
+    status: StatusCell,
 }
 
 impl InstanceTask {
@@ -60,13 +63,13 @@ impl InstanceTask {
         service: Arc<ServiceSpec>,
         index: u32,
         ctx: InstanceContext,
-    ) -> (InstanceTask, watch::Receiver<InstanceStatus>) {
-        let spec = service.instance(index);
-        let seed = seed_for(&spec.name);
+    ) -> (InstanceTask, StatusCell) {
+        let name = service.instance_name(index);
+        let seed = seed_for(&name);
         let lifecycle = Lifecycle::new(Policy::from_spec(&service), seed);
         let credentials = resolve_credentials(&service);
         let initial = InstanceStatus {
-            name: spec.name.clone(),
+            name: name.clone(),
             service: service.name.clone(),
             index,
             state: "stopped",
@@ -80,10 +83,12 @@ impl InstanceTask {
             completed: false,
             generation: 0,
         };
-        let (status, receiver) = watch::channel(initial);
+        let status = StatusCell::new(initial);
+        let receiver = status.clone();
         let task = InstanceTask {
             service,
-            spec,
+            name,
+            index,
             lifecycle,
             tree: None,
             exit: None,
@@ -97,7 +102,7 @@ impl InstanceTask {
         (task, receiver)
     }
 
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<InstanceCommand>) {
+    pub async fn run(mut self, mut commands: mailbox::Receiver<InstanceCommand>) {
         loop {
             let deadline = self.lifecycle.deadline();
             let input = tokio::select! {
@@ -119,7 +124,9 @@ impl InstanceTask {
                 }
             };
             if let Some(input) = input {
-                self.apply(input).await;
+                // Boxed: the apply path (spawn, leftovers) is rarely running, and inline it would
+                // make every idle instance's task carry its whole state.
+                Box::pin(self.apply(input)).await;
             }
         }
         // The engine is gone: make sure nothing of ours outlives it.
@@ -303,25 +310,20 @@ impl InstanceTask {
             self.tree = Some(
                 self.ctx
                     .containment
-                    .instance(&self.service.name, self.spec.index),
+                    .instance(&self.service.name, self.index),
             );
         }
         let tree = self.tree.as_mut().expect("UNWRAP: set just above");
-        let argv = match &self.spec.program {
-            Program::Exec(argv) => argv.clone(),
-            Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
+        // Expanded here rather than kept: an idle instance should hold as little as possible.
+        let spec = self.service.instance(self.index);
+        let argv = match spec.program {
+            Program::Exec(argv) => argv,
+            Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line],
         };
-        let mut env: Vec<(String, String)> = self
-            .spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
         env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
-        let cwd = self
-            .spec
+        let cwd = spec
             .cwd
-            .as_ref()
             .map(PathBuf::from)
             .unwrap_or_else(|| self.ctx.base_dir.clone());
         let request = SpawnRequest {
@@ -336,14 +338,11 @@ impl InstanceTask {
             Ok(child) => {
                 tree.set_leader(child.pid);
                 self.exit = Some(child.exit);
-                let name = self.spec.name.clone();
+                let name = self.name.clone();
                 let stem = self.log_stem();
                 self.ctx
                     .logs
-                    .capture(&name, &stem, Stream::Out, child.stdout);
-                self.ctx
-                    .logs
-                    .capture(&name, &stem, Stream::Err, child.stderr);
+                    .capture(&name, &stem, child.stdout, child.stderr);
                 self.emit(EventKind::Spawned { pid: child.pid });
                 Input::Spawned { pid: child.pid }
             }
@@ -355,7 +354,7 @@ impl InstanceTask {
 
     /// File name stem of this instance's logs: `web` or `web.2`.
     fn log_stem(&self) -> String {
-        crate::logs::file_stem(&self.service.name, self.spec.index, self.service.instances)
+        crate::logs::file_stem(&self.service.name, self.index, self.service.instances)
     }
 
     fn transitioned(&mut self, before: &State, after: &State) {
@@ -408,10 +407,10 @@ impl InstanceTask {
             _ => self.lifecycle.reason().to_string(),
         };
         let generation = self.status.borrow().generation + 1;
-        self.status.send_replace(InstanceStatus {
-            name: self.spec.name.clone(),
+        self.status.replace(InstanceStatus {
+            name: self.name.clone(),
             service: self.service.name.clone(),
-            index: self.spec.index,
+            index: self.index,
             state: state.name(),
             pid: state.pid(),
             started,
@@ -423,14 +422,14 @@ impl InstanceTask {
             completed: matches!(state, State::Exited { success: true, .. }),
             generation,
         });
-        let _ = self.ctx.changes.send(self.spec.name.clone());
+        let _ = self.ctx.changes.send(self.name.clone());
     }
 
     fn emit(&self, kind: EventKind) {
         // No receivers is fine: nobody is listening right now.
         let _ = self.ctx.events.send(Event {
             at: SystemTime::now(),
-            instance: self.spec.name.clone(),
+            instance: self.name.clone(),
             service: self.service.name.clone(),
             kind,
         });

@@ -7,6 +7,7 @@ pub mod command;
 pub mod event;
 pub mod instance;
 pub mod lifecycle;
+pub mod mailbox;
 pub mod spawn;
 pub mod supervisor;
 pub mod tree;
@@ -27,7 +28,7 @@ use supervisor::Supervisor;
 use tree::Containment;
 
 /// Events buffered per subscriber; a slower subscriber misses the oldest (and is told so).
-const EVENT_BUFFER: usize = 4096;
+const EVENT_BUFFER: usize = 256;
 
 /// The engine has stopped and can answer no more requests.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -66,7 +67,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         logs: options.logs,
         base_dir: manifest.base_dir(),
     };
-    let supervisor = Supervisor::new(Arc::new(manifest), ctx);
+    let supervisor = Supervisor::new(manifest, ctx);
     let (commands, inbox) = mpsc::unbounded_channel();
     tokio::spawn(supervisor.run(inbox, changes_rx));
     Ok(EngineHandle {

@@ -1,12 +1,13 @@
 //! Spawning and reaping: the only code that forks, execs or waits on processes.
 //!
-//! One dedicated thread forks every child, so PR_SET_PDEATHSIG (which fires when the *thread*
-//! that forked exits) lasts exactly as long as tend. One reaper task owns all waiting: it
-//! answers SIGCHLD with `waitpid(-1, WNOHANG)` until nothing is left, hands each status to the
-//! instance that registered the pid, and reaps adopted orphans (PID 1 / subreaper duty).
-//! Spawning holds the process table's lock until the pid is registered, so the reaper can
-//! never take a status before its owner is known (and never steals the status std's own
-//! `spawn` waits for when `exec` fails).
+//! A few dedicated threads fork every child, so PR_SET_PDEATHSIG (which fires when the
+//! *thread* that forked exits) lasts exactly as long as tend; there are several so that a
+//! burst of starts does not queue behind one fork-and-exec at a time. One reaper task owns all
+//! waiting: it answers SIGCHLD with `waitpid(-1, WNOHANG)` until nothing is left, hands each
+//! status to the instance that registered the pid, and reaps adopted orphans (PID 1 /
+//! subreaper duty). A spawn holds the table's gate (shared) until its pid is registered and
+//! the reaper holds it exclusively while it waits, so the reaper never takes a status before
+//! its owner is known (nor the one std's own `spawn` waits for when `exec` fails).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -15,7 +16,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use tokio::sync::oneshot;
@@ -62,6 +63,8 @@ type ExitSenders = HashMap<u32, oneshot::Sender<ExitStatus>>;
 #[derive(Clone, Default)]
 pub struct ProcessTable {
     waiting: Arc<Mutex<ExitSenders>>,
+    /// Shared by spawns in flight, exclusive for the reaper's waitpid loop.
+    gate: Arc<RwLock<()>>,
 }
 
 impl ProcessTable {
@@ -80,6 +83,10 @@ impl ProcessTable {
 
     /// Reap every exited child; returns how many were adopted orphans nobody waited for.
     pub fn reap(&self) -> usize {
+        let _exclusive = self
+            .gate
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut waiting = self.lock();
         let mut orphans = 0;
         loop {
@@ -115,6 +122,10 @@ fn deliver(waiting: &mut ExitSenders, pid: u32, status: ExitStatus) -> usize {
 
 type Job = (SpawnRequest, oneshot::Sender<io::Result<SpawnedChild>>);
 
+/// Forks in flight at once: enough to keep both cores of a small machine busy with
+/// fork-and-exec during a mass start.
+const SPAWNER_THREADS: usize = 3;
+
 /// Handle to the spawner thread.
 #[derive(Clone)]
 pub struct Spawner {
@@ -127,14 +138,21 @@ impl Spawner {
     /// for its whole life, which is what keeps PDEATHSIG from firing early.
     pub fn start(table: ProcessTable) -> io::Result<Spawner> {
         let (jobs, inbox) = mpsc::channel::<Job>();
-        let thread_table = table.clone();
-        std::thread::Builder::new()
-            .name("tend-spawner".into())
-            .spawn(move || {
-                for (request, reply) in inbox {
-                    let _ = reply.send(spawn(&thread_table, request));
-                }
-            })?;
+        let inbox = Arc::new(Mutex::new(inbox));
+        for n in 0..SPAWNER_THREADS {
+            let thread_table = table.clone();
+            let inbox = inbox.clone();
+            std::thread::Builder::new()
+                .name(format!("tend-spawner-{n}"))
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    loop {
+                        let job = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((request, reply)) = job else { return };
+                        let _ = reply.send(spawn(&thread_table, request));
+                    }
+                })?;
+        }
         Ok(Spawner { jobs, table })
     }
 
@@ -229,11 +247,14 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
 
     let (exit_tx, exit) = oneshot::channel();
     // Held across spawn and insert: see the module docs.
-    let mut waiting = table.lock();
+    let shared = table
+        .gate
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut child = command.spawn()?;
     let pid = child.id();
-    waiting.insert(pid, exit_tx);
-    drop(waiting);
+    table.lock().insert(pid, exit_tx);
+    drop(shared);
 
     let stdout = child.stdout.take().map(OwnedFd::from);
     let stderr = child.stderr.take().map(OwnedFd::from);

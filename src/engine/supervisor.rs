@@ -5,19 +5,20 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::model::{Condition, Manifest, ServiceSpec};
 use crate::engine::command::{
     InstanceCommand, Outcome, Outcomes, SupervisorCommand, UnknownTarget,
 };
-use crate::engine::event::InstanceStatus;
+use crate::engine::event::{InstanceStatus, StatusCell};
 use crate::engine::instance::{InstanceContext, InstanceTask};
+use crate::engine::mailbox;
 
 struct Handle {
     service: Arc<ServiceSpec>,
-    commands: mpsc::UnboundedSender<InstanceCommand>,
-    status: watch::Receiver<InstanceStatus>,
+    commands: mailbox::Sender<InstanceCommand>,
+    status: StatusCell,
     /// The status generation when a start was last sent: until the instance publishes a newer
     /// one, its old state (stopped, exited) must not be read as a failure.
     start_sent: Option<u64>,
@@ -25,8 +26,7 @@ struct Handle {
 
 impl Handle {
     fn send(&self, command: InstanceCommand) {
-        // A closed channel means the instance task ended with the engine; nothing to do.
-        let _ = self.commands.send(command);
+        self.commands.send(command);
     }
 
     fn state(&self) -> &'static str {
@@ -54,7 +54,8 @@ struct SettleWaiter {
 }
 
 pub struct Supervisor {
-    manifest: Arc<Manifest>,
+    /// Each service's spec, shared with its instances (the manifest itself is not kept).
+    services: HashMap<String, Arc<ServiceSpec>>,
     /// Instance names in start order: dependencies first, then priority, then file order.
     order: Vec<String>,
     instances: HashMap<String, Handle>,
@@ -77,10 +78,11 @@ struct StartRequest {
 }
 
 impl Supervisor {
-    pub fn new(manifest: Arc<Manifest>, ctx: InstanceContext) -> Supervisor {
+    pub fn new(manifest: Manifest, ctx: InstanceContext) -> Supervisor {
         let service_order = crate::config::start_order(&manifest);
         let mut order = Vec::new();
         let mut instances = HashMap::new();
+        let mut services = HashMap::new();
         for name in &service_order {
             let spec = Arc::new(
                 manifest
@@ -88,9 +90,10 @@ impl Supervisor {
                     .expect("UNWRAP: start_order lists manifest services")
                     .clone(),
             );
+            services.insert(name.clone(), spec.clone());
             for index in 0..spec.instances {
                 let (task, status) = InstanceTask::new(spec.clone(), index, ctx.clone());
-                let (commands, inbox) = mpsc::unbounded_channel();
+                let (commands, inbox) = mailbox::mailbox();
                 tokio::spawn(task.run(inbox));
                 let instance_name = spec.instance_name(index);
                 order.push(instance_name.clone());
@@ -107,7 +110,7 @@ impl Supervisor {
         }
         let stop_after = stop_constraints(&manifest, &service_order);
         Supervisor {
-            manifest,
+            services,
             order,
             instances,
             stop_after,
@@ -307,10 +310,7 @@ impl Supervisor {
             .collect();
         let mut seen: HashSet<String> = services.iter().cloned().collect();
         while let Some(service) = services.pop() {
-            let spec = self
-                .manifest
-                .service(&service)
-                .expect("UNWRAP: instances come from the manifest");
+            let spec = self.services[&service].clone();
             for dep in &spec.depends_on {
                 if seen.insert(dep.service.clone()) {
                     services.push(dep.service.clone());
@@ -366,7 +366,7 @@ impl Supervisor {
                 if handle.service.name != dep.service {
                     continue;
                 }
-                let status = handle.status.borrow();
+                let status = handle.status.borrow().clone();
                 let holds = match dep.condition {
                     Condition::Started => status.state == "running",
                     Condition::Healthy => status.state == "running" && status.ready,

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 
 /// Chunks queued between the readers and the writer thread. When the writer falls this far
 /// behind, new output is counted as dropped instead of blocking the child.
-const QUEUE_CHUNKS: usize = 4096;
+const QUEUE_CHUNKS: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,19 +94,28 @@ impl LogSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Drain `pipe` until EOF (every writer, grandchildren included, has closed it).
-    pub fn capture(&self, instance: &str, stem: &str, stream: Stream, pipe: OwnedFd) {
+    /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren
+    /// included, has closed them). One task per instance serves both pipes.
+    pub fn capture(&self, instance: &str, stem: &str, stdout: OwnedFd, stderr: OwnedFd) {
         let sink = self.clone();
         let instance: Arc<str> = instance.into();
         let stem: Arc<str> = stem.into();
         tokio::spawn(async move {
-            let Ok(receiver) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else {
-                return;
-            };
-            loop {
-                if receiver.readable().await.is_err() {
-                    return;
-                }
+            use tokio::net::unix::pipe::Receiver;
+            let mut out = Receiver::from_owned_fd(stdout).ok();
+            let mut err = Receiver::from_owned_fd(stderr).ok();
+            while out.is_some() || err.is_some() {
+                let stream = tokio::select! {
+                    ready = readable(&out) => if ready { Stream::Out } else { out = None; continue },
+                    ready = readable(&err) => if ready { Stream::Err } else { err = None; continue },
+                };
+                let pipe = match stream {
+                    Stream::Out => &mut out,
+                    Stream::Err => &mut err,
+                };
+                let Some(receiver) = pipe.as_ref() else {
+                    continue;
+                };
                 // Read into a per-thread scratch buffer and copy out only what arrived, so idle
                 // pipes hold no buffer at all (hundreds of instances stay cheap).
                 let read = SCRATCH.with(|scratch| {
@@ -118,16 +127,19 @@ impl LogSink {
                     }
                 });
                 match read {
-                    Ok(None) => return,
                     Ok(Some(bytes)) => sink.send(Chunk {
                         instance: instance.clone(),
                         stem: stem.clone(),
                         stream,
                         bytes,
                     }),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    // EOF or a broken pipe: this stream is done.
+                    Ok(None) | Err(_) => *pipe = None,
                 }
             }
         });
@@ -155,6 +167,15 @@ impl LogSink {
                 }
             }
         }
+    }
+}
+
+/// Whether the pipe has something to read (or is closed: the read then says so); a missing
+/// pipe never becomes readable.
+async fn readable(pipe: &Option<tokio::net::unix::pipe::Receiver>) -> bool {
+    match pipe {
+        Some(receiver) => receiver.readable().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -26,7 +26,7 @@ fn as_pid1_reaps_orphans_and_shuts_down_on_sigterm() {
     let p = Project::new(
         r#"
 [services.app]
-command = "sh -c 'for i in 1 2 3; do (sleep 0.05 &); done; trap \"echo graceful > stopped; exit 0\" TERM; while true; do sleep 0.02; done'"
+command = "sh -c 'trap \"echo graceful > stopped; exit 0\" TERM; for i in 1 2 3; do (sleep 0.05 &); done; echo yes > trapped; while true; do sleep 0.02; done'"
 [services.other]
 command = "sleep 1000"
 "#,
@@ -49,7 +49,7 @@ command = "sleep 1000"
             .first()
             .copied()
             .unwrap_or(0);
-        tend != 0 && children_of(tend).len() >= 2
+        tend != 0 && children_of(tend).len() >= 2 && !p.read("trapped").is_empty()
     });
     let ns_pid = std::fs::read_to_string(format!("/proc/{tend}/status"))
         .unwrap()

@@ -84,9 +84,10 @@ impl Project {
         fs::read_to_string(self.file(name)).unwrap_or_default()
     }
 
-    /// Run `tend -c MANIFEST ARGS...` to completion.
+    /// Run `tend -c MANIFEST ARGS...` to completion (bounded: a hung command fails the test
+    /// instead of hanging the suite).
     pub fn tend(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("-c")
             .arg(self.manifest())
             .args(args)
@@ -94,8 +95,15 @@ impl Project {
             .env_remove("TEND_SOCKET")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .output()
-            .expect("run tend")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tend");
+        finish(
+            child,
+            Duration::from_secs(60),
+            &format!("tend {}", args.join(" ")),
+        )
     }
 
     /// `tend up -d`, asserting success, returning a guard that stops the daemon.
@@ -136,6 +144,23 @@ impl Project {
         wait_until(limit, &format!("{name} to be {state}"), || {
             self.state_of(name) == state
         });
+    }
+}
+
+/// Wait for a child with a bound; kill it and fail when it does not finish in time. Its
+/// output is collected on a thread, so a chatty child cannot fill its pipe and stall.
+pub fn finish(child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("`{what}` did not finish within {limit:?}");
+        }
     }
 }
 
