@@ -221,14 +221,16 @@ impl InstanceTask {
         while let Some(input) = queue.pop_front() {
             let before = self.lifecycle.state().clone();
             let effects = self.lifecycle.step(input, Instant::now());
+            let after = self.lifecycle.state().clone();
+            // Published before the effects run: while a spawn is in flight the supervisor must
+            // see `starting`, not the `stopped` it came from (or a shutdown could finish early).
+            if before != after {
+                self.transitioned(&before, &after);
+            }
             for effect in effects {
                 if let Some(next) = self.carry_out(effect).await {
                     queue.push_back(next);
                 }
-            }
-            let after = self.lifecycle.state().clone();
-            if before != after {
-                self.transitioned(&before, &after);
             }
         }
     }
@@ -332,7 +334,7 @@ impl InstanceTask {
             cwd,
             credentials,
             umask: self.service.umask,
-            cgroup_procs: tree.cgroup_procs(),
+            cgroup: tree.cgroup_dir(),
         };
         match self.ctx.spawner.spawn(request).await {
             Ok(child) => {

@@ -49,6 +49,17 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Take queued items out (those `remove` says to), oldest first, before the task sees them.
+    pub fn withdraw(&self, mut remove: impl FnMut(&T) -> bool) -> Vec<T> {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (taken, kept): (VecDeque<T>, VecDeque<T>) =
+            queue.drain(..).partition(|item| remove(item));
+        *queue = kept;
+        taken.into()
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);

@@ -26,6 +26,33 @@ struct Handle {
 
 impl Handle {
     fn send(&self, command: InstanceCommand) {
+        if matches!(
+            command,
+            InstanceCommand::Stop { .. } | InstanceCommand::Kill
+        ) {
+            // A start still queued behind a stop would spawn a process only to stop it again
+            // (a `down` during a mass start): withdraw it and say why.
+            let withdrawn = self.commands.withdraw(|queued| {
+                matches!(
+                    queued,
+                    InstanceCommand::Start { .. }
+                        | InstanceCommand::Restart { .. }
+                        | InstanceCommand::Wait { .. }
+                )
+            });
+            for queued in withdrawn {
+                if let InstanceCommand::Start {
+                    reply: Some(reply), ..
+                }
+                | InstanceCommand::Restart { reply: Some(reply) }
+                | InstanceCommand::Wait {
+                    reply: Some(reply), ..
+                } = queued
+                {
+                    let _ = reply.send(Err("stopped before it started".into()));
+                }
+            }
+        }
         self.commands.send(command);
     }
 
@@ -228,6 +255,14 @@ impl Supervisor {
             SupervisorCommand::Shutdown { reply } => {
                 self.shutting_down = true;
                 self.to_start.clear();
+                for waiter in self.settle_waiters.drain(..) {
+                    let outcomes = waiter
+                        .instances
+                        .iter()
+                        .map(|n| (n.clone(), Err("tend is shutting down".to_string())))
+                        .collect();
+                    let _ = waiter.reply.send(Ok(outcomes));
+                }
                 self.shutdown_replies.push(reply);
                 let all = self.order.clone();
                 self.plan_stop(all, None);

@@ -84,16 +84,7 @@ impl Containment {
 
     /// Remove this daemon's (empty) cgroup subtree at exit.
     pub fn remove(&self) {
-        if let Some(root) = &self.cgroup_root {
-            if let Ok(entries) = fs::read_dir(root) {
-                for entry in entries.flatten() {
-                    if entry.path().is_dir() {
-                        let _ = fs::remove_dir(entry.path());
-                    }
-                }
-            }
-            let _ = fs::remove_dir(root);
-        }
+        remove_cgroup_tree(self.cgroup_root.as_deref());
     }
 }
 
@@ -108,8 +99,8 @@ pub struct InstanceTree {
 }
 
 impl InstanceTree {
-    pub fn cgroup_procs(&self) -> Option<PathBuf> {
-        self.cgroup.as_ref().map(|c| c.join("cgroup.procs"))
+    pub fn cgroup_dir(&self) -> Option<PathBuf> {
+        self.cgroup.clone()
     }
 
     pub fn set_leader(&mut self, pid: u32) {
@@ -177,12 +168,13 @@ impl InstanceTree {
     /// adopted by tend that carry this instance's markers, with their descendants.
     /// `owned` tells tend's own spawned leaders apart from adopted orphans.
     fn escaped(&self, owned: &dyn Fn(u32) -> bool) -> Vec<i32> {
-        let procs = process_table();
+        let procs = recent_process_table();
+        let procs = procs.as_slice();
         let mut members: HashSet<i32> = HashSet::new();
         if let Some(pgid) = self.pgid {
             members.extend(procs.iter().filter(|p| p.pgid == pgid).map(|p| p.pid));
         }
-        for p in &procs {
+        for p in procs {
             if p.ppid == self.tend_pid && !owned(p.pid as u32) && has_markers(p.pid, &self.markers)
             {
                 members.insert(p.pid);
@@ -191,7 +183,7 @@ impl InstanceTree {
         // Close over descendants; a few passes suffice for realistic depths.
         loop {
             let before = members.len();
-            for p in &procs {
+            for p in procs {
                 if members.contains(&p.ppid) {
                     members.insert(p.pid);
                 }
@@ -217,6 +209,26 @@ struct ProcStat {
     pid: i32,
     ppid: i32,
     pgid: i32,
+}
+
+/// How long a /proc scan is reused. When many instances stop at once (a `down` without
+/// cgroups) each one asks for the table, often within the same few milliseconds; one scan
+/// serves them all. A process that appears within this window is caught by the next poll.
+const TABLE_REUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+type CachedTable = Option<(std::time::Instant, std::sync::Arc<Vec<ProcStat>>)>;
+static TABLE_CACHE: std::sync::Mutex<CachedTable> = std::sync::Mutex::new(None);
+
+fn recent_process_table() -> std::sync::Arc<Vec<ProcStat>> {
+    let mut cache = TABLE_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, table)) = cache.as_ref()
+        && at.elapsed() < TABLE_REUSE
+    {
+        return table.clone();
+    }
+    let table = std::sync::Arc::new(process_table());
+    *cache = Some((std::time::Instant::now(), table.clone()));
+    table
 }
 
 /// Every process's pid, parent and process group, from /proc/*/stat.

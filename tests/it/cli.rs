@@ -212,3 +212,43 @@ umask = "027"
         "HOME is the user's: {line}"
     );
 }
+
+#[test]
+fn down_during_a_mass_start_stops_cleanly() {
+    let services: String = (0..60)
+        .map(|i| format!("[services.s{i}]\ncommand = \"sleep 1000\"\n"))
+        .collect();
+    let p = Project::new(&services);
+    let up = std::process::Command::new(BIN)
+        .arg("-c")
+        .arg(p.manifest())
+        .args(["up", "-d"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the control socket", || {
+        p.file(".tend/tend.sock").exists()
+    });
+    let d = Daemon::attach(&p);
+    let run: serde_json::Value = serde_json::from_str(&p.read(".tend/run.json")).unwrap();
+    let out = p.tend(&["down"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let up = finish(up, Duration::from_secs(60), "tend up -d");
+    let stderr = text(&up.stderr);
+    assert!(
+        !stderr.contains("connection closed"),
+        "up -d says why it stopped: {stderr}"
+    );
+    let run_id = d.run_id.clone().unwrap();
+    assert!(
+        pids_with_env(&format!("TEND_RUN_ID={run_id}")).is_empty(),
+        "nothing left running"
+    );
+    if let Some(cgroup) = run["cgroup"].as_str() {
+        assert!(
+            !std::path::Path::new(cgroup).exists(),
+            "cgroup subtree {cgroup} removed"
+        );
+    }
+}
