@@ -158,6 +158,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             }
         }
     }
+    let adopted = tree::stop_adopted_orphans();
+    if adopted > 0 {
+        say(&format!(
+            "stopped {adopted} orphaned process(es) that no service claimed"
+        ));
+    }
     let _ = fs::remove_file(&socket);
     let _ = fs::remove_file(state_dir.join("tend.pid"));
     let _ = fs::remove_file(state_dir.join("run.json"));

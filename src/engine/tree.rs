@@ -209,6 +209,8 @@ struct ProcStat {
     pid: i32,
     ppid: i32,
     pgid: i32,
+    /// Exited, waiting to be reaped: nothing left to stop.
+    zombie: bool,
 }
 
 /// How long a /proc scan is reused. When many instances stop at once (a `down` without
@@ -244,10 +246,15 @@ fn process_table() -> Vec<ProcStat> {
             // The command name may contain spaces and parentheses; fields resume after the last ')'.
             let rest = &stat[stat.rfind(')')? + 2..];
             let mut fields = rest.split(' ');
-            let _state = fields.next()?;
+            let zombie = fields.next()? == "Z";
             let ppid = fields.next()?.parse().ok()?;
             let pgid = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, ppid, pgid })
+            Some(ProcStat {
+                pid,
+                ppid,
+                pgid,
+                zombie,
+            })
         })
         .collect()
 }
@@ -335,6 +342,37 @@ pub fn stop_survivors(run_id: &str, cgroup_root: Option<&Path>) -> usize {
     }
     remove_cgroup_tree(cgroup_root);
     survivors.len()
+}
+
+/// At shutdown: stop whatever is still parented to tend. Those are orphans it adopted as
+/// subreaper (or PID 1) that no instance claimed, for instance a daemonised grandchild that
+/// cleared its environment. They were started under tend, so they do not outlive it.
+pub fn stop_adopted_orphans() -> usize {
+    let own = std::process::id() as i32;
+    let orphans = || -> Vec<i32> {
+        process_table()
+            .into_iter()
+            .filter(|p| p.ppid == own && p.pid > 1 && !p.zombie)
+            .map(|p| p.pid)
+            .collect()
+    };
+    let found = orphans();
+    if found.is_empty() {
+        return 0;
+    }
+    for pid in &found {
+        let _ = kill(Pid::from_raw(*pid), NixSignal::SIGTERM);
+    }
+    for _ in 0..50 {
+        if orphans().is_empty() {
+            return found.len();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for pid in orphans() {
+        let _ = kill(Pid::from_raw(pid), NixSignal::SIGKILL);
+    }
+    found.len()
 }
 
 fn remove_cgroup_tree(root: Option<&Path>) {

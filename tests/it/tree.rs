@@ -112,3 +112,40 @@ command = "sh -c 'for i in 1 2 3 4 5; do (sleep 0.05 &) ; done; exec sleep 1000'
         })
     });
 }
+
+#[test]
+fn down_stops_unclaimed_orphans_too() {
+    // Without cgroups, an escaped grandchild that also cleared its environment cannot be
+    // traced to its instance; it is still tend's (adopted) child, and does not outlive tend.
+    let p = Project::new(
+        r#"
+[tend]
+cgroups = "off"
+
+[services.sneaky]
+command = "sh -c '(env -i setsid sleep 1000 & echo $! > escaped.pid); exec sleep 1000'"
+"#,
+    );
+    let d = p.up();
+    let escaped = read_pid(&p, "escaped.pid");
+    wait_until(
+        Duration::from_secs(5),
+        "the orphan to be adopted by tend",
+        || {
+            std::fs::read_to_string(format!("/proc/{escaped}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s[s.rfind(')').unwrap() + 2..]
+                        .split(' ')
+                        .nth(1)
+                        .map(|f| f.parse::<i32>().unwrap())
+                })
+                == d.pid()
+        },
+    );
+    let out = p.tend(&["down"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_until(Duration::from_secs(5), "the orphan gone", || {
+        !alive(escaped)
+    });
+}
