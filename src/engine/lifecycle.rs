@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::model::{BackoffSpec, Kind, RestartPolicy, ServiceSpec};
+use crate::config::model::{BackoffSpec, RestartPolicy, ServiceSpec};
 use crate::config::signal::Signal;
 use crate::engine::backoff::{self, Jitter};
 
@@ -148,7 +148,6 @@ pub enum Effect {
 /// The restart policy of one instance, copied from its service.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub kind: Kind,
     pub restart: RestartPolicy,
     pub exit_codes: Vec<i32>,
     pub backoff: BackoffSpec,
@@ -163,7 +162,6 @@ pub struct Policy {
 impl Policy {
     pub fn from_spec(spec: &ServiceSpec) -> Self {
         Policy {
-            kind: spec.kind,
             restart: spec.restart,
             exit_codes: spec.exit_codes.clone(),
             backoff: spec.backoff.clone(),
@@ -600,7 +598,6 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            kind: Kind::Service,
             restart: RestartPolicy::Always,
             exit_codes: vec![0],
             backoff: BackoffSpec {

@@ -206,14 +206,14 @@ impl Supervisor {
                     let _ = reply.send(Err(e));
                 }
                 Ok(names) => {
-                    let mut receivers = Vec::new();
-                    for name in names {
-                        let (tx, rx) = oneshot::channel();
-                        self.to_start.remove(&name);
-                        self.instances[&name].send(InstanceCommand::Restart { reply: Some(tx) });
-                        receivers.push((name, rx));
+                    for name in &names {
+                        self.to_start.remove(name);
                     }
-                    tokio::spawn(collect(receivers, reply));
+                    self.fan_out(
+                        names,
+                        |tx| InstanceCommand::Restart { reply: Some(tx) },
+                        reply,
+                    );
                 }
             },
             SupervisorCommand::Signal {
@@ -224,15 +224,11 @@ impl Supervisor {
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
-                Ok(names) => {
-                    let mut receivers = Vec::new();
-                    for name in names {
-                        let (tx, rx) = oneshot::channel();
-                        self.instances[&name].send(InstanceCommand::Signal { signal, reply: tx });
-                        receivers.push((name, rx));
-                    }
-                    tokio::spawn(collect(receivers, reply));
-                }
+                Ok(names) => self.fan_out(
+                    names,
+                    |tx| InstanceCommand::Signal { signal, reply: tx },
+                    reply,
+                ),
             },
             SupervisorCommand::WaitSettled {
                 targets,
@@ -274,6 +270,25 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Send each instance a command carrying its own reply channel; answer `reply` with all
+    /// the outcomes once every instance has answered (without blocking the supervisor).
+    fn fan_out(
+        &self,
+        names: Vec<String>,
+        command: impl Fn(oneshot::Sender<Outcome>) -> InstanceCommand,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    ) {
+        let receivers = names
+            .into_iter()
+            .map(|name| {
+                let (tx, rx) = oneshot::channel();
+                self.instances[&name].send(command(tx));
+                (name, rx)
+            })
+            .collect();
+        tokio::spawn(collect(receivers, reply));
     }
 
     /// Instance names for targets, in start order, without duplicates.
