@@ -252,3 +252,53 @@ fn down_during_a_mass_start_stops_cleanly() {
         );
     }
 }
+
+#[test]
+fn second_interrupt_kills_what_will_not_stop() {
+    let p = Project::new(
+        r#"
+[services.stubborn]
+command = "sh -c 'trap \"\" TERM; echo ready > ready; while true; do sleep 0.02; done'"
+stop_timeout = "1h"
+"#,
+    );
+    let child = std::process::Command::new(BIN)
+        .arg("-c")
+        .arg(p.manifest())
+        .arg("up")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _d = Daemon::attach(&p);
+    wait_until(
+        Duration::from_secs(10),
+        "the service to ignore TERM",
+        || !p.read("ready").is_empty(),
+    );
+    let leader = p.instance("stubborn")["pid"].as_i64().unwrap() as i32;
+    let tend = child.id() as i32;
+    unsafe { libc::kill(tend, libc::SIGINT) };
+    wait_until(Duration::from_secs(10), "stopping", || {
+        p.state_of("stubborn") == "stopping"
+    });
+    assert!(
+        alive(leader),
+        "the first interrupt waits for the stop timeout"
+    );
+    unsafe { libc::kill(tend, libc::SIGINT) };
+    let out = finish(
+        child,
+        Duration::from_secs(20),
+        "tend up after a second Ctrl-C",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("killing everything"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_until(Duration::from_secs(5), "the stubborn service gone", || {
+        !alive(leader)
+    });
+}
