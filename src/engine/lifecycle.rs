@@ -330,15 +330,7 @@ impl Lifecycle {
             }
             (Running { pid, .. }, Input::Kill) => {
                 self.reason = "killed by request".into();
-                let mut stopping = self.stopping(pid, now, AfterStop::Rest);
-                if let Stopping {
-                    killed, deadline, ..
-                } = &mut stopping
-                {
-                    *killed = true;
-                    *deadline = now + KILL_GRACE;
-                }
-                (stopping, vec![Effect::KillTree])
+                killing(Some(pid), AfterStop::Rest, now)
             }
             (Running { since, settled, .. }, Input::Exited(status)) => {
                 self.last_exit = Some(status);
@@ -416,15 +408,7 @@ impl Lifecycle {
                     "did not stop within {}, sent SIGKILL",
                     human(self.policy.stop_timeout)
                 );
-                (
-                    Stopping {
-                        pid,
-                        deadline: now + KILL_GRACE,
-                        killed: true,
-                        then,
-                    },
-                    vec![Effect::KillTree],
-                )
+                killing(pid, then, now)
             }
             (
                 Stopping {
@@ -436,15 +420,7 @@ impl Lifecycle {
                 Input::Kill,
             ) => {
                 self.reason = "killed by request".into();
-                (
-                    Stopping {
-                        pid,
-                        deadline: now + KILL_GRACE,
-                        killed: true,
-                        then,
-                    },
-                    vec![Effect::KillTree],
-                )
+                killing(pid, then, now)
             }
             (
                 Stopping {
@@ -570,6 +546,17 @@ impl Lifecycle {
             retry_at: self.policy.cooldown.map(|c| now + c),
         }
     }
+}
+
+/// SIGKILL sent to the whole tree: wait `KILL_GRACE` for it to be gone.
+fn killing(pid: Option<u32>, then: AfterStop, now: Instant) -> (State, Vec<Effect>) {
+    let state = State::Stopping {
+        pid,
+        deadline: now + KILL_GRACE,
+        killed: true,
+        then,
+    };
+    (state, vec![Effect::KillTree])
 }
 
 /// A duration as people write it: `250ms`, `1.5s`, `2m30s`.

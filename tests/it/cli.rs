@@ -154,15 +154,7 @@ command = "sh -c 'echo alpha; exec sleep 1000'"
 command = "sh -c 'echo beta; exec sleep 1000'"
 "#,
     );
-    let child = std::process::Command::new(BIN)
-        .arg("-c")
-        .arg(p.manifest())
-        .arg("up")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = p.spawn(&["up"]);
     let _d = Daemon::attach(&p);
     wait_until(Duration::from_secs(10), "both running", || {
         p.file(".tend/tend.sock").exists()
@@ -170,7 +162,7 @@ command = "sh -c 'echo beta; exec sleep 1000'"
             && p.status().iter().all(|i| i["state"] == "running")
     });
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = finish(child, Duration::from_secs(20), "tend up after Ctrl-C");
     assert!(out.status.success());
     let stdout = text(&out.stdout);
     assert!(stdout.lines().any(|l| l == "one | alpha"), "{stdout}");
@@ -219,14 +211,7 @@ fn down_during_a_mass_start_stops_cleanly() {
         .map(|i| format!("[services.s{i}]\ncommand = \"sleep 1000\"\n"))
         .collect();
     let p = Project::new(&services);
-    let up = std::process::Command::new(BIN)
-        .arg("-c")
-        .arg(p.manifest())
-        .args(["up", "-d"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let up = p.spawn(&["up", "-d"]);
     wait_until(Duration::from_secs(10), "the control socket", || {
         p.file(".tend/tend.sock").exists()
     });
@@ -262,14 +247,7 @@ command = "sh -c 'trap \"\" TERM; echo ready > ready; while true; do sleep 0.02;
 stop_timeout = "1h"
 "#,
     );
-    let child = std::process::Command::new(BIN)
-        .arg("-c")
-        .arg(p.manifest())
-        .arg("up")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = p.spawn(&["up"]);
     let _d = Daemon::attach(&p);
     wait_until(
         Duration::from_secs(10),

@@ -106,6 +106,21 @@ impl Project {
         )
     }
 
+    /// Start `tend -c MANIFEST ARGS...` without waiting, with its stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(self.manifest())
+            .args(args)
+            .env_remove("TEND_SOCKET")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tend")
+    }
+
     /// `tend up -d`, asserting success, returning a guard that stops the daemon.
     pub fn up(&self) -> Daemon<'_> {
         let out = self.tend(&["up", "-d"]);
