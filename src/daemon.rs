@@ -102,13 +102,13 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             .flat_map(|s| (0..s.instances).map(|i| s.instance_name(i)))
             .collect(),
     });
-    let logs = LogSink::start(log_dir.clone(), console).context("starting the log writer")?;
+    let logs = LogSink::start(log_dir, console).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
     let engine = engine::start(
         manifest,
         EngineOptions {
             containment: containment.clone(),
-            logs,
+            logs: logs.clone(),
         },
     )?;
     report_events(engine.subscribe());
@@ -123,7 +123,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
         engine: engine.clone(),
         manifest: manifest_path,
         state_dir: state_dir.clone(),
-        log_dir,
+        logs,
         started: tokio::time::Instant::now(),
         shutdown: shutdown.clone(),
     });

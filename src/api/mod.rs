@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::Router;
@@ -22,7 +22,7 @@ use crate::engine::command::{Outcomes, UnknownTarget};
 use crate::engine::event::InstanceStatus;
 use crate::engine::lifecycle::ExitStatus;
 use crate::engine::{EngineGone, EngineHandle};
-use crate::logs::{self, Stream};
+use crate::logs::{LogLine, LogSink, Stream};
 use crate::protocol::{
     ActionRequest, ActionResponse, ActionResult, DaemonInfo, ErrorBody, InstanceInfo,
 };
@@ -33,7 +33,7 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub manifest: PathBuf,
     pub state_dir: PathBuf,
-    pub log_dir: PathBuf,
+    pub logs: LogSink,
     pub started: Instant,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<Notify>,
@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/actions/{action}", post(action))
         .route("/api/v1/services/{target}/{action}", post(service_action))
         .route("/api/v1/wait", get(wait))
-        .route("/api/v1/logs/{instance}", get(log_tail))
+        .route("/api/v1/logs", get(logs))
         .route("/api/v1/shutdown", post(shutdown))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
@@ -261,32 +261,38 @@ async fn wait(
 
 #[derive(Deserialize)]
 struct LogQuery {
+    /// Comma-separated targets; empty means all.
+    #[serde(default)]
+    targets: String,
+    /// Lines per instance from the in-memory tail.
     #[serde(default = "default_lines")]
     lines: usize,
+    /// Only lines read in the last this many seconds.
+    #[serde(default)]
+    since: Option<f64>,
     #[serde(default)]
     stream: Option<String>,
+    /// Keep the response open and send new lines as they come.
+    #[serde(default)]
+    follow: bool,
 }
 
 fn default_lines() -> usize {
     100
 }
 
-async fn log_tail(
+/// Log lines as newline-delimited JSON: `{"time", "instance", "stream", "line"}`; the tail
+/// first (merged in time order across targets), then, with `follow`, new lines as they are
+/// read, across restarts of the instances.
+async fn logs(
     State(state): State<AppState>,
-    Path(instance): Path<String>,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let statuses = state.engine.status(vec![instance.clone()]).await??;
-    let [status] = statuses.as_slice() else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("`{instance}` names {} instances; name one", statuses.len()),
-        ));
-    };
-    let streams = match query.stream.as_deref() {
-        None | Some("all") => vec![Stream::Out, Stream::Err],
-        Some("out") | Some("stdout") => vec![Stream::Out],
-        Some("err") | Some("stderr") => vec![Stream::Err],
+    let statuses = state.engine.status(split_targets(&query.targets)).await??;
+    let stream = match query.stream.as_deref() {
+        None | Some("all") => None,
+        Some("out") | Some("stdout") => Some(Stream::Out),
+        Some("err") | Some("stderr") => Some(Stream::Err),
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -294,37 +300,82 @@ async fn log_tail(
             ));
         }
     };
-    let instances_of_service = state
-        .engine
-        .status(vec![status.service.clone()])
-        .await??
-        .len() as u32;
-    let stem = logs::file_stem(&status.service, status.index, instances_of_service);
-    let dir = state.log_dir.clone();
-    let lines = query.lines;
-    let body = tokio::task::spawn_blocking(move || {
-        let mut body = Vec::new();
-        for stream in streams {
-            match logs::tail(&logs::log_path(&dir, &stem, stream), lines) {
-                Ok(bytes) => body.extend(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            if !body.is_empty() && !body.ends_with(b"\n") {
-                body.push(b'\n');
-            }
+    let since = match query.since {
+        Some(secs) if secs.is_finite() && secs >= 0.0 => {
+            Some(SystemTime::now() - Duration::from_secs_f64(secs))
         }
-        Ok(body)
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`since` must be seconds, not {other}"),
+            ));
+        }
+        None => None,
+    };
+    let mut lines: Vec<LogLine> = Vec::new();
+    let mut followers = tokio_stream::StreamMap::new();
+    for status in &statuses {
+        let Some(log) = state.logs.instance(&status.name) else {
+            continue;
+        };
+        // Read the tail and subscribe under one lock: no line is missed or sent twice.
+        let tail = log.tail();
+        lines.extend(
+            tail.last(query.lines, stream, since)
+                .into_iter()
+                .map(|l| LogLine {
+                    time: l.time,
+                    instance: log.name.clone(),
+                    stream: l.stream,
+                    bytes: l.bytes,
+                }),
+        );
+        if query.follow {
+            followers.insert(
+                status.name.clone(),
+                tokio_stream::wrappers::BroadcastStream::new(log.follow()),
+            );
+        }
+        drop(tail);
+    }
+    lines.sort_by_key(|l| l.time);
+    let head: String = lines.iter().map(encode_line).collect();
+    let head = tokio_stream::once(Ok::<_, std::convert::Infallible>(head));
+    let body = if query.follow {
+        use tokio_stream::StreamExt;
+        let live = followers.filter_map(move |(instance, item)| match item {
+            Ok(line) if stream.is_none_or(|s| s == line.stream) => Some(Ok(encode_line(&line))),
+            Ok(_) => None,
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Some(Ok(encode_line(&LogLine {
+                    time: SystemTime::now(),
+                    instance: instance.into(),
+                    stream: Stream::Err,
+                    bytes: format!("[tend: {n} lines skipped: this client fell behind]\n")
+                        .into_bytes(),
+                })))
+            }
+        });
+        axum::body::Body::from_stream(head.chain(live))
+    } else {
+        axum::body::Body::from_stream(head)
+    };
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+fn encode_line(line: &LogLine) -> String {
+    let mut time = Vec::with_capacity(24);
+    crate::logs::line::rfc3339_millis(&mut time, line.time);
+    let text = String::from_utf8_lossy(line.bytes.strip_suffix(b"\n").unwrap_or(&line.bytes));
+    let mut encoded = serde_json::json!({
+        "time": String::from_utf8_lossy(&time),
+        "instance": &*line.instance,
+        "stream": line.stream.name(),
+        "line": text,
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading logs: {e}"),
-        )
-    })?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    .to_string();
+    encoded.push('\n');
+    encoded
 }
 
 async fn shutdown(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {

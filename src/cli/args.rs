@@ -72,15 +72,25 @@ pub enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
-    /// Print an instance's captured output.
+    /// Print captured output: the last lines of each target, merged in time order.
     Logs {
-        /// How many lines per stream.
+        /// Keep following new output (across restarts and rotation) until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many recent lines per instance.
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
         lines: usize,
+        /// Only lines read within this long, e.g. 10m.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
         /// Only one stream: out or err.
         #[arg(long, value_parser = ["out", "err"])]
         stream: Option<String>,
-        target: String,
+        /// Print lines without the instance prefix.
+        #[arg(long)]
+        no_prefix: bool,
+        /// Services, instances, groups or `all` (default: all).
+        targets: Vec<String>,
     },
     /// Stop everything and exit the daemon.
     Down,

@@ -258,10 +258,23 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
                 action(&client, "signal", targets, Some(signal.clone())).await
             }
             Command::Logs {
+                follow,
                 lines,
+                since,
                 stream,
-                target,
-            } => logs(&client, *lines, stream.as_deref(), target).await,
+                no_prefix,
+                targets,
+            } => {
+                let request = LogRequest {
+                    follow: *follow,
+                    lines: *lines,
+                    since: since.as_deref(),
+                    stream: stream.as_deref(),
+                    prefix: !no_prefix,
+                    targets,
+                };
+                logs(&client, request).await
+            }
             Command::Down => down(&client).await,
             _ => unreachable!("offline commands are handled before"),
         }
@@ -411,19 +424,90 @@ fn past_tense(verb: &str) -> &'static str {
     }
 }
 
-async fn logs(
-    client: &Client,
+struct LogRequest<'a> {
+    follow: bool,
     lines: usize,
-    stream: Option<&str>,
-    target: &str,
-) -> Result<i32, ClientError> {
-    let mut path = format!("{API}/logs/{}?lines={lines}", encode(target));
-    if let Some(stream) = stream {
+    since: Option<&'a str>,
+    stream: Option<&'a str>,
+    prefix: bool,
+    targets: &'a [String],
+}
+
+async fn logs(client: &Client, request: LogRequest<'_>) -> Result<i32, ClientError> {
+    let mut path = format!(
+        "{API}/logs?targets={}&lines={}&follow={}",
+        encode(&request.targets.join(",")),
+        request.lines,
+        request.follow
+    );
+    if let Some(stream) = request.stream {
         path.push_str(&format!("&stream={stream}"));
     }
-    let body = client.get_text(&path).await?;
-    let _ = std::io::stdout().write_all(&body);
+    if let Some(since) = request.since {
+        match config::duration::parse(since) {
+            Ok(duration) => path.push_str(&format!("&since={}", duration.as_secs_f64())),
+            Err(message) => {
+                eprintln!("tend: --since: {message}");
+                return Ok(1);
+            }
+        }
+    }
+    let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let mut printer = LinePrinter {
+        colour,
+        prefix: request.prefix,
+        pending: Vec::new(),
+        width: 0,
+    };
+    client.stream(&path, |chunk| printer.feed(chunk)).await?;
     Ok(0)
+}
+
+/// Prints the daemon's NDJSON log lines as `instance | line`.
+struct LinePrinter {
+    colour: bool,
+    prefix: bool,
+    pending: Vec<u8>,
+    width: usize,
+}
+
+impl LinePrinter {
+    fn feed(&mut self, chunk: &[u8]) {
+        self.pending.extend_from_slice(chunk);
+        let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        let mut out = std::io::stdout().lock();
+        for record in complete.split(|b| *b == b'\n').filter(|r| !r.is_empty()) {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(record) else {
+                continue;
+            };
+            let instance = value["instance"].as_str().unwrap_or("?");
+            let line = value["line"].as_str().unwrap_or("");
+            if self.prefix {
+                self.width = self.width.max(instance.len());
+                let padded = format!("{instance:<width$}", width = self.width);
+                if self.colour {
+                    let _ = write!(out, "\x1b[{}m{padded} |\x1b[0m ", colour_of(instance));
+                } else {
+                    let _ = write!(out, "{padded} | ");
+                }
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// A stable colour per instance name.
+fn colour_of(instance: &str) -> &'static str {
+    const PALETTE: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+    let hash = instance
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+    PALETTE[hash % PALETTE.len()]
 }
 
 async fn down(client: &Client) -> Result<i32, ClientError> {

@@ -14,6 +14,7 @@ pub mod interpolate;
 pub mod model;
 pub(crate) mod raw;
 pub mod signal;
+pub mod size;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -128,7 +128,67 @@ pub struct ServiceSpec {
     pub depends_on: Vec<Dependency>,
     pub priority: i64,
     pub groups: Vec<String>,
+    pub logs: LogSpec,
 }
+
+/// Where one output stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// A file (absolute); `None` is the default `state_dir/logs/STEM.out.log` / `.err.log`.
+    File(Option<PathBuf>),
+    /// Straight to tend's own stdout/stderr, unrotated (the container case).
+    Inherit,
+    /// Discarded (still kept in the in-memory tail).
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// The `[services.NAME.logs]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSpec {
+    pub merge: bool,
+    pub stdout: LogTarget,
+    pub stderr: LogTarget,
+    pub max_size: Option<u64>,
+    pub rotate_every: Option<Duration>,
+    pub backups: u32,
+    pub compress: bool,
+    pub timestamps: bool,
+    /// A strftime-like pattern; None is RFC 3339 with milliseconds.
+    pub timestamp_format: Option<String>,
+    pub format: LogFormat,
+    /// Lines kept in memory per instance.
+    pub tail: usize,
+    pub max_line: usize,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        LogSpec {
+            merge: false,
+            stdout: LogTarget::File(None),
+            stderr: LogTarget::File(None),
+            max_size: Some(50_000_000),
+            rotate_every: None,
+            backups: 10,
+            compress: false,
+            timestamps: false,
+            timestamp_format: None,
+            format: LogFormat::Plain,
+            tail: 1000,
+            max_line: 64 * 1024,
+        }
+    }
+}
+
+/// The strftime-like directives a `timestamp_format` may use.
+pub const TIMESTAMP_DIRECTIVES: &[&str] =
+    &["%Y", "%m", "%d", "%H", "%M", "%S", "%3f", "%6f", "%z", "%%"];
 
 /// A service's settings resolved for one instance index: placeholders expanded.
 #[derive(Debug, Clone, PartialEq)]

@@ -119,6 +119,50 @@ pub struct RawService {
     pub priority: Option<i64>,
     /// Groups this service belongs to, to act on several services by one name.
     pub groups: Option<Vec<String>>,
+    /// Where the output goes and how it is kept: files, rotation, timestamps, tail buffer.
+    pub logs: Option<RawLogs>,
+}
+
+/// The `logs` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of log settings")]
+pub struct RawLogs {
+    /// Write stderr into the stdout log (one file, in order). Default: false.
+    pub merge: Option<bool>,
+    /// Where stdout goes: a file path, "inherit" (tend's own stdout: no rotation) or "null".
+    /// Default: state_dir/logs/NAME.out.log.
+    pub stdout: Option<String>,
+    /// Where stderr goes, like `stdout`. Default: state_dir/logs/NAME.err.log.
+    pub stderr: Option<String>,
+    /// Rotate a file before it grows past this size. Default: "50MB".
+    pub max_size: Option<SizeValue>,
+    /// Also rotate a file once it is this old, e.g. "1d". Default: never.
+    pub rotate_every: Option<DurationValue>,
+    /// Rotated files to keep. Default: 10.
+    #[schemars(range(min = 0, max = 1000))]
+    pub backups: Option<i64>,
+    /// Gzip rotated files. Default: false.
+    pub compress: Option<bool>,
+    /// Prefix each line with the time it was read (RFC 3339, milliseconds, UTC). Default: false.
+    pub timestamps: Option<bool>,
+    /// strftime-like pattern for timestamps: %Y %m %d %H %M %S %3f %6f %z %%.
+    pub timestamp_format: Option<String>,
+    /// "plain" (the bytes as written) or "json" (one object per line). Default: "plain".
+    pub format: Option<RawLogFormat>,
+    /// Lines kept in memory per instance for `tend logs`. Default: 1000.
+    #[schemars(range(min = 0, max = 1000000))]
+    pub tail: Option<i64>,
+    /// Lines longer than this are split, with a marker. Default: "64KiB".
+    pub max_line: Option<SizeValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawLogFormat {
+    /// The bytes as the program wrote them (with a timestamp prefix if asked).
+    Plain,
+    /// One JSON object per line: time, service, instance, stream, line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -281,6 +325,16 @@ loose_type!(
         "description": "A duration: numbers with units ms, s, m, h, d, e.g. \"500ms\", \"10s\", \"1m30s\", \"1.5h\".",
         "pattern": "^\\s*(\\+?([0-9]+\\.?[0-9]*|\\.[0-9]+)\\s*(ms|s|m|h|d)\\s*)+$",
         "examples": ["500ms", "10s", "1m30s"]
+    }
+);
+
+loose_type!(
+    /// A size such as "50MB" or "64KiB", or a number of bytes.
+    SizeValue, "a size such as \"50MB\"", numbers: true, floats: false, bools: false,
+    schema: {
+        "type": ["string", "integer"],
+        "description": "A size: a number with unit B, KB, MB, GB (1000) or KiB, MiB, GiB (1024), or bytes.",
+        "examples": ["50MB", "64KiB"]
     }
 );
 

@@ -148,6 +148,7 @@ fn a_minimal_service_gets_every_default() {
             depends_on: vec![],
             priority: 0,
             groups: vec![],
+            logs: LogSpec::default(),
         }]
     );
 }
@@ -1535,10 +1536,11 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "depends_on",
         "priority",
         "groups",
+        "logs",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 25, "a key was added: list it above");
+    assert_eq!(service.len(), 26, "a key was added: list it above");
     for key in ["initial", "max", "factor", "jitter"] {
         assert!(
             defs["RawBackoff"]["properties"].get(key).is_some(),
@@ -1567,7 +1569,7 @@ fn errors_display_one_per_line() {
     let errors = fixture
         .load(
             "tend.toml",
-            "[services.a]\nbogus = 1\n[services.b]\nbogus = 2\n",
+            "[services.a]\nfrobnicate = 1\n[services.b]\nfrobnicate = 2\n",
         )
         .unwrap_err();
     let file = fixture.root().join("tend.toml");
@@ -1576,9 +1578,9 @@ fn errors_display_one_per_line() {
         errors.to_string(),
         format!(
             "{f}:1: services.a: missing `command` (a command line) or `args` (an argv array)\n\
-             {f}:2: services.a.bogus: unknown key `bogus`\n\
+             {f}:2: services.a.frobnicate: unknown key `frobnicate`\n\
              {f}:3: services.b: missing `command` (a command line) or `args` (an argv array)\n\
-             {f}:4: services.b.bogus: unknown key `bogus`"
+             {f}:4: services.b.frobnicate: unknown key `frobnicate`"
         )
     );
 }
@@ -1730,4 +1732,74 @@ fn locate_state_dir_agrees_with_load_and_tolerates_other_errors() {
     );
     let broken = fixture.write("broken.toml", "[tend\n");
     assert_eq!(locate_state_dir(&broken), root.join(".tend"));
+}
+
+#[test]
+fn logs_table_defaults_and_values() {
+    assert_eq!(web(&["command = \"x\""]).logs, LogSpec::default());
+    let spec = web(&[
+        "command = \"x\"",
+        "[services.web.logs]",
+        "merge = true",
+        "stdout = \"out/web.log\"",
+        "stderr = \"null\"",
+        "max_size = \"10MiB\"",
+        "rotate_every = \"1d\"",
+        "backups = 3",
+        "compress = true",
+        "timestamp_format = \"%Y-%m-%d %H:%M:%S.%3f\"",
+        "format = \"json\"",
+        "tail = 50",
+        "max_line = \"1KiB\"",
+    ]);
+    let logs = spec.logs;
+    assert!(logs.merge && logs.compress && logs.timestamps);
+    match &logs.stdout {
+        LogTarget::File(Some(path)) => assert!(
+            path.is_absolute() && path.ends_with("out/web.log"),
+            "{path:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(logs.stderr, LogTarget::Null);
+    assert_eq!(logs.max_size, Some(10 * 1024 * 1024));
+    assert_eq!(logs.rotate_every, Some(Duration::from_secs(86400)));
+    assert_eq!((logs.backups, logs.tail, logs.max_line), (3, 50, 1024));
+    assert_eq!(logs.format, LogFormat::Json);
+    let inherit = web(&[
+        "command = \"x\"",
+        "logs = { stdout = \"inherit\", max_size = 0 }",
+    ])
+    .logs;
+    assert_eq!(inherit.stdout, LogTarget::Inherit);
+    assert_eq!(inherit.max_size, None, "0 turns size rotation off");
+}
+
+#[test]
+fn logs_table_errors_name_their_keys() {
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "[services.web.logs]",
+        "max_size = \"10 parsecs\"",
+        "backups = -1",
+        "format = \"xml\"",
+        "timestamp_format = \"%Q\"",
+        "rotate_every = \"5\"",
+        "stdout = \"\"",
+    ]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "services.web.logs.max_size",
+        "services.web.logs.backups",
+        "services.web.logs.format",
+        "services.web.logs.timestamp_format",
+        "services.web.logs.rotate_every",
+        "services.web.logs.stdout",
+    ] {
+        assert!(keys.contains(&key), "no error for {key} in {errors:?}");
+    }
+    assert!(
+        errors.iter().all(|e| e.1.is_some()),
+        "every error has a line: {errors:?}"
+    );
 }

@@ -13,15 +13,16 @@ use serde::de::DeserializeOwned;
 use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    BackoffSpec, CgroupMode, Condition, DaemonSettings, Dependency, Kind, Manifest, Program,
-    RestartPolicy, ServiceSpec,
+    BackoffSpec, CgroupMode, Condition, DaemonSettings, Dependency, Kind, LogFormat, LogSpec,
+    LogTarget, Manifest, Program, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCondition,
-    RawDaemon, RawKind, RawManifest, RawRestart, RawService, UmaskValue,
+    RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawRestart, RawService, SizeValue,
+    UmaskValue,
 };
 use crate::config::signal::Signal;
-use crate::config::{duration, envfile, graph, interpolate};
+use crate::config::{duration, envfile, graph, interpolate, size};
 
 /// The most instances one service may ask for: beyond this a typo is likelier than intent.
 const MAX_INSTANCES: i64 = 10_000;
@@ -472,6 +473,7 @@ impl Validator<'_> {
             }
         }
         let groups = self.groups(raw.groups.as_deref(), &at("groups"), service_names);
+        let logs = self.logs(raw.logs.as_ref(), &at("logs"));
 
         if self.errors.len() != errors_before {
             return None;
@@ -498,6 +500,7 @@ impl Validator<'_> {
             stop_signal,
             stop_timeout,
             depends_on,
+            logs,
             priority: raw.priority.unwrap_or(0),
             groups,
         })
@@ -853,6 +856,105 @@ impl Validator<'_> {
         parsed.map_err(|message| self.error(path, message)).ok()
     }
 
+    fn logs(&mut self, raw: Option<&RawLogs>, path: &[Segment]) -> LogSpec {
+        let defaults = LogSpec::default();
+        let Some(raw) = raw else { return defaults };
+        let at = |field: &str| join(path, &[key(field)]);
+        let target = |this: &mut Self, value: Option<&String>, field: &str| match value
+            .map(String::as_str)
+        {
+            None => LogTarget::File(None),
+            Some("inherit") => LogTarget::Inherit,
+            Some("null") => LogTarget::Null,
+            Some("") => {
+                this.error(&at(field), "must be a path, \"inherit\" or \"null\"");
+                LogTarget::File(None)
+            }
+            Some(file) => LogTarget::File(Some(clean(&this.base_dir.join(file)))),
+        };
+        let stdout = target(self, raw.stdout.as_ref(), "stdout");
+        let stderr = target(self, raw.stderr.as_ref(), "stderr");
+        let byte_size =
+            |this: &mut Self, value: Option<&SizeValue>, field: &str, min: u64| -> Option<u64> {
+                let parsed = match &value?.0 {
+                    Loose::Text(text) => size::parse(text),
+                    Loose::Integer(n) if *n >= 0 => Ok(*n as u64),
+                    other => Err(format!("`{other}` is not a size such as \"50MB\"")),
+                };
+                match parsed {
+                    Ok(bytes) if bytes < min => {
+                        this.error(
+                            &at(field),
+                            format!("must be at least {min} bytes, not {bytes}"),
+                        );
+                        None
+                    }
+                    Ok(bytes) => Some(bytes),
+                    Err(message) => {
+                        this.error(&at(field), message);
+                        None
+                    }
+                }
+            };
+        let max_size = match &raw.max_size {
+            None => defaults.max_size,
+            // "0" turns size rotation off.
+            Some(SizeValue(Loose::Integer(0))) => None,
+            Some(SizeValue(Loose::Text(t))) if t.trim() == "0" => None,
+            Some(value) => byte_size(self, Some(value), "max_size", 1024).or(defaults.max_size),
+        };
+        let max_line = byte_size(self, raw.max_line.as_ref(), "max_line", 256)
+            .unwrap_or(defaults.max_line as u64);
+        if max_line > 16 * 1024 * 1024 {
+            self.error(
+                &at("max_line"),
+                format!("must be at most 16MiB, not {max_line} bytes"),
+            );
+        }
+        let rotate_every = raw
+            .rotate_every
+            .as_ref()
+            .and_then(|d| self.duration(d, &at("rotate_every")));
+        if rotate_every.is_some_and(|d| d < Duration::from_secs(1)) {
+            self.error(&at("rotate_every"), "must be at least 1s");
+        }
+        let count =
+            |this: &mut Self, value: Option<i64>, field: &str, max: i64, default: i64| -> i64 {
+                match value {
+                    None => default,
+                    Some(n) if (0..=max).contains(&n) => n,
+                    Some(n) => {
+                        this.error(&at(field), format!("must be between 0 and {max}, not {n}"));
+                        default
+                    }
+                }
+            };
+        let backups = count(self, raw.backups, "backups", 1000, defaults.backups as i64) as u32;
+        let tail = count(self, raw.tail, "tail", 1_000_000, defaults.tail as i64) as usize;
+        if let Some(pattern) = &raw.timestamp_format
+            && let Err(message) = check_timestamp_pattern(pattern)
+        {
+            self.error(&at("timestamp_format"), message);
+        }
+        LogSpec {
+            merge: raw.merge.unwrap_or(false),
+            stdout,
+            stderr,
+            max_size,
+            rotate_every,
+            backups,
+            compress: raw.compress.unwrap_or(false),
+            timestamps: raw.timestamps.unwrap_or(false) || raw.timestamp_format.is_some(),
+            timestamp_format: raw.timestamp_format.clone(),
+            format: match raw.format {
+                Some(RawLogFormat::Json) => LogFormat::Json,
+                _ => LogFormat::Plain,
+            },
+            tail,
+            max_line: max_line as usize,
+        }
+    }
+
     fn duration_or(
         &mut self,
         value: Option<&DurationValue>,
@@ -960,6 +1062,25 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Drop `.` components so that `./logs` beside the manifest prints as `/dir/logs`.
+/// A timestamp pattern may only use the directives the log writer knows.
+fn check_timestamp_pattern(pattern: &str) -> Result<(), String> {
+    let mut rest = pattern;
+    while let Some(at) = rest.find('%') {
+        let tail = &rest[at..];
+        match TIMESTAMP_DIRECTIVES.iter().find(|d| tail.starts_with(**d)) {
+            Some(directive) => rest = &tail[directive.len()..],
+            None => {
+                let shown: String = tail.chars().take(3).collect();
+                return Err(format!(
+                    "unknown directive `{shown}` (known: {})",
+                    TIMESTAMP_DIRECTIVES.join(" ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn clean(path: &Path) -> PathBuf {
     path.components().collect()
 }

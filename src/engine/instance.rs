@@ -340,11 +340,9 @@ impl InstanceTask {
             Ok(child) => {
                 tree.set_leader(child.pid);
                 self.exit = Some(child.exit);
-                let name = self.name.clone();
-                let stem = self.log_stem();
                 self.ctx
                     .logs
-                    .capture(&name, &stem, child.stdout, child.stderr);
+                    .capture(&self.service, self.index, child.stdout, child.stderr);
                 self.emit(EventKind::Spawned { pid: child.pid });
                 Input::Spawned { pid: child.pid }
             }
@@ -352,11 +350,6 @@ impl InstanceTask {
                 reason: error.to_string(),
             },
         }
-    }
-
-    /// File name stem of this instance's logs: `web` or `web.2`.
-    fn log_stem(&self) -> String {
-        crate::logs::file_stem(&self.service.name, self.index, self.service.instances)
     }
 
     fn transitioned(&mut self, before: &State, after: &State) {

@@ -1,21 +1,35 @@
-//! Capture of children's output: one reader task per pipe drains it without ever blocking the
-//! child, and one writer thread appends to the per-instance files (and, in the foreground,
-//! prints each line with a coloured instance prefix). Disk work never runs on the runtime.
+//! Capture of children's output: one reader task per instance drains both pipes without ever
+//! blocking the child; one writer thread splits lines, keeps each instance's in-memory tail,
+//! feeds `logs -f` followers, and appends to rotating files (or tend's own stdout/stderr).
+//! Disk work never runs on the runtime.
+
+pub mod line;
+pub mod rotate;
+pub mod tail;
+mod writer;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
-/// Chunks queued between the readers and the writer thread. When the writer falls this far
-/// behind, new output is counted as dropped instead of blocking the child.
+use tokio::sync::broadcast;
+
+use crate::config::model::{LogSpec, ServiceSpec};
+use tail::Tail;
+
+/// Chunks queued between the readers and the writer thread (at most 64 KiB each). When the
+/// writer falls this far behind, new output is counted as dropped instead of blocking the
+/// child; the loss is reported.
 const QUEUE_CHUNKS: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Lines buffered per `logs -f` follower before it is told it fell behind.
+const FOLLOW_BUFFER: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -28,6 +42,14 @@ impl Stream {
         match self {
             Stream::Out => "out",
             Stream::Err => "err",
+        }
+    }
+
+    /// The name used in JSON logs and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Out => "stdout",
+            Stream::Err => "stderr",
         }
     }
 }
@@ -54,36 +76,74 @@ pub struct Console {
     pub names: Vec<String>,
 }
 
-struct Chunk {
-    instance: Arc<str>,
-    stem: Arc<str>,
-    stream: Stream,
-    bytes: Vec<u8>,
+/// One line as followers receive it.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub time: SystemTime,
+    pub instance: Arc<str>,
+    pub stream: Stream,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything kept about one instance's output; lives as long as the daemon, across restarts.
+#[derive(Debug)]
+pub struct InstanceLog {
+    pub name: Arc<str>,
+    pub service: String,
+    pub index: u32,
+    stem: String,
+    spec: LogSpec,
+    tail: Mutex<Tail>,
+    follow: broadcast::Sender<LogLine>,
+}
+
+impl InstanceLog {
+    /// The tail, locked. The writer holds this lock while it adds lines and feeds followers,
+    /// so reading the tail and subscribing under it sees every line exactly once.
+    pub fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribe to new lines (call while holding [`InstanceLog::tail`] to leave no gap).
+    pub fn follow(&self) -> broadcast::Receiver<LogLine> {
+        self.follow.subscribe()
+    }
+}
+
+enum Message {
+    Chunk {
+        log: Arc<InstanceLog>,
+        stream: Stream,
+        time: SystemTime,
+        bytes: Vec<u8>,
+    },
+    /// A pipe reached EOF: write out its partial line.
+    Closed {
+        log: Arc<InstanceLog>,
+        stream: Stream,
+    },
 }
 
 /// Handle to the log writer; cheap to clone.
 #[derive(Clone)]
 pub struct LogSink {
-    queue: SyncSender<Chunk>,
+    queue: SyncSender<Message>,
+    registry: Arc<Mutex<HashMap<String, Arc<InstanceLog>>>>,
     dropped: Arc<AtomicU64>,
     dropping: Arc<AtomicBool>,
 }
 
 impl LogSink {
-    /// Start the writer thread for files under `dir`, echoing to the console when given.
+    /// Start the writer thread for default files under `dir`, echoing to the console when given.
     pub fn start(dir: PathBuf, console: Option<Console>) -> io::Result<LogSink> {
         std::fs::create_dir_all(&dir)?;
-        let (queue, inbox) = mpsc::sync_channel::<Chunk>(QUEUE_CHUNKS);
+        let (queue, inbox) = mpsc::sync_channel::<Message>(QUEUE_CHUNKS);
         std::thread::Builder::new()
             .name("tend-logs".into())
-            .spawn(move || {
-                let mut writer = Writer::new(dir, console);
-                for chunk in inbox {
-                    writer.write(chunk);
-                }
-            })?;
+            .spawn(move || writer::Writer::new(dir, console).run(inbox))?;
         Ok(LogSink {
             queue,
+            registry: Arc::default(),
             dropped: Arc::new(AtomicU64::new(0)),
             dropping: Arc::new(AtomicBool::new(false)),
         })
@@ -94,20 +154,47 @@ impl LogSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// The log of an instance, if it ever produced a process.
+    pub fn instance(&self, name: &str) -> Option<Arc<InstanceLog>> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn register(&self, service: &ServiceSpec, index: u32) -> Arc<InstanceLog> {
+        let name = service.instance_name(index);
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(InstanceLog {
+                    name: name.into(),
+                    service: service.name.clone(),
+                    index,
+                    stem: file_stem(&service.name, index, service.instances),
+                    spec: service.logs.clone(),
+                    tail: Mutex::new(Tail::new(service.logs.tail)),
+                    follow: broadcast::channel(FOLLOW_BUFFER).0,
+                })
+            })
+            .clone()
+    }
+
     /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren
     /// included, has closed them). One task per instance serves both pipes.
-    pub fn capture(&self, instance: &str, stem: &str, stdout: OwnedFd, stderr: OwnedFd) {
+    pub fn capture(&self, service: &ServiceSpec, index: u32, stdout: OwnedFd, stderr: OwnedFd) {
         let sink = self.clone();
-        let instance: Arc<str> = instance.into();
-        let stem: Arc<str> = stem.into();
+        let log = self.register(service, index);
         tokio::spawn(async move {
             use tokio::net::unix::pipe::Receiver;
             let mut out = Receiver::from_owned_fd(stdout).ok();
             let mut err = Receiver::from_owned_fd(stderr).ok();
             while out.is_some() || err.is_some() {
                 let stream = tokio::select! {
-                    ready = readable(&out) => if ready { Stream::Out } else { out = None; continue },
-                    ready = readable(&err) => if ready { Stream::Err } else { err = None; continue },
+                    ready = readable(&out) => if ready { Stream::Out } else { out = None; sink.closed(&log, Stream::Out); continue },
+                    ready = readable(&err) => if ready { Stream::Err } else { err = None; sink.closed(&log, Stream::Err); continue },
                 };
                 let pipe = match stream {
                     Stream::Out => &mut out,
@@ -127,10 +214,10 @@ impl LogSink {
                     }
                 });
                 match read {
-                    Ok(Some(bytes)) => sink.send(Chunk {
-                        instance: instance.clone(),
-                        stem: stem.clone(),
+                    Ok(Some(bytes)) => sink.send(Message::Chunk {
+                        log: log.clone(),
                         stream,
+                        time: SystemTime::now(),
                         bytes,
                     }),
                     Err(e)
@@ -139,16 +226,34 @@ impl LogSink {
                             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                         ) => {}
                     // EOF or a broken pipe: this stream is done.
-                    Ok(None) | Err(_) => *pipe = None,
+                    Ok(None) | Err(_) => {
+                        *pipe = None;
+                        sink.closed(&log, stream);
+                    }
                 }
             }
         });
     }
 
-    fn send(&self, chunk: Chunk) {
-        let len = chunk.bytes.len() as u64;
-        let instance = chunk.instance.clone();
-        match self.queue.try_send(chunk) {
+    fn closed(&self, log: &Arc<InstanceLog>, stream: Stream) {
+        // Rare and tiny, and it carries the last partial line out: worth waiting for, but
+        // never on the runtime thread.
+        if let Err(TrySendError::Full(message)) = self.queue.try_send(Message::Closed {
+            log: log.clone(),
+            stream,
+        }) {
+            let queue = self.queue.clone();
+            tokio::task::spawn_blocking(move || queue.send(message));
+        }
+    }
+
+    fn send(&self, message: Message) {
+        let Message::Chunk { log, bytes, .. } = &message else {
+            return;
+        };
+        let len = bytes.len() as u64;
+        let instance = log.name.clone();
+        match self.queue.try_send(message) {
             Ok(()) => {
                 if self.dropping.swap(false, Ordering::Relaxed) {
                     crate::daemon::say(&format!(
@@ -183,172 +288,9 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
 }
 
-struct Writer {
-    dir: PathBuf,
-    files: HashMap<(Arc<str>, Stream), Option<File>>,
-    console: Option<ConsolePrinter>,
-}
-
-impl Writer {
-    fn new(dir: PathBuf, console: Option<Console>) -> Writer {
-        Writer {
-            dir,
-            files: HashMap::new(),
-            console: console.map(ConsolePrinter::new),
-        }
-    }
-
-    fn write(&mut self, chunk: Chunk) {
-        let dir = &self.dir;
-        let file = self
-            .files
-            .entry((chunk.stem.clone(), chunk.stream))
-            .or_insert_with(|| {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log_path(dir, &chunk.stem, chunk.stream))
-                    .ok()
-            });
-        if let Some(f) = file {
-            if f.write_all(&chunk.bytes).is_err() {
-                // Reopen on the next chunk: the directory may have been recreated.
-                *file = None;
-            }
-        } else {
-            *file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log_path(dir, &chunk.stem, chunk.stream))
-                .ok();
-            if let Some(f) = file {
-                let _ = f.write_all(&chunk.bytes);
-            }
-        }
-        if let Some(console) = &mut self.console {
-            console.print(&chunk.instance, chunk.stream, &chunk.bytes);
-        }
-    }
-}
-
-struct ConsolePrinter {
-    colour: bool,
-    width: usize,
-    colours: HashMap<String, &'static str>,
-    partial: HashMap<(Arc<str>, Stream), Vec<u8>>,
-    out: io::Stdout,
-}
-
-const PALETTE: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
-
-impl ConsolePrinter {
-    fn new(console: Console) -> ConsolePrinter {
-        let width = console.names.iter().map(|n| n.len()).max().unwrap_or(0);
-        // Colours by position in the manifest: stable across runs and distinct for neighbours.
-        let colours = console
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), PALETTE[i % PALETTE.len()]))
-            .collect();
-        ConsolePrinter {
-            colour: console.colour,
-            width,
-            colours,
-            partial: HashMap::new(),
-            out: io::stdout(),
-        }
-    }
-
-    fn print(&mut self, instance: &Arc<str>, stream: Stream, bytes: &[u8]) {
-        let buffer = self.partial.entry((instance.clone(), stream)).or_default();
-        buffer.extend_from_slice(bytes);
-        let Some(last_newline) = buffer.iter().rposition(|b| *b == b'\n') else {
-            // Hold a partial line, but never without bound.
-            if buffer.len() < READ_CHUNK {
-                return;
-            }
-            let line = std::mem::take(buffer);
-            let prefix = self.prefix(instance);
-            let mut out = self.out.lock();
-            let _ = out.write_all(prefix.as_bytes());
-            let _ = out.write_all(&line);
-            let _ = out.write_all(b"\n");
-            return;
-        };
-        let complete: Vec<u8> = buffer.drain(..=last_newline).collect();
-        let prefix = self.prefix(instance);
-        let mut out = self.out.lock();
-        for line in complete.split_inclusive(|b| *b == b'\n') {
-            let _ = out.write_all(prefix.as_bytes());
-            let _ = out.write_all(line);
-        }
-        let _ = out.flush();
-    }
-
-    fn prefix(&self, instance: &str) -> String {
-        let padded = format!("{instance:<width$}", width = self.width);
-        match (self.colour, self.colours.get(instance)) {
-            (true, Some(code)) => format!("\x1b[{code}m{padded} |\x1b[0m "),
-            _ => format!("{padded} | "),
-        }
-    }
-}
-
-/// The last `lines` lines of a log file (all of it when shorter), reading only its tail.
-pub fn tail(path: &Path, lines: usize) -> io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut start = len;
-    let mut block = 64 * 1024u64;
-    loop {
-        start = start.saturating_sub(block);
-        file.seek(SeekFrom::Start(start))?;
-        let mut data = Vec::new();
-        Read::by_ref(&mut file)
-            .take(len - start)
-            .read_to_end(&mut data)?;
-        // One more newline than lines wanted, ignoring a trailing one.
-        let body = data.strip_suffix(b"\n").unwrap_or(&data);
-        let newlines = body.iter().filter(|b| **b == b'\n').count();
-        if newlines >= lines || start == 0 {
-            if lines == 0 {
-                return Ok(Vec::new());
-            }
-            let mut count = 0;
-            let cut = body.iter().rposition(|b| {
-                if *b == b'\n' {
-                    count += 1;
-                }
-                count == lines
-            });
-            let from = match cut {
-                Some(i) if newlines >= lines => i + 1,
-                _ => 0,
-            };
-            return Ok(data[from..].to_vec());
-        }
-        block *= 4;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tail_returns_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.log");
-        let body: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(&path, &body).unwrap();
-        assert_eq!(tail(&path, 2).unwrap(), b"line 9998\nline 9999\n");
-        assert_eq!(tail(&path, 0).unwrap(), b"");
-        assert_eq!(tail(&path, 20_000).unwrap().len(), body.len());
-        std::fs::write(&path, "a\nb").unwrap();
-        assert_eq!(tail(&path, 1).unwrap(), b"b");
-        assert_eq!(tail(&path, 5).unwrap(), b"a\nb");
-    }
 
     #[test]
     fn stems_and_paths() {

@@ -74,7 +74,7 @@ command = "sh -c 'echo hello out; echo hello err >&2; trap \"echo got usr1\" USR
     wait_until(Duration::from_secs(5), "output captured", || {
         text(&p.tend(&["logs", "talker"]).stdout).contains("hello err")
     });
-    let out = p.tend(&["logs", "talker", "--stream", "out"]);
+    let out = p.tend(&["logs", "talker", "--stream", "out", "--no-prefix"]);
     assert_eq!(text(&out.stdout), "hello out\n");
     assert!(p.file(".tend/logs/talker.out.log").exists());
     assert!(p.file(".tend/logs/talker.err.log").exists());
@@ -195,7 +195,7 @@ umask = "027"
     wait_until(Duration::from_secs(5), "output", || {
         !text(&p.tend(&["logs", "who"]).stdout).is_empty()
     });
-    let line = text(&p.tend(&["logs", "who"]).stdout);
+    let line = text(&p.tend(&["logs", "who", "--no-prefix"]).stdout);
     let fields: Vec<&str> = line.trim().split(':').collect();
     assert_eq!(fields[0], "nobody", "{line}");
     assert_eq!(fields[2], "0027", "{line}");

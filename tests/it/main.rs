@@ -14,3 +14,5 @@ mod containers;
 mod config;
 // The CLI against a daemon: status, logs, signal, targets, no daemon.
 mod cli;
+// Log capture: rotation, merge, timestamps and JSON, tail and follow, inherit, disk trouble.
+mod logs;

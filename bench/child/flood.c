@@ -1,0 +1,50 @@
+/* Output generator for bench/logs.py.
+ *   flood BYTES chunk   write BYTES of 100-byte lines in 64 KiB writes
+ *   flood BYTES line    the same, one write(2) per line (what most programs do)
+ * Every line is "NNNNNNNNNNNN " + filler + "\n", exactly 100 bytes, numbered from 1, so the
+ * output is the same wherever it goes and can be compared by checksum.
+ * Build: cc -O2 -static -o flood flood.c
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int write_all(const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(1, p, n);
+        if (w < 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: flood BYTES chunk|line\n");
+        return 2;
+    }
+    long long lines = atoll(argv[1]) / 100;
+    int per_line = strcmp(argv[2], "line") == 0;
+    static char buf[65536];
+    size_t used = 0;
+    char line[101];
+    for (long long i = 1; i <= lines; i++) {
+        int n = snprintf(line, sizeof line, "%012lld ", i);
+        memset(line + n, 'x', 99 - n);
+        line[99] = '\n';
+        if (per_line) {
+            if (write_all(line, 100)) return 1;
+        } else {
+            if (used + 100 > sizeof buf) {
+                if (write_all(buf, used)) return 1;
+                used = 0;
+            }
+            memcpy(buf + used, line, 100);
+            used += 100;
+        }
+    }
+    if (used && write_all(buf, used)) return 1;
+    return 0;
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Log capture throughput (issue #3): a child writing BYTES of 100-byte lines, straight to a
+file versus captured by tend into its rotating files, side by side (A B A B ...) in one run.
+
+Measures wall time from start until every byte is on disk, checks that the bytes tend wrote
+equal what the child wrote (sha256 of the concatenated files against the direct file), tend's
+CPU seconds per GiB, and the daemon's peak resident memory over its idle size. Measures only;
+exits 0 whatever the figures. Python standard library only.
+
+    cargo build --release && python3 bench/logs.py            # 512 MiB, 3 rounds
+    python3 bench/logs.py --bytes 64MiB --rounds 1            # quick
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def size(text):
+    units = {"kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "": 1}
+    t = text.strip().lower()
+    for u in ("kib", "mib", "gib"):
+        if t.endswith(u):
+            return int(float(t[: -len(u)]) * units[u])
+    return int(t)
+
+
+def build_flood(scratch):
+    out = scratch / "flood"
+    subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(HERE / "child" / "flood.c")], check=True)
+    return out
+
+
+def sha256_files(paths):
+    h = hashlib.sha256()
+    total = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+                total += len(b)
+    return h.hexdigest(), total
+
+
+def proc_cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def direct(flood, nbytes, mode, scratch):
+    target = scratch / f"direct-{mode}.out"
+    t0 = time.monotonic()
+    with open(target, "wb") as f:
+        subprocess.run([str(flood), str(nbytes), mode], stdout=f, check=True)
+        f.flush()
+    wall = time.monotonic() - t0
+    digest, total = sha256_files([target])
+    target.unlink()
+    return {"wall_s": wall, "sha256": digest, "bytes": total}
+
+
+def rotated_files(logdir, base):
+    files = []
+    for p in logdir.iterdir():
+        name = p.name
+        if name.startswith(base + "."):
+            suffix = name[len(base) + 1:]
+            if suffix.isdigit():
+                files.append((int(suffix), p))
+    files.sort(key=lambda x: -x[0])
+    return [p for _, p in files] + ([logdir / base] if (logdir / base).exists() else [])
+
+
+def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
+    run = Path(tempfile.mkdtemp(prefix="tend-logbench-", dir=scratch))
+    extra = ', timestamps = true' if timestamps else ''
+    (run / "tend.toml").write_text(
+        f'[services.flood]\nargs = ["{flood}", "{nbytes}", "{mode}"]\nrestart = "never"\n'
+        f'logs = {{ max_size = "64MiB", backups = 1000{extra} }}\n')
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("TEND_SOCKET", None)
+    daemon = subprocess.Popen([str(tend), "-c", str(run / "tend.toml"), "up"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        logdir = run / ".tend" / "logs"
+        t0 = time.monotonic()
+        idle_rss = rss_kib(daemon.pid)
+        cpu0 = proc_cpu(daemon.pid)
+        peak = idle_rss
+        expected_lines = nbytes // 100
+        deadline = t0 + 600
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_kib(daemon.pid))
+            files = rotated_files(logdir, "flood.out.log") if logdir.exists() else []
+            on_disk = sum(p.stat().st_size for p in files)
+            if timestamps:
+                done = on_disk >= nbytes + expected_lines * 25
+            else:
+                done = on_disk >= nbytes
+            if done:
+                break
+            time.sleep(0.005)
+        wall = time.monotonic() - t0
+        cpu = proc_cpu(daemon.pid) - cpu0
+        files = rotated_files(logdir, "flood.out.log")
+        digest, total = sha256_files(files)
+        return {"wall_s": wall, "sha256": digest, "bytes": total, "files": len(files),
+                "cpu_s": cpu, "idle_rss_kib": idle_rss, "peak_rss_kib": peak}
+    finally:
+        daemon.send_signal(2)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, 9)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tend", default=str(ROOT / "target" / "release" / "tend"))
+    ap.add_argument("--bytes", default="512MiB")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--modes", default="chunk,line")
+    args = ap.parse_args()
+    nbytes = size(args.bytes) // 100 * 100
+    scratch = Path(tempfile.mkdtemp(prefix="tend-logbench-"))
+    results = []
+    try:
+        flood = build_flood(scratch)
+        tend = scratch / "tend"
+        shutil.copy(args.tend, tend)
+        for mode in args.modes.split(","):
+            for r in range(args.rounds):
+                d = direct(flood, nbytes, mode, scratch)
+                t = through_tend(tend, flood, nbytes, mode, scratch, False)
+                ts = through_tend(tend, flood, nbytes, mode, scratch, True)
+                row = {"mode": mode, "round": r + 1, "direct": d, "tend": t, "tend_timestamps": ts}
+                results.append(row)
+                print(f"{mode} round {r + 1}: direct {nbytes / d['wall_s'] / 2**20:.0f} MiB/s, "
+                      f"tend {nbytes / t['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / t['wall_s'] * 100:.0f}%, "
+                      f"bytes {'identical' if t['sha256'] == d['sha256'] else 'DIFFER'}, {t['files']} files), "
+                      f"timestamps {nbytes / ts['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / ts['wall_s'] * 100:.0f}%), "
+                      f"tend CPU {t['cpu_s'] / (nbytes / 2**30):.2f} s/GiB, "
+                      f"RSS +{(t['peak_rss_kib'] - t['idle_rss_kib']) / 1024:.1f} MiB", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print()
+    print("| writes | direct MiB/s | tend MiB/s | tend % | timestamps % | bytes identical | tend CPU s/GiB | RSS over idle MiB |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    for mode in args.modes.split(","):
+        rows = [r for r in results if r["mode"] == mode]
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        d = med([r["direct"]["wall_s"] for r in rows])
+        t = med([r["tend"]["wall_s"] for r in rows])
+        ts = med([r["tend_timestamps"]["wall_s"] for r in rows])
+        same = all(r["tend"]["sha256"] == r["direct"]["sha256"] for r in rows)
+        cpu = med([r["tend"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
+        rss = max((r["tend"]["peak_rss_kib"] - r["tend"]["idle_rss_kib"]) / 1024 for r in rows)
+        label = "64 KiB" if mode == "chunk" else "one per line"
+        print(f"| {label} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} | {d / t * 100:.0f}% | {d / ts * 100:.0f}% | {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
+    out = HERE / "results" / time.strftime("logs-%Y-%m-%d-%H%M%S.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"bytes": nbytes, "machine": {"nproc": os.cpu_count(), "kernel": platform.release()},
+                               "results": results}, indent=1))
+    print(f"\nraw numbers: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

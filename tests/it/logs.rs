@@ -1,0 +1,340 @@
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// All files of one log (oldest rotated first, then the current one), concatenated.
+fn all_of(p: &Project, base: &str) -> Vec<u8> {
+    let dir = p.file(".tend/logs");
+    let mut rotated: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix(&format!("{base}."))?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut all = Vec::new();
+    for (_, path) in rotated {
+        all.extend(std::fs::read(path).unwrap());
+    }
+    all.extend(std::fs::read(dir.join(base)).unwrap_or_default());
+    all
+}
+
+fn expected_lines(n: usize) -> Vec<u8> {
+    (1..=n)
+        .flat_map(|i| format!("line {i} payload payload payload payload payload\n").into_bytes())
+        .collect()
+}
+
+#[test]
+fn size_rotation_keeps_every_byte_and_never_splits_a_line() {
+    let p = Project::new(
+        r#"
+[services.chatty]
+command = "sh -c 'seq -f \"line %g payload payload payload payload payload\" 1 20000; exec sleep 1000'"
+logs = { max_size = "64KiB", backups = 1000 }
+"#,
+    );
+    let _d = p.up();
+    let expected = expected_lines(20000);
+    wait_until(Duration::from_secs(20), "all output written", || {
+        all_of(&p, "chatty.out.log").len() >= expected.len()
+    });
+    assert_eq!(
+        all_of(&p, "chatty.out.log"),
+        expected,
+        "the files hold exactly what the child wrote"
+    );
+    let dir = p.file(".tend/logs");
+    let rotated = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("chatty.out.log.")
+        })
+        .count();
+    assert!(rotated >= 10, "{rotated} rotated files");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{:?} ends inside a line",
+            entry.path()
+        );
+        assert!(
+            bytes.len() <= 64 * 1024,
+            "{:?} is {} bytes",
+            entry.path(),
+            bytes.len()
+        );
+    }
+}
+
+#[test]
+fn size_rotation_keeps_only_the_configured_backups() {
+    let p = Project::new(
+        r#"
+[services.chatty]
+command = "sh -c 'seq -f \"line %g payload payload payload payload payload\" 1 20000; exec sleep 1000'"
+logs = { max_size = "64KiB", backups = 2 }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(20), "the last line written", || {
+        std::fs::read(p.file(".tend/logs/chatty.out.log"))
+            .unwrap_or_default()
+            .ends_with(b"line 20000 payload payload payload payload payload\n")
+    });
+    let mut names: Vec<String> = std::fs::read_dir(p.file(".tend/logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("chatty.out"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["chatty.out.log", "chatty.out.log.1", "chatty.out.log.2"]
+    );
+}
+
+#[test]
+fn age_rotation() {
+    let p = Project::new(
+        r#"
+[services.ticker]
+command = "sh -c 'while true; do echo tick; sleep 0.1; done'"
+logs = { rotate_every = "1s", max_size = 0 }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(20), "a rotation by age", || {
+        p.file(".tend/logs/ticker.out.log.1").exists()
+    });
+}
+
+#[test]
+fn merged_streams_timestamps_and_json() {
+    let p = Project::new(
+        r#"
+[services.merged]
+command = "sh -c 'echo one; echo two >&2; echo three; exec sleep 1000'"
+logs = { merge = true, timestamps = true }
+
+[services.structured]
+command = "sh -c 'printf \"say \\\"hi\\\"\\n\"; echo oops >&2; exec sleep 1000'"
+logs = { format = "json" }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "merged output", || {
+        p.read(".tend/logs/merged.out.log").lines().count() == 3
+    });
+    assert!(
+        !p.file(".tend/logs/merged.err.log").exists(),
+        "merged: no separate stderr file"
+    );
+    let merged = p.read(".tend/logs/merged.out.log");
+    let bodies: Vec<&str> = merged
+        .lines()
+        .map(|l| l.split_once(' ').unwrap().1)
+        .collect();
+    let mut sorted = bodies.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["one", "three", "two"]);
+    for line in merged.lines() {
+        let stamp = line.split_once(' ').unwrap().0;
+        // 2026-11-23T14:15:39.123Z
+        assert_eq!(stamp.len(), 24, "{stamp}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T' && stamp.as_bytes()[19] == b'.',
+            "{stamp}"
+        );
+    }
+    wait_until(Duration::from_secs(10), "json output", || {
+        !p.read(".tend/logs/structured.err.log").is_empty()
+    });
+    let out: serde_json::Value =
+        serde_json::from_str(p.read(".tend/logs/structured.out.log").trim()).unwrap();
+    assert_eq!(out["line"], "say \"hi\"");
+    assert_eq!(out["service"], "structured");
+    assert_eq!(out["instance"], 0);
+    assert_eq!(out["stream"], "stdout");
+    let err: serde_json::Value =
+        serde_json::from_str(p.read(".tend/logs/structured.err.log").trim()).unwrap();
+    assert_eq!(err["stream"], "stderr");
+}
+
+#[test]
+fn long_lines_are_split_and_binary_passes_through() {
+    let p = Project::new(
+        r#"
+[services.odd]
+command = "sh -c 'head -c 3000 /dev/zero | tr \"\\0\" x; echo; printf \"\\033[31mred\\033[0m \\377\\376\\n\"; exec sleep 1000'"
+logs = { max_line = "1KiB" }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "output", || {
+        std::fs::read(p.file(".tend/logs/odd.out.log"))
+            .unwrap_or_default()
+            .ends_with(b"\xff\xfe\n")
+    });
+    let bytes = std::fs::read(p.file(".tend/logs/odd.out.log")).unwrap();
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "3000 x's in three pieces, then the binary line"
+    );
+    let marker = b" [tend: line split]\n";
+    assert!(lines[0].ends_with(marker) && lines[1].ends_with(marker));
+    let rejoined: Vec<u8> = lines[..3]
+        .iter()
+        .flat_map(|l| l.strip_suffix(marker).unwrap_or(l).to_vec())
+        .collect();
+    assert_eq!(rejoined, [vec![b'x'; 3000], vec![b'\n']].concat());
+    assert_eq!(
+        lines[3], b"\x1b[31mred\x1b[0m \xff\xfe\n",
+        "ANSI and invalid UTF-8 untouched"
+    );
+}
+
+#[test]
+fn tail_and_follow_survive_restarts() {
+    let p = Project::new(
+        r#"
+[services.phoenix]
+command = "sh -c 'echo run $$; sleep 0.3; exit 1'"
+backoff = { initial = "100ms", max = "100ms" }
+max_restarts = 1000
+logs = { stdout = "null" }
+"#,
+    );
+    let _d = p.up_allow_failure();
+    let mut follower = p.spawn(&["logs", "-f", "-n", "0", "--no-prefix", "phoenix"]);
+    let reader = BufReader::new(follower.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut runs = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while runs.len() < 3 && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            assert!(line.starts_with("run "), "{line}");
+            runs.insert(line);
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        runs.len() >= 3,
+        "follow saw lines from three runs: {runs:?}"
+    );
+    // The tail keeps output even though stdout goes to "null", across runs.
+    let out = p.tend(&["logs", "-n", "2", "--no-prefix", "phoenix"]);
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_ne!(lines[0], lines[1], "two different runs");
+}
+
+#[test]
+fn logs_merges_targets_in_time_order_with_prefixes() {
+    let p = Project::new(
+        r#"
+[services.a]
+command = "sh -c 'echo a1; sleep 0.2; echo a2; exec sleep 1000'"
+[services.b]
+command = "sh -c 'sleep 0.1; echo b1; sleep 0.2; echo b2; exec sleep 1000'"
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "four lines", || {
+        text(&p.tend(&["logs"]).stdout).lines().count() == 4
+    });
+    let out = text(&p.tend(&["logs", "a", "b"]).stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["a | a1", "b | b1", "a | a2", "b | b2"]);
+    let only_a = text(&p.tend(&["logs", "-n", "1", "a"]).stdout);
+    assert_eq!(only_a, "a | a2\n");
+    let recent = text(&p.tend(&["logs", "--since", "1h", "b"]).stdout);
+    assert_eq!(recent.lines().count(), 2);
+}
+
+#[test]
+fn inherit_goes_to_tends_own_stdout() {
+    let p = Project::new(
+        r#"
+[services.plain]
+command = "sh -c 'echo straight through; exec sleep 1000'"
+logs = { stdout = "inherit" }
+"#,
+    );
+    let child = p.spawn(&["up"]);
+    let _d = Daemon::attach(&p);
+    wait_until(Duration::from_secs(10), "the line in the tail", || {
+        p.file(".tend/tend.sock").exists()
+            && text(&p.tend(&["logs", "--no-prefix"]).stdout).contains("straight through")
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = finish(child, Duration::from_secs(20), "tend up");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l == "straight through"),
+        "raw, unprefixed: {stdout}"
+    );
+    assert!(!p.file(".tend/logs/plain.out.log").exists());
+}
+
+#[test]
+fn unwritable_log_dir_loses_nothing_in_memory_and_recovers() {
+    let p = Project::new(
+        r#"
+[services.steady]
+command = "sh -c 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.02; done'"
+"#,
+    );
+    let _d = p.up();
+    let logs = p.file(".tend/logs");
+    wait_until(Duration::from_secs(10), "first lines on disk", || {
+        !p.read(".tend/logs/steady.out.log").is_empty()
+    });
+    // Replace the directory by a file: every open and write fails, even for root.
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::fs::write(&logs, "not a directory").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = text(&p.tend(&["logs", "-n", "5", "--no-prefix", "steady"]).stdout);
+    assert_eq!(during.lines().count(), 5, "the tail keeps going: {during}");
+    let last_during: u64 = during
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start_matches('n')
+        .parse()
+        .unwrap();
+    std::fs::remove_file(&logs).unwrap();
+    std::fs::create_dir(&logs).unwrap();
+    wait_until(Duration::from_secs(10), "writing resumes", || {
+        p.read(".tend/logs/steady.out.log")
+            .lines()
+            .filter_map(|l| l.trim_start_matches('n').parse::<u64>().ok())
+            .any(|n| n > last_during)
+    });
+    wait_until(Duration::from_secs(10), "the loss is reported", || {
+        p.read(".tend/tend.log").contains("could not be written")
+    });
+    let reports = p.read(".tend/tend.log").matches("cannot write").count()
+        + p.read(".tend/tend.log").matches("cannot open").count();
+    assert!(reports <= 2, "reported once, not per line: {reports}");
+}
