@@ -111,6 +111,7 @@ def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
         peak = idle_rss
         expected_lines = nbytes // 100
         deadline = t0 + 600
+        last_size, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
             peak = max(peak, rss_kib(daemon.pid))
             files = rotated_files(logdir, "flood.out.log") if logdir.exists() else []
@@ -120,6 +121,11 @@ def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
             else:
                 done = on_disk >= nbytes
             if done:
+                break
+            if on_disk != last_size:
+                last_size, last_change = on_disk, time.monotonic()
+            elif time.monotonic() - last_change > 5:
+                # Nothing new for 5 s: bytes were lost; the checksum will say so.
                 break
             time.sleep(0.005)
         wall = time.monotonic() - t0
