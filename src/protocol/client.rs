@@ -44,10 +44,6 @@ impl Client {
             .map_err(|e| ClientError::Transport(format!("bad response: {e}")))
     }
 
-    pub async fn get_text(&self, path: &str) -> Result<Vec<u8>, ClientError> {
-        self.request(Method::GET, path, None).await
-    }
-
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -65,41 +61,12 @@ impl Client {
         path: &str,
         mut chunk: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header("host", "tend")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = response.status();
-        let mut body = response.into_body();
+        let (status, mut body) = self.send(Method::GET, path, None).await?;
         if status != StatusCode::OK {
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(api_error(status, &collect(body).await?));
         }
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
+            let frame = frame.map_err(transport)?;
             if let Some(data) = frame.data_ref() {
                 chunk(data);
             }
@@ -113,12 +80,27 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ClientError> {
+        let (status, body) = self.send(method, path, body).await?;
+        let bytes = collect(body).await?;
+        if status == StatusCode::OK || status == StatusCode::ACCEPTED {
+            return Ok(bytes);
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// One request on a fresh connection; the body is left to the caller to read.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, hyper::body::Incoming), ClientError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|_| ClientError::NotRunning(self.socket.clone()))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(transport)?;
         tokio::spawn(connection);
         let request = Request::builder()
             .method(method)
@@ -126,28 +108,27 @@ impl Client {
             .header("host", "tend")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-            .to_bytes()
-            .to_vec();
-        if status == StatusCode::OK || status == StatusCode::ACCEPTED {
-            return Ok(bytes);
-        }
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            message,
-        })
+            .map_err(transport)?;
+        let response = sender.send_request(request).await.map_err(transport)?;
+        Ok((response.status(), response.into_body()))
+    }
+}
+
+fn transport(error: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(error.to_string())
+}
+
+async fn collect(body: hyper::body::Incoming) -> Result<Vec<u8>, ClientError> {
+    Ok(body.collect().await.map_err(transport)?.to_bytes().to_vec())
+}
+
+/// An error status with the daemon's `{"error": ...}` body (or its text).
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Api {
+        status: status.as_u16(),
+        message,
     }
 }
