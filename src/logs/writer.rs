@@ -90,37 +90,32 @@ impl Writer {
                 }
             };
             match message {
-                Some(Message::Chunk {
-                    log,
-                    stream,
-                    time,
-                    bytes,
-                }) => self.chunk(&log, stream, time, &bytes, false),
-                Some(Message::Closed { log, stream }) => {
-                    self.chunk(&log, stream, SystemTime::now(), &[], true)
-                }
+                Some(message) => self.handle(message),
                 None => self.on_timer(),
             }
             // Flush buffered file data whenever the queue runs dry, so files are current for
             // anyone reading them.
-            if let Ok(message) = inbox.try_recv() {
-                match message {
-                    Message::Chunk {
-                        log,
-                        stream,
-                        time,
-                        bytes,
-                    } => self.chunk(&log, stream, time, &bytes, false),
-                    Message::Closed { log, stream } => {
-                        self.chunk(&log, stream, SystemTime::now(), &[], true)
-                    }
-                }
-            } else {
-                self.flush_files();
+            match inbox.try_recv() {
+                Ok(message) => self.handle(message),
+                Err(_) => self.flush_files(),
             }
         }
         self.flush_partials();
         self.flush_files();
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Chunk {
+                log,
+                stream,
+                time,
+                bytes,
+            } => self.chunk(&log, stream, time, &bytes, false),
+            Message::Closed { log, stream } => {
+                self.chunk(&log, stream, SystemTime::now(), &[], true)
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
