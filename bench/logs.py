@@ -69,8 +69,16 @@ def rss_kib(pid):
     return 0
 
 
+def settle():
+    """Start each measurement with no dirty pages left by the previous one: writeback of an
+    earlier run would otherwise throttle whichever side comes next."""
+    os.sync()
+    time.sleep(0.5)
+
+
 def direct(flood, nbytes, mode, scratch):
     target = scratch / f"direct-{mode}.out"
+    settle()
     t0 = time.monotonic()
     with open(target, "wb") as f:
         subprocess.run([str(flood), str(nbytes), mode], stdout=f, check=True)
@@ -94,26 +102,34 @@ def rotated_files(logdir, base):
 
 
 def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
+    """Run a detached daemon with the flood service stopped, measure its idle RSS, then start
+    the flood and wait until every byte is in the log files."""
     run = Path(tempfile.mkdtemp(prefix="tend-logbench-", dir=scratch))
     extra = ', timestamps = true' if timestamps else ''
-    (run / "tend.toml").write_text(
+    manifest = run / "tend.toml"
+    manifest.write_text(
         f'[services.flood]\nargs = ["{flood}", "{nbytes}", "{mode}"]\nrestart = "never"\n'
-        f'logs = {{ max_size = "64MiB", backups = 1000{extra} }}\n')
+        f'autostart = false\nlogs = {{ max_size = "64MiB", backups = 1000{extra} }}\n')
     env = dict(os.environ, NO_COLOR="1")
     env.pop("TEND_SOCKET", None)
-    daemon = subprocess.Popen([str(tend), "-c", str(run / "tend.toml"), "up"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    tend_cmd = [str(tend), "-c", str(manifest)]
+    subprocess.run(tend_cmd + ["up", "-d"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = int((run / ".tend" / "tend.pid").read_text().split()[0])
     try:
         logdir = run / ".tend" / "logs"
-        t0 = time.monotonic()
-        idle_rss = rss_kib(daemon.pid)
-        cpu0 = proc_cpu(daemon.pid)
+        settle()
+        idle_rss = rss_kib(pid)
+        cpu0 = proc_cpu(pid)
         peak = idle_rss
         expected_lines = nbytes // 100
+        t0 = time.monotonic()
+        starter = subprocess.Popen(tend_cmd + ["start", "flood"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = t0 + 600
         last_size, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
-            peak = max(peak, rss_kib(daemon.pid))
+            peak = max(peak, rss_kib(pid))
             files = rotated_files(logdir, "flood.out.log") if logdir.exists() else []
             on_disk = sum(p.stat().st_size for p in files)
             if timestamps:
@@ -129,18 +145,29 @@ def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
                 break
             time.sleep(0.005)
         wall = time.monotonic() - t0
-        cpu = proc_cpu(daemon.pid) - cpu0
+        cpu = proc_cpu(pid) - cpu0
+        starter.wait()
         files = rotated_files(logdir, "flood.out.log")
-        digest, total = sha256_files(files)
+        digest, total = sha256_files(files) if not timestamps else strip_stamps(files)
         return {"wall_s": wall, "sha256": digest, "bytes": total, "files": len(files),
                 "cpu_s": cpu, "idle_rss_kib": idle_rss, "peak_rss_kib": peak}
     finally:
-        daemon.send_signal(2)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, 9)
+        subprocess.run(tend_cmd + ["down"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
         shutil.rmtree(run, ignore_errors=True)
+
+
+def strip_stamps(paths):
+    """sha256 of timestamped files with each line's stamp (up to the first space) removed."""
+    h = hashlib.sha256()
+    total = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            for line in f:
+                body = line.split(b" ", 1)[1]
+                h.update(body)
+                total += len(body)
+    return h.hexdigest(), total
 
 
 def main():
@@ -167,6 +194,7 @@ def main():
                 print(f"{mode} round {r + 1}: direct {nbytes / d['wall_s'] / 2**20:.0f} MiB/s, "
                       f"tend {nbytes / t['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / t['wall_s'] * 100:.0f}%, "
                       f"bytes {'identical' if t['sha256'] == d['sha256'] else 'DIFFER'}, {t['files']} files), "
+                      f"timestamped lines {'identical' if ts['sha256'] == d['sha256'] else 'DIFFER'}, "
                       f"timestamps {nbytes / ts['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / ts['wall_s'] * 100:.0f}%), "
                       f"tend CPU {t['cpu_s'] / (nbytes / 2**30):.2f} s/GiB, "
                       f"RSS +{(t['peak_rss_kib'] - t['idle_rss_kib']) / 1024:.1f} MiB", flush=True)
@@ -181,7 +209,7 @@ def main():
         d = med([r["direct"]["wall_s"] for r in rows])
         t = med([r["tend"]["wall_s"] for r in rows])
         ts = med([r["tend_timestamps"]["wall_s"] for r in rows])
-        same = all(r["tend"]["sha256"] == r["direct"]["sha256"] for r in rows)
+        same = all(r[k]["sha256"] == r["direct"]["sha256"] for r in rows for k in ("tend", "tend_timestamps"))
         cpu = med([r["tend"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
         rss = max((r["tend"]["peak_rss_kib"] - r["tend"]["idle_rss_kib"]) / 1024 for r in rows)
         label = "64 KiB" if mode == "chunk" else "one per line"

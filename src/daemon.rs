@@ -3,7 +3,7 @@
 //! Only `main`/`cli` call into it.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use crate::config::model::Manifest;
 use crate::engine::event::EventKind;
 use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
-use crate::logs::{Console, LogSink};
+pub use crate::logs::own::say;
+use crate::logs::{Console, LogSink, OwnLogTarget};
 
 /// How the daemon was asked to run.
 pub struct DaemonOptions {
@@ -102,7 +103,13 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             .flat_map(|s| (0..s.instances).map(|i| s.instance_name(i)))
             .collect(),
     });
-    let logs = LogSink::start(log_dir, console).context("starting the log writer")?;
+    let own = OwnLogTarget {
+        path: state_dir.join("tend.log"),
+        rotation: manifest.daemon.log.clone(),
+        to_stderr: options.console,
+        redirect_std: !options.console,
+    };
+    let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
     let engine = engine::start(
         manifest,
@@ -123,7 +130,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
         engine: engine.clone(),
         manifest: manifest_path,
         state_dir: state_dir.clone(),
-        logs,
+        logs: logs.clone(),
         started: tokio::time::Instant::now(),
         shutdown: shutdown.clone(),
     });
@@ -169,6 +176,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     let _ = fs::remove_file(state_dir.join("run.json"));
     containment.remove();
     say("stopped");
+    logs.close(std::time::Duration::from_secs(2)).await;
     Ok(0)
 }
 
@@ -252,9 +260,4 @@ fn report_events(mut events: tokio::sync::broadcast::Receiver<crate::engine::eve
             }
         }
     });
-}
-
-pub fn say(message: &str) {
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "tend: {message}");
 }

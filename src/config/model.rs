@@ -25,6 +25,8 @@ pub struct DaemonSettings {
     pub state_dir: PathBuf,
     /// Whether to contain each instance in a cgroup v2 subtree when tend can write one.
     pub cgroups: CgroupMode,
+    /// Rotation of `state_dir/tend.log` (only the rotation fields are used).
+    pub log: LogSpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,10 @@ pub struct LogSpec {
     /// Lines kept in memory per instance.
     pub tail: usize,
     pub max_line: usize,
+    /// Forward each line to this syslog socket (RFC 5424).
+    pub syslog: Option<PathBuf>,
+    /// Forward each line to this journal socket (native protocol).
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for LogSpec {
@@ -182,9 +188,16 @@ impl Default for LogSpec {
             format: LogFormat::Plain,
             tail: 1000,
             max_line: 64 * 1024,
+            syslog: None,
+            journal: None,
         }
     }
 }
+
+/// Where `syslog = true` sends lines unless `syslog_socket` says otherwise.
+pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
+/// Where `journal = true` sends lines unless `journal_socket` says otherwise.
+pub const DEFAULT_JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// The strftime-like directives a `timestamp_format` may use.
 pub const TIMESTAMP_DIRECTIVES: &[&str] =

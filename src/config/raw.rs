@@ -45,6 +45,23 @@ pub struct RawDaemon {
     pub state_dir: Option<String>,
     /// Whether to contain each instance in a cgroup v2 subtree. Default: `auto`.
     pub cgroups: Option<RawCgroups>,
+    /// Rotation of tend's own log, `state_dir/tend.log`; the same defaults as a service's.
+    pub log: Option<RawOwnLog>,
+}
+
+/// The `[tend.log]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of rotation settings")]
+pub struct RawOwnLog {
+    /// Rotate before the file grows past this size. Default: "50MB".
+    pub max_size: Option<SizeValue>,
+    /// Also rotate once the file is this old, e.g. "1d". Default: never.
+    pub rotate_every: Option<DurationValue>,
+    /// Rotated files to keep. Default: 10.
+    #[schemars(range(min = 0, max = 1000))]
+    pub backups: Option<i64>,
+    /// Gzip rotated files. Default: false.
+    pub compress: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -154,6 +171,16 @@ pub struct RawLogs {
     pub tail: Option<i64>,
     /// Lines longer than this are split, with a marker. Default: "64KiB".
     pub max_line: Option<SizeValue>,
+    /// Also send each line to the local syslog daemon (RFC 5424; the service is the app-name,
+    /// stdout at severity info, stderr at warning). Default: false.
+    pub syslog: Option<bool>,
+    /// The syslog daemon's datagram socket. Default: "/dev/log".
+    pub syslog_socket: Option<String>,
+    /// Also send each line to the systemd journal (its native protocol), when its socket
+    /// exists. Default: false.
+    pub journal: Option<bool>,
+    /// The journal's socket. Default: "/run/systemd/journal/socket".
+    pub journal_socket: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -120,6 +120,7 @@ fn a_minimal_service_gets_every_default() {
         DaemonSettings {
             state_dir: fixture.root().join(".tend"),
             cgroups: CgroupMode::Auto,
+            log: LogSpec::default(),
         }
     );
     assert_eq!(

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    BackoffSpec, CgroupMode, Condition, DaemonSettings, Dependency, Kind, LogFormat, LogSpec,
-    LogTarget, Manifest, Program, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    BackoffSpec, CgroupMode, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
+    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, Program,
+    RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCondition,
@@ -207,7 +208,19 @@ impl Validator<'_> {
             None | Some(RawCgroups::Auto) => CgroupMode::Auto,
             Some(RawCgroups::Off) => CgroupMode::Off,
         };
-        DaemonSettings { state_dir, cgroups }
+        let log = raw.log.map(|own| RawLogs {
+            max_size: own.max_size,
+            rotate_every: own.rotate_every,
+            backups: own.backups,
+            compress: own.compress,
+            ..RawLogs::default()
+        });
+        let log = self.logs(log.as_ref(), &[key("tend"), key("log")]);
+        DaemonSettings {
+            state_dir,
+            cgroups,
+            log,
+        }
     }
 
     fn services(&mut self, node: Option<&Node>) -> Vec<ServiceSpec> {
@@ -952,7 +965,39 @@ impl Validator<'_> {
             },
             tail,
             max_line: max_line as usize,
+            syslog: self.forward(
+                raw.syslog,
+                raw.syslog_socket.as_ref(),
+                DEFAULT_SYSLOG_SOCKET,
+                &at("syslog_socket"),
+            ),
+            journal: self.forward(
+                raw.journal,
+                raw.journal_socket.as_ref(),
+                DEFAULT_JOURNAL_SOCKET,
+                &at("journal_socket"),
+            ),
         }
+    }
+
+    /// The socket a forwarding sink sends to, when it is on.
+    fn forward(
+        &mut self,
+        on: Option<bool>,
+        socket: Option<&String>,
+        default: &str,
+        at: &[Segment],
+    ) -> Option<PathBuf> {
+        let socket = match socket.map(String::as_str) {
+            Some("") => {
+                self.error(at, "must be a socket path");
+                None
+            }
+            Some(path) => Some(clean(&self.base_dir.join(path))),
+            None => None,
+        };
+        on.unwrap_or(false)
+            .then(|| socket.unwrap_or_else(|| PathBuf::from(default)))
     }
 
     fn duration_or(

@@ -1,33 +1,43 @@
-//! Capture of children's output: one reader task per instance drains both pipes without ever
-//! blocking the child; one writer thread splits lines, keeps each instance's in-memory tail,
-//! feeds `logs -f` followers, and appends to rotating files (or tend's own stdout/stderr).
-//! Disk work never runs on the runtime.
+//! Capture of children's output: one reader task per instance drains both pipes into pooled
+//! chunks; one writer thread takes each instance's pending chunks as a batch, splits lines,
+//! keeps the in-memory tail, feeds `logs -f` followers, and appends to rotating files (or
+//! tend's own stdout/stderr). Disk work never runs on the runtime. Memory in flight is capped
+//! by a fixed number of chunks, whatever the children write.
 
 pub mod line;
+pub mod own;
 pub mod rotate;
 pub mod tail;
 mod writer;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::config::model::{LogSpec, ServiceSpec};
 use tail::Tail;
 
-/// Chunks queued between the readers and the writer thread (at most 64 KiB each). When the
-/// writer falls this far behind, new output is counted as dropped instead of blocking the
-/// child; the loss is reported.
-const QUEUE_CHUNKS: usize = 1024;
-const READ_CHUNK: usize = 64 * 1024;
+/// Size of one chunk of captured output: the unit of the in-flight budget and of file writes.
+const CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the readers and the writer, all instances together: the memory
+/// cap of the pipeline (1 MiB). A reader that finds none free waits, so the child waits on its
+/// pipe as it would on a slow file, unless the writer is stuck (below).
+const CHUNKS_IN_FLIGHT: usize = 16;
+/// A read into a chunk with less room than this starts a new chunk instead, so reads stay big.
+const MIN_ROOM: usize = 8 * 1024;
+/// How long a reader waits for the writer before it starts dropping output (counted and
+/// reported) so that a stalled disk never blocks a child for longer.
+const STALL: Duration = Duration::from_secs(2);
+/// A partial line at most this long is moved from a full chunk to the next one, so a chunk
+/// usually ends at a line boundary and is written straight from where it was read.
+const CARRY_MAX: usize = 4 * 1024;
 /// Lines buffered per `logs -f` follower before it is told it fell behind.
 const FOLLOW_BUFFER: usize = 4096;
 
@@ -42,6 +52,13 @@ impl Stream {
         match self {
             Stream::Out => "out",
             Stream::Err => "err",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Stream::Out => 0,
+            Stream::Err => 1,
         }
     }
 
@@ -95,6 +112,8 @@ pub struct InstanceLog {
     spec: LogSpec,
     tail: Mutex<Tail>,
     follow: broadcast::Sender<LogLine>,
+    /// Output read but not yet taken by the writer.
+    pending: Mutex<Pending>,
 }
 
 impl InstanceLog {
@@ -108,50 +127,222 @@ impl InstanceLog {
     pub fn follow(&self) -> broadcast::Receiver<LogLine> {
         self.follow.subscribe()
     }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
-enum Message {
-    Chunk {
-        log: Arc<InstanceLog>,
-        stream: Stream,
-        time: SystemTime,
-        bytes: Vec<u8>,
-    },
-    /// A pipe reached EOF: write out its partial line.
-    Closed {
-        log: Arc<InstanceLog>,
-        stream: Stream,
-    },
+/// What the reader has handed over and the writer not yet taken.
+#[derive(Debug, Default)]
+struct Pending {
+    chunks: Vec<Chunk>,
+    /// Streams that reached EOF after the bytes in `chunks`: their partial line goes out.
+    closed: [bool; 2],
+    /// The writer has been told about this instance and will take everything here.
+    queued: bool,
+}
+
+/// Bytes read from the pipes in the order they arrived, with which stream and when.
+#[derive(Debug)]
+struct Chunk {
+    buf: Box<[u8]>,
+    len: usize,
+    segments: Vec<Segment>,
+    /// One unit of the in-flight budget, released when the writer is done with the chunk.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// `chunk.buf[previous end..end]` came from `stream`, read at `time`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    end: usize,
+    stream: Stream,
+    time: SystemTime,
+}
+
+impl Chunk {
+    fn room(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    fn record(&mut self, stream: Stream, time: SystemTime, n: usize) {
+        self.len += n;
+        // Reads of one stream within a millisecond share a segment: timestamps are in
+        // milliseconds, and line-by-line writers would otherwise cost a segment per line.
+        if let Some(last) = self.segments.last_mut()
+            && last.stream == stream
+            && time
+                .duration_since(last.time)
+                .is_ok_and(|d| d < Duration::from_millis(1))
+        {
+            last.end = self.len;
+            return;
+        }
+        self.segments.push(Segment {
+            end: self.len,
+            stream,
+            time,
+        });
+    }
+
+    /// Move the partial line at the end of a full chunk into `next`, when it is short and all
+    /// in the last segment, so that this chunk ends at a line boundary.
+    fn carry_partial(&mut self, next: &mut Chunk) {
+        let Some(&last) = self.segments.last() else {
+            return;
+        };
+        let start = self
+            .segments
+            .len()
+            .checked_sub(2)
+            .map_or(0, |i| self.segments[i].end);
+        let segment = &self.buf[start..self.len];
+        let Some(newline) = memchr::memrchr(b'\n', segment) else {
+            return;
+        };
+        let partial = segment.len() - newline - 1;
+        if partial == 0 || partial > CARRY_MAX || partial > next.room() {
+            return;
+        }
+        let from = self.len - partial;
+        next.buf[next.len..next.len + partial].copy_from_slice(&self.buf[from..self.len]);
+        next.record(last.stream, last.time, partial);
+        self.len = from;
+        if let Some(segment) = self.segments.last_mut() {
+            segment.end = from;
+        }
+    }
+}
+
+/// Why the writer wakes up.
+enum Wake {
+    /// An instance has something pending (sent once until taken).
+    Instance(Arc<InstanceLog>),
+    /// tend's own log has lines queued.
+    Own,
+    /// Write out everything (partial lines included), then answer.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Where tend's own log goes.
+#[derive(Debug, Clone)]
+pub struct OwnLogTarget {
+    /// `state_dir/tend.log`.
+    pub path: PathBuf,
+    /// Its rotation (the other fields are not used).
+    pub rotation: LogSpec,
+    /// Also print each line on stderr (the foreground).
+    pub to_stderr: bool,
+    /// tend's stdout and stderr are this file (a detached daemon): point them at the new file
+    /// after each rotation, so a panic or `inherit` output lands in the current log.
+    pub redirect_std: bool,
+}
+
+/// Shared by the readers and the writer.
+struct Pipeline {
+    wake: Mutex<Sender<Wake>>,
+    budget: Arc<Semaphore>,
+    /// Chunk buffers the writer is done with, for the readers to reuse.
+    pool: Mutex<Vec<Box<[u8]>>>,
+    /// Bytes dropped because the writer was stalled, all instances together.
+    dropped: AtomicU64,
+    /// Capture tasks still reading a pipe.
+    readers: AtomicUsize,
+}
+
+impl Pipeline {
+    fn notify(&self, log: &Arc<InstanceLog>) {
+        let _ = self
+            .wake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Wake::Instance(log.clone()));
+    }
+
+    fn buffer(&self) -> Box<[u8]> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| vec![0u8; CHUNK].into_boxed_slice())
+    }
+
+    fn recycle(&self, buf: Box<[u8]>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < CHUNKS_IN_FLIGHT {
+            pool.push(buf);
+        }
+    }
+
+    /// Give the pooled buffers back to the allocator (the writer does this when idle).
+    fn trim(&self) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 /// Handle to the log writer; cheap to clone.
 #[derive(Clone)]
 pub struct LogSink {
-    queue: SyncSender<Message>,
+    pipeline: Arc<Pipeline>,
     registry: Arc<Mutex<HashMap<String, Arc<InstanceLog>>>>,
-    dropped: Arc<AtomicU64>,
-    dropping: Arc<AtomicBool>,
 }
 
 impl LogSink {
-    /// Start the writer thread for default files under `dir`, echoing to the console when given.
-    pub fn start(dir: PathBuf, console: Option<Console>) -> io::Result<LogSink> {
+    /// Start the writer thread for default files under `dir`, echoing to the console when
+    /// given; from now on tend's own messages go to `own` too.
+    pub fn start(dir: PathBuf, console: Option<Console>, own: OwnLogTarget) -> io::Result<LogSink> {
         std::fs::create_dir_all(&dir)?;
-        let (queue, inbox) = mpsc::sync_channel::<Message>(QUEUE_CHUNKS);
+        let (wake, inbox) = mpsc::channel();
+        let own_wake = Mutex::new(wake.clone());
+        own::install(
+            Box::new(move || {
+                let _ = own_wake
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send(Wake::Own);
+            }),
+            own.to_stderr,
+        );
+        let pipeline = Arc::new(Pipeline {
+            wake: Mutex::new(wake),
+            budget: Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT)),
+            pool: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+            readers: AtomicUsize::new(0),
+        });
+        let shared = pipeline.clone();
         std::thread::Builder::new()
             .name("tend-logs".into())
-            .spawn(move || writer::Writer::new(dir, console).run(inbox))?;
+            .spawn(move || writer::Writer::new(dir, console, own, shared).run(inbox))?;
         Ok(LogSink {
-            queue,
+            pipeline,
             registry: Arc::default(),
-            dropped: Arc::new(AtomicU64::new(0)),
-            dropping: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Bytes that could not be queued because the writer was behind.
+    /// Bytes dropped because the writer was stalled for longer than a child may be held.
     pub fn dropped_bytes(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.pipeline.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Wait (at most `limit`) until every pipe reached EOF and the writer wrote out what it
+    /// had, partial lines and tend's own last messages included: the end of a clean shutdown.
+    pub async fn close(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pipeline.readers.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (done, written) = tokio::sync::oneshot::channel();
+        let _ = self
+            .pipeline
+            .wake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Wake::Close(done));
+        let _ = tokio::time::timeout_at(deadline, written).await;
     }
 
     /// The log of an instance, if it ever produced a process.
@@ -177,6 +368,7 @@ impl LogSink {
                     spec: service.logs.clone(),
                     tail: Mutex::new(Tail::new(service.logs.tail)),
                     follow: broadcast::channel(FOLLOW_BUFFER).0,
+                    pending: Mutex::default(),
                 })
             })
             .clone()
@@ -185,92 +377,189 @@ impl LogSink {
     /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren
     /// included, has closed them). One task per instance serves both pipes.
     pub fn capture(&self, service: &ServiceSpec, index: u32, stdout: OwnedFd, stderr: OwnedFd) {
-        let sink = self.clone();
+        let pipeline = self.pipeline.clone();
         let log = self.register(service, index);
+        pipeline.readers.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             use tokio::net::unix::pipe::Receiver;
-            let mut out = Receiver::from_owned_fd(stdout).ok();
-            let mut err = Receiver::from_owned_fd(stderr).ok();
-            while out.is_some() || err.is_some() {
-                let stream = tokio::select! {
-                    ready = readable(&out) => if ready { Stream::Out } else { out = None; sink.closed(&log, Stream::Out); continue },
-                    ready = readable(&err) => if ready { Stream::Err } else { err = None; sink.closed(&log, Stream::Err); continue },
+            let mut pipes = [
+                Receiver::from_owned_fd(stdout).ok(),
+                Receiver::from_owned_fd(stderr).ok(),
+            ];
+            let mut reader = Reader {
+                pipeline,
+                log,
+                dropping: 0,
+            };
+            while pipes.iter().any(Option::is_some) {
+                let (stream, open) = tokio::select! {
+                    open = readable(&pipes[0]) => (Stream::Out, open),
+                    open = readable(&pipes[1]) => (Stream::Err, open),
                 };
-                let pipe = match stream {
-                    Stream::Out => &mut out,
-                    Stream::Err => &mut err,
-                };
-                let Some(receiver) = pipe.as_ref() else {
-                    continue;
-                };
-                // Read into a per-thread scratch buffer and copy out only what arrived, so idle
-                // pipes hold no buffer at all (hundreds of instances stay cheap).
-                let read = SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    match receiver.try_read(&mut scratch[..]) {
-                        Ok(0) => Ok(None),
-                        Ok(n) => Ok(Some(scratch[..n].to_vec())),
-                        Err(e) => Err(e),
-                    }
-                });
-                match read {
-                    Ok(Some(bytes)) => sink.send(Message::Chunk {
-                        log: log.clone(),
-                        stream,
-                        time: SystemTime::now(),
-                        bytes,
-                    }),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    // EOF or a broken pipe: this stream is done.
-                    Ok(None) | Err(_) => {
-                        *pipe = None;
-                        sink.closed(&log, stream);
-                    }
+                let pipe = &mut pipes[stream.index()];
+                let open = open
+                    && match pipe.as_ref() {
+                        Some(receiver) => reader.read(stream, receiver).await,
+                        None => false,
+                    };
+                if !open {
+                    *pipe = None;
+                    reader.closed(stream);
                 }
             }
+            reader.pipeline.readers.fetch_sub(1, Ordering::AcqRel);
         });
     }
+}
 
-    fn closed(&self, log: &Arc<InstanceLog>, stream: Stream) {
-        // Rare and tiny, and it carries the last partial line out: worth waiting for, but
-        // never on the runtime thread.
-        if let Err(TrySendError::Full(message)) = self.queue.try_send(Message::Closed {
-            log: log.clone(),
-            stream,
-        }) {
-            let queue = self.queue.clone();
-            tokio::task::spawn_blocking(move || queue.send(message));
+/// One instance's reading side.
+struct Reader {
+    pipeline: Arc<Pipeline>,
+    log: Arc<InstanceLog>,
+    /// Bytes dropped in the current stall (0: not dropping).
+    dropping: u64,
+}
+
+enum Room {
+    Chunk(Chunk),
+    /// The writer is stalled: read and count.
+    Drop,
+}
+
+impl Reader {
+    /// Read what the pipe has; false once it is closed (EOF or error).
+    async fn read(&mut self, stream: Stream, receiver: &tokio::net::unix::pipe::Receiver) -> bool {
+        loop {
+            let mut chunk = match self.room().await {
+                Room::Chunk(chunk) => chunk,
+                Room::Drop => return self.drop_read(receiver),
+            };
+            let start = chunk.len;
+            let result = receiver.try_read(&mut chunk.buf[start..]);
+            let (open, read) = match result {
+                Ok(0) => (false, 0),
+                Ok(n) => {
+                    chunk.record(stream, SystemTime::now(), n);
+                    grow_pipe(receiver, n);
+                    (true, n)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, 0),
+                Err(e) => (e.kind() == io::ErrorKind::WouldBlock, 0),
+            };
+            let read_more = read > 0 && chunk.room() < MIN_ROOM;
+            self.hand_over(chunk);
+            if !read_more {
+                return open;
+            }
+            // The chunk filled: the pipe may hold more; a new chunk takes it.
         }
     }
 
-    fn send(&self, message: Message) {
-        let Message::Chunk { log, bytes, .. } = &message else {
-            return;
+    /// The chunk to read into: the open one if it has room, else a new one from the budget.
+    async fn room(&mut self) -> Room {
+        let open = {
+            let mut pending = self.log.pending();
+            match pending.chunks.last() {
+                Some(last) if last.room() >= MIN_ROOM => pending.chunks.pop(),
+                _ => None,
+            }
         };
-        let len = bytes.len() as u64;
-        let instance = log.name.clone();
-        match self.queue.try_send(message) {
-            Ok(()) => {
-                if self.dropping.swap(false, Ordering::Relaxed) {
-                    crate::daemon::say(&format!(
-                        "log writer caught up; {} bytes of output dropped so far",
-                        self.dropped_bytes()
-                    ));
-                }
+        if let Some(chunk) = open {
+            return Room::Chunk(chunk);
+        }
+        let budget = self.pipeline.budget.clone();
+        let permit = if self.dropping > 0 {
+            budget.try_acquire_owned().ok()
+        } else {
+            tokio::time::timeout(STALL, budget.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let Some(permit) = permit else {
+            if self.dropping == 0 {
+                own::say(&format!(
+                    "{}: the log writer has not kept up for {}s; dropping this output (counted) until it does",
+                    self.log.name,
+                    STALL.as_secs()
+                ));
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                // The child must not block on tend: count the loss and say so once per episode.
-                self.dropped.fetch_add(len, Ordering::Relaxed);
-                if !self.dropping.swap(true, Ordering::Relaxed) {
-                    crate::daemon::say(&format!(
-                        "log writer is behind; dropping output (first from {instance}) until it catches up"
-                    ));
-                }
+            return Room::Drop;
+        };
+        if self.dropping > 0 {
+            own::say(&format!(
+                "{}: the log writer caught up; {} bytes of output were dropped meanwhile",
+                self.log.name, self.dropping
+            ));
+            self.dropping = 0;
+        }
+        let mut chunk = Chunk {
+            buf: self.pipeline.buffer(),
+            len: 0,
+            segments: Vec::new(),
+            _budget: permit,
+        };
+        // A full chunk may still sit in pending (the writer has not taken it): end it at a
+        // line boundary when that is cheap.
+        if let Some(last) = self.log.pending().chunks.last_mut() {
+            last.carry_partial(&mut chunk);
+        }
+        Room::Chunk(chunk)
+    }
+
+    fn hand_over(&self, chunk: Chunk) {
+        let notify = {
+            let mut pending = self.log.pending();
+            if chunk.len > 0 {
+                pending.chunks.push(chunk);
             }
+            !std::mem::replace(&mut pending.queued, true)
+        };
+        if notify {
+            self.pipeline.notify(&self.log);
+        }
+    }
+
+    fn drop_read(&mut self, receiver: &tokio::net::unix::pipe::Receiver) -> bool {
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            match receiver.try_read(&mut scratch) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.dropping += n as u64;
+                    self.pipeline.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+
+    fn closed(&self, stream: Stream) {
+        let notify = {
+            let mut pending = self.log.pending();
+            pending.closed[stream.index()] = true;
+            !std::mem::replace(&mut pending.queued, true)
+        };
+        if notify {
+            self.pipeline.notify(&self.log);
+        }
+    }
+}
+
+/// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less often
+/// while tend writes; idle pipes keep the default. Best effort: the kernel caps pipe memory
+/// per user, and a refusal only means the default stays.
+fn grow_pipe(receiver: &tokio::net::unix::pipe::Receiver, read: usize) {
+    const BIG_PIPE: libc::c_int = 1024 * 1024;
+    if read < 60 * 1024 {
+        return;
+    }
+    let fd = receiver.as_raw_fd();
+    // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
+    unsafe {
+        if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
         }
     }
 }
@@ -284,13 +573,66 @@ async fn readable(pipe: &Option<tokio::net::unix::pipe::Receiver>) -> bool {
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(budget: &Arc<Semaphore>) -> Chunk {
+        Chunk {
+            buf: vec![0u8; CHUNK].into_boxed_slice(),
+            len: 0,
+            segments: Vec::new(),
+            _budget: budget.clone().try_acquire_owned().unwrap(),
+        }
+    }
+
+    fn fill(chunk: &mut Chunk, stream: Stream, time: SystemTime, bytes: &[u8]) {
+        chunk.buf[chunk.len..chunk.len + bytes.len()].copy_from_slice(bytes);
+        chunk.record(stream, time, bytes.len());
+    }
+
+    #[test]
+    fn reads_of_one_stream_within_a_millisecond_share_a_segment() {
+        let budget = Arc::new(Semaphore::new(2));
+        let mut c = chunk(&budget);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+        fill(&mut c, Stream::Out, t, b"a\n");
+        fill(&mut c, Stream::Out, t + Duration::from_micros(500), b"b\n");
+        fill(&mut c, Stream::Err, t + Duration::from_micros(600), b"e\n");
+        fill(&mut c, Stream::Err, t + Duration::from_millis(5), b"f\n");
+        let ends: Vec<(usize, Stream)> = c.segments.iter().map(|s| (s.end, s.stream)).collect();
+        assert_eq!(ends, [(4, Stream::Out), (6, Stream::Err), (8, Stream::Err)]);
+        drop(c);
+        assert_eq!(
+            budget.available_permits(),
+            2,
+            "the budget comes back with the chunk"
+        );
+    }
+
+    #[test]
+    fn a_full_chunk_hands_its_short_partial_line_to_the_next() {
+        let budget = Arc::new(Semaphore::new(4));
+        let t = SystemTime::UNIX_EPOCH;
+        let mut full = chunk(&budget);
+        fill(&mut full, Stream::Err, t, b"err\n");
+        fill(&mut full, Stream::Out, t, b"one\ntwo\nthr");
+        let mut next = chunk(&budget);
+        full.carry_partial(&mut next);
+        assert_eq!(&full.buf[..full.len], b"err\none\ntwo\n");
+        assert_eq!(full.segments.last().unwrap().end, full.len);
+        assert_eq!(&next.buf[..next.len], b"thr");
+        assert_eq!(next.segments[0].stream, Stream::Out);
+
+        // A last segment without a newline (a long line) stays where it is.
+        let mut long = chunk(&budget);
+        fill(&mut long, Stream::Out, t, b"a\n");
+        fill(&mut long, Stream::Err, t, b"no newline here");
+        let mut next = chunk(&budget);
+        long.carry_partial(&mut next);
+        assert_eq!(long.len, 17);
+        assert_eq!(next.len, 0);
+    }
 
     #[test]
     fn stems_and_paths() {

@@ -62,6 +62,8 @@ pub struct RotatingFile {
     pending: Vec<u8>,
     last_check: SystemTime,
     compressor: Option<JoinHandle<io::Result<()>>>,
+    /// Counts the files opened at `path`: changes whenever writes start going to a new file.
+    opened: u64,
 }
 
 impl RotatingFile {
@@ -88,6 +90,7 @@ impl RotatingFile {
             pending: Vec::new(),
             last_check: now,
             compressor: None,
+            opened: 1,
         })
     }
 
@@ -237,8 +240,28 @@ impl RotatingFile {
             let file = open_append(&self.path)?;
             self.len = file.metadata()?.len() + self.pending.len() as u64;
             self.file = Some(file);
+            self.opened += 1;
         }
         Ok(())
+    }
+
+    /// Which file writes go to: changes after a rotation or a reopen, so a caller that shares
+    /// the descriptor elsewhere knows to share the new one.
+    pub fn generation(&self) -> u64 {
+        self.opened
+    }
+
+    /// Count what others appended to the file too (a detached daemon's own stdout shares
+    /// tend.log), so size rotation sees the real size.
+    pub fn resync_len(&mut self) {
+        if let Some(Ok(meta)) = self.file.as_ref().map(File::metadata) {
+            self.len = meta.len() + self.pending.len() as u64;
+        }
+    }
+
+    /// The open file, if any.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
@@ -361,8 +384,30 @@ impl Drop for RotatingFile {
 
 /// Open for appending; when the directory is gone, recreate that one level only if its parent
 /// still exists (a deleted log directory comes back; a vanished tree is not rebuilt).
+fn set_blocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
-    let open = || OpenOptions::new().create(true).append(true).open(path);
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK so that opening a FIFO nobody reads fails (ENXIO, counted like any disk
+    // error) instead of hanging the log writer; writes block again once it is open.
+    let open = || {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        set_blocking(&file)?;
+        Ok::<File, io::Error>(file)
+    };
     match open() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {

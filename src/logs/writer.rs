@@ -4,8 +4,9 @@
 //! the bytes it could not write are counted, reported once, and writing resumes when the disk
 //! does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -14,19 +15,34 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::model::{LogFormat, LogSpec, LogTarget};
 use crate::logs::line::{LineFormat, LineSplitter, TimestampFormat, format_line};
 use crate::logs::rotate::{RotatingFile, RotationPolicy};
-use crate::logs::{Console, InstanceLog, LogLine, Message, Stream, log_path};
+use crate::logs::{
+    Chunk, Console, InstanceLog, LogLine, OwnLogTarget, Pipeline, Stream, Wake, log_path, own,
+};
 
 /// A partial line (no newline yet) is written out after this long without more output.
 const IDLE_FLUSH: Duration = Duration::from_millis(500);
 /// After a write fails, wait this long before trying the disk again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Pooled chunk buffers go back to the allocator after this long with nothing to do.
+const TRIM_AFTER: Duration = Duration::from_secs(5);
 
 pub struct Writer {
     dir: PathBuf,
+    pipeline: Arc<Pipeline>,
     channels: HashMap<Arc<str>, Channel>,
     console: Option<ConsolePrinter>,
-    /// Reused for every formatted chunk.
-    out: Vec<u8>,
+    batch: Batch,
+    /// When the pool was last used; `None` once trimmed.
+    busy_at: Option<Instant>,
+    own: OwnFile,
+}
+
+/// tend.log, and the file generation tend's stdout/stderr point at.
+struct OwnFile {
+    target: OwnLogTarget,
+    sink: Sink,
+    shared_generation: u64,
+    scratch: Vec<u8>,
 }
 
 /// Where one stream's formatted lines go.
@@ -49,78 +65,238 @@ struct FileSink {
 struct Channel {
     log: Arc<InstanceLog>,
     splitters: [LineSplitter; 2],
-    /// stdout's sink, and stderr's (None: merged into stdout's).
+    /// stdout's sink, and stderr's (Null when merged into stdout's).
     sinks: [Sink; 2],
     format: LineFormat,
     dirty: bool,
 }
 
-fn index(stream: Stream) -> usize {
-    match stream {
-        Stream::Out => 0,
-        Stream::Err => 1,
-    }
+/// Where the bytes of a line or an output piece live during one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// In the chunk being written, exactly as read.
+    Chunk,
+    /// Copied into `Batch::raw` (a line completed from a held partial, or a split piece).
+    Raw,
+    /// Formatted into `Batch::out` (timestamped or JSON lines).
+    Out,
 }
 
-impl Writer {
-    pub fn new(dir: PathBuf, console: Option<Console>) -> Writer {
-        Writer {
-            dir,
-            channels: HashMap::new(),
-            console: console.map(ConsolePrinter::new),
-            out: Vec::with_capacity(128 * 1024),
+#[derive(Debug, Clone)]
+struct LineRef {
+    time: SystemTime,
+    stream: Stream,
+    source: Source,
+    range: Range<usize>,
+}
+
+/// What to write, in order: `sink` is 0 for stdout's file (and merged output), 1 for stderr's.
+#[derive(Debug)]
+struct Piece {
+    sink: usize,
+    source: Source,
+    range: Range<usize>,
+}
+
+/// Scratch space for one batch, kept across batches so the hot path does not allocate.
+#[derive(Default)]
+struct Batch {
+    raw: Vec<u8>,
+    out: Vec<u8>,
+    pieces: Vec<Piece>,
+    /// Lines for the tail: the last `tail` lines of the batch, or every line when someone
+    /// follows or the console echoes.
+    lines: VecDeque<LineRef>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.out.clear();
+        self.pieces.clear();
+        self.lines.clear();
+        // A batch of huge lines may have grown these; do not keep that for ever.
+        for buf in [&mut self.raw, &mut self.out] {
+            if buf.capacity() > 4 * super::CHUNK {
+                *buf = Vec::new();
+            }
         }
     }
 
-    pub fn run(mut self, inbox: Receiver<Message>) {
+    fn bytes<'a>(
+        &'a self,
+        chunk: Option<&'a Chunk>,
+        source: Source,
+        range: Range<usize>,
+    ) -> &'a [u8] {
+        match source {
+            Source::Chunk => chunk.map_or(&[][..], |c| &c.buf[range]),
+            Source::Raw => &self.raw[range],
+            Source::Out => &self.out[range],
+        }
+    }
+
+    fn piece(&mut self, sink: usize, source: Source, range: Range<usize>) {
+        if let Some(last) = self.pieces.last_mut()
+            && last.sink == sink
+            && last.source == source
+            && last.range.end == range.start
+        {
+            last.range.end = range.end;
+            return;
+        }
+        self.pieces.push(Piece {
+            sink,
+            source,
+            range,
+        });
+    }
+}
+
+/// How one emitted line is placed: which chunk it may be a slice of, and what to keep.
+struct Emit<'a> {
+    chunk: Option<&'a [u8]>,
+    stream: Stream,
+    time: SystemTime,
+    sink: usize,
+    keep_all: bool,
+    keep: usize,
+}
+
+impl Writer {
+    pub fn new(
+        dir: PathBuf,
+        console: Option<Console>,
+        own: OwnLogTarget,
+        pipeline: Arc<Pipeline>,
+    ) -> Writer {
+        let policy = policy(&own.rotation);
+        let sink = Sink::File(Box::new(FileSink {
+            file: open(&own.path, policy, SystemTime::now(), "tend"),
+            path: own.path.clone(),
+            policy,
+            lost: 0,
+            retry_at: None,
+        }));
+        Writer {
+            dir,
+            pipeline,
+            channels: HashMap::new(),
+            console: console.map(ConsolePrinter::new),
+            batch: Batch::default(),
+            busy_at: None,
+            own: OwnFile {
+                target: own,
+                sink,
+                shared_generation: 1,
+                scratch: Vec::new(),
+            },
+        }
+    }
+
+    pub fn run(mut self, inbox: Receiver<Wake>) {
         loop {
             // Block without a timeout unless something is waiting for time to pass: a partial
-            // line to flush, a disk to retry, a file to rotate by age.
-            let message = match self.next_deadline() {
+            // line to flush, a disk to retry, a file to rotate by age, a pool to trim.
+            let next = match self.next_deadline() {
                 None => match inbox.recv() {
-                    Ok(message) => Some(message),
+                    Ok(log) => Some(log),
                     Err(_) => break,
                 },
                 Some(deadline) => {
                     match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                        Ok(message) => Some(message),
+                        Ok(log) => Some(log),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
             };
-            match message {
-                Some(message) => self.handle(message),
+            match next {
+                Some(wake) => self.wake(wake),
                 None => self.on_timer(),
             }
-            // Flush buffered file data whenever the queue runs dry, so files are current for
-            // anyone reading them.
+            // Flush whenever there is nothing more to take, so files are current for anyone
+            // reading them.
             match inbox.try_recv() {
-                Ok(message) => self.handle(message),
+                Ok(wake) => self.wake(wake),
                 Err(_) => self.flush_files(),
             }
         }
         self.flush_partials();
         self.flush_files();
+        self.write_own();
     }
 
-    fn handle(&mut self, message: Message) {
-        match message {
-            Message::Chunk {
-                log,
-                stream,
-                time,
-                bytes,
-            } => self.chunk(&log, stream, time, &bytes, false),
-            Message::Closed { log, stream } => {
-                self.chunk(&log, stream, SystemTime::now(), &[], true)
+    fn wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Instance(log) => self.take(&log),
+            Wake::Own => self.write_own(),
+            Wake::Close(done) => {
+                self.flush_partials();
+                self.flush_files();
+                self.write_own();
+                let _ = done.send(());
             }
+        }
+    }
+
+    /// Append tend's queued messages to tend.log.
+    fn write_own(&mut self) {
+        let own = &mut self.own;
+        own.scratch.clear();
+        own::drain(&mut own.scratch);
+        if own.scratch.is_empty() {
+            return;
+        }
+        // No report about tend.log itself: it would only queue another line for it.
+        if let Sink::File(file) = &mut own.sink {
+            if file.file.is_none() {
+                file.file =
+                    RotatingFile::open(file.path.clone(), file.policy, SystemTime::now()).ok();
+            }
+            if let Some(rotating) = &mut file.file {
+                rotating.resync_len();
+                let _ = write_bounded(
+                    rotating,
+                    file.policy.max_size,
+                    &own.scratch,
+                    SystemTime::now(),
+                );
+                if own.target.redirect_std && rotating.generation() != own.shared_generation {
+                    own.shared_generation = rotating.generation();
+                    if let Some(fd) = rotating.file() {
+                        redirect_std(fd);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take everything the instance's reader has handed over, and write it.
+    fn take(&mut self, log: &Arc<InstanceLog>) {
+        let (chunks, closed) = {
+            let mut pending = log.pending();
+            pending.queued = false;
+            (
+                std::mem::take(&mut pending.chunks),
+                std::mem::take(&mut pending.closed),
+            )
+        };
+        if !chunks.is_empty() {
+            self.busy_at = Some(Instant::now());
+        }
+        self.process(log, &chunks, closed);
+        for chunk in chunks {
+            self.pipeline.recycle(chunk.buf);
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let mut deadline: Option<Instant> = None;
         let mut consider = |at: Instant| deadline = Some(deadline.map_or(at, |d| d.min(at)));
+        if let Some(busy_at) = self.busy_at {
+            consider(busy_at + TRIM_AFTER);
+        }
         for channel in self.channels.values() {
             if channel.splitters.iter().any(LineSplitter::has_partial) {
                 consider(Instant::now() + IDLE_FLUSH);
@@ -146,6 +322,10 @@ impl Writer {
     }
 
     fn on_timer(&mut self) {
+        if self.busy_at.is_some_and(|at| at.elapsed() >= TRIM_AFTER) {
+            self.pipeline.trim();
+            self.busy_at = None;
+        }
         self.flush_partials();
         let now = SystemTime::now();
         for channel in self.channels.values_mut() {
@@ -164,19 +344,19 @@ impl Writer {
     }
 
     fn flush_partials(&mut self) {
-        let names: Vec<Arc<str>> = self
+        let logs: Vec<(Arc<InstanceLog>, [bool; 2])> = self
             .channels
-            .iter()
-            .filter(|(_, c)| c.splitters.iter().any(LineSplitter::has_partial))
-            .map(|(n, _)| n.clone())
+            .values()
+            .filter(|c| c.splitters.iter().any(LineSplitter::has_partial))
+            .map(|c| {
+                (
+                    c.log.clone(),
+                    [c.splitters[0].has_partial(), c.splitters[1].has_partial()],
+                )
+            })
             .collect();
-        for name in names {
-            let log = self.channels[&name].log.clone();
-            for stream in [Stream::Out, Stream::Err] {
-                if self.channels[&name].splitters[index(stream)].has_partial() {
-                    self.chunk(&log, stream, SystemTime::now(), &[], true);
-                }
-            }
+        for (log, streams) in logs {
+            self.process(&log, &[], streams);
         }
     }
 
@@ -202,76 +382,175 @@ impl Writer {
         }
     }
 
-    /// Handle `bytes` read from one stream at `time`; `flush` also writes out a partial line.
-    fn chunk(
-        &mut self,
-        log: &Arc<InstanceLog>,
-        stream: Stream,
-        time: SystemTime,
-        bytes: &[u8],
-        flush: bool,
-    ) {
+    /// Split `chunks` into lines, write them, keep the tail and feed followers; then write out
+    /// the partial line of each stream in `flush`. Output goes out chunk by chunk, so the
+    /// scratch space stays small whatever the batch holds.
+    fn process(&mut self, log: &Arc<InstanceLog>, chunks: &[Chunk], flush: [bool; 2]) {
         let dir = self.dir.clone();
+        let now = SystemTime::now();
         let channel = self
             .channels
             .entry(log.name.clone())
-            .or_insert_with(|| Channel::new(log, &dir, time));
-        self.out.clear();
-        let out = &mut self.out;
-        let format = &channel.format;
-        let log = &channel.log;
-        let following = log.follow.receiver_count() > 0;
-        let mut console_lines: Vec<u8> = Vec::new();
-        let echo =
-            self.console.is_some() && !matches!(channel.sinks[index(stream)], Sink::Inherit(_));
-        {
-            let mut tail = log.tail();
-            let mut emit = |line: &[u8]| {
-                tail.push(time, stream, line);
-                if following {
-                    let _ = log.follow.send(LogLine {
-                        time,
-                        instance: log.name.clone(),
-                        stream,
-                        bytes: line.to_vec(),
+            .or_insert_with(|| Channel::new(log, &dir, now));
+        let batch = &mut self.batch;
+        let following = channel.log.follow.receiver_count() > 0;
+        let keep_all = following || self.console.is_some();
+        let keep = channel.log.spec.tail;
+        let merge = channel.log.spec.merge;
+        let sink_of = |stream: Stream| if merge { 0 } else { stream.index() };
+        for chunk in chunks {
+            batch.clear();
+            let mut start = 0;
+            for segment in &chunk.segments {
+                let emit = Emit {
+                    chunk: Some(&chunk.buf[..]),
+                    stream: segment.stream,
+                    time: segment.time,
+                    sink: sink_of(segment.stream),
+                    keep_all,
+                    keep,
+                };
+                let (format, log) = (&channel.format, &channel.log);
+                channel.splitters[segment.stream.index()]
+                    .feed(&chunk.buf[start..segment.end], |line| {
+                        place(batch, format, log, &emit, line)
                     });
-                }
-                format_line(
-                    out,
-                    format,
-                    time,
-                    &log.service,
-                    log.index,
-                    stream.name(),
-                    line,
-                );
-                if echo {
-                    console_lines.extend_from_slice(line);
-                }
-            };
-            let splitter = &mut channel.splitters[index(stream)];
-            splitter.feed(bytes, &mut emit);
-            if flush {
-                splitter.flush(&mut emit);
+                start = segment.end;
             }
-        }
-        if !self.out.is_empty() {
-            let target = if channel.log.spec.merge {
-                0
-            } else {
-                index(stream)
-            };
-            write_to(
-                &mut channel.sinks[target],
-                &channel.log.name,
-                &self.out,
-                time,
+            finish(
+                channel,
+                batch,
+                self.console.as_mut(),
+                Some(chunk),
+                following,
+                now,
             );
+        }
+        if flush.contains(&true) {
+            batch.clear();
+            for stream in [Stream::Out, Stream::Err] {
+                if flush[stream.index()] {
+                    let emit = Emit {
+                        chunk: None,
+                        stream,
+                        time: now,
+                        sink: sink_of(stream),
+                        keep_all,
+                        keep,
+                    };
+                    let (format, log) = (&channel.format, &channel.log);
+                    channel.splitters[stream.index()]
+                        .flush(|line| place(batch, format, log, &emit, line));
+                }
+            }
+            finish(channel, batch, self.console.as_mut(), None, following, now);
+        }
+    }
+}
+
+/// Write what one chunk produced, then keep its last lines in the tail, send them to followers
+/// and echo them.
+fn finish(
+    channel: &mut Channel,
+    batch: &Batch,
+    console: Option<&mut ConsolePrinter>,
+    chunk: Option<&Chunk>,
+    following: bool,
+    now: SystemTime,
+) {
+    let log = &channel.log;
+    for piece in &batch.pieces {
+        let data = batch.bytes(chunk, piece.source, piece.range.clone());
+        if !matches!(channel.sinks[piece.sink], Sink::Null) {
+            write_to(&mut channel.sinks[piece.sink], &log.name, data, now);
             channel.dirty = true;
         }
-        if let (Some(console), false) = (&mut self.console, console_lines.is_empty()) {
-            console.print(&channel.log.name, &console_lines);
+    }
+    if batch.lines.is_empty() {
+        return;
+    }
+    {
+        // Under the tail lock, so a `logs -f` that reads the tail and subscribes under it
+        // sees each line exactly once.
+        let mut tail = log.tail();
+        let skip = batch.lines.len().saturating_sub(log.spec.tail);
+        for line in batch.lines.iter().skip(skip) {
+            tail.push(
+                line.time,
+                line.stream,
+                batch.bytes(chunk, line.source, line.range.clone()),
+            );
         }
+        if following {
+            for line in &batch.lines {
+                let _ = log.follow.send(LogLine {
+                    time: line.time,
+                    instance: log.name.clone(),
+                    stream: line.stream,
+                    bytes: batch.bytes(chunk, line.source, line.range.clone()).to_vec(),
+                });
+            }
+        }
+    }
+    if let Some(console) = console {
+        let merge = log.spec.merge;
+        let inherited = |stream: Stream| {
+            let sink = if merge { 0 } else { stream.index() };
+            matches!(channel.sinks[sink], Sink::Inherit(_))
+        };
+        console.print(
+            &log.name,
+            batch
+                .lines
+                .iter()
+                .filter(|line| !inherited(line.stream))
+                .map(|line| batch.bytes(chunk, line.source, line.range.clone())),
+        );
+    }
+}
+
+/// Place one line: where its bytes are, the output piece that carries it, and whether the
+/// tail needs it.
+fn place(batch: &mut Batch, format: &LineFormat, log: &InstanceLog, emit: &Emit, line: &[u8]) {
+    // A line is usually a slice of the chunk it was read into: refer to it there.
+    let within = emit.chunk.and_then(|buf| {
+        let offset = (line.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+        (offset + line.len() <= buf.len()).then_some(offset..offset + line.len())
+    });
+    let (source, range) = match within {
+        Some(range) => (Source::Chunk, range),
+        None => {
+            let start = batch.raw.len();
+            batch.raw.extend_from_slice(line);
+            (Source::Raw, start..batch.raw.len())
+        }
+    };
+    match format {
+        LineFormat::Plain => batch.piece(emit.sink, source, range.clone()),
+        _ => {
+            let start = batch.out.len();
+            format_line(
+                &mut batch.out,
+                format,
+                emit.time,
+                &log.service,
+                log.index,
+                emit.stream.name(),
+                line,
+            );
+            batch.piece(emit.sink, Source::Out, start..batch.out.len());
+        }
+    }
+    if emit.keep_all || emit.keep > 0 {
+        if !emit.keep_all && batch.lines.len() >= emit.keep {
+            batch.lines.pop_front();
+        }
+        batch.lines.push_back(LineRef {
+            time: emit.time,
+            stream: emit.stream,
+            source,
+            range,
+        });
     }
 }
 
@@ -325,6 +604,18 @@ impl Channel {
     }
 }
 
+/// Point tend's stdout and stderr at `file` (the fresh tend.log after a rotation).
+fn redirect_std(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    for target in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns; Rust's stdout
+        // and stderr keep using fds 1 and 2, now naming the new file.
+        unsafe {
+            libc::dup2(file.as_raw_fd(), target);
+        }
+    }
+}
+
 fn policy(spec: &LogSpec) -> RotationPolicy {
     RotationPolicy {
         max_size: spec.max_size,
@@ -346,7 +637,7 @@ fn open(
     match RotatingFile::open(path.to_path_buf(), policy, now) {
         Ok(file) => Some(file),
         Err(e) => {
-            crate::daemon::say(&format!(
+            crate::logs::own::say(&format!(
                 "{instance}: cannot open {}: {e}; output is kept in memory only until it can",
                 path.display()
             ));
@@ -383,7 +674,7 @@ fn write_to(sink: &mut Sink, instance: &str, data: &[u8], time: SystemTime) {
             match result {
                 Ok(()) => {
                     if file.lost > 0 {
-                        crate::daemon::say(&format!(
+                        crate::logs::own::say(&format!(
                             "{instance}: writing {} again; {} bytes of output could not be written meanwhile",
                             file.path.display(),
                             file.lost
@@ -394,7 +685,7 @@ fn write_to(sink: &mut Sink, instance: &str, data: &[u8], time: SystemTime) {
                 }
                 Err(e) => {
                     if file.lost == 0 {
-                        crate::daemon::say(&format!(
+                        crate::logs::own::say(&format!(
                             "{instance}: cannot write {}: {e}; counting lost output until the disk recovers",
                             file.path.display()
                         ));
@@ -447,6 +738,7 @@ struct ConsolePrinter {
     width: usize,
     colours: HashMap<String, &'static str>,
     out: io::Stdout,
+    buf: Vec<u8>,
 }
 
 const PALETTE: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -466,21 +758,31 @@ impl ConsolePrinter {
             width,
             colours,
             out: io::stdout(),
+            buf: Vec::new(),
         }
     }
 
-    /// Print complete lines (each ends in a newline), each with the instance's prefix.
-    fn print(&mut self, instance: &str, lines: &[u8]) {
+    /// Print complete lines (each ends in a newline), each with the instance's prefix, in one
+    /// write.
+    fn print<'a>(&mut self, instance: &str, lines: impl Iterator<Item = &'a [u8]>) {
         let padded = format!("{instance:<width$}", width = self.width);
         let prefix = match (self.colour, self.colours.get(instance)) {
             (true, Some(code)) => format!("\x1b[{code}m{padded} |\x1b[0m "),
             _ => format!("{padded} | "),
         };
-        let mut out = self.out.lock();
-        for line in lines.split_inclusive(|b| *b == b'\n') {
-            let _ = out.write_all(prefix.as_bytes());
-            let _ = out.write_all(line);
+        self.buf.clear();
+        for line in lines {
+            self.buf.extend_from_slice(prefix.as_bytes());
+            self.buf.extend_from_slice(line);
         }
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock();
+        let _ = out.write_all(&self.buf);
         let _ = out.flush();
+        if self.buf.capacity() > 4 * super::CHUNK {
+            self.buf = Vec::new();
+        }
     }
 }

@@ -1,4 +1,5 @@
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use crate::harness::*;
@@ -295,6 +296,26 @@ logs = { stdout = "inherit" }
         "raw, unprefixed: {stdout}"
     );
     assert!(!p.file(".tend/logs/plain.out.log").exists());
+    // In the foreground tend's own messages go to stderr and to tend.log, timestamped there.
+    assert!(
+        text(&out.stderr).contains("tend: stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    let own = p.read(".tend/tend.log");
+    let stopped = own
+        .lines()
+        .find(|l| l.ends_with(" stopped"))
+        .unwrap_or_else(|| panic!("tend.log: {own}"));
+    assert!(
+        stopped.as_bytes()[..24]
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .count()
+            == 17
+            && stopped.as_bytes()[23] == b'Z',
+        "an RFC 3339 stamp: {stopped}"
+    );
 }
 
 #[test]
@@ -337,4 +358,103 @@ command = "sh -c 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.02; done'"
     let reports = p.read(".tend/tend.log").matches("cannot write").count()
         + p.read(".tend/tend.log").matches("cannot open").count();
     assert!(reports <= 2, "reported once, not per line: {reports}");
+}
+
+#[test]
+fn a_stalled_log_target_never_blocks_the_child() {
+    // The child writes its stdout into a FIFO that the test opens but does not read: the
+    // writer's first write that fills it blocks, as on a hung disk.
+    let p = Project::new(
+        r#"
+[services.flood]
+command = """sh -c 'head -c 3000000 /dev/zero | tr "\\0" x | fold -w 99; touch wrote-all; \
+  while true; do echo after-the-stall; sleep 0.1; done'"""
+logs = { stdout = "stuck.fifo" }
+"#,
+    );
+    let fifo = p.file("stuck.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let _d = p.up();
+    wait_until(
+        Duration::from_secs(60),
+        "the child wrote everything while the log target was stuck",
+        || p.file("wrote-all").exists(),
+    );
+    // Unstick it: everything read from here on is what tend wrote after recovering.
+    let mut reader = reader;
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    wait_until(Duration::from_secs(30), "writing resumes", || {
+        use std::io::Read;
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.len() > 1 << 20 {
+                seen.drain(..seen.len() - 4096);
+            }
+        }
+        String::from_utf8_lossy(&seen).contains("after-the-stall")
+    });
+    wait_until(Duration::from_secs(20), "the drop is reported", || {
+        let own = p.read(".tend/tend.log");
+        own.contains("has not kept up") && own.contains("bytes of output were dropped")
+    });
+    let own = p.read(".tend/tend.log");
+    assert_eq!(
+        own.matches("has not kept up").count(),
+        1,
+        "reported once, not per chunk: {own}"
+    );
+}
+
+#[test]
+fn tends_own_log_rotates_and_keeps_its_stdout_current() {
+    let p = Project::new(
+        r#"
+[tend]
+log = { max_size = "2KiB", backups = 2 }
+
+[services.crashy]
+command = "sh -c 'exit 3'"
+backoff = { initial = "20ms", max = "20ms", jitter = 0.0 }
+max_restarts = 1000
+restart_window = "1s"
+
+[services.chatty]
+command = "sh -c 'while true; do echo inherited-line; sleep 0.05; done'"
+logs = { stdout = "inherit" }
+"#,
+    );
+    let _d = p.up_allow_failure();
+    wait_until(Duration::from_secs(30), "tend.log rotated twice", || {
+        p.file(".tend/tend.log.2").exists()
+    });
+    assert!(
+        !p.file(".tend/tend.log.3").exists(),
+        "only the configured backups"
+    );
+    for name in [".tend/tend.log.1", ".tend/tend.log.2"] {
+        let rotated = p.read(name);
+        // Inherited output shares the file between two of tend's own messages, so a file may
+        // pass max_size by what arrived in between, never by much.
+        assert!(
+            rotated.len() <= 4096,
+            "{name} near max_size: {}",
+            rotated.len()
+        );
+        assert!(rotated.ends_with('\n'), "{name} ends with a whole line");
+    }
+    // The detached daemon's stdout (where `inherit` goes) follows the rotation.
+    wait_until(
+        Duration::from_secs(10),
+        "inherited output in the current file",
+        || p.read(".tend/tend.log").contains("inherited-line"),
+    );
 }
