@@ -238,7 +238,7 @@ impl TimestampFormat {
         Ok(TimestampFormat::Pattern(pieces))
     }
 
-    fn write(&self, out: &mut Vec<u8>, time: SystemTime) {
+    pub fn write(&self, out: &mut Vec<u8>, time: SystemTime) {
         match self {
             TimestampFormat::Rfc3339Millis => rfc3339_millis(out, time),
             TimestampFormat::Pattern(pieces) => {

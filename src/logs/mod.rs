@@ -4,6 +4,7 @@
 //! tend's own stdout/stderr). Disk work never runs on the runtime. Memory in flight is capped
 //! by a fixed number of chunks, whatever the children write.
 
+pub mod forward;
 pub mod line;
 pub mod own;
 pub mod rotate;

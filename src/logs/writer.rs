@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::model::{LogFormat, LogSpec, LogTarget};
+use crate::logs::forward::{Forwarder, Protocol};
 use crate::logs::line::{LineFormat, LineSplitter, TimestampFormat, format_line};
 use crate::logs::rotate::{RotatingFile, RotationPolicy};
 use crate::logs::{
@@ -62,8 +63,19 @@ struct FileSink {
     retry_at: Option<Instant>,
 }
 
+/// A syslog or journal destination of one instance, with what it failed to take.
+struct Forward {
+    forwarder: Forwarder,
+    what: &'static str,
+    socket: PathBuf,
+    /// Lines not delivered since it last worked; reported when it starts failing and when it
+    /// recovers, never per line.
+    lost: u64,
+}
+
 struct Channel {
     log: Arc<InstanceLog>,
+    forwards: Vec<Forward>,
     splitters: [LineSplitter; 2],
     /// stdout's sink, and stderr's (Null when merged into stdout's).
     sinks: [Sink; 2],
@@ -161,6 +173,9 @@ struct Emit<'a> {
     sink: usize,
     keep_all: bool,
     keep: usize,
+    /// The timestamp prefix (with its space) of every line in the segment, when timestamped:
+    /// formatted once per segment, not per line.
+    stamp: &'a [u8],
 }
 
 impl Writer {
@@ -394,14 +409,27 @@ impl Writer {
             .or_insert_with(|| Channel::new(log, &dir, now));
         let batch = &mut self.batch;
         let following = channel.log.follow.receiver_count() > 0;
-        let keep_all = following || self.console.is_some();
+        let keep_all = following || self.console.is_some() || !channel.forwards.is_empty();
         let keep = channel.log.spec.tail;
         let merge = channel.log.spec.merge;
         let sink_of = |stream: Stream| if merge { 0 } else { stream.index() };
+        let mut stamp = Vec::new();
+        let stamper = match &channel.format {
+            LineFormat::Timestamped(format) => Some(format.clone()),
+            _ => None,
+        };
+        let stamp_for = |time: SystemTime, stamp: &mut Vec<u8>| {
+            stamp.clear();
+            if let Some(format) = &stamper {
+                format.write(stamp, time);
+                stamp.push(b' ');
+            }
+        };
         for chunk in chunks {
             batch.clear();
             let mut start = 0;
             for segment in &chunk.segments {
+                stamp_for(segment.time, &mut stamp);
                 let emit = Emit {
                     chunk: Some(&chunk.buf[..]),
                     stream: segment.stream,
@@ -409,6 +437,7 @@ impl Writer {
                     sink: sink_of(segment.stream),
                     keep_all,
                     keep,
+                    stamp: &stamp,
                 };
                 let (format, log) = (&channel.format, &channel.log);
                 channel.splitters[segment.stream.index()]
@@ -428,6 +457,7 @@ impl Writer {
         }
         if flush.contains(&true) {
             batch.clear();
+            stamp_for(now, &mut stamp);
             for stream in [Stream::Out, Stream::Err] {
                 if flush[stream.index()] {
                     let emit = Emit {
@@ -437,6 +467,7 @@ impl Writer {
                         sink: sink_of(stream),
                         keep_all,
                         keep,
+                        stamp: &stamp,
                     };
                     let (format, log) = (&channel.format, &channel.log);
                     channel.splitters[stream.index()]
@@ -492,6 +523,12 @@ fn finish(
             }
         }
     }
+    for forward in &mut channel.forwards {
+        for line in &batch.lines {
+            let bytes = batch.bytes(chunk, line.source, line.range.clone());
+            forward.send(log, line.time, line.stream, bytes);
+        }
+    }
     if let Some(console) = console {
         let merge = log.spec.merge;
         let inherited = |stream: Stream| {
@@ -527,7 +564,13 @@ fn place(batch: &mut Batch, format: &LineFormat, log: &InstanceLog, emit: &Emit,
     };
     match format {
         LineFormat::Plain => batch.piece(emit.sink, source, range.clone()),
-        _ => {
+        LineFormat::Timestamped(_) => {
+            let start = batch.out.len();
+            batch.out.extend_from_slice(emit.stamp);
+            batch.out.extend_from_slice(line);
+            batch.piece(emit.sink, Source::Out, start..batch.out.len());
+        }
+        LineFormat::Json => {
             let start = batch.out.len();
             format_line(
                 &mut batch.out,
@@ -554,9 +597,57 @@ fn place(batch: &mut Batch, format: &LineFormat, log: &InstanceLog, emit: &Emit,
     }
 }
 
+impl Forward {
+    fn new(protocol: Protocol, socket: &std::path::Path) -> Forward {
+        Forward {
+            forwarder: Forwarder::new(protocol, socket.to_path_buf()),
+            what: match protocol {
+                Protocol::Syslog => "syslog",
+                Protocol::Journal => "the journal",
+            },
+            socket: socket.to_path_buf(),
+            lost: 0,
+        }
+    }
+
+    fn send(&mut self, log: &InstanceLog, time: SystemTime, stream: Stream, line: &[u8]) {
+        match self
+            .forwarder
+            .send(time, &log.service, log.index, stream, line)
+        {
+            Ok(()) if self.lost > 0 => {
+                crate::logs::own::say(&format!(
+                    "{}: sending to {} again; {} lines could not be sent meanwhile",
+                    log.name, self.what, self.lost
+                ));
+                self.lost = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if self.lost == 0 {
+                    crate::logs::own::say(&format!(
+                        "{}: cannot send to {} at {}: {e}; counting the lines it misses",
+                        log.name,
+                        self.what,
+                        self.socket.display()
+                    ));
+                }
+                self.lost += 1;
+            }
+        }
+    }
+}
+
 impl Channel {
     fn new(log: &Arc<InstanceLog>, dir: &std::path::Path, now: SystemTime) -> Channel {
         let spec = &log.spec;
+        let forwards = [
+            (Protocol::Syslog, spec.syslog.as_deref()),
+            (Protocol::Journal, spec.journal.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(protocol, socket)| Some(Forward::new(protocol, socket?)))
+        .collect();
         let sink = |stream: Stream, target: &LogTarget| match target {
             LogTarget::Null => Sink::Null,
             LogTarget::Inherit => Sink::Inherit(stream),
@@ -593,6 +684,7 @@ impl Channel {
         };
         Channel {
             log: log.clone(),
+            forwards,
             splitters: [
                 LineSplitter::new(spec.max_line),
                 LineSplitter::new(spec.max_line),

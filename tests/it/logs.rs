@@ -458,3 +458,94 @@ logs = { stdout = "inherit" }
         || p.read(".tend/tend.log").contains("inherited-line"),
     );
 }
+
+#[test]
+fn syslog_and_journal_get_every_line_instead_of_files() {
+    use std::os::unix::net::UnixDatagram;
+    let p = Project::new(
+        r#"
+[services.shipper]
+command = "sh -c 'echo to-out; echo to-err >&2; exec sleep 1000'"
+logs = { stdout = "null", syslog = true, syslog_socket = "syslog.sock", journal = true, journal_socket = "journal.sock" }
+"#,
+    );
+    let syslog = UnixDatagram::bind(p.file("syslog.sock")).unwrap();
+    let journal = UnixDatagram::bind(p.file("journal.sock")).unwrap();
+    for socket in [&syslog, &journal] {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+    }
+    let _d = p.up();
+    let receive = |socket: &UnixDatagram| {
+        let mut buf = vec![0u8; 65536];
+        let n = socket.recv(&mut buf).expect("a datagram");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut messages = [receive(&syslog), receive(&syslog)];
+    messages.sort_by_key(|m| m.contains("to-err"));
+    // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG; user facility, info and warning.
+    for (message, pri, msgid, line) in [
+        (&messages[0], "<14>1 ", "stdout", "to-out"),
+        (&messages[1], "<12>1 ", "stderr", "to-err"),
+    ] {
+        assert!(message.starts_with(pri), "{message}");
+        let fields: Vec<&str> = message[pri.len()..].splitn(7, ' ').collect();
+        assert_eq!(fields.len(), 7, "{message}");
+        assert!(
+            fields[0].ends_with('Z') && fields[0].len() == 24,
+            "{message}"
+        );
+        assert_eq!(
+            &fields[2..],
+            ["shipper", "0", msgid, "-", line],
+            "{message}"
+        );
+    }
+    let mut entries = [receive(&journal), receive(&journal)];
+    entries.sort_by_key(|m| m.contains("to-err"));
+    for (entry, line, priority, stream) in [
+        (&entries[0], "to-out", "6", "stdout"),
+        (&entries[1], "to-err", "4", "stderr"),
+    ] {
+        let fields: Vec<&str> = entry.lines().collect();
+        for field in [
+            format!("MESSAGE={line}"),
+            format!("PRIORITY={priority}"),
+            "SYSLOG_IDENTIFIER=shipper".to_string(),
+            format!("TEND_STREAM={stream}"),
+            "TEND_INSTANCE=0".to_string(),
+        ] {
+            assert!(fields.contains(&field.as_str()), "{field} in {entry}");
+        }
+    }
+    // "null" stdout writes no file; stderr still has its own; the tail keeps both.
+    assert!(!p.file(".tend/logs/shipper.out.log").exists());
+    assert_eq!(p.read(".tend/logs/shipper.err.log"), "to-err\n");
+    let tail = text(&p.tend(&["logs", "--no-prefix", "shipper"]).stdout);
+    assert!(tail.contains("to-out") && tail.contains("to-err"), "{tail}");
+}
+
+#[test]
+fn a_missing_syslog_socket_is_reported_once_and_loses_nothing_else() {
+    let p = Project::new(
+        r#"
+[services.talker]
+command = "sh -c 'for i in 1 2 3 4 5; do echo line$i; done; exec sleep 1000'"
+logs = { syslog = true, syslog_socket = "nobody-listens.sock" }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "the file has every line", || {
+        p.read(".tend/logs/talker.out.log").lines().count() == 5
+    });
+    wait_until(Duration::from_secs(10), "the failure is reported", || {
+        p.read(".tend/tend.log").contains("cannot send to syslog")
+    });
+    assert_eq!(
+        p.read(".tend/tend.log")
+            .matches("cannot send to syslog")
+            .count(),
+        1
+    );
+}
