@@ -69,6 +69,14 @@ def rss_kib(pid):
     return 0
 
 
+def size_of(path):
+    """Size of a log file, or 0 when a rotation moved it between listing and stat."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def settle():
     """Start each measurement with no dirty pages left by the previous one: writeback of an
     earlier run would otherwise throttle whichever side comes next."""
@@ -131,7 +139,7 @@ def through_tend(tend, flood, nbytes, mode, scratch, timestamps):
         while time.monotonic() < deadline:
             peak = max(peak, rss_kib(pid))
             files = rotated_files(logdir, "flood.out.log") if logdir.exists() else []
-            on_disk = sum(p.stat().st_size for p in files)
+            on_disk = sum(size_of(p) for p in files)
             if timestamps:
                 done = on_disk >= nbytes + expected_lines * 25
             else:
@@ -201,19 +209,25 @@ def main():
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
-    print("| writes | direct MiB/s | tend MiB/s | tend % | timestamps % | bytes identical | tend CPU s/GiB | RSS over idle MiB |")
+    # Ratios are taken per round (direct and tend ran back to back) and then the median: on a
+    # noisy machine that is steadier than a ratio of medians from different rounds.
+    print("| writes | direct MiB/s | tend MiB/s | tend % (range) | timestamps % (range) | bytes identical | tend CPU s/GiB | RSS over idle MiB |")
     print("|---|---:|---:|---:|---:|---|---:|---:|")
+    med = lambda xs: sorted(xs)[len(xs) // 2]
     for mode in args.modes.split(","):
         rows = [r for r in results if r["mode"] == mode]
-        med = lambda xs: sorted(xs)[len(xs) // 2]
         d = med([r["direct"]["wall_s"] for r in rows])
         t = med([r["tend"]["wall_s"] for r in rows])
-        ts = med([r["tend_timestamps"]["wall_s"] for r in rows])
+        ratio = [r["direct"]["wall_s"] / r["tend"]["wall_s"] * 100 for r in rows]
+        ratio_ts = [r["direct"]["wall_s"] / r["tend_timestamps"]["wall_s"] * 100 for r in rows]
         same = all(r[k]["sha256"] == r["direct"]["sha256"] for r in rows for k in ("tend", "tend_timestamps"))
         cpu = med([r["tend"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
-        rss = max((r["tend"]["peak_rss_kib"] - r["tend"]["idle_rss_kib"]) / 1024 for r in rows)
+        rss = max((r[k]["peak_rss_kib"] - r[k]["idle_rss_kib"]) / 1024 for r in rows for k in ("tend", "tend_timestamps"))
         label = "64 KiB" if mode == "chunk" else "one per line"
-        print(f"| {label} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} | {d / t * 100:.0f}% | {d / ts * 100:.0f}% | {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
+        print(f"| {label} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} "
+              f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) "
+              f"| {med(ratio_ts):.0f}% ({min(ratio_ts):.0f}-{max(ratio_ts):.0f}) "
+              f"| {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
     out = HERE / "results" / time.strftime("logs-%Y-%m-%d-%H%M%S.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"bytes": nbytes, "machine": {"nproc": os.cpu_count(), "kernel": platform.release()},
