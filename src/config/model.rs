@@ -131,6 +131,49 @@ pub struct ServiceSpec {
     pub priority: i64,
     pub groups: Vec<String>,
     pub logs: LogSpec,
+    pub readiness: Option<ProbeSpec>,
+    pub liveness: Option<ProbeSpec>,
+    pub startup: Option<ProbeSpec>,
+    /// sd_notify watchdog: the longest allowed gap between WATCHDOG=1 messages.
+    pub watchdog: Option<Duration>,
+}
+
+/// A probe: what to check and when. Strings may still hold `{instance}` / `{port}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    pub check: CheckSpec,
+    pub fallback: Option<CheckSpec>,
+    pub initial_delay: Duration,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckSpec {
+    Http {
+        url: String,
+        method: String,
+        /// Accepted status codes, inclusive.
+        status: (u16, u16),
+        body_contains: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    Tcp(String),
+    /// A shell command line.
+    Exec(String),
+    /// A regular expression matched against output lines (readiness only).
+    Log(String),
+    /// sd_notify READY=1 (readiness only).
+    Notify,
+}
+
+impl ProbeSpec {
+    /// Whether the probe is polled (http, tcp, exec) rather than driven by the program.
+    pub fn is_polled(&self) -> bool {
+        !matches!(self.check, CheckSpec::Log(_) | CheckSpec::Notify)
+    }
 }
 
 /// Where one output stream goes.

@@ -138,6 +138,71 @@ pub struct RawService {
     pub groups: Option<Vec<String>>,
     /// Where the output goes and how it is kept: files, rotation, timestamps, tail buffer.
     pub logs: Option<RawLogs>,
+    /// When an instance is ready: a probe, a log line or sd_notify. Default: up for min_uptime.
+    pub readiness: Option<RawProbe>,
+    /// A probe whose failure past its threshold restarts the instance.
+    pub liveness: Option<RawProbe>,
+    /// A grace phase for slow starters: liveness is not checked until this probe passes.
+    pub startup: Option<RawProbe>,
+    /// With `readiness.notify`: restart an instance that stops sending WATCHDOG=1 for this long.
+    pub watchdog: Option<DurationValue>,
+}
+
+/// `readiness`, `liveness` or `startup`: exactly one check, and when to run it.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of probe settings")]
+pub struct RawProbe {
+    /// GET this URL (`http://` only; `{port}` and `{instance}` expand per instance).
+    pub http: Option<String>,
+    /// HTTP method. Default: "GET".
+    pub method: Option<String>,
+    /// Accepted HTTP status: one code or `[low, high]`. Default: `[200, 399]`.
+    pub status: Option<RawStatus>,
+    /// The response body must contain this text.
+    pub body_contains: Option<String>,
+    /// Extra request headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Connect to this `host:port`.
+    pub tcp: Option<String>,
+    /// Run this command (through `sh -c`) with the service's env and cwd; exit 0 passes.
+    pub exec: Option<String>,
+    /// Readiness only: ready at the first output line matching this regular expression.
+    pub log: Option<String>,
+    /// Readiness only: ready when the program sends READY=1 over sd_notify.
+    pub notify: Option<bool>,
+    /// Wait this long after the spawn before the first check. Default: "0s".
+    pub initial_delay: Option<DurationValue>,
+    /// Time between checks. Default: "10s".
+    pub interval: Option<DurationValue>,
+    /// A check slower than this fails. Default: "1s".
+    pub timeout: Option<DurationValue>,
+    /// Consecutive successes to pass. Default: 1.
+    pub success_threshold: Option<i64>,
+    /// Consecutive failures to fail. Default: 3.
+    pub failure_threshold: Option<i64>,
+    /// A second check tried when the first fails; the result says which one answered.
+    pub fallback: Option<RawCheck>,
+}
+
+/// A `fallback` check: one of http, tcp or exec.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table with http, tcp or exec")]
+pub struct RawCheck {
+    pub http: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<RawStatus>,
+    pub body_contains: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub tcp: Option<String>,
+    pub exec: Option<String>,
+}
+
+/// An HTTP status: one code, or an inclusive range.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStatus {
+    One(i64),
+    Range([i64; 2]),
 }
 
 /// The `logs` table.

@@ -150,6 +150,10 @@ fn a_minimal_service_gets_every_default() {
             priority: 0,
             groups: vec![],
             logs: LogSpec::default(),
+            readiness: None,
+            liveness: None,
+            startup: None,
+            watchdog: None,
         }]
     );
 }
@@ -1799,6 +1803,95 @@ fn logs_table_errors_name_their_keys() {
     ] {
         assert!(keys.contains(&key), "no error for {key} in {errors:?}");
     }
+    assert!(
+        errors.iter().all(|e| e.1.is_some()),
+        "every error has a line: {errors:?}"
+    );
+}
+
+#[test]
+fn probes_read_every_check_with_defaults() {
+    let spec = web(&[
+        "command = \"x\"",
+        "port_base = 8000",
+        "readiness = { http = \"http://127.0.0.1:{port}/health\", status = 200, headers = { X-Probe = \"1\" }, fallback = { tcp = \"127.0.0.1:{port}\" } }",
+        "liveness = { exec = \"pg_isready -q\", interval = \"2s\", failure_threshold = 5 }",
+        "startup = { tcp = \"localhost:5432\", initial_delay = \"30s\" }",
+    ]);
+    let readiness = spec.readiness.unwrap();
+    assert_eq!(
+        readiness.check,
+        CheckSpec::Http {
+            url: "http://127.0.0.1:{port}/health".into(),
+            method: "GET".into(),
+            status: (200, 200),
+            body_contains: None,
+            headers: vec![("X-Probe".into(), "1".into())],
+        }
+    );
+    assert_eq!(
+        readiness.fallback,
+        Some(CheckSpec::Tcp("127.0.0.1:{port}".into()))
+    );
+    assert_eq!(
+        (
+            readiness.interval,
+            readiness.timeout,
+            readiness.success_threshold,
+            readiness.failure_threshold
+        ),
+        (Duration::from_secs(10), Duration::from_secs(1), 1, 3),
+        "the defaults"
+    );
+    let liveness = spec.liveness.unwrap();
+    assert_eq!(liveness.check, CheckSpec::Exec("pg_isready -q".into()));
+    assert_eq!(
+        (liveness.interval, liveness.failure_threshold),
+        (Duration::from_secs(2), 5)
+    );
+    assert_eq!(spec.startup.unwrap().initial_delay, Duration::from_secs(30));
+
+    let driven = web(&[
+        "command = \"x\"",
+        "readiness = { notify = true }",
+        "watchdog = \"30s\"",
+    ]);
+    assert_eq!(driven.readiness.unwrap().check, CheckSpec::Notify);
+    assert_eq!(driven.watchdog, Some(Duration::from_secs(30)));
+    let log = web(&["command = \"x\"", "readiness = { log = \"listening on \\\\d+\" }"]);
+    assert_eq!(
+        log.readiness.unwrap().check,
+        CheckSpec::Log("listening on \\d+".into())
+    );
+}
+
+#[test]
+fn probe_errors_name_their_keys() {
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "readiness = { http = \"https://example.com/\", tcp = \"a:1\" }",
+        "liveness = { log = \"ready\" }",
+        "startup = { tcp = \"nohost\", interval = \"5ms\", success_threshold = 0 }",
+        "watchdog = \"10s\"",
+    ]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "services.web.readiness",
+        "services.web.liveness.log",
+        "services.web.startup.tcp",
+        "services.web.startup.interval",
+        "services.web.startup.success_threshold",
+        "services.web.watchdog",
+    ] {
+        assert!(keys.contains(&key), "no error for {key} in {errors:?}");
+    }
+    let one = web_errors(&[
+        "command = \"x\"",
+        "readiness = { http = \"https://example.com/\" }",
+    ]);
+    assert!(one[0].3.contains("https is not supported"), "{one:?}");
+    let regex = web_errors(&["command = \"x\"", "readiness = { log = \"(unclosed\" }"]);
+    assert_eq!(regex[0].2, "services.web.readiness.log");
     assert!(
         errors.iter().all(|e| e.1.is_some()),
         "every error has a line: {errors:?}"

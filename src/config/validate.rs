@@ -13,14 +13,14 @@ use serde::de::DeserializeOwned;
 use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    BackoffSpec, CgroupMode, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
+    BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
     DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, Program,
-    RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    ProbeSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCondition,
-    RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawRestart, RawService, SizeValue,
-    UmaskValue,
+    RawCheck, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart,
+    RawService, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -487,6 +487,38 @@ impl Validator<'_> {
         }
         let groups = self.groups(raw.groups.as_deref(), &at("groups"), service_names);
         let logs = self.logs(raw.logs.as_ref(), &at("logs"));
+        let readiness = raw
+            .readiness
+            .as_ref()
+            .and_then(|p| self.probe(p, &at("readiness"), ProbeRole::Readiness));
+        let liveness = raw
+            .liveness
+            .as_ref()
+            .and_then(|p| self.probe(p, &at("liveness"), ProbeRole::Liveness));
+        let startup = raw
+            .startup
+            .as_ref()
+            .and_then(|p| self.probe(p, &at("startup"), ProbeRole::Startup));
+        let watchdog = raw
+            .watchdog
+            .as_ref()
+            .and_then(|d| self.duration(d, &at("watchdog")));
+        if watchdog.is_some()
+            && !readiness
+                .as_ref()
+                .is_some_and(|r| r.check == CheckSpec::Notify)
+        {
+            self.error(
+                &at("watchdog"),
+                "needs sd_notify: set `readiness = { notify = true }` too",
+            );
+        }
+        if startup.is_some() && liveness.is_none() {
+            self.error(
+                &at("startup"),
+                "only delays liveness checks; add a `liveness` probe or remove it",
+            );
+        }
 
         if self.errors.len() != errors_before {
             return None;
@@ -516,7 +548,215 @@ impl Validator<'_> {
             logs,
             priority: raw.priority.unwrap_or(0),
             groups,
+            readiness,
+            liveness,
+            startup,
+            watchdog,
         })
+    }
+
+    fn probe(&mut self, raw: &RawProbe, path: &[Segment], role: ProbeRole) -> Option<ProbeSpec> {
+        let at = |field: &str| join(path, &[key(field)]);
+        let errors_before = self.errors.len();
+        let primary = RawCheck {
+            http: raw.http.clone(),
+            method: raw.method.clone(),
+            status: raw.status.clone(),
+            body_contains: raw.body_contains.clone(),
+            headers: raw.headers.clone(),
+            tcp: raw.tcp.clone(),
+            exec: raw.exec.clone(),
+        };
+        let driven = [
+            raw.log.as_ref().map(|_| "log"),
+            raw.notify.filter(|n| *n).map(|_| "notify"),
+        ];
+        let polled = [
+            primary.http.as_ref().map(|_| "http"),
+            primary.tcp.as_ref().map(|_| "tcp"),
+            primary.exec.as_ref().map(|_| "exec"),
+        ];
+        let kinds: Vec<&str> = driven.iter().chain(&polled).flatten().copied().collect();
+        let check = match kinds.as_slice() {
+            [] => {
+                self.error(path, "needs one check: http, tcp, exec, log or notify");
+                None
+            }
+            [one] => match *one {
+                "log" | "notify" if role != ProbeRole::Readiness => {
+                    self.error(
+                        &at(one),
+                        format!("`{one}` can only decide readiness, not {}", role.name()),
+                    );
+                    None
+                }
+                "log" => {
+                    let pattern = raw.log.clone().unwrap_or_default();
+                    match regex::Regex::new(&pattern) {
+                        Ok(_) => Some(CheckSpec::Log(pattern)),
+                        Err(e) => {
+                            self.error(&at("log"), format!("not a regular expression: {e}"));
+                            None
+                        }
+                    }
+                }
+                "notify" => Some(CheckSpec::Notify),
+                _ => self.check(&primary, path),
+            },
+            several => {
+                self.error(
+                    path,
+                    format!("has {}: choose one check per probe", several.join(" and ")),
+                );
+                None
+            }
+        };
+        if raw.fallback.is_some() && matches!(check, Some(CheckSpec::Log(_) | CheckSpec::Notify)) {
+            self.error(&at("fallback"), "only http, tcp and exec checks have a fallback");
+        }
+        let fallback = raw
+            .fallback
+            .as_ref()
+            .and_then(|f| self.check(f, &at("fallback")));
+        let duration = |this: &mut Self, field: &str, default: Duration| {
+            let value = raw_duration(raw, field);
+            this.duration_or(value, &at(field), default)
+        };
+        let initial_delay = duration(self, "initial_delay", Duration::ZERO);
+        let interval = duration(self, "interval", Duration::from_secs(10));
+        let timeout = duration(self, "timeout", Duration::from_secs(1));
+        for (field, value) in [("interval", interval), ("timeout", timeout)] {
+            if value < Duration::from_millis(10) {
+                self.error(&at(field), "must be at least 10ms");
+            }
+        }
+        let threshold = |this: &mut Self, value: Option<i64>, field: &str, default: u32| {
+            match value {
+                None => default,
+                Some(n) if (1..=1000).contains(&n) => n as u32,
+                Some(n) => {
+                    this.error(&at(field), format!("must be between 1 and 1000, not {n}"));
+                    default
+                }
+            }
+        };
+        let success_threshold = threshold(self, raw.success_threshold, "success_threshold", 1);
+        let failure_threshold = threshold(self, raw.failure_threshold, "failure_threshold", 3);
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        Some(ProbeSpec {
+            check: check?,
+            fallback,
+            initial_delay,
+            interval,
+            timeout,
+            success_threshold,
+            failure_threshold,
+        })
+    }
+
+    /// One http, tcp or exec check (a probe's own, or its fallback).
+    fn check(&mut self, raw: &RawCheck, path: &[Segment]) -> Option<CheckSpec> {
+        let at = |field: &str| join(path, &[key(field)]);
+        let kinds: Vec<&str> = [
+            raw.http.as_ref().map(|_| "http"),
+            raw.tcp.as_ref().map(|_| "tcp"),
+            raw.exec.as_ref().map(|_| "exec"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if raw.http.is_none() {
+            for (field, set) in [
+                ("method", raw.method.is_some()),
+                ("status", raw.status.is_some()),
+                ("body_contains", raw.body_contains.is_some()),
+                ("headers", raw.headers.is_some()),
+            ] {
+                if set {
+                    self.error(&at(field), "applies to http checks only");
+                }
+            }
+        }
+        match kinds.as_slice() {
+            ["http"] => {
+                let url = raw.http.clone().unwrap_or_default();
+                if let Err(message) = check_http_url(&url) {
+                    self.error(&at("http"), message);
+                    return None;
+                }
+                let status = match &raw.status {
+                    None => (200, 399),
+                    Some(RawStatus::One(code)) => (*code as u16, *code as u16),
+                    Some(RawStatus::Range([low, high])) => (*low as u16, *high as u16),
+                };
+                let valid = |code: i64| (100..=599).contains(&code);
+                let raw_codes: Vec<i64> = match &raw.status {
+                    None => vec![],
+                    Some(RawStatus::One(code)) => vec![*code],
+                    Some(RawStatus::Range(pair)) => pair.to_vec(),
+                };
+                if !raw_codes.iter().all(|c| valid(*c)) || status.0 > status.1 {
+                    self.error(
+                        &at("status"),
+                        "must be a status code (100-599) or a range [low, high]",
+                    );
+                    return None;
+                }
+                Some(CheckSpec::Http {
+                    url,
+                    method: raw
+                        .method
+                        .clone()
+                        .unwrap_or_else(|| "GET".into())
+                        .to_ascii_uppercase(),
+                    status,
+                    body_contains: raw.body_contains.clone(),
+                    headers: raw
+                        .headers
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+            }
+            ["tcp"] => {
+                let address = raw.tcp.clone().unwrap_or_default();
+                match address.rsplit_once(':') {
+                    Some((host, port))
+                        if !host.is_empty()
+                            && (port.parse::<u16>().is_ok_and(|p| p > 0)
+                                || port == "{port}") =>
+                    {
+                        Some(CheckSpec::Tcp(address))
+                    }
+                    _ => {
+                        self.error(&at("tcp"), format!("`{address}` is not host:port"));
+                        None
+                    }
+                }
+            }
+            ["exec"] => {
+                let command = raw.exec.clone().unwrap_or_default();
+                if command.trim().is_empty() {
+                    self.error(&at("exec"), "must not be empty");
+                    return None;
+                }
+                Some(CheckSpec::Exec(command))
+            }
+            [] => {
+                self.error(path, "needs one check: http, tcp or exec");
+                None
+            }
+            several => {
+                self.error(
+                    path,
+                    format!("has {}: choose one check", several.join(" and ")),
+                );
+                None
+            }
+        }
     }
 
     /// Interpolate `text` (the value at `path`), reporting every problem in it.
@@ -1259,4 +1499,56 @@ mod tests {
             "invalid type: string \"yes\", expected a boolean (YAML 1.2 reads yes/no/on/off as strings: write true or false)"
         );
     }
+}
+
+/// Which probe a table is: log and notify checks decide readiness only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeRole {
+    Readiness,
+    Liveness,
+    Startup,
+}
+
+impl ProbeRole {
+    fn name(self) -> &'static str {
+        match self {
+            ProbeRole::Readiness => "readiness",
+            ProbeRole::Liveness => "liveness",
+            ProbeRole::Startup => "startup",
+        }
+    }
+}
+
+fn raw_duration<'a>(raw: &'a RawProbe, field: &str) -> Option<&'a DurationValue> {
+    match field {
+        "initial_delay" => raw.initial_delay.as_ref(),
+        "interval" => raw.interval.as_ref(),
+        "timeout" => raw.timeout.as_ref(),
+        _ => None,
+    }
+}
+
+/// `http://HOST:PORT/PATH` (the port and path optional; `{port}` allowed as the port).
+fn check_http_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(if url.starts_with("https://") {
+            format!("`{url}`: https is not supported by probes; check the plain port or use exec")
+        } else {
+            format!("`{url}` is not an http:// URL")
+        });
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) => {
+            if port != "{port}" && port.parse::<u16>().is_err() {
+                return Err(format!("`{url}`: `{port}` is not a port"));
+            }
+            host
+        }
+        None => authority,
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
 }
