@@ -41,6 +41,9 @@ impl fmt::Display for ExitStatus {
 pub enum AfterStop {
     Rest,
     Restart,
+    /// The stop was the supervisor's own (a failed liveness probe, a memory limit): the end
+    /// counts as a failure, through the restart policy and backoff.
+    Recover,
 }
 
 /// The state of one instance; each state holds the data that only it has.
@@ -128,6 +131,11 @@ pub enum Input {
     TreeEmpty,
     /// A deadline from [`Lifecycle::deadline`] has passed.
     Tick,
+    /// The running instance is unhealthy (liveness, watchdog, memory): stop it and treat the
+    /// end as a failure.
+    Unhealthy {
+        reason: String,
+    },
 }
 
 /// Work for the instance task.
@@ -195,6 +203,8 @@ pub struct Lifecycle {
     probation: bool,
     /// Why the last transition happened, in words.
     reason: String,
+    /// Why a `Recover` stop began, and whether the run had settled.
+    recovering: Option<(String, bool)>,
     jitter: Jitter,
 }
 
@@ -209,6 +219,7 @@ impl Lifecycle {
             last_exit: None,
             probation: false,
             reason: String::new(),
+            recovering: None,
             jitter: Jitter::new(jitter_seed),
         }
     }
@@ -328,6 +339,20 @@ impl Lifecycle {
                     vec![Effect::SignalTree(self.policy.stop_signal)],
                 )
             }
+            (
+                Running {
+                    pid, settled, since, ..
+                },
+                Input::Unhealthy { reason },
+            ) => {
+                let settled = settled || now >= since + self.policy.min_uptime;
+                self.reason = reason.clone();
+                self.recovering = Some((reason, settled));
+                (
+                    self.stopping(pid, now, AfterStop::Recover),
+                    vec![Effect::SignalTree(self.policy.stop_signal)],
+                )
+            }
             (Running { pid, .. }, Input::Kill) => {
                 self.reason = "killed by request".into();
                 killing(Some(pid), AfterStop::Rest, now)
@@ -394,7 +419,7 @@ impl Lifecycle {
                     pid: None, then, ..
                 },
                 Input::TreeEmpty,
-            ) => self.stopped(then),
+            ) => self.stopped(then, now),
             (
                 Stopping {
                     pid,
@@ -433,7 +458,7 @@ impl Lifecycle {
             ) if now >= deadline => {
                 // Something in the tree survived SIGKILL (uninterruptible sleep); the stop must
                 // still end, and the leftovers are reported.
-                let (state, effects) = self.stopped(then);
+                let (state, effects) = self.stopped(then, now);
                 self.reason = "processes survived SIGKILL; giving up waiting".into();
                 (state, effects)
             }
@@ -489,9 +514,24 @@ impl Lifecycle {
         }
     }
 
-    fn stopped(&mut self, then: AfterStop) -> (State, Vec<Effect>) {
+    fn stopped(&mut self, then: AfterStop, now: Instant) -> (State, Vec<Effect>) {
         match then {
             AfterStop::Rest => (State::Stopped, vec![]),
+            AfterStop::Recover => {
+                let (why, settled) = self.recovering.take().unwrap_or_default();
+                if self.policy.restart == RestartPolicy::Never {
+                    self.reason = why;
+                    let status = self.last_exit.unwrap_or(ExitStatus::Signal(9));
+                    return (
+                        State::Exited {
+                            status,
+                            success: false,
+                        },
+                        vec![],
+                    );
+                }
+                self.after_failure(now, settled, why)
+            }
             AfterStop::Restart => {
                 self.attempt = 0;
                 (State::Starting, vec![Effect::Spawn])
@@ -870,6 +910,50 @@ mod tests {
         assert_eq!(s.step(12.2, Input::TreeEmpty), vec![]);
         assert_eq!(s.state(), "stopped");
         assert_eq!(s.lc.last_exit(), Some(ExitStatus::Signal(9)));
+    }
+
+    #[test]
+    fn unhealthy_stops_the_tree_and_restarts_through_backoff() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        assert_eq!(
+            s.step(
+                5.0,
+                Input::Unhealthy {
+                    reason: "liveness: http 503 three times".into()
+                }
+            ),
+            vec![Effect::SignalTree(Signal::Term)]
+        );
+        assert_eq!(s.state(), "stopping");
+        s.step(5.1, Input::Exited(ExitStatus::Signal(15)));
+        s.step(5.2, Input::TreeEmpty);
+        assert_eq!(s.state(), "backoff", "a failure, not a plain restart");
+        assert!(
+            s.lc.reason().starts_with("liveness: http 503 three times; restarting in"),
+            "{}",
+            s.lc.reason()
+        );
+        assert_eq!(s.lc.restarts(), 1);
+
+        // With restart = "never" the instance ends as a failed exit, with the reason.
+        let mut never = Script::new(Policy {
+            restart: RestartPolicy::Never,
+            ..policy()
+        });
+        never.step(0.0, Input::Start { manual: true });
+        never.step(0.0, Input::Spawned { pid: 12 });
+        never.step(
+            1.0,
+            Input::Unhealthy {
+                reason: "watchdog: no WATCHDOG=1 for 30s".into(),
+            },
+        );
+        never.step(1.1, Input::Exited(ExitStatus::Signal(15)));
+        never.step(1.2, Input::TreeEmpty);
+        assert_eq!(never.state(), "exited");
+        assert_eq!(never.lc.reason(), "watchdog: no WATCHDOG=1 for 30s");
     }
 
     #[test]
