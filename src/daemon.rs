@@ -116,6 +116,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
         EngineOptions {
             containment: containment.clone(),
             logs: logs.clone(),
+            notify_socket: state_dir.join("notify.sock"),
         },
     )?;
     report_events(engine.subscribe());

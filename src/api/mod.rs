@@ -167,7 +167,27 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
         exit_code,
         exit_signal,
         ready: status.ready,
+        health: status.health.to_string(),
         reason: status.reason.clone(),
+        status_text: status.notify_status.clone(),
+        probes: status
+            .probes
+            .iter()
+            .map(|p| crate::protocol::ProbeInfo {
+                role: p.role.name().to_string(),
+                kind: p.kind.to_string(),
+                passing: p.passing,
+                last_ok: p.last_ok,
+                detail: p.detail.clone(),
+                fallback: p.fallback,
+                took_ms: p.took.map(|t| t.as_secs_f64() * 1000.0),
+                at_ms: p.at.and_then(|at| {
+                    at.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_millis() as u64)
+                }),
+            })
+            .collect(),
     }
 }
 

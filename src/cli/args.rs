@@ -51,6 +51,14 @@ pub enum Command {
         /// Services, instances (web:2), groups or `all` (default: all).
         targets: Vec<String>,
     },
+    /// Show each probe's last result: readiness, liveness and startup, with timings.
+    Health {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Services, instances (web:2), groups or `all` (default: all).
+        targets: Vec<String>,
+    },
     /// Start targets (and their dependencies); waits until each has been up for its min_uptime.
     Start {
         #[arg(required = true)]

@@ -251,6 +251,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Status { json, targets } => status(&client, *json, targets).await,
+            Command::Health { json, targets } => health(&client, *json, targets).await,
             Command::Start { targets } => action(&client, "start", targets, None).await,
             Command::Stop { targets } => action(&client, "stop", targets, None).await,
             Command::Restart { targets } => action(&client, "restart", targets, None).await,
@@ -314,7 +315,7 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
 
 /// The `tend status` table.
 pub fn render_status(instances: &[InstanceInfo]) -> String {
-    let rows: Vec<[String; 7]> = instances
+    let rows: Vec<[String; 8]> = instances
         .iter()
         .map(|i| {
             let last_exit = match (i.exit_code, &i.exit_signal) {
@@ -323,13 +324,24 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                 _ => "-".into(),
             };
             let info = if i.state == "running" {
-                String::new()
+                let mut notes: Vec<String> = Vec::new();
+                if i.health == "unhealthy" {
+                    notes.push("unhealthy".into());
+                }
+                notes.extend(i.status_text.clone());
+                notes.join("; ")
             } else {
                 i.reason.clone()
+            };
+            let ready = match (i.state.as_str(), i.ready) {
+                ("running", true) => "yes",
+                ("running", false) => "no",
+                _ => "-",
             };
             [
                 i.name.clone(),
                 i.state.clone(),
+                ready.into(),
                 i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 i.uptime_ms
                     .map(human_duration)
@@ -343,6 +355,7 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
     let header = [
         "NAME",
         "STATE",
+        "READY",
         "PID",
         "UPTIME",
         "RESTARTS",
@@ -364,6 +377,78 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
             .collect();
         text.push_str(line.join("  ").trim_end());
         text.push('\n');
+    }
+    text
+}
+
+/// `tend health`: each probe of each instance with its last result.
+async fn health(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
+    let instances: Vec<InstanceInfo> = client
+        .get(&format!(
+            "{API}/instances?targets={}",
+            encode(&targets.join(","))
+        ))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let probes: Vec<serde_json::Value> = instances
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "name": i.name, "ready": i.ready, "health": i.health, "probes": i.probes
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&probes).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let _ = out.write_all(render_health(&instances, std::time::SystemTime::now()).as_bytes());
+    Ok(0)
+}
+
+/// The `tend health` table: one row per probe.
+pub fn render_health(instances: &[InstanceInfo], now: std::time::SystemTime) -> String {
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut text = String::new();
+    for i in instances {
+        let ready = if i.ready { "ready" } else { "not ready" };
+        text.push_str(&format!(
+            "{}  {}  {ready}, health {}\n",
+            i.name, i.state, i.health
+        ));
+        if i.probes.is_empty() {
+            text.push_str("  no probes: ready once up for min_uptime\n");
+        }
+        for p in &i.probes {
+            let verdict = match p.passing {
+                Some(true) => "passing",
+                Some(false) => "failing",
+                None => "pending",
+            };
+            let last = match (p.last_ok, p.at_ms) {
+                (Some(ok), Some(at)) => format!(
+                    "{} {}{} in {:.1}ms, {} ago",
+                    if ok { "ok" } else { "failed" },
+                    p.detail,
+                    if p.fallback { " (fallback)" } else { "" },
+                    p.took_ms.unwrap_or(0.0),
+                    human_duration(now_ms.saturating_sub(at))
+                ),
+                _ if !p.detail.is_empty() => p.detail.clone(),
+                _ => "no result yet".into(),
+            };
+            text.push_str(&format!(
+                "  {:<9}  {:<6}  {verdict:<7}  {last}\n",
+                p.role, p.kind
+            ));
+        }
     }
     text
 }

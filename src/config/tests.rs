@@ -1542,17 +1542,28 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "priority",
         "groups",
         "logs",
+        "readiness",
+        "liveness",
+        "startup",
+        "watchdog",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 26, "a key was added: list it above");
+    assert_eq!(service.len(), 30, "a key was added: list it above");
+    for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
+        assert_eq!(
+            defs[table]["additionalProperties"],
+            serde_json::json!(false),
+            "{table} must deny unknown keys"
+        );
+    }
     for key in ["initial", "max", "factor", "jitter"] {
         assert!(
             defs["RawBackoff"]["properties"].get(key).is_some(),
             "backoff lacks {key}"
         );
     }
-    for key in ["state_dir", "cgroups"] {
+    for key in ["state_dir", "cgroups", "log"] {
         assert!(
             defs["RawDaemon"]["properties"].get(key).is_some(),
             "tend lacks {key}"
@@ -1858,7 +1869,10 @@ fn probes_read_every_check_with_defaults() {
     ]);
     assert_eq!(driven.readiness.unwrap().check, CheckSpec::Notify);
     assert_eq!(driven.watchdog, Some(Duration::from_secs(30)));
-    let log = web(&["command = \"x\"", "readiness = { log = \"listening on \\\\d+\" }"]);
+    let log = web(&[
+        "command = \"x\"",
+        "readiness = { log = \"listening on \\\\d+\" }",
+    ]);
     assert_eq!(
         log.readiness.unwrap().check,
         CheckSpec::Log("listening on \\d+".into())

@@ -14,13 +14,13 @@ use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
-    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, Program,
-    ProbeSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, ProbeSpec, Program,
+    RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
-    self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCondition,
-    RawCheck, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart,
-    RawService, RawStatus, SizeValue, UmaskValue,
+    self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck, RawCondition,
+    RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart, RawService,
+    RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -612,7 +612,10 @@ impl Validator<'_> {
             }
         };
         if raw.fallback.is_some() && matches!(check, Some(CheckSpec::Log(_) | CheckSpec::Notify)) {
-            self.error(&at("fallback"), "only http, tcp and exec checks have a fallback");
+            self.error(
+                &at("fallback"),
+                "only http, tcp and exec checks have a fallback",
+            );
         }
         let fallback = raw
             .fallback
@@ -630,14 +633,13 @@ impl Validator<'_> {
                 self.error(&at(field), "must be at least 10ms");
             }
         }
-        let threshold = |this: &mut Self, value: Option<i64>, field: &str, default: u32| {
-            match value {
-                None => default,
-                Some(n) if (1..=1000).contains(&n) => n as u32,
-                Some(n) => {
-                    this.error(&at(field), format!("must be between 1 and 1000, not {n}"));
-                    default
-                }
+        let threshold = |this: &mut Self, value: Option<i64>, field: &str, default: u32| match value
+        {
+            None => default,
+            Some(n) if (1..=1000).contains(&n) => n as u32,
+            Some(n) => {
+                this.error(&at(field), format!("must be between 1 and 1000, not {n}"));
+                default
             }
         };
         let success_threshold = threshold(self, raw.success_threshold, "success_threshold", 1);
@@ -726,8 +728,7 @@ impl Validator<'_> {
                 match address.rsplit_once(':') {
                     Some((host, port))
                         if !host.is_empty()
-                            && (port.parse::<u16>().is_ok_and(|p| p > 0)
-                                || port == "{port}") =>
+                            && (port.parse::<u16>().is_ok_and(|p| p > 0) || port == "{port}") =>
                     {
                         Some(CheckSpec::Tcp(address))
                     }

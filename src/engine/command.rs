@@ -57,6 +57,8 @@ pub enum SupervisorCommand {
     Shutdown { reply: oneshot::Sender<()> },
     /// SIGKILL every instance's tree now.
     Kill,
+    /// An sd_notify message: routed to the instance whose process tree sent it.
+    Notify(crate::engine::notify::Notification),
 }
 
 /// Requests to one instance task.
@@ -83,4 +85,5 @@ pub enum InstanceCommand {
         reply: oneshot::Sender<Outcome>,
     },
     Kill,
+    Notify(crate::engine::notify::Notification),
 }

@@ -66,7 +66,7 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     /// When the current process started, while there is one.
     pub started: Option<Instant>,
-    /// Up past `min_uptime` (the stand-in for readiness until probes exist).
+    /// Ready: by its readiness probe, or else up past `min_uptime`.
     pub ready: bool,
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
@@ -77,6 +77,12 @@ pub struct InstanceStatus {
     pub completed: bool,
     /// Increases with every published change.
     pub generation: u64,
+    /// `healthy`, `unhealthy`, `starting` or `none` (no liveness probe, or not running).
+    pub health: &'static str,
+    /// The last STATUS= sent over sd_notify.
+    pub notify_status: Option<String>,
+    /// Each probe's last result.
+    pub probes: Vec<crate::engine::health::ProbeReport>,
 }
 
 impl InstanceStatus {

@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::config::model::{Kind, Program, ServiceSpec};
 use crate::engine::command::{InstanceCommand, Outcome};
 use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
+use crate::engine::health::{Health, SpawnExec, Verdict};
 use crate::engine::lifecycle::{Effect, ExitStatus, Input, Lifecycle, Policy, State};
 use crate::engine::mailbox;
 use crate::engine::spawn::{Credentials, SpawnRequest, Spawner};
@@ -33,6 +34,8 @@ pub struct InstanceContext {
     pub changes: mpsc::UnboundedSender<String>,
     pub logs: LogSink,
     pub base_dir: PathBuf,
+    /// Given as NOTIFY_SOCKET to services whose readiness is sd_notify.
+    pub notify_socket: PathBuf,
 }
 
 /// What a pending reply is waiting for.
@@ -56,6 +59,7 @@ pub struct InstanceTask {
     waiting_reason: Option<String>,
     ctx: InstanceContext,
     status: StatusCell,
+    health: Health,
 }
 
 impl InstanceTask {
@@ -68,6 +72,7 @@ impl InstanceTask {
         let seed = seed_for(&name);
         let lifecycle = Lifecycle::new(Policy::from_spec(&service), seed);
         let credentials = resolve_credentials(&service);
+        let health = Health::new(service.clone(), index);
         let initial = InstanceStatus {
             name: name.clone(),
             service: service.name.clone(),
@@ -82,6 +87,9 @@ impl InstanceTask {
             is_task: service.kind == Kind::Task,
             completed: false,
             generation: 0,
+            health: health.health(),
+            notify_status: None,
+            probes: health.reports().to_vec(),
         };
         let status = StatusCell::new(initial);
         let receiver = status.clone();
@@ -98,6 +106,7 @@ impl InstanceTask {
             waiting_reason: None,
             ctx,
             status,
+            health,
         };
         (task, receiver)
     }
@@ -105,6 +114,7 @@ impl InstanceTask {
     pub async fn run(mut self, mut commands: mailbox::Receiver<InstanceCommand>) {
         loop {
             let deadline = self.lifecycle.deadline();
+            let watchdog = self.health.watchdog_due();
             let input = tokio::select! {
                 biased;
                 status = wait_exit(&mut self.exit) => {
@@ -119,6 +129,11 @@ impl InstanceTask {
                     None => break,
                 },
                 _ = sleep_until_some(deadline) => Some(Input::Tick),
+                verdict = self.health.next() => self.judged(verdict),
+                _ = sleep_until_some(watchdog) => {
+                    let verdict = self.health.watchdog_expired();
+                    self.judged(Some(verdict))
+                }
                 _ = sleep(TREE_POLL), if self.awaiting_tree => {
                     self.tree_is_empty().then_some(Input::TreeEmpty)
                 }
@@ -186,6 +201,30 @@ impl InstanceTask {
                 None
             }
             InstanceCommand::Kill => Some(Input::Kill),
+            InstanceCommand::Notify(message) => {
+                if !matches!(self.lifecycle.state(), State::Running { .. }) {
+                    return None;
+                }
+                let verdict = self.health.notified(&message);
+                self.judged(verdict)
+            }
+        }
+    }
+
+    /// Act on what the probes concluded: publish a readiness change, or restart an
+    /// unhealthy instance through the stop path.
+    fn judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
+        match verdict? {
+            Verdict::Changed => {
+                self.publish();
+                None
+            }
+            Verdict::Unhealthy(reason) => {
+                if !matches!(self.lifecycle.state(), State::Running { .. }) {
+                    return None;
+                }
+                Some(Input::Unhealthy { reason })
+            }
         }
     }
 
@@ -324,10 +363,27 @@ impl InstanceTask {
         };
         let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
         env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
+        let probe_env = env.clone();
+        if self.health.uses_notify() {
+            env.push((
+                "NOTIFY_SOCKET".into(),
+                self.ctx.notify_socket.to_string_lossy().into_owned(),
+            ));
+            if let Some(watchdog) = self.service.watchdog {
+                env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
+            }
+        }
         let cwd = spec
             .cwd
             .map(PathBuf::from)
             .unwrap_or_else(|| self.ctx.base_dir.clone());
+        let exec = SpawnExec {
+            spawner: self.ctx.spawner.clone(),
+            env: probe_env,
+            cwd: cwd.clone(),
+            credentials: credentials.clone(),
+            umask: self.service.umask,
+        };
         let request = SpawnRequest {
             argv,
             env,
@@ -336,6 +392,8 @@ impl InstanceTask {
             umask: self.service.umask,
             cgroup: tree.cgroup_dir(),
         };
+        self.health.stop();
+        self.health.arm_log(&self.ctx.logs);
         match self.ctx.spawner.spawn(request).await {
             Ok(child) => {
                 tree.set_leader(child.pid);
@@ -343,6 +401,7 @@ impl InstanceTask {
                 self.ctx
                     .logs
                     .capture(&self.service, self.index, child.stdout, child.stderr);
+                self.health.start(Arc::new(exec));
                 self.emit(EventKind::Spawned { pid: child.pid });
                 Input::Spawned { pid: child.pid }
             }
@@ -353,6 +412,10 @@ impl InstanceTask {
     }
 
     fn transitioned(&mut self, before: &State, after: &State) {
+        if !matches!(after, State::Running { .. } | State::Starting) {
+            // No process to probe: a stopping one must not be judged by liveness either.
+            self.health.stop();
+        }
         if matches!(after, State::Stopped)
             && let Some(tree) = self.tree.take()
         {
@@ -394,7 +457,14 @@ impl InstanceTask {
     fn publish(&self) {
         let state = self.lifecycle.state();
         let (started, ready) = match state {
-            State::Running { since, settled, .. } => (Some(*since), *settled),
+            State::Running { since, settled, .. } => (
+                Some(*since),
+                if self.health.has_readiness() {
+                    self.health.ready()
+                } else {
+                    *settled
+                },
+            ),
             _ => (None, false),
         };
         let reason = match (state, &self.waiting_reason) {
@@ -416,6 +486,9 @@ impl InstanceTask {
             is_task: self.service.kind == Kind::Task,
             completed: matches!(state, State::Exited { success: true, .. }),
             generation,
+            health: self.health.health(),
+            notify_status: self.health.notify_state().status.clone(),
+            probes: self.health.reports().to_vec(),
         });
         let _ = self.ctx.changes.send(self.name.clone());
     }

@@ -341,7 +341,10 @@ impl Lifecycle {
             }
             (
                 Running {
-                    pid, settled, since, ..
+                    pid,
+                    settled,
+                    since,
+                    ..
                 },
                 Input::Unhealthy { reason },
             ) => {
@@ -931,7 +934,8 @@ mod tests {
         s.step(5.2, Input::TreeEmpty);
         assert_eq!(s.state(), "backoff", "a failure, not a plain restart");
         assert!(
-            s.lc.reason().starts_with("liveness: http 503 three times; restarting in"),
+            s.lc.reason()
+                .starts_with("liveness: http 503 three times; restarting in"),
             "{}",
             s.lc.reason()
         );

@@ -5,9 +5,12 @@
 pub mod backoff;
 pub mod command;
 pub mod event;
+pub mod health;
 pub mod instance;
 pub mod lifecycle;
 pub mod mailbox;
+pub mod notify;
+pub mod probe;
 pub mod spawn;
 pub mod supervisor;
 pub mod tree;
@@ -39,6 +42,8 @@ pub struct EngineGone;
 pub struct EngineOptions {
     pub containment: Arc<Containment>,
     pub logs: LogSink,
+    /// Where to bind the sd_notify socket (`state_dir/notify.sock`).
+    pub notify_socket: std::path::PathBuf,
 }
 
 /// The way in: cheap to clone, usable from any task.
@@ -59,6 +64,19 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
     let spawner = Spawner::start(table.clone())?;
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let notify = notify::NotifySocket::bind(&options.notify_socket)?;
+    let notify_path = notify.path().to_path_buf();
+    let forward = commands.clone();
+    tokio::spawn(async move {
+        // Read without pause: a sender such as systemd-notify waits for us, and its /proc
+        // entry, which places it in an instance, lasts only until it exits.
+        while let Ok(message) = notify.recv().await {
+            if forward.send(SupervisorCommand::Notify(message)).is_err() {
+                break;
+            }
+        }
+    });
     let ctx = InstanceContext {
         spawner,
         containment: options.containment,
@@ -66,9 +84,9 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         changes: changes_tx,
         logs: options.logs,
         base_dir: manifest.base_dir(),
+        notify_socket: notify_path,
     };
     let supervisor = Supervisor::new(manifest, ctx);
-    let (commands, inbox) = mpsc::unbounded_channel();
     tokio::spawn(supervisor.run(inbox, changes_rx));
     Ok(EngineHandle {
         commands,

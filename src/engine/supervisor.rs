@@ -269,6 +269,22 @@ impl Supervisor {
                     handle.send(InstanceCommand::Kill);
                 }
             }
+            SupervisorCommand::Notify(message) => self.route_notification(message),
+        }
+    }
+
+    /// Hand an sd_notify message to the instance whose process (or a descendant of it)
+    /// sent it; a sender tend cannot place is ignored, as systemd ignores one outside the unit.
+    fn route_notification(&self, message: crate::engine::notify::Notification) {
+        let leaders: HashMap<u32, &Handle> = self
+            .instances
+            .values()
+            .filter_map(|handle| Some((handle.status.borrow().pid?, handle)))
+            .collect();
+        let pids: HashSet<u32> = leaders.keys().copied().collect();
+        let owner = crate::engine::notify::owner_of(message.pid, &pids, &HashMap::new());
+        if let Some(handle) = owner.and_then(|pid| leaders.get(&pid)) {
+            handle.send(InstanceCommand::Notify(message));
         }
     }
 
@@ -441,6 +457,8 @@ impl Supervisor {
                         dep.service,
                         describe(&status)
                     )
+                } else if status.state == "running" && dep.condition == Condition::Healthy {
+                    format!("waiting for {}: not ready", dep.service)
                 } else {
                     format!("waiting for {} ({wanted})", dep.service)
                 };

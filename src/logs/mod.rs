@@ -115,6 +115,15 @@ pub struct InstanceLog {
     follow: broadcast::Sender<LogLine>,
     /// Output read but not yet taken by the writer.
     pending: Mutex<Pending>,
+    /// A readiness pattern to match against each line, until the first match.
+    watch: Mutex<Option<LineWatch>>,
+}
+
+/// Log readiness: the first line (of either stream) that matches `pattern` is sent.
+#[derive(Debug)]
+struct LineWatch {
+    pattern: regex::bytes::Regex,
+    matched: tokio::sync::oneshot::Sender<String>,
 }
 
 impl InstanceLog {
@@ -131,6 +140,30 @@ impl InstanceLog {
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watch(&self) -> MutexGuard<'_, Option<LineWatch>> {
+        self.watch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watching(&self) -> bool {
+        self.watch().is_some()
+    }
+
+    /// Send the line if it matches the armed pattern (and disarm); false once nothing is armed.
+    fn check_watch(&self, line: &[u8]) -> bool {
+        let mut watch = self.watch();
+        let Some(armed) = watch.as_ref() else {
+            return false;
+        };
+        if armed.pattern.is_match(line) {
+            if let Some(armed) = watch.take() {
+                let text = String::from_utf8_lossy(line).trim_end().to_string();
+                let _ = armed.matched.send(text);
+            }
+            return false;
+        }
+        true
     }
 }
 
@@ -370,9 +403,24 @@ impl LogSink {
                     tail: Mutex::new(Tail::new(service.logs.tail)),
                     follow: broadcast::channel(FOLLOW_BUFFER).0,
                     pending: Mutex::default(),
+                    watch: Mutex::default(),
                 })
             })
             .clone()
+    }
+
+    /// Arm log readiness for an instance's next process: the first output line matching
+    /// `pattern` is sent on the returned channel. Call before [`LogSink::capture`] so that no
+    /// line can pass unseen; a new call replaces the previous watch.
+    pub fn watch_for(
+        &self,
+        service: &ServiceSpec,
+        index: u32,
+        pattern: regex::bytes::Regex,
+    ) -> tokio::sync::oneshot::Receiver<String> {
+        let (matched, receiver) = tokio::sync::oneshot::channel();
+        *self.register(service, index).watch() = Some(LineWatch { pattern, matched });
+        receiver
     }
 
     /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren

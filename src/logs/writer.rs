@@ -411,7 +411,10 @@ impl Writer {
             .or_insert_with(|| Channel::new(log, &dir, now));
         let batch = &mut self.batch;
         let following = channel.log.follow.receiver_count() > 0;
-        let keep_all = following || self.console.is_some() || !channel.forwards.is_empty();
+        let keep_all = following
+            || self.console.is_some()
+            || !channel.forwards.is_empty()
+            || channel.log.watching();
         let keep = channel.log.spec.tail;
         let merge = channel.log.spec.merge;
         let sink_of = |stream: Stream| if merge { 0 } else { stream.index() };
@@ -533,6 +536,13 @@ fn finish(
                     stream: line.stream,
                     bytes: batch.bytes(chunk, line.source, line.range.clone()).to_vec(),
                 });
+            }
+        }
+    }
+    if log.watching() {
+        for line in &batch.lines {
+            if !log.check_watch(batch.bytes(chunk, line.source, line.range.clone())) {
+                break;
             }
         }
     }

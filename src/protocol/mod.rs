@@ -24,10 +24,37 @@ pub struct InstanceInfo {
     pub exit_code: Option<i32>,
     /// Name of the signal that ended the last run, like `SIGKILL`.
     pub exit_signal: Option<String>,
-    /// Up past `min_uptime` (later: readiness probes).
+    /// Ready: its readiness probe passes (or, without one, up past `min_uptime`).
     pub ready: bool,
+    /// `healthy`, `unhealthy`, `starting` (liveness not decided yet) or `none`.
+    pub health: String,
     /// Why the instance is in its state.
     pub reason: String,
+    /// The last `STATUS=` the program sent over sd_notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    /// Each probe's last result (`tend health`).
+    #[serde(default)]
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// One probe of an instance and what it last said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeInfo {
+    /// `readiness`, `liveness` or `startup`.
+    pub role: String,
+    /// `http`, `tcp`, `exec`, `log` or `notify`.
+    pub kind: String,
+    /// Whether it passes as its thresholds count; absent until they first decide.
+    pub passing: Option<bool>,
+    /// The last attempt's outcome.
+    pub last_ok: Option<bool>,
+    pub detail: String,
+    /// The fallback check answered the last attempt.
+    pub fallback: bool,
+    pub took_ms: Option<f64>,
+    /// Milliseconds since the Unix epoch of the last attempt.
+    pub at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -16,3 +16,5 @@ mod config;
 mod cli;
 // Log capture: rotation, merge, timestamps and JSON, tail and follow, inherit, disk trouble.
 mod logs;
+// Probes (http, tcp, exec, log, sd_notify), liveness restarts, watchdog, readiness gating.
+mod health;

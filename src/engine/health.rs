@@ -1,0 +1,518 @@
+//! One instance's health: its readiness, liveness and startup probes (polled through `probe`,
+//! or driven by a log line or sd_notify), the last result of each, and what they mean: ready
+//! or not, and when the instance must be restarted (liveness, watchdog). Owned by the
+//! instance task; probes run as their own tasks only while a process runs.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::model::{CheckSpec, ProbeSpec, ServiceSpec, expand_placeholders};
+use crate::engine::probe::{self, Check, ExecRunner, HttpCheck, ProbeEvent, ProbeSettings};
+
+/// Which probe a result belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Readiness,
+    Liveness,
+    Startup,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Readiness => "readiness",
+            Role::Liveness => "liveness",
+            Role::Startup => "startup",
+        }
+    }
+}
+
+/// The last result of one probe, for `tend health`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReport {
+    pub role: Role,
+    /// `http`, `tcp`, `exec`, `log` or `notify`.
+    pub kind: &'static str,
+    /// Passing as its thresholds count (None until they first decide).
+    pub passing: Option<bool>,
+    pub last_ok: Option<bool>,
+    pub detail: String,
+    pub fallback: bool,
+    pub took: Option<Duration>,
+    pub at: Option<SystemTime>,
+}
+
+/// What a health change asks of the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Readiness changed: publish.
+    Changed,
+    /// Liveness (or the watchdog) failed: restart through the stop path.
+    Unhealthy(String),
+}
+
+/// What sd_notify told us about the current process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyState {
+    pub status: Option<String>,
+    pub reloading: bool,
+    pub stopping: bool,
+    pub main_pid: Option<u32>,
+}
+
+struct Signal {
+    generation: u64,
+    role: Role,
+    event: ProbeEvent,
+}
+
+pub struct Health {
+    service: Arc<ServiceSpec>,
+    index: u32,
+    /// Counts processes, so that a late result of a previous process's probe is ignored.
+    generation: u64,
+    tasks: Vec<JoinHandle<()>>,
+    signals: mpsc::UnboundedSender<Signal>,
+    inbox: mpsc::UnboundedReceiver<Signal>,
+    log_match: Option<oneshot::Receiver<String>>,
+    ready: bool,
+    running: bool,
+    reports: Vec<ProbeReport>,
+    notify: NotifyState,
+    watchdog_due: Option<Instant>,
+    exec: Option<Arc<dyn ExecRunner>>,
+}
+
+impl Health {
+    pub fn new(service: Arc<ServiceSpec>, index: u32) -> Health {
+        let (signals, inbox) = mpsc::unbounded_channel();
+        let mut health = Health {
+            service,
+            index,
+            generation: 0,
+            tasks: Vec::new(),
+            signals,
+            inbox,
+            log_match: None,
+            ready: false,
+            running: false,
+            reports: Vec::new(),
+            notify: NotifyState::default(),
+            watchdog_due: None,
+            exec: None,
+        };
+        health.reports = health.fresh_reports();
+        health
+    }
+
+    /// Whether readiness comes from a probe (else it is "up past min_uptime").
+    pub fn has_readiness(&self) -> bool {
+        self.service.readiness.is_some()
+    }
+
+    /// Ready by its readiness probe (meaningful only with one).
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// `healthy`, `unhealthy`, `starting` (liveness not decided yet) or `none` (no liveness).
+    pub fn health(&self) -> &'static str {
+        let Some(liveness) = self.reports.iter().find(|r| r.role == Role::Liveness) else {
+            return "none";
+        };
+        match (self.running, liveness.passing) {
+            (false, _) => "none",
+            (true, Some(true)) => "healthy",
+            (true, Some(false)) => "unhealthy",
+            (true, None) => "starting",
+        }
+    }
+
+    pub fn reports(&self) -> &[ProbeReport] {
+        &self.reports
+    }
+
+    pub fn notify_state(&self) -> &NotifyState {
+        &self.notify
+    }
+
+    pub fn uses_notify(&self) -> bool {
+        matches!(
+            self.service.readiness.as_ref().map(|r| &r.check),
+            Some(CheckSpec::Notify)
+        )
+    }
+
+    /// Before the spawn: arm log readiness, so no line passes unseen.
+    pub fn arm_log(&mut self, logs: &crate::logs::LogSink) {
+        if let Some(ProbeSpec {
+            check: CheckSpec::Log(pattern),
+            ..
+        }) = &self.service.readiness
+        {
+            // Validated when the manifest was loaded.
+            if let Ok(regex) = regex::bytes::Regex::new(pattern) {
+                self.log_match = Some(logs.watch_for(&self.service, self.index, regex));
+            }
+        }
+    }
+
+    /// A process is running: start its polled probes (startup first, liveness after it).
+    /// Call [`Health::stop`] (and [`Health::arm_log`]) before the spawn, this after it.
+    pub fn start(&mut self, exec: Arc<dyn ExecRunner>) {
+        self.running = true;
+        self.exec = Some(exec);
+        if let Some(readiness) = self.service.readiness.clone()
+            && readiness.is_polled()
+        {
+            self.spawn_probe(Role::Readiness, &readiness);
+        }
+        match self.service.startup.clone() {
+            Some(startup) => self.spawn_probe(Role::Startup, &startup),
+            None => self.start_liveness(),
+        }
+        if let Some(watchdog) = self.service.watchdog {
+            self.watchdog_due = Some(Instant::now() + watchdog);
+        }
+    }
+
+    /// The process is gone (or going): stop its probes and forget what they said.
+    pub fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.generation += 1;
+        self.running = false;
+        self.ready = false;
+        self.watchdog_due = None;
+        self.notify = NotifyState::default();
+        let log_armed = self.log_match.take();
+        drop(log_armed);
+        self.reports = self.fresh_reports();
+    }
+
+    /// When the watchdog fires, if it is armed.
+    pub fn watchdog_due(&self) -> Option<Instant> {
+        self.watchdog_due
+    }
+
+    pub fn watchdog_expired(&mut self) -> Verdict {
+        self.watchdog_due = None;
+        let limit = self.service.watchdog.unwrap_or_default();
+        Verdict::Unhealthy(format!(
+            "watchdog: no WATCHDOG=1 within {}",
+            crate::engine::lifecycle::human(limit)
+        ))
+    }
+
+    /// Wait for the next probe signal or log match and say what it means; `None` when it
+    /// changes nothing the instance acts on.
+    pub async fn next(&mut self) -> Option<Verdict> {
+        tokio::select! {
+            signal = self.inbox.recv() => {
+                let signal = signal?;
+                if signal.generation != self.generation {
+                    return None;
+                }
+                self.probe_event(signal.role, signal.event)
+            }
+            line = wait_line(&mut self.log_match) => {
+                self.log_match = None;
+                let line = line?;
+                self.record(Role::Readiness, |r| {
+                    r.passing = Some(true);
+                    r.last_ok = Some(true);
+                    r.detail = format!("matched: {line}");
+                    r.at = Some(SystemTime::now());
+                });
+                self.set_ready(true)
+            }
+        }
+    }
+
+    /// An sd_notify message from this instance's process.
+    pub fn notified(&mut self, message: &crate::engine::notify::Notification) -> Option<Verdict> {
+        if let Some(status) = &message.status {
+            self.notify.status = Some(status.clone());
+        }
+        if let Some(pid) = message.main_pid {
+            self.notify.main_pid = Some(pid);
+        }
+        if message.reloading {
+            self.notify.reloading = true;
+        }
+        if message.stopping {
+            self.notify.stopping = true;
+        }
+        if message.watchdog
+            && let Some(limit) = self.service.watchdog
+        {
+            self.watchdog_due = Some(Instant::now() + limit);
+        }
+        if message.watchdog_trigger {
+            return Some(self.watchdog_expired());
+        }
+        let mut verdict = None;
+        if message.ready && self.uses_notify() {
+            self.notify.reloading = false;
+            self.record(Role::Readiness, |r| {
+                r.passing = Some(true);
+                r.last_ok = Some(true);
+                r.detail = "READY=1".into();
+                r.at = Some(SystemTime::now());
+            });
+            verdict = self.set_ready(true);
+        }
+        if message.reloading && self.uses_notify() {
+            verdict = self.set_ready(false).or(verdict);
+        }
+        verdict.or(Some(Verdict::Changed))
+    }
+
+    fn probe_event(&mut self, role: Role, event: ProbeEvent) -> Option<Verdict> {
+        match event {
+            ProbeEvent::Result(result) => {
+                self.record(role, |r| {
+                    r.last_ok = Some(result.ok);
+                    r.detail = result.detail.clone();
+                    r.fallback = result.fallback;
+                    r.took = Some(result.took);
+                    r.at = Some(result.at);
+                });
+                None
+            }
+            ProbeEvent::Passing(_) => {
+                self.record(role, |r| r.passing = Some(true));
+                match role {
+                    Role::Readiness => self.set_ready(true),
+                    Role::Startup => {
+                        // The grace phase is over: liveness takes over, startup stops.
+                        self.start_liveness();
+                        Some(Verdict::Changed)
+                    }
+                    Role::Liveness => Some(Verdict::Changed),
+                }
+            }
+            ProbeEvent::Failing { reason, .. } => {
+                self.record(role, |r| r.passing = Some(false));
+                match role {
+                    Role::Readiness => self.set_ready(false),
+                    Role::Liveness => Some(Verdict::Unhealthy(format!("liveness: {reason}"))),
+                    Role::Startup => Some(Verdict::Unhealthy(format!("startup: {reason}"))),
+                }
+            }
+        }
+    }
+
+    fn set_ready(&mut self, ready: bool) -> Option<Verdict> {
+        if !self.running || self.ready == ready {
+            return None;
+        }
+        self.ready = ready;
+        Some(Verdict::Changed)
+    }
+
+    fn start_liveness(&mut self) {
+        if let Some(liveness) = self.service.liveness.clone() {
+            self.spawn_probe(Role::Liveness, &liveness);
+        }
+    }
+
+    fn spawn_probe(&mut self, role: Role, spec: &ProbeSpec) {
+        let Some(exec) = self.exec.clone() else {
+            return;
+        };
+        let port = self
+            .service
+            .port_base
+            .map(|base| u32::from(base) + self.index);
+        let expand = |text: &str| expand_placeholders(text, self.index, port);
+        let Some(check) = to_check(&spec.check, &expand) else {
+            return;
+        };
+        let settings = ProbeSettings {
+            check,
+            fallback: spec.fallback.as_ref().and_then(|f| to_check(f, &expand)),
+            initial_delay: spec.initial_delay,
+            interval: spec.interval,
+            timeout: spec.timeout,
+            success_threshold: spec.success_threshold,
+            failure_threshold: spec.failure_threshold,
+        };
+        let (events, mut received) = mpsc::unbounded_channel();
+        let signals = self.signals.clone();
+        let generation = self.generation;
+        let run = tokio::spawn(probe::run(settings, exec, events));
+        let forward = tokio::spawn(async move {
+            while let Some(event) = received.recv().await {
+                let signal = Signal {
+                    generation,
+                    role,
+                    event,
+                };
+                if signals.send(signal).is_err() {
+                    break;
+                }
+            }
+        });
+        self.tasks.push(run);
+        self.tasks.push(forward);
+    }
+
+    fn record(&mut self, role: Role, update: impl FnOnce(&mut ProbeReport)) {
+        if let Some(report) = self.reports.iter_mut().find(|r| r.role == role) {
+            update(report);
+        }
+    }
+
+    fn fresh_reports(&self) -> Vec<ProbeReport> {
+        [
+            (Role::Readiness, &self.service.readiness),
+            (Role::Startup, &self.service.startup),
+            (Role::Liveness, &self.service.liveness),
+        ]
+        .into_iter()
+        .filter_map(|(role, spec)| {
+            let spec = spec.as_ref()?;
+            Some(ProbeReport {
+                role,
+                kind: kind_of(&spec.check),
+                passing: None,
+                last_ok: None,
+                detail: String::new(),
+                fallback: false,
+                took: None,
+                at: None,
+            })
+        })
+        .collect()
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+pub fn kind_of(check: &CheckSpec) -> &'static str {
+    match check {
+        CheckSpec::Http { .. } => "http",
+        CheckSpec::Tcp(_) => "tcp",
+        CheckSpec::Exec(_) => "exec",
+        CheckSpec::Log(_) => "log",
+        CheckSpec::Notify => "notify",
+    }
+}
+
+fn to_check(check: &CheckSpec, expand: &dyn Fn(&str) -> String) -> Option<Check> {
+    match check {
+        CheckSpec::Http {
+            url,
+            method,
+            status,
+            body_contains,
+            headers,
+        } => Some(Check::Http(HttpCheck {
+            url: expand(url),
+            method: method.clone(),
+            status: *status,
+            body_contains: body_contains.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), expand(v)))
+                .collect(),
+        })),
+        CheckSpec::Tcp(address) => Some(Check::Tcp(expand(address))),
+        CheckSpec::Exec(command) => Some(Check::Exec(expand(command))),
+        CheckSpec::Log(_) | CheckSpec::Notify => None,
+    }
+}
+
+async fn wait_line(receiver: &mut Option<oneshot::Receiver<String>>) -> Option<String> {
+    match receiver {
+        Some(receiver) => receiver.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Exec probes run like the service itself (its env, cwd, user, umask), through the spawner
+/// (the one place that forks); a probe that outlives its timeout is killed with its group.
+pub struct SpawnExec {
+    pub spawner: crate::engine::spawn::Spawner,
+    pub env: Vec<(String, String)>,
+    pub cwd: std::path::PathBuf,
+    pub credentials: Option<crate::engine::spawn::Credentials>,
+    pub umask: Option<u32>,
+}
+
+impl ExecRunner for SpawnExec {
+    fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, String>> + Send>> {
+        let request = crate::engine::spawn::SpawnRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            credentials: self.credentials.clone(),
+            umask: self.umask,
+            cgroup: None,
+        };
+        let spawner = self.spawner.clone();
+        Box::pin(async move {
+            let child = spawner.spawn(request).await.map_err(|e| e.to_string())?;
+            // Drain its output so a chatty check never blocks on a full pipe.
+            for fd in [child.stdout, child.stderr] {
+                if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            if pipe.readable().await.is_err() {
+                                break;
+                            }
+                            match pipe.try_read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => break,
+                            }
+                        }
+                    });
+                }
+            }
+            let pid = child.pid;
+            let mut exit = child.exit;
+            match tokio::time::timeout(timeout, &mut exit).await {
+                Ok(Ok(status)) => Ok(exit_code(status)),
+                Ok(Err(_)) => Err("exec: lost track of the check".into()),
+                Err(_) => {
+                    // The check leads its own process group: take all of it.
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = exit.await;
+                    Err(format!(
+                        "exec timed out after {}",
+                        crate::engine::lifecycle::human(timeout)
+                    ))
+                }
+            }
+        })
+    }
+}
+
+fn exit_code(status: crate::engine::lifecycle::ExitStatus) -> i32 {
+    match status {
+        crate::engine::lifecycle::ExitStatus::Code(code) => code,
+        crate::engine::lifecycle::ExitStatus::Signal(number) => 128 + number,
+    }
+}

@@ -1,0 +1,232 @@
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A tiny HTTP server on a free port that answers every request with the status the test
+/// sets, and counts requests. It runs until the test process ends (a detached thread).
+struct Endpoint {
+    port: u16,
+    status: Arc<AtomicU16>,
+}
+
+impl Endpoint {
+    fn start(status: u16) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(AtomicU16::new(status));
+        let answer = shared.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let code = answer.load(Ordering::SeqCst);
+                let body = if code < 400 { "ok" } else { "down" };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Endpoint {
+            port,
+            status: shared,
+        }
+    }
+
+    fn set(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+}
+
+fn ready(p: &Project, name: &str) -> bool {
+    p.instance(name)["ready"].as_bool().unwrap_or(false)
+}
+
+#[test]
+fn http_readiness_follows_the_endpoint_both_ways() {
+    let endpoint = Endpoint::start(503);
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = "sleep 1000"
+readiness = {{ http = "http://127.0.0.1:{}/health", interval = "100ms", failure_threshold = 2 }}
+"#,
+        endpoint.port
+    ));
+    let _d = p.up_allow_failure();
+    wait_until(Duration::from_secs(10), "a failing result recorded", || {
+        p.instance("api")["probes"][0]["detail"] == "http 503"
+    });
+    assert!(!ready(&p, "api"), "503 is not ready");
+    assert_eq!(
+        p.instance("api")["state"],
+        "running",
+        "readiness never restarts"
+    );
+    endpoint.set(200);
+    wait_until(Duration::from_secs(10), "ready after 200", || {
+        ready(&p, "api")
+    });
+    endpoint.set(500);
+    wait_until(Duration::from_secs(10), "not ready again", || {
+        !ready(&p, "api")
+    });
+    let health = text(&p.tend(&["health", "api"]).stdout);
+    assert!(
+        health.contains("readiness") && health.contains("http"),
+        "{health}"
+    );
+    assert!(health.contains("failing"), "{health}");
+}
+
+#[test]
+fn liveness_failure_restarts_through_backoff_with_the_reason() {
+    let endpoint = Endpoint::start(200);
+    let p = Project::new(&format!(
+        r#"
+[services.worker]
+command = "sleep 1000"
+backoff = {{ initial = "50ms", max = "50ms", jitter = 0.0 }}
+liveness = {{ http = "http://127.0.0.1:{}/live", interval = "100ms", failure_threshold = 3 }}
+"#,
+        endpoint.port
+    ));
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "healthy", || {
+        p.instance("worker")["health"] == "healthy"
+    });
+    let first_pid = p.instance("worker")["pid"].as_u64().unwrap();
+    endpoint.set(503);
+    wait_until(Duration::from_secs(20), "restarted by liveness", || {
+        p.instance("worker")["restarts"].as_u64() >= Some(1)
+    });
+    endpoint.set(200);
+    wait_until(
+        Duration::from_secs(10),
+        "running again with a new pid",
+        || {
+            let i = p.instance("worker");
+            i["state"] == "running" && i["pid"].as_u64() != Some(first_pid)
+        },
+    );
+    wait_until(Duration::from_secs(10), "the reason is in tend.log", || {
+        p.read(".tend/tend.log")
+            .contains("liveness: http 503 three times")
+    });
+}
+
+#[test]
+fn tcp_exec_and_startup_probes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = "sleep 1000"
+readiness = {{ tcp = "127.0.0.1:{port}", interval = "100ms" }}
+
+[services.cache]
+command = "sleep 1000"
+readiness = {{ exec = "test -f warm", interval = "100ms" }}
+startup = {{ exec = "test -f loaded", interval = "100ms", failure_threshold = 1000 }}
+liveness = {{ exec = "exit 1", interval = "100ms", failure_threshold = 1 }}
+"#
+    ));
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "tcp ready", || ready(&p, "db"));
+    std::fs::write(p.file("warm"), "").unwrap();
+    wait_until(Duration::from_secs(10), "exec ready", || ready(&p, "cache"));
+    // Liveness would fail at once, but the startup probe has not passed: no restart.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        p.instance("cache")["restarts"],
+        0,
+        "startup holds liveness back"
+    );
+    std::fs::write(p.file("loaded"), "").unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "liveness runs after startup",
+        || p.instance("cache")["restarts"].as_u64() >= Some(1),
+    );
+    drop(listener);
+    wait_until(Duration::from_secs(10), "tcp not ready once closed", || {
+        !ready(&p, "db")
+    });
+}
+
+#[test]
+fn log_readiness_and_a_dependency_gated_on_it() {
+    let p = Project::new(
+        r#"
+[services.db]
+command = "sh -c 'echo booting; sleep 0.5; echo database system is ready to accept connections; exec sleep 1000'"
+readiness = { log = "ready to accept connections" }
+
+[services.app]
+command = "sleep 1000"
+depends_on = { db = "healthy" }
+"#,
+    );
+    let up = p.spawn(&["up", "-d"]);
+    wait_until(Duration::from_secs(10), "app waits for db", || {
+        p.file(".tend/tend.sock").exists()
+            && p.instance("app")["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("waiting for db"))
+    });
+    let _d = Daemon::attach(&p);
+    let out = finish(up, Duration::from_secs(30), "up -d");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(ready(&p, "db"));
+    assert_eq!(p.instance("app")["state"], "running");
+    let probes = &p.instance("db")["probes"][0];
+    assert_eq!(probes["kind"], "log");
+    assert!(
+        probes["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ready to accept connections"),
+        "{probes}"
+    );
+}
+
+#[test]
+fn sd_notify_ready_status_and_watchdog() {
+    let p = Project::new(
+        r#"
+[services.notifier]
+command = "sh -c 'sleep 0.3; systemd-notify --ready --status=\"warmed up\"; exec sleep 1000'"
+readiness = { notify = true }
+
+[services.watched]
+command = "sh -c 'systemd-notify --ready; exec sleep 1000'"
+readiness = { notify = true }
+watchdog = "1s"
+backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
+"#,
+    );
+    let _d = p.up_allow_failure();
+    wait_until(Duration::from_secs(10), "ready by READY=1", || {
+        ready(&p, "notifier")
+    });
+    assert_eq!(p.instance("notifier")["status_text"], "warmed up");
+    let status = text(&p.tend(&["status"]).stdout);
+    assert!(status.contains("warmed up"), "{status}");
+    wait_until(Duration::from_secs(20), "restarted by the watchdog", || {
+        p.instance("watched")["restarts"].as_u64() >= Some(1)
+    });
+    assert!(
+        p.read(".tend/tend.log")
+            .contains("watchdog: no WATCHDOG=1 within 1s"),
+        "{}",
+        p.read(".tend/tend.log")
+    );
+}
