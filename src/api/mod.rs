@@ -188,6 +188,8 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
                 }),
             })
             .collect(),
+        cpu_percent: status.cpu_percent,
+        rss_bytes: status.rss_bytes,
     }
 }
 

@@ -315,7 +315,7 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
 
 /// The `tend status` table.
 pub fn render_status(instances: &[InstanceInfo]) -> String {
-    let rows: Vec<[String; 8]> = instances
+    let rows: Vec<[String; 10]> = instances
         .iter()
         .map(|i| {
             let last_exit = match (i.exit_code, &i.exit_signal) {
@@ -343,6 +343,10 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                 i.state.clone(),
                 ready.into(),
                 i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                i.cpu_percent
+                    .map(|c| format!("{c:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
+                i.rss_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
                 i.uptime_ms
                     .map(human_duration)
                     .unwrap_or_else(|| "-".into()),
@@ -357,6 +361,8 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
         "STATE",
         "READY",
         "PID",
+        "CPU",
+        "MEM",
         "UPTIME",
         "RESTARTS",
         "LAST EXIT",
@@ -451,6 +457,22 @@ pub fn render_health(instances: &[InstanceInfo], now: std::time::SystemTime) -> 
         }
     }
     text
+}
+
+/// 1.2G, 35M, 800K: binary units, short, for a table column.
+fn human_bytes(bytes: u64) -> String {
+    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in units {
+        if bytes >= size {
+            let value = bytes as f64 / size as f64;
+            return if value < 10.0 {
+                format!("{value:.1}{unit}")
+            } else {
+                format!("{value:.0}{unit}")
+            };
+        }
+    }
+    format!("{bytes}B")
 }
 
 fn human_duration(ms: u64) -> String {

@@ -27,6 +27,8 @@ pub struct DaemonSettings {
     pub cgroups: CgroupMode,
     /// Rotation of `state_dir/tend.log` (only the rotation fields are used).
     pub log: LogSpec,
+    /// How often instances' CPU and memory are sampled; None: never.
+    pub sample_every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,22 @@ pub struct ServiceSpec {
     pub startup: Option<ProbeSpec>,
     /// sd_notify watchdog: the longest allowed gap between WATCHDOG=1 messages.
     pub watchdog: Option<Duration>,
+    pub resources: ResourceSpec,
+}
+
+/// Limits and warnings on an instance's CPU and memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceSpec {
+    /// Restart past this many resident bytes (the whole tree).
+    pub max_memory: Option<u64>,
+    /// cgroup hard limits.
+    pub memory_max: Option<u64>,
+    /// In cores (1.5 = 150% of one core).
+    pub cpu_max: Option<f64>,
+    pub pids_max: Option<u64>,
+    /// Warn above this CPU, in percent of one core.
+    pub warn_cpu: Option<f64>,
+    pub warn_memory: Option<u64>,
 }
 
 /// A probe: what to check and when. Strings may still hold `{instance}` / `{port}`.

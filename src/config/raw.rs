@@ -47,6 +47,8 @@ pub struct RawDaemon {
     pub cgroups: Option<RawCgroups>,
     /// Rotation of tend's own log, `state_dir/tend.log`; the same defaults as a service's.
     pub log: Option<RawOwnLog>,
+    /// How often each instance's CPU and memory are sampled; "0s" turns sampling off. Default: "2s".
+    pub sample_every: Option<DurationValue>,
 }
 
 /// The `[tend.log]` table.
@@ -146,6 +148,19 @@ pub struct RawService {
     pub startup: Option<RawProbe>,
     /// With `readiness.notify`: restart an instance that stops sending WATCHDOG=1 for this long.
     pub watchdog: Option<DurationValue>,
+    /// Restart an instance whose whole process tree holds more memory than this (resident).
+    pub max_memory: Option<SizeValue>,
+    /// Hard memory limit of the instance's cgroup (memory.max), where tend manages cgroups.
+    pub memory_max: Option<SizeValue>,
+    /// Hard CPU limit of the instance's cgroup (cpu.max): "150%" or 1.5 cores.
+    pub cpu_max: Option<CpuValue>,
+    /// Hard limit on processes in the instance's cgroup (pids.max).
+    #[schemars(range(min = 1))]
+    pub pids_max: Option<i64>,
+    /// Record a warning when the tree uses more CPU than this ("90%" of one core), once per crossing.
+    pub warn_cpu: Option<CpuValue>,
+    /// Record a warning when the tree holds more memory than this, once per crossing.
+    pub warn_memory: Option<SizeValue>,
 }
 
 /// `readiness`, `liveness` or `startup`: exactly one check, and when to run it.
@@ -427,6 +442,16 @@ loose_type!(
         "type": ["string", "integer"],
         "description": "A size: a number with unit B, KB, MB, GB (1000) or KiB, MiB, GiB (1024), or bytes.",
         "examples": ["50MB", "64KiB"]
+    }
+);
+
+loose_type!(
+    /// A share of CPU: "150%" or a number of CPUs (1.5).
+    CpuValue, "a CPU share such as \"150%\" or 1.5", numbers: true, floats: true, bools: false,
+    schema: {
+        "type": ["string", "number"],
+        "description": "A share of CPU: a percentage of one core (\"150%\") or a number of cores (1.5).",
+        "examples": ["50%", "150%", 2]
     }
 );
 

@@ -121,6 +121,7 @@ fn a_minimal_service_gets_every_default() {
             state_dir: fixture.root().join(".tend"),
             cgroups: CgroupMode::Auto,
             log: LogSpec::default(),
+            sample_every: Some(Duration::from_secs(2)),
         }
     );
     assert_eq!(
@@ -154,6 +155,7 @@ fn a_minimal_service_gets_every_default() {
             liveness: None,
             startup: None,
             watchdog: None,
+            resources: ResourceSpec::default(),
         }]
     );
 }
@@ -1546,10 +1548,16 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "liveness",
         "startup",
         "watchdog",
+        "max_memory",
+        "memory_max",
+        "cpu_max",
+        "pids_max",
+        "warn_cpu",
+        "warn_memory",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 30, "a key was added: list it above");
+    assert_eq!(service.len(), 36, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
         assert_eq!(
             defs[table]["additionalProperties"],
@@ -1563,7 +1571,7 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
             "backoff lacks {key}"
         );
     }
-    for key in ["state_dir", "cgroups", "log"] {
+    for key in ["state_dir", "cgroups", "log", "sample_every"] {
         assert!(
             defs["RawDaemon"]["properties"].get(key).is_some(),
             "tend lacks {key}"
@@ -1910,4 +1918,42 @@ fn probe_errors_name_their_keys() {
         errors.iter().all(|e| e.1.is_some()),
         "every error has a line: {errors:?}"
     );
+}
+
+#[test]
+fn resource_limits_and_warnings() {
+    let spec = web(&[
+        "command = \"x\"",
+        "max_memory = \"1GB\"",
+        "memory_max = \"2GiB\"",
+        "cpu_max = \"150%\"",
+        "pids_max = 64",
+        "warn_cpu = 0.9",
+        "warn_memory = \"800MB\"",
+    ]);
+    assert_eq!(
+        spec.resources,
+        ResourceSpec {
+            max_memory: Some(1_000_000_000),
+            memory_max: Some(2 << 30),
+            cpu_max: Some(1.5),
+            pids_max: Some(64),
+            warn_cpu: Some(90.0),
+            warn_memory: Some(800_000_000),
+        }
+    );
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "max_memory = \"lots\"",
+        "cpu_max = \"-5%\"",
+        "pids_max = 0",
+    ]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    for key in [
+        "services.web.max_memory",
+        "services.web.cpu_max",
+        "services.web.pids_max",
+    ] {
+        assert!(keys.contains(&key), "no error for {key} in {errors:?}");
+    }
 }

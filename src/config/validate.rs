@@ -15,12 +15,12 @@ use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
     DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, ProbeSpec, Program,
-    RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
-    self, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck, RawCondition,
-    RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart, RawService,
-    RawStatus, SizeValue, UmaskValue,
+    self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
+    RawCondition, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart,
+    RawService, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -216,10 +216,23 @@ impl Validator<'_> {
             ..RawLogs::default()
         });
         let log = self.logs(log.as_ref(), &[key("tend"), key("log")]);
+        let sample_every = match &raw.sample_every {
+            None => Some(Duration::from_secs(2)),
+            Some(value) => self
+                .duration(value, &[key("tend"), key("sample_every")])
+                .filter(|d| !d.is_zero()),
+        };
+        if sample_every.is_some_and(|d| d < Duration::from_millis(100)) {
+            self.error(
+                &[key("tend"), key("sample_every")],
+                "must be at least 100ms (or \"0s\" to turn sampling off)",
+            );
+        }
         DaemonSettings {
             state_dir,
             cgroups,
             log,
+            sample_every,
         }
     }
 
@@ -513,6 +526,7 @@ impl Validator<'_> {
                 "needs sd_notify: set `readiness = { notify = true }` too",
             );
         }
+        let resources = self.resources(raw, &base);
         if startup.is_some() && liveness.is_none() {
             self.error(
                 &at("startup"),
@@ -552,7 +566,82 @@ impl Validator<'_> {
             liveness,
             startup,
             watchdog,
+            resources,
         })
+    }
+
+    fn resources(&mut self, raw: &RawService, base: &[Segment]) -> ResourceSpec {
+        let at = |field: &str| join(base, &[key(field)]);
+        let size = |this: &mut Self, value: &Option<SizeValue>, field: &str| {
+            let value = value.as_ref()?;
+            let parsed = match &value.0 {
+                Loose::Text(text) => size::parse(text),
+                Loose::Integer(n) if *n > 0 => Ok(*n as u64),
+                other => Err(format!("`{other}` is not a size such as \"1GB\"")),
+            };
+            match parsed {
+                Ok(0) => {
+                    this.error(&at(field), "must be more than 0");
+                    None
+                }
+                Ok(bytes) => Some(bytes),
+                Err(message) => {
+                    this.error(&at(field), message);
+                    None
+                }
+            }
+        };
+        let max_memory = size(self, &raw.max_memory, "max_memory");
+        let memory_max = size(self, &raw.memory_max, "memory_max");
+        let warn_memory = size(self, &raw.warn_memory, "warn_memory");
+        let cpu_max = raw
+            .cpu_max
+            .as_ref()
+            .and_then(|v| self.cpu_share(v, &at("cpu_max")))
+            .map(|percent| percent / 100.0);
+        let warn_cpu = raw
+            .warn_cpu
+            .as_ref()
+            .and_then(|v| self.cpu_share(v, &at("warn_cpu")));
+        let pids_max = match raw.pids_max {
+            None => None,
+            Some(n) if n >= 1 => Some(n as u64),
+            Some(n) => {
+                self.error(&at("pids_max"), format!("must be at least 1, not {n}"));
+                None
+            }
+        };
+        ResourceSpec {
+            max_memory,
+            memory_max,
+            cpu_max,
+            pids_max,
+            warn_cpu,
+            warn_memory,
+        }
+    }
+
+    /// A CPU share in percent of one core: "150%" or a number of cores (1.5 → 150).
+    fn cpu_share(&mut self, value: &CpuValue, path: &[Segment]) -> Option<f64> {
+        let percent = match &value.0 {
+            Loose::Text(text) => match text.trim().strip_suffix('%') {
+                Some(number) => number.trim().parse::<f64>().ok(),
+                None => text.trim().parse::<f64>().ok().map(|cores| cores * 100.0),
+            },
+            Loose::Integer(n) => Some(*n as f64 * 100.0),
+            Loose::Float(f) => Some(f * 100.0),
+            Loose::Bool(_) => None,
+        };
+        match percent {
+            Some(p) if p.is_finite() && p > 0.0 => Some(p),
+            _ => {
+                self.error(
+                    path,
+                    "must be a share of CPU such as \"150%\" or 1.5 (cores), above 0",
+                );
+                None
+            }
+        }
     }
 
     fn probe(&mut self, raw: &RawProbe, path: &[Segment], role: ProbeRole) -> Option<ProbeSpec> {

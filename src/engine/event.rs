@@ -30,6 +30,11 @@ pub enum EventKind {
         pid: u32,
         status: ExitStatus,
     },
+    /// Something worth a look that changes nothing (a resource warning): recorded, once per
+    /// crossing.
+    Warning {
+        message: String,
+    },
 }
 
 /// Where an instance publishes its status and the supervisor reads it: a plain shared cell.
@@ -83,6 +88,10 @@ pub struct InstanceStatus {
     pub notify_status: Option<String>,
     /// Each probe's last result.
     pub probes: Vec<crate::engine::health::ProbeReport>,
+    /// The whole tree's CPU use over the last sampling interval, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// The whole tree's resident memory at the last sample.
+    pub rss_bytes: Option<u64>,
 }
 
 impl InstanceStatus {

@@ -36,6 +36,9 @@ pub struct InstanceContext {
     pub base_dir: PathBuf,
     /// Given as NOTIFY_SOCKET to services whose readiness is sd_notify.
     pub notify_socket: PathBuf,
+    /// How often to sample CPU and memory, and the instant samples are aligned to (all
+    /// instances sample together, so the /proc scan is shared).
+    pub sampling: Option<(Duration, Instant)>,
 }
 
 /// What a pending reply is waiting for.
@@ -60,6 +63,18 @@ pub struct InstanceTask {
     ctx: InstanceContext,
     status: StatusCell,
     health: Health,
+    usage: Usage,
+}
+
+/// What sampling knows of the current process tree.
+#[derive(Default)]
+struct Usage {
+    meter: crate::engine::resources::CpuMeter,
+    cpu_percent: Option<f64>,
+    rss_bytes: Option<u64>,
+    over_cpu: bool,
+    over_memory: bool,
+    limits_reported: bool,
 }
 
 impl InstanceTask {
@@ -90,6 +105,8 @@ impl InstanceTask {
             health: health.health(),
             notify_status: None,
             probes: health.reports().to_vec(),
+            cpu_percent: None,
+            rss_bytes: None,
         };
         let status = StatusCell::new(initial);
         let receiver = status.clone();
@@ -107,6 +124,7 @@ impl InstanceTask {
             ctx,
             status,
             health,
+            usage: Usage::default(),
         };
         (task, receiver)
     }
@@ -115,6 +133,7 @@ impl InstanceTask {
         loop {
             let deadline = self.lifecycle.deadline();
             let watchdog = self.health.watchdog_due();
+            let sample_at = self.next_sample();
             let input = tokio::select! {
                 biased;
                 status = wait_exit(&mut self.exit) => {
@@ -130,6 +149,7 @@ impl InstanceTask {
                 },
                 _ = sleep_until_some(deadline) => Some(Input::Tick),
                 verdict = self.health.next() => self.judged(verdict),
+                _ = sleep_until_some(sample_at) => self.sample(),
                 _ = sleep_until_some(watchdog) => {
                     let verdict = self.health.watchdog_expired();
                     self.judged(Some(verdict))
@@ -208,6 +228,99 @@ impl InstanceTask {
                 let verdict = self.health.notified(&message);
                 self.judged(verdict)
             }
+        }
+    }
+
+    /// The next sampling tick while a process runs (aligned across instances).
+    fn next_sample(&self) -> Option<Instant> {
+        let (every, origin) = self.ctx.sampling?;
+        if !matches!(self.lifecycle.state(), State::Running { .. }) {
+            return None;
+        }
+        let now = Instant::now();
+        let ticks = now.saturating_duration_since(origin).as_nanos() / every.as_nanos().max(1) + 1;
+        Some(origin + every * u32::try_from(ticks).unwrap_or(u32::MAX))
+    }
+
+    /// Sample the tree's CPU and memory; act on max_memory and the warnings.
+    fn sample(&mut self) -> Option<Input> {
+        let tree = self.tree.as_ref()?;
+        let table = self.ctx.spawner.table().clone();
+        // Resident memory summed over the tree's processes, not the cgroup's memory.current:
+        // that counts page cache too, and a service that writes logs would trip max_memory.
+        let usage = crate::engine::resources::tree_usage(&tree.members(&|pid| table.is_ours(pid)));
+        let now = std::time::Instant::now();
+        self.usage.cpu_percent = self.usage.meter.percent(now, usage.cpu);
+        self.usage.rss_bytes = Some(usage.rss_bytes);
+        {
+            let mut status = self.status.borrow();
+            status.cpu_percent = self.usage.cpu_percent;
+            status.rss_bytes = self.usage.rss_bytes;
+        }
+        let limits = self.service.resources.clone();
+        let rss = usage.rss_bytes;
+        if let Some(max) = limits.max_memory
+            && rss > max
+        {
+            return Some(Input::Unhealthy {
+                reason: format!(
+                    "memory {} over max_memory {}",
+                    human_bytes(rss),
+                    human_bytes(max)
+                ),
+            });
+        }
+        if let Some(limit) = limits.warn_memory {
+            let over = rss > limit;
+            if over && !self.usage.over_memory {
+                self.warn(format!(
+                    "memory {} over warn_memory {}",
+                    human_bytes(rss),
+                    human_bytes(limit)
+                ));
+            }
+            self.usage.over_memory = over;
+        }
+        if let (Some(limit), Some(cpu)) = (limits.warn_cpu, self.usage.cpu_percent) {
+            let over = cpu > limit;
+            if over && !self.usage.over_cpu {
+                self.warn(format!("CPU {cpu:.0}% over warn_cpu {limit:.0}%"));
+            }
+            self.usage.over_cpu = over;
+        }
+        None
+    }
+
+    fn warn(&self, message: String) {
+        crate::logs::own::say(&format!("{}: warning: {message}", self.name));
+        self.emit(EventKind::Warning { message });
+    }
+
+    /// Write the service's cgroup limits into the instance's cgroup (before the spawn);
+    /// where that is impossible, say so once.
+    fn apply_limits(&mut self) {
+        let limits = &self.service.resources;
+        if limits.memory_max.is_none() && limits.cpu_max.is_none() && limits.pids_max.is_none() {
+            return;
+        }
+        let result = match self.tree.as_ref().and_then(|t| t.cgroup_dir()) {
+            Some(dir) => crate::engine::resources::apply_limits(
+                &dir,
+                limits.memory_max,
+                limits.cpu_max,
+                limits.pids_max,
+            )
+            .map_err(|e| e.to_string()),
+            None => Err("tend is not managing cgroups here (cgroup v2 not writable)".into()),
+        };
+        if let Err(why) = result
+            && !self.usage.limits_reported
+        {
+            self.usage.limits_reported = true;
+            crate::logs::own::say(&format!(
+                "{}: cannot apply memory_max/cpu_max/pids_max: {why}",
+                self.name
+            ));
         }
     }
 
@@ -354,6 +467,7 @@ impl InstanceTask {
                     .instance(&self.service.name, self.index),
             );
         }
+        self.apply_limits();
         let tree = self.tree.as_mut().expect("UNWRAP: set just above");
         // Expanded here rather than kept: an idle instance should hold as little as possible.
         let spec = self.service.instance(self.index);
@@ -394,6 +508,7 @@ impl InstanceTask {
         };
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);
+        self.usage.meter.reset();
         match self.ctx.spawner.spawn(request).await {
             Ok(child) => {
                 tree.set_leader(child.pid);
@@ -489,6 +604,8 @@ impl InstanceTask {
             health: self.health.health(),
             notify_status: self.health.notify_state().status.clone(),
             probes: self.health.reports().to_vec(),
+            cpu_percent: self.usage.cpu_percent.filter(|_| state.pid().is_some()),
+            rss_bytes: self.usage.rss_bytes.filter(|_| state.pid().is_some()),
         });
         let _ = self.ctx.changes.send(self.name.clone());
     }
@@ -502,6 +619,17 @@ impl InstanceTask {
             kind,
         });
     }
+}
+
+/// 1.2GB, 850MB, 12kB: decimal units, as sizes are written in the manifest.
+fn human_bytes(bytes: u64) -> String {
+    let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    for (unit, size) in units {
+        if bytes as f64 >= size {
+            return format!("{:.1}{unit}", bytes as f64 / size).replace(".0", "");
+        }
+    }
+    format!("{bytes}B")
 }
 
 async fn wait_exit(exit: &mut Option<oneshot::Receiver<ExitStatus>>) -> ExitStatus {

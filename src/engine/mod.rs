@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod mailbox;
 pub mod notify;
 pub mod probe;
+pub mod resources;
 pub mod spawn;
 pub mod supervisor;
 pub mod tree;
@@ -85,6 +86,10 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         logs: options.logs,
         base_dir: manifest.base_dir(),
         notify_socket: notify_path,
+        sampling: manifest
+            .daemon
+            .sample_every
+            .map(|every| (every, tokio::time::Instant::now())),
     };
     let supervisor = Supervisor::new(manifest, ctx);
     tokio::spawn(supervisor.run(inbox, changes_rx));

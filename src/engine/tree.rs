@@ -39,10 +39,17 @@ impl Containment {
             CgroupMode::Auto => own_cgroup_dir().and_then(|dir| {
                 let root = dir.join(format!("tend-{tend_pid}"));
                 match fs::create_dir(&root) {
-                    Ok(()) => Some(root),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(root),
-                    Err(_) => None,
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(_) => return None,
                 }
+                // Hand the resource controllers down to the instances where the parent
+                // offers them, so per-instance limits can be set; each one on its own, as
+                // any may be missing.
+                for controller in ["+memory", "+cpu", "+pids"] {
+                    let _ = fs::write(root.join("cgroup.subtree_control"), controller);
+                }
+                Some(root)
             }),
         };
         Containment {
@@ -153,6 +160,19 @@ impl InstanceTree {
             return false;
         }
         !(thorough && self.cgroup.is_none() && !self.escaped(owned).is_empty())
+    }
+
+    /// Every process of the instance now: its cgroup's members, or else its process group
+    /// and escaped descendants (from a /proc scan shared by callers within a few ms).
+    pub fn members(&self, owned: &dyn Fn(u32) -> bool) -> Vec<u32> {
+        let pids = if self.cgroup.is_some() {
+            self.cgroup_members()
+        } else {
+            self.escaped(owned)
+        };
+        pids.into_iter()
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect()
     }
 
     fn cgroup_members(&self) -> Vec<i32> {

@@ -36,6 +36,10 @@ pub struct InstanceInfo {
     /// Each probe's last result (`tend health`).
     #[serde(default)]
     pub probes: Vec<ProbeInfo>,
+    /// CPU of the whole process tree over the last sampling interval, in % of one core.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the whole process tree at the last sample.
+    pub rss_bytes: Option<u64>,
 }
 
 /// One probe of an instance and what it last said.

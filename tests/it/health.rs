@@ -230,3 +230,65 @@ backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
         p.read(".tend/tend.log")
     );
 }
+
+#[test]
+fn max_memory_restarts_a_growing_tree_and_warnings_come_once() {
+    // The shell holds 40 MB in a variable: resident memory of the tree, no helper language.
+    let hog =
+        r#"sh -c 'v=$(head -c 40000000 /dev/zero | tr "\\0" x); echo grown; exec sleep 1000'"#;
+    let p = Project::new(&format!(
+        r#"
+[tend]
+sample_every = "200ms"
+
+[services.hog]
+command = """{hog}"""
+max_memory = "20MB"
+backoff = {{ initial = "50ms", max = "50ms", jitter = 0.0 }}
+
+[services.heavy]
+command = """{hog}"""
+warn_memory = "10MB"
+
+[services.idle]
+command = "sleep 1000"
+"#
+    ));
+    let _d = p.up_allow_failure();
+    wait_until(
+        Duration::from_secs(30),
+        "hog restarted for its memory",
+        || p.instance("hog")["restarts"].as_u64() >= Some(1),
+    );
+    wait_until(Duration::from_secs(10), "the reason is recorded", || {
+        p.read(".tend/tend.log").contains("over max_memory 20MB")
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "heavy is sampled above 10MB",
+        || p.instance("heavy")["rss_bytes"].as_u64() > Some(30_000_000),
+    );
+    wait_until(Duration::from_secs(10), "the warning is recorded", || {
+        p.read(".tend/tend.log").contains("heavy: warning: memory")
+    });
+    // Further samples above the line do not repeat it.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        p.read(".tend/tend.log")
+            .matches("heavy: warning: memory")
+            .count(),
+        1
+    );
+    assert_eq!(
+        p.instance("heavy")["restarts"],
+        0,
+        "a warning restarts nothing"
+    );
+    wait_until(Duration::from_secs(10), "idle has a CPU figure", || {
+        p.instance("idle")["cpu_percent"].as_f64().is_some()
+    });
+    let idle = p.instance("idle");
+    assert!(idle["rss_bytes"].as_u64().unwrap() > 0, "{idle}");
+    let table = text(&p.tend(&["status", "idle"]).stdout);
+    assert!(table.contains("CPU") && table.contains("MEM"), "{table}");
+}
