@@ -190,6 +190,7 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
             .collect(),
         cpu_percent: status.cpu_percent,
         rss_bytes: status.rss_bytes,
+        warning: status.warning.clone(),
     }
 }
 

@@ -328,6 +328,7 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                 if i.health == "unhealthy" {
                     notes.push("unhealthy".into());
                 }
+                notes.extend(i.warning.clone());
                 notes.extend(i.status_text.clone());
                 notes.join("; ")
             } else {

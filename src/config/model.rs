@@ -99,6 +99,19 @@ pub enum Condition {
 pub struct Dependency {
     pub service: String,
     pub condition: Condition,
+    pub on_unready: OnUnready,
+}
+
+/// What a running dependent does when its dependency stops being ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnready {
+    /// Keep running; status shows a warning.
+    #[default]
+    Ignore,
+    /// Stop while the dependency is unready; start again once it is ready.
+    Stop,
+    /// Keep running; restart once the dependency is ready again.
+    Restart,
 }
 
 /// One `[services.NAME]` table, validated.

@@ -319,6 +319,91 @@ pub enum RawCondition {
     Completed,
 }
 
+/// What a dependent does when a dependency stops being ready while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawOnUnready {
+    /// Keep running; status shows a warning.
+    #[default]
+    Ignore,
+    /// Stop while the dependency is unready; start again once it is ready.
+    Stop,
+    /// Keep running; restart once the dependency is ready again (to reconnect).
+    Restart,
+}
+
+/// One `depends_on` entry's value: a condition, or a table with the condition and what to
+/// do when the dependency stops being ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDependency {
+    pub condition: RawCondition,
+    pub on_unready: Option<RawOnUnready>,
+}
+
+impl Default for RawDependency {
+    fn default() -> Self {
+        RawDependency {
+            condition: RawCondition::Started,
+            on_unready: None,
+        }
+    }
+}
+
+/// The table form of a `depends_on` entry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDependencyTable {
+    /// What to wait for. Default: "started".
+    pub condition: Option<RawCondition>,
+    /// What to do when the dependency stops being ready: "ignore" (default), "stop", "restart".
+    pub on_unready: Option<RawOnUnready>,
+}
+
+impl<'de> Deserialize<'de> for RawDependency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependencyVisitor;
+
+        impl<'de> Visitor<'de> for DependencyVisitor {
+            type Value = RawDependency;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a condition or a table with condition and on_unready")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawDependency, E> {
+                use serde::de::IntoDeserializer;
+                Ok(RawDependency {
+                    condition: RawCondition::deserialize(value.into_deserializer())?,
+                    on_unready: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawDependency, A::Error> {
+                let table =
+                    RawDependencyTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawDependency {
+                    condition: table.condition.unwrap_or(RawCondition::Started),
+                    on_unready: table.on_unready,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(DependencyVisitor)
+    }
+}
+
+impl JsonSchema for RawDependency {
+    fn schema_name() -> Cow<'static, str> {
+        "Dependency".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let condition = generator.subschema_for::<RawCondition>();
+        let table = generator.subschema_for::<RawDependencyTable>();
+        json_schema!({ "anyOf": [condition, table] })
+    }
+}
+
 /// A scalar as written, for keys that accept more than one type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loose {
@@ -541,7 +626,7 @@ impl JsonSchema for PathList {
 pub struct DependsOn {
     /// True when written as a table (`{ db = "healthy" }`) rather than a list.
     pub table: bool,
-    pub entries: Vec<(String, RawCondition)>,
+    pub entries: Vec<(String, RawDependency)>,
 }
 
 impl<'de> Deserialize<'de> for DependsOn {
@@ -558,7 +643,7 @@ impl<'de> Deserialize<'de> for DependsOn {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DependsOn, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(name) = seq.next_element::<String>()? {
-                    entries.push((name, RawCondition::Started));
+                    entries.push((name, RawDependency::default()));
                 }
                 Ok(DependsOn {
                     table: false,
@@ -568,7 +653,7 @@ impl<'de> Deserialize<'de> for DependsOn {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DependsOn, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<String, RawCondition>()? {
+                while let Some(entry) = map.next_entry::<String, RawDependency>()? {
                     entries.push(entry);
                 }
                 Ok(DependsOn {
@@ -588,7 +673,7 @@ impl JsonSchema for DependsOn {
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let condition = generator.subschema_for::<RawCondition>();
+        let condition = generator.subschema_for::<RawDependency>();
         json_schema!({
             "anyOf": [
                 {
@@ -656,15 +741,35 @@ mod tests {
         assert_eq!(
             deps.entries,
             [
-                ("b".into(), RawCondition::Started),
-                ("a".into(), RawCondition::Started)
+                ("b".into(), RawDependency::default()),
+                ("a".into(), RawDependency::default())
             ]
         );
         let raw = service(json!({"depends_on": {"db": "healthy"}})).unwrap();
         assert_eq!(
             raw.depends_on.unwrap().entries,
-            [("db".into(), RawCondition::Healthy)]
+            [(
+                "db".into(),
+                RawDependency {
+                    condition: RawCondition::Healthy,
+                    on_unready: None
+                }
+            )]
         );
+        let raw = service(
+            json!({"depends_on": {"db": {"condition": "healthy", "on_unready": "restart"}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            raw.depends_on.unwrap().entries[0].1,
+            RawDependency {
+                condition: RawCondition::Healthy,
+                on_unready: Some(RawOnUnready::Restart)
+            }
+        );
+        let err = service(json!({"depends_on": {"db": {"condition": "healthy", "when": 1}}}))
+            .unwrap_err();
+        assert!(err.contains("unknown field `when`"), "{err}");
         let err = service(json!({"depends_on": {"db": "ready"}})).unwrap_err();
         assert!(err.contains("unknown variant `ready`"), "{err}");
         let err = service(json!({"depends_on": "db"})).unwrap_err();

@@ -367,11 +367,13 @@ fn the_same_manifest_in_toml_yaml_and_json_loads_equal() {
         [
             Dependency {
                 service: "db".into(),
-                condition: Condition::Healthy
+                condition: Condition::Healthy,
+                on_unready: OnUnready::Ignore,
             },
             Dependency {
                 service: "migrate".into(),
-                condition: Condition::Completed
+                condition: Condition::Completed,
+                on_unready: OnUnready::Ignore,
             },
         ]
     );

@@ -14,13 +14,13 @@ use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
-    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, ProbeSpec, Program,
-    ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, OnUnready,
+    ProbeSpec, Program, ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
-    RawCondition, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawProbe, RawRestart,
-    RawService, RawStatus, SizeValue, UmaskValue,
+    RawCondition, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawOnUnready, RawProbe,
+    RawRestart, RawService, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -63,7 +63,7 @@ fn join(base: &[Segment], rest: &[Segment]) -> Vec<Segment> {
 
 /// A service's dependencies as written, with where each one is written.
 struct DependencyRefs {
-    entries: Vec<(String, Condition, Vec<Segment>)>,
+    entries: Vec<(String, Condition, OnUnready, Vec<Segment>)>,
 }
 
 struct Validator<'a> {
@@ -300,7 +300,7 @@ impl Validator<'_> {
         let mut graph: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
         for (i, (name, refs)) in names.iter().zip(dependencies).enumerate() {
             let mut seen = HashSet::new();
-            for (dep, condition, path) in &refs.entries {
+            for (dep, condition, _, path) in &refs.entries {
                 if !seen.insert(dep) {
                     self.error(path, format!("`{dep}` is listed twice"));
                     continue;
@@ -489,12 +489,13 @@ impl Validator<'_> {
             }),
         };
         let mut depends_on: Vec<Dependency> = Vec::new();
-        for (service, condition, _) in &deps.entries {
+        for (service, condition, on_unready, _) in &deps.entries {
             // Duplicates are reported with the other dependency checks.
             if !depends_on.iter().any(|d| &d.service == service) {
                 depends_on.push(Dependency {
                     service: service.clone(),
                     condition: *condition,
+                    on_unready: *on_unready,
                 });
             }
         }
@@ -1389,18 +1390,23 @@ fn dependency_refs(name: &str, depends_on: Option<&DependsOn>) -> DependencyRefs
             d.entries
                 .iter()
                 .enumerate()
-                .map(|(i, (dep, condition))| {
+                .map(|(i, (dep, raw_dependency))| {
                     let at = if d.table {
                         Segment::Key(dep.clone())
                     } else {
                         Segment::Index(i)
                     };
-                    let condition = match condition {
+                    let condition = match raw_dependency.condition {
                         RawCondition::Started => Condition::Started,
                         RawCondition::Healthy => Condition::Healthy,
                         RawCondition::Completed => Condition::Completed,
                     };
-                    (dep.clone(), condition, join(&base, &[at]))
+                    let on_unready = match raw_dependency.on_unready {
+                        None | Some(RawOnUnready::Ignore) => OnUnready::Ignore,
+                        Some(RawOnUnready::Stop) => OnUnready::Stop,
+                        Some(RawOnUnready::Restart) => OnUnready::Restart,
+                    };
+                    (dep.clone(), condition, on_unready, join(&base, &[at]))
                 })
                 .collect()
         })

@@ -92,6 +92,8 @@ pub struct InstanceStatus {
     pub cpu_percent: Option<f64>,
     /// The whole tree's resident memory at the last sample.
     pub rss_bytes: Option<u64>,
+    /// Something to know while it runs, filled in by the supervisor ("db not ready").
+    pub warning: Option<String>,
 }
 
 impl InstanceStatus {

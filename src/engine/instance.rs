@@ -107,6 +107,7 @@ impl InstanceTask {
             probes: health.reports().to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            warning: None,
         };
         let status = StatusCell::new(initial);
         let receiver = status.clone();
@@ -606,6 +607,7 @@ impl InstanceTask {
             probes: self.health.reports().to_vec(),
             cpu_percent: self.usage.cpu_percent.filter(|_| state.pid().is_some()),
             rss_bytes: self.usage.rss_bytes.filter(|_| state.pid().is_some()),
+            warning: None,
         });
         let _ = self.ctx.changes.send(self.name.clone());
     }

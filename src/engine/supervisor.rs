@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::model::{Condition, Manifest, ServiceSpec};
+use crate::config::model::{Condition, Manifest, OnUnready, ServiceSpec};
 use crate::engine::command::{
     InstanceCommand, Outcome, Outcomes, SupervisorCommand, UnknownTarget,
 };
@@ -95,6 +95,13 @@ pub struct Supervisor {
     settle_waiters: Vec<SettleWaiter>,
     shutting_down: bool,
     shutdown_replies: Vec<oneshot::Sender<()>>,
+    /// Whether each depended-on service is ready now (all its instances running and ready);
+    /// absent until it first was.
+    dependency_ready: HashMap<String, bool>,
+    /// Dependents stopped (`on_unready = "stop"`) or to restart (`"restart"`) because this
+    /// dependency stopped being ready: instance → dependency.
+    held: HashMap<String, String>,
+    restart_on_return: HashMap<String, String>,
 }
 
 struct StartRequest {
@@ -145,6 +152,9 @@ impl Supervisor {
             stop_plans: Vec::new(),
             settle_waiters: Vec::new(),
             shutting_down: false,
+            dependency_ready: HashMap::new(),
+            held: HashMap::new(),
+            restart_on_return: HashMap::new(),
             shutdown_replies: Vec::new(),
         }
     }
@@ -175,7 +185,11 @@ impl Supervisor {
                 let result = self.resolve(&targets).map(|names| {
                     names
                         .iter()
-                        .map(|n| self.instances[n].status.borrow().clone())
+                        .map(|n| {
+                            let mut status = self.instances[n].status.borrow().clone();
+                            status.warning = self.dependency_warning(n, &status);
+                            status
+                        })
                         .collect()
                 });
                 let _ = reply.send(result);
@@ -194,6 +208,11 @@ impl Supervisor {
                     let _ = reply.send(Err(e));
                 }
                 Ok(names) => {
+                    // A user's stop wins over a dependency's return.
+                    for name in &names {
+                        self.held.remove(name);
+                        self.restart_on_return.remove(name);
+                    }
                     let (done, answer) = oneshot::channel();
                     self.plan_stop(names, Some(done));
                     tokio::spawn(async move {
@@ -511,8 +530,128 @@ impl Supervisor {
                 }
             }
         }
+        self.follow_dependencies();
         self.advance_stops();
         self.answer_settled();
+    }
+
+    /// Follow depended-on services while they run: when one stops being ready, stop its
+    /// `on_unready = "stop"` dependents; when it is ready again, start them again and restart
+    /// the `"restart"` ones. A dependency's `ready` only falls after its readiness probe's
+    /// failure threshold, which keeps a flapping check from cascading.
+    fn follow_dependencies(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        let depended: HashSet<String> = self
+            .services
+            .values()
+            .flat_map(|s| s.depends_on.iter())
+            .filter(|d| d.condition != Condition::Completed)
+            .map(|d| d.service.clone())
+            .collect();
+        for service in depended {
+            let ready = self.service_ready(&service);
+            let was = self.dependency_ready.insert(service.clone(), ready);
+            match (was, ready) {
+                (Some(true), false) => self.dependency_lost(&service),
+                (Some(false), true) => self.dependency_back(&service),
+                _ => {}
+            }
+        }
+    }
+
+    fn service_ready(&self, service: &str) -> bool {
+        let mut any = false;
+        for handle in self.instances.values() {
+            if handle.service.name == service {
+                any = true;
+                let status = handle.status.borrow();
+                if status.state != "running" || !status.ready {
+                    return false;
+                }
+            }
+        }
+        any
+    }
+
+    /// The running instances whose service reacts to `dependency` with `reaction`.
+    fn dependents(&self, dependency: &str, reaction: OnUnready) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|name| {
+                let handle = &self.instances[*name];
+                handle.status.borrow().is_live()
+                    && handle
+                        .service
+                        .depends_on
+                        .iter()
+                        .any(|d| d.service == dependency && d.on_unready == reaction)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn dependency_lost(&mut self, dependency: &str) {
+        let stop = self.dependents(dependency, OnUnready::Stop);
+        for name in &stop {
+            crate::logs::own::say(&format!(
+                "{name}: stopping until {dependency} is ready again"
+            ));
+            self.held.insert(name.clone(), dependency.to_string());
+        }
+        if !stop.is_empty() {
+            self.plan_stop(stop, None);
+        }
+        for name in self.dependents(dependency, OnUnready::Restart) {
+            crate::logs::own::say(&format!(
+                "{name}: {dependency} is not ready; restarting once it is"
+            ));
+            self.restart_on_return.insert(name, dependency.to_string());
+        }
+    }
+
+    fn dependency_back(&mut self, dependency: &str) {
+        let held: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, d)| d.as_str() == dependency)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &held {
+            self.held.remove(name);
+        }
+        if !held.is_empty() {
+            // Through the normal start path: its dependency conditions are checked again.
+            let _ = self.request_start(&held, false);
+        }
+        let restart: Vec<String> = self
+            .restart_on_return
+            .iter()
+            .filter(|(_, d)| d.as_str() == dependency)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in restart {
+            self.restart_on_return.remove(&name);
+            crate::logs::own::say(&format!("{name}: restarting: {dependency} is ready again"));
+            self.instances[&name].send(InstanceCommand::Restart { reply: None });
+        }
+    }
+
+    /// "db is not ready" for a running instance whose dependency is down (what `ignore`
+    /// dependents show; the others are being stopped or will restart).
+    fn dependency_warning(&self, name: &str, status: &InstanceStatus) -> Option<String> {
+        if status.state != "running" {
+            return None;
+        }
+        let down: Vec<&str> = self.instances[name]
+            .service
+            .depends_on
+            .iter()
+            .filter(|d| self.dependency_ready.get(&d.service) == Some(&false))
+            .map(|d| d.service.as_str())
+            .collect();
+        (!down.is_empty()).then(|| format!("{} not ready", down.join(", ")))
     }
 
     fn plan_stop(&mut self, names: Vec<String>, done: Option<oneshot::Sender<Outcomes>>) {

@@ -40,6 +40,9 @@ pub struct InstanceInfo {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the whole process tree at the last sample.
     pub rss_bytes: Option<u64>,
+    /// Something to know while it runs, like "db not ready".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// One probe of an instance and what it last said.

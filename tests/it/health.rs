@@ -292,3 +292,54 @@ command = "sleep 1000"
     let table = text(&p.tend(&["status", "idle"]).stdout);
     assert!(table.contains("CPU") && table.contains("MEM"), "{table}");
 }
+
+#[test]
+fn dependents_follow_a_dependency_that_stops_being_ready() {
+    let p = Project::new(
+        r#"
+[services.db]
+command = "sleep 1000"
+readiness = { exec = "test -f up", interval = "100ms", failure_threshold = 2 }
+
+[services.stopper]
+command = "sleep 1000"
+depends_on = { db = { condition = "healthy", on_unready = "stop" } }
+
+[services.restarter]
+command = "sleep 1000"
+depends_on = { db = { condition = "healthy", on_unready = "restart" } }
+
+[services.bystander]
+command = "sleep 1000"
+depends_on = { db = "healthy" }
+"#,
+    );
+    std::fs::write(p.file("up"), "").unwrap();
+    let _d = p.up();
+    let restarter_pid = p.instance("restarter")["pid"].as_u64().unwrap();
+    std::fs::remove_file(p.file("up")).unwrap();
+    wait_until(Duration::from_secs(10), "stopper stopped", || {
+        p.instance("stopper")["state"] == "stopped"
+    });
+    assert_eq!(p.instance("restarter")["state"], "running");
+    let bystander = p.instance("bystander");
+    assert_eq!(bystander["state"], "running");
+    assert_eq!(bystander["warning"], "db not ready", "{bystander}");
+    let table = text(&p.tend(&["status", "bystander"]).stdout);
+    assert!(table.contains("db not ready"), "{table}");
+
+    std::fs::write(p.file("up"), "").unwrap();
+    wait_until(Duration::from_secs(10), "stopper back", || {
+        p.instance("stopper")["state"] == "running"
+    });
+    wait_until(Duration::from_secs(10), "restarter restarted", || {
+        let r = p.instance("restarter");
+        r["state"] == "running" && r["pid"].as_u64() != Some(restarter_pid)
+    });
+    assert!(p.instance("bystander")["warning"].is_null());
+    assert_eq!(
+        p.instance("bystander")["restarts"],
+        0,
+        "ignore leaves it be"
+    );
+}
