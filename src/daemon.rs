@@ -135,9 +135,15 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
         started: tokio::time::Instant::now(),
         shutdown: shutdown.clone(),
     });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let closing = Arc::new(Notify::new());
+    let server = {
+        let closing = closing.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { closing.notified().await })
+                .await;
+        })
+    };
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -177,6 +183,10 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     let _ = fs::remove_file(state_dir.join("run.json"));
     containment.remove();
     say("stopped");
+    // Let answers in flight (an `up -d` waiting for its services, a `down`) reach their
+    // clients; a `logs -f` stream would never end, so the wait is bounded.
+    closing.notify_one();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
     logs.close(std::time::Duration::from_secs(2)).await;
     Ok(0)
 }

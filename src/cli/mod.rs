@@ -99,6 +99,18 @@ fn check(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Whether the daemon process ends within `limit` (it may still be finishing its shutdown).
+fn daemon_exits(child: &mut std::process::Child, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(socket) = &cli.socket {
         return Ok(socket.clone());
@@ -213,10 +225,23 @@ fn up(
         println!("tend is running (nothing to autostart)");
         return Ok(0);
     }
-    let settled: ActionResponse = runtime.block_on(client.get(&format!(
+    let settled: ActionResponse = match runtime.block_on(client.get(&format!(
         "{API}/wait?targets={}&ready={wait_ready}",
         encode(&targets.join(","))
-    )))?;
+    ))) {
+        Ok(settled) => settled,
+        // A `tend down` (or a crash) between start-up and the wait: say that, not how the
+        // connection broke.
+        Err(ClientError::NotRunning(_) | ClientError::Transport(_))
+            if daemon_exits(&mut child, Duration::from_secs(5)) =>
+        {
+            return Err(anyhow!(
+                "the daemon stopped before the services were up (see {})",
+                log_path.display()
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let failures: Vec<_> = settled.failures().collect();
     if failures.is_empty() {
         println!("tend is running: {} instance(s) up", settled.results.len());
