@@ -64,20 +64,13 @@ pub struct NotifyState {
     pub main_pid: Option<u32>,
 }
 
-struct Signal {
-    generation: u64,
-    role: Role,
-    event: ProbeEvent,
-}
-
 pub struct Health {
     service: Arc<ServiceSpec>,
     index: u32,
-    /// Counts processes, so that a late result of a previous process's probe is ignored.
-    generation: u64,
     tasks: Vec<JoinHandle<()>>,
-    signals: mpsc::UnboundedSender<Signal>,
-    inbox: mpsc::UnboundedReceiver<Signal>,
+    /// One channel per probe of the current process (readiness, startup, liveness); replaced
+    /// at each stop, so a late result of an earlier process's probe cannot arrive.
+    inboxes: [Option<mpsc::UnboundedReceiver<ProbeEvent>>; 3],
     log_match: Option<oneshot::Receiver<String>>,
     ready: bool,
     running: bool,
@@ -89,14 +82,11 @@ pub struct Health {
 
 impl Health {
     pub fn new(service: Arc<ServiceSpec>, index: u32) -> Health {
-        let (signals, inbox) = mpsc::unbounded_channel();
         let mut health = Health {
             service,
             index,
-            generation: 0,
             tasks: Vec::new(),
-            signals,
-            inbox,
+            inboxes: [None, None, None],
             log_match: None,
             ready: false,
             running: false,
@@ -185,7 +175,7 @@ impl Health {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        self.generation += 1;
+        self.inboxes = [None, None, None];
         self.running = false;
         self.ready = false;
         self.watchdog_due = None;
@@ -212,14 +202,11 @@ impl Health {
     /// Wait for the next probe signal or log match and say what it means; `None` when it
     /// changes nothing the instance acts on.
     pub async fn next(&mut self) -> Option<Verdict> {
+        let [readiness, startup, liveness] = &mut self.inboxes;
         tokio::select! {
-            signal = self.inbox.recv() => {
-                let signal = signal?;
-                if signal.generation != self.generation {
-                    return None;
-                }
-                self.probe_event(signal.role, signal.event)
-            }
+            event = receive(readiness) => self.probe_event(Role::Readiness, event?),
+            event = receive(startup) => self.probe_event(Role::Startup, event?),
+            event = receive(liveness) => self.probe_event(Role::Liveness, event?),
             line = wait_line(&mut self.log_match) => {
                 self.log_match = None;
                 let line = line?;
@@ -337,30 +324,16 @@ impl Health {
         let settings = ProbeSettings {
             check,
             fallback: spec.fallback.as_ref().and_then(|f| to_check(f, &expand)),
-            initial_delay: spec.initial_delay,
+            initial_delay: spec.initial_delay + until_next_slot(Instant::now()),
             interval: spec.interval,
             timeout: spec.timeout,
             success_threshold: spec.success_threshold,
             failure_threshold: spec.failure_threshold,
         };
-        let (events, mut received) = mpsc::unbounded_channel();
-        let signals = self.signals.clone();
-        let generation = self.generation;
-        let run = tokio::spawn(probe::run(settings, exec, events));
-        let forward = tokio::spawn(async move {
-            while let Some(event) = received.recv().await {
-                let signal = Signal {
-                    generation,
-                    role,
-                    event,
-                };
-                if signals.send(signal).is_err() {
-                    break;
-                }
-            }
-        });
-        self.tasks.push(run);
-        self.tasks.push(forward);
+        let (events, inbox) = mpsc::unbounded_channel();
+        self.inboxes[slot(role)] = Some(inbox);
+        self.tasks
+            .push(tokio::spawn(probe::run(settings, exec, events)));
     }
 
     fn record(&mut self, role: Role, update: impl FnOnce(&mut ProbeReport)) {
@@ -433,6 +406,46 @@ fn to_check(check: &CheckSpec, expand: &dyn Fn(&str) -> String) -> Option<Check>
         CheckSpec::Exec(command) => Some(Check::Exec(expand(command))),
         CheckSpec::Log(_) | CheckSpec::Notify => None,
     }
+}
+
+/// Probes start on a shared 100 ms grid, and their drift-free interval keeps them on it:
+/// probes in one slot wake tend together instead of once each (200 services probed every
+/// second: 4.0-4.6% of a core instead of 5.1-5.7%, bench/health.py). The price is that
+/// probes of one slot reach their servers at the same moment. A fresh connection per
+/// attempt stays, so a server that stops accepting is still seen.
+const PROBE_GRID: Duration = Duration::from_millis(100);
+
+fn until_next_slot(now: Instant) -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now);
+    let grid = PROBE_GRID.as_nanos();
+    let into = now.saturating_duration_since(origin).as_nanos() % grid;
+    if into == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos((grid - into) as u64)
+    }
+}
+
+fn slot(role: Role) -> usize {
+    match role {
+        Role::Readiness => 0,
+        Role::Startup => 1,
+        Role::Liveness => 2,
+    }
+}
+
+/// The next event of a probe; never, when there is no such probe.
+async fn receive(inbox: &mut Option<mpsc::UnboundedReceiver<ProbeEvent>>) -> Option<ProbeEvent> {
+    let Some(receiver) = inbox else {
+        return std::future::pending().await;
+    };
+    let event = receiver.recv().await;
+    if event.is_none() {
+        // The probe task ended (it never does on its own): stop listening rather than spin.
+        *inbox = None;
+    }
+    event
 }
 
 async fn wait_line(receiver: &mut Option<oneshot::Receiver<String>>) -> Option<String> {
