@@ -190,6 +190,8 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
             .collect(),
         cpu_percent: status.cpu_percent,
         rss_bytes: status.rss_bytes,
+        gpu_memory_bytes: status.gpu_memory_bytes,
+        gpu_percent: status.gpu_percent,
         warning: status.warning.clone(),
     }
 }

@@ -167,6 +167,25 @@ pub struct ResourceSpec {
     /// Warn above this CPU, in percent of one core.
     pub warn_cpu: Option<f64>,
     pub warn_memory: Option<u64>,
+    /// Devices handed out as CUDA_VISIBLE_DEVICES.
+    pub gpus: Vec<String>,
+    pub gpus_per_instance: usize,
+    pub max_gpu_memory: Option<u64>,
+}
+
+impl ResourceSpec {
+    /// The GPUs of instance `index`: `gpus_per_instance` of them, round-robin, so an instance
+    /// keeps the same devices across restarts.
+    pub fn gpus_of(&self, index: u32) -> Vec<String> {
+        if self.gpus.is_empty() {
+            return Vec::new();
+        }
+        let n = self.gpus.len();
+        let per = self.gpus_per_instance.clamp(1, n);
+        (0..per)
+            .map(|j| self.gpus[(index as usize * per + j) % n].clone())
+            .collect()
+    }
 }
 
 /// A probe: what to check and when. Strings may still hold `{instance}` / `{port}`.

@@ -161,6 +161,13 @@ pub struct RawService {
     pub warn_cpu: Option<CpuValue>,
     /// Record a warning when the tree holds more memory than this, once per crossing.
     pub warn_memory: Option<SizeValue>,
+    /// GPUs (indexes or UUIDs) shared out to the instances as CUDA_VISIBLE_DEVICES.
+    pub gpus: Option<Vec<IdValue>>,
+    /// How many of `gpus` each instance gets, round-robin by instance number. Default: all.
+    #[schemars(range(min = 1))]
+    pub gpus_per_instance: Option<i64>,
+    /// Restart an instance whose processes hold more GPU memory than this (NVIDIA, via NVML).
+    pub max_gpu_memory: Option<SizeValue>,
 }
 
 /// `readiness`, `liveness` or `startup`: exactly one check, and when to run it.

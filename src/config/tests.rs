@@ -1556,10 +1556,13 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "pids_max",
         "warn_cpu",
         "warn_memory",
+        "gpus",
+        "gpus_per_instance",
+        "max_gpu_memory",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 36, "a key was added: list it above");
+    assert_eq!(service.len(), 39, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
         assert_eq!(
             defs[table]["additionalProperties"],
@@ -1942,6 +1945,9 @@ fn resource_limits_and_warnings() {
             pids_max: Some(64),
             warn_cpu: Some(90.0),
             warn_memory: Some(800_000_000),
+            gpus: vec![],
+            gpus_per_instance: 0,
+            max_gpu_memory: None,
         }
     );
     let errors = web_errors(&[
@@ -1958,4 +1964,34 @@ fn resource_limits_and_warnings() {
     ] {
         assert!(keys.contains(&key), "no error for {key} in {errors:?}");
     }
+}
+
+#[test]
+fn gpus_are_shared_out_round_robin() {
+    let spec = web(&[
+        "command = \"x\"",
+        "gpus = [0, 1, \"GPU-8f3c\"]",
+        "gpus_per_instance = 2",
+        "max_gpu_memory = \"20GB\"",
+    ]);
+    let r = &spec.resources;
+    assert_eq!(r.gpus, ["0", "1", "GPU-8f3c"]);
+    assert_eq!(r.max_gpu_memory, Some(20_000_000_000));
+    assert_eq!(r.gpus_of(0), ["0", "1"]);
+    assert_eq!(r.gpus_of(1), ["GPU-8f3c", "0"]);
+    assert_eq!(r.gpus_of(2), ["1", "GPU-8f3c"]);
+    let all = web(&["command = \"x\"", "gpus = [3, 4]"]);
+    assert_eq!(
+        all.resources.gpus_of(5),
+        ["3", "4"],
+        "default: every listed GPU"
+    );
+    assert!(web(&["command = \"x\""]).resources.gpus_of(0).is_empty());
+    let errors = web_errors(&["command = \"x\"", "gpus = [0, -1]", "gpus_per_instance = 3"]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    assert!(keys.contains(&"services.web.gpus"), "{errors:?}");
+    assert!(
+        keys.contains(&"services.web.gpus_per_instance"),
+        "{errors:?}"
+    );
 }

@@ -604,6 +604,39 @@ impl Validator<'_> {
             .warn_cpu
             .as_ref()
             .and_then(|v| self.cpu_share(v, &at("warn_cpu")));
+        let max_gpu_memory = size(self, &raw.max_gpu_memory, "max_gpu_memory");
+        let gpus: Vec<String> = raw
+            .gpus
+            .iter()
+            .flatten()
+            .filter_map(|id| match &id.0 {
+                Loose::Integer(n) if *n >= 0 => Some(n.to_string()),
+                Loose::Text(t) if !t.trim().is_empty() && !t.contains(',') => {
+                    Some(t.trim().to_string())
+                }
+                other => {
+                    self.error(&at("gpus"), format!("`{other}` is not a GPU index or UUID"));
+                    None
+                }
+            })
+            .collect();
+        let gpus_per_instance = match raw.gpus_per_instance {
+            None => gpus.len(),
+            Some(n) if n >= 1 && (gpus.is_empty() || n as usize <= gpus.len()) => n as usize,
+            Some(n) => {
+                self.error(
+                    &at("gpus_per_instance"),
+                    format!(
+                        "must be between 1 and the {} listed in gpus, not {n}",
+                        gpus.len()
+                    ),
+                );
+                1
+            }
+        };
+        if raw.gpus_per_instance.is_some() && gpus.is_empty() {
+            self.error(&at("gpus_per_instance"), "needs `gpus`");
+        }
         let pids_max = match raw.pids_max {
             None => None,
             Some(n) if n >= 1 => Some(n as u64),
@@ -619,6 +652,9 @@ impl Validator<'_> {
             pids_max,
             warn_cpu,
             warn_memory,
+            gpus,
+            gpus_per_instance,
+            max_gpu_memory,
         }
     }
 

@@ -92,6 +92,10 @@ pub struct InstanceStatus {
     pub cpu_percent: Option<f64>,
     /// The whole tree's resident memory at the last sample.
     pub rss_bytes: Option<u64>,
+    /// GPU memory held by the tree's processes (NVIDIA, where NVML is available).
+    pub gpu_memory_bytes: Option<u64>,
+    /// The highest SM utilisation among the tree's processes over the last interval.
+    pub gpu_percent: Option<u32>,
     /// Something to know while it runs, filled in by the supervisor ("db not ready").
     pub warning: Option<String>,
 }

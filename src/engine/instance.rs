@@ -39,6 +39,8 @@ pub struct InstanceContext {
     /// How often to sample CPU and memory, and the instant samples are aligned to (all
     /// instances sample together, so the /proc scan is shared).
     pub sampling: Option<(Duration, Instant)>,
+    /// NVML, where a driver is present and some service uses GPUs.
+    pub gpus: Option<Arc<crate::engine::resources::GpuSampler>>,
 }
 
 /// What a pending reply is waiting for.
@@ -72,6 +74,8 @@ struct Usage {
     meter: crate::engine::resources::CpuMeter,
     cpu_percent: Option<f64>,
     rss_bytes: Option<u64>,
+    gpu_memory: Option<u64>,
+    gpu_percent: Option<u32>,
     over_cpu: bool,
     over_memory: bool,
     limits_reported: bool,
@@ -107,6 +111,8 @@ impl InstanceTask {
             probes: health.reports().to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            gpu_memory_bytes: None,
+            gpu_percent: None,
             warning: None,
         };
         let status = StatusCell::new(initial);
@@ -249,16 +255,37 @@ impl InstanceTask {
         let table = self.ctx.spawner.table().clone();
         // Resident memory summed over the tree's processes, not the cgroup's memory.current:
         // that counts page cache too, and a service that writes logs would trip max_memory.
-        let usage = crate::engine::resources::tree_usage(&tree.members(&|pid| table.is_ours(pid)));
+        let pids = tree.members(&|pid| table.is_ours(pid));
+        let usage = crate::engine::resources::tree_usage(&pids);
+        let gpu = self
+            .ctx
+            .gpus
+            .as_ref()
+            .map(|gpus| crate::engine::resources::gpu_usage(&gpus.processes(), &pids));
         let now = std::time::Instant::now();
         self.usage.cpu_percent = self.usage.meter.percent(now, usage.cpu);
         self.usage.rss_bytes = Some(usage.rss_bytes);
+        self.usage.gpu_memory = gpu.map(|(memory, _)| memory);
+        self.usage.gpu_percent = gpu.and_then(|(_, util)| util);
         {
             let mut status = self.status.borrow();
             status.cpu_percent = self.usage.cpu_percent;
             status.rss_bytes = self.usage.rss_bytes;
+            status.gpu_memory_bytes = self.usage.gpu_memory;
+            status.gpu_percent = self.usage.gpu_percent;
         }
         let limits = self.service.resources.clone();
+        if let (Some(max), Some(used)) = (limits.max_gpu_memory, self.usage.gpu_memory)
+            && used > max
+        {
+            return Some(Input::Unhealthy {
+                reason: format!(
+                    "GPU memory {} over max_gpu_memory {}",
+                    human_bytes(used),
+                    human_bytes(max)
+                ),
+            });
+        }
         let rss = usage.rss_bytes;
         if let Some(max) = limits.max_memory
             && rss > max
@@ -478,6 +505,10 @@ impl InstanceTask {
         };
         let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
         env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
+        let gpus = self.service.resources.gpus_of(self.index);
+        if !gpus.is_empty() {
+            env.push(("CUDA_VISIBLE_DEVICES".into(), gpus.join(",")));
+        }
         let probe_env = env.clone();
         if self.health.uses_notify() {
             env.push((
@@ -607,6 +638,8 @@ impl InstanceTask {
             probes: self.health.reports().to_vec(),
             cpu_percent: self.usage.cpu_percent.filter(|_| state.pid().is_some()),
             rss_bytes: self.usage.rss_bytes.filter(|_| state.pid().is_some()),
+            gpu_memory_bytes: self.usage.gpu_memory.filter(|_| state.pid().is_some()),
+            gpu_percent: self.usage.gpu_percent.filter(|_| state.pid().is_some()),
             warning: None,
         });
         let _ = self.ctx.changes.send(self.name.clone());

@@ -90,6 +90,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
             .daemon
             .sample_every
             .map(|every| (every, tokio::time::Instant::now())),
+        gpus: load_gpus(&manifest),
     };
     let supervisor = Supervisor::new(manifest, ctx);
     tokio::spawn(supervisor.run(inbox, changes_rx));
@@ -98,6 +99,32 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         events,
         processes: table,
     })
+}
+
+/// NVML, loaded only when a service uses GPUs; its absence turns the GPU figures off.
+fn load_gpus(manifest: &Manifest) -> Option<Arc<resources::GpuSampler>> {
+    let wanted = manifest
+        .services
+        .iter()
+        .any(|s| !s.resources.gpus.is_empty() || s.resources.max_gpu_memory.is_some());
+    if !wanted || manifest.daemon.sample_every.is_none() {
+        return None;
+    }
+    match resources::GpuSampler::load() {
+        Some(sampler) => {
+            crate::logs::own::say(&format!(
+                "NVML: {} GPU(s); sampling GPU memory and utilisation",
+                sampler.device_count()
+            ));
+            Some(Arc::new(sampler))
+        }
+        None => {
+            crate::logs::own::say(
+                "no NVIDIA driver (libnvidia-ml.so.1): GPUs are assigned, not sampled; max_gpu_memory is off",
+            );
+            None
+        }
+    }
 }
 
 impl EngineHandle {

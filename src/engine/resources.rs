@@ -498,6 +498,43 @@ pub fn gpu_usage(samples: &[GpuProcess], pids: &[u32]) -> (u64, Option<u32>) {
         })
 }
 
+/// NVML shared by every instance: one sample per sampling tick, however many instances ask.
+pub struct GpuSampler {
+    state: std::sync::Mutex<(Nvml, Option<GpuSample>)>,
+}
+
+/// The last NVML sample and when it was taken.
+type GpuSample = (std::time::Instant, Vec<GpuProcess>);
+
+impl GpuSampler {
+    /// None where no NVIDIA driver is present (the GPU figures are then simply absent).
+    pub fn load() -> Option<GpuSampler> {
+        Nvml::load().map(|nvml| GpuSampler {
+            state: std::sync::Mutex::new((nvml, None)),
+        })
+    }
+
+    pub fn device_count(&self) -> u32 {
+        self.state.lock().map(|s| s.0.device_count()).unwrap_or(0)
+    }
+
+    /// The processes using each GPU now (a sample at most 100 ms old).
+    pub fn processes(&self) -> Vec<GpuProcess> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        let now = std::time::Instant::now();
+        if let Some((at, processes)) = &state.1
+            && now.duration_since(*at) < Duration::from_millis(100)
+        {
+            return processes.clone();
+        }
+        let processes = state.0.sample();
+        state.1 = Some((now, processes.clone()));
+        processes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

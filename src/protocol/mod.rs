@@ -40,6 +40,12 @@ pub struct InstanceInfo {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the whole process tree at the last sample.
     pub rss_bytes: Option<u64>,
+    /// GPU memory held by the tree's processes (where NVML is available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_bytes: Option<u64>,
+    /// The highest GPU (SM) utilisation among the tree's processes, in %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_percent: Option<u32>,
     /// Something to know while it runs, like "db not ready".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,

@@ -343,3 +343,38 @@ depends_on = { db = "healthy" }
         "ignore leaves it be"
     );
 }
+
+#[test]
+fn each_instance_gets_its_own_gpus_across_restarts() {
+    let p = Project::new(
+        r#"
+[services.model]
+command = "sh -c 'echo gpus=$CUDA_VISIBLE_DEVICES; exec sleep 1000'"
+instances = 3
+gpus = [0, 1]
+gpus_per_instance = 1
+"#,
+    );
+    let _d = p.up();
+    let seen = |name: &str| text(&p.tend(&["logs", "--no-prefix", name]).stdout);
+    wait_until(Duration::from_secs(10), "all three printed", || {
+        (0..3).all(|i| seen(&format!("model:{i}")).contains("gpus="))
+    });
+    assert_eq!(seen("model:0").trim(), "gpus=0");
+    assert_eq!(seen("model:1").trim(), "gpus=1");
+    assert_eq!(seen("model:2").trim(), "gpus=0");
+    assert!(p.tend(&["restart", "model:1"]).status.success());
+    wait_until(
+        Duration::from_secs(10),
+        "printed again after the restart",
+        || seen("model:1").lines().count() == 2,
+    );
+    assert_eq!(seen("model:1"), "gpus=1\ngpus=1\n", "the same device again");
+    // Without an NVIDIA driver the figures are off, and tend says so once.
+    if !std::path::Path::new("/proc/driver/nvidia").exists() {
+        assert_eq!(
+            p.read(".tend/tend.log").matches("no NVIDIA driver").count(),
+            1
+        );
+    }
+}
