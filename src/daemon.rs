@@ -31,6 +31,8 @@ pub struct DaemonOptions {
     /// Echo every instance's output to stdout with a prefix (foreground `tend up`).
     pub console: bool,
     pub colour: bool,
+    /// `up --exit-with NAME`: end when this service ends, with its exit code.
+    pub exit_with: Option<String>,
 }
 
 /// What a daemon records about itself so the next one can clean up after a crash.
@@ -111,6 +113,12 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
+    let manifest_critical: std::collections::HashSet<String> = manifest
+        .services
+        .iter()
+        .filter(|s| s.critical)
+        .map(|s| s.name.clone())
+        .collect();
     let engine = engine::start(
         manifest,
         EngineOptions {
@@ -119,14 +127,23 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             notify_socket: state_dir.join("notify.sock"),
         },
     )?;
-    report_events(engine.subscribe());
+    let shutdown = Arc::new(Notify::new());
+    let exit_code = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    report_events(
+        engine.subscribe(),
+        Ending {
+            critical: manifest_critical,
+            exit_with: options.exit_with.clone(),
+            shutdown: shutdown.clone(),
+            code: exit_code.clone(),
+        },
+    );
 
     // Queue the initial starts before the socket answers: a client that connects at once
     // (`up -d` waiting) must never see the autostart services as merely stopped.
     engine.start_initial(options.services).await?;
 
     let listener = bind_private(&socket)?;
-    let shutdown = Arc::new(Notify::new());
     let app = api::router(AppState {
         engine: engine.clone(),
         manifest: manifest_path,
@@ -188,7 +205,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     closing.notify_one();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
     logs.close(std::time::Duration::from_secs(2)).await;
-    Ok(0)
+    Ok(exit_code.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// Bind the control socket with mode 0600 from the start (no window where it is wider).
@@ -250,17 +267,69 @@ fn new_run_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// tend's own log: state changes with reasons, to stderr (a file when detached).
-fn report_events(mut events: tokio::sync::broadcast::Receiver<crate::engine::event::Event>) {
+/// What ends the daemon besides a signal or `tend down`.
+struct Ending {
+    /// Services with `critical = true`.
+    critical: std::collections::HashSet<String>,
+    exit_with: Option<String>,
+    shutdown: Arc<Notify>,
+    code: Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl Ending {
+    fn end(&self, code: i32, why: String) {
+        say(&why);
+        self.code.store(code, std::sync::atomic::Ordering::SeqCst);
+        self.shutdown.notify_one();
+    }
+}
+
+/// tend's own log: state changes with reasons, to stderr (a file when detached); and the
+/// ends that events decide (a critical service gone fatal, the `--exit-with` service done).
+fn report_events(
+    mut events: tokio::sync::broadcast::Receiver<crate::engine::event::Event>,
+    ending: Ending,
+) {
     tokio::spawn(async move {
+        let mut last_exit: Option<crate::engine::lifecycle::ExitStatus> = None;
         loop {
             match events.recv().await {
                 Ok(event) => {
+                    if let EventKind::Exited { status, .. } = &event.kind
+                        && ending.exit_with.as_deref() == Some(event.service.as_str())
+                    {
+                        last_exit = Some(*status);
+                    }
                     if let EventKind::StateChanged { from, to, reason } = &event.kind {
                         if reason.is_empty() {
                             say(&format!("{}: {from} -> {to}", event.instance));
                         } else {
                             say(&format!("{}: {from} -> {to} ({reason})", event.instance));
+                        }
+                        if *to == "fatal" && ending.critical.contains(&event.service) {
+                            ending.end(
+                                1,
+                                format!(
+                                    "{}: critical service failed for good; stopping everything",
+                                    event.instance
+                                ),
+                            );
+                        }
+                        if matches!(*to, "exited" | "fatal")
+                            && ending.exit_with.as_deref() == Some(event.service.as_str())
+                        {
+                            let code = match last_exit {
+                                Some(crate::engine::lifecycle::ExitStatus::Code(code)) => code,
+                                Some(crate::engine::lifecycle::ExitStatus::Signal(n)) => 128 + n,
+                                None => 1,
+                            };
+                            ending.end(
+                                code,
+                                format!(
+                                    "{}: ended ({to}); stopping everything and exiting with {code}",
+                                    event.instance
+                                ),
+                            );
                         }
                     }
                 }

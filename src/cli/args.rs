@@ -38,6 +38,10 @@ pub enum Command {
         wait: bool,
         /// Start only these services (and what they depend on).
         services: Vec<String>,
+        /// Run until this service (or task) ends for good, then stop everything and exit with
+        /// its exit code (128+N for a signal): for CI and one-shot jobs.
+        #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+        exit_with: Option<String>,
         /// Internal: this process is the detached daemon.
         #[arg(long, hide = true)]
         daemonized: bool,

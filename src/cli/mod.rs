@@ -36,8 +36,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             detach,
             wait,
             services,
+            exit_with,
             daemonized,
-        } => up(&cli, *detach, *wait, services, *daemonized),
+        } => up(
+            &cli,
+            *detach,
+            *wait,
+            services,
+            exit_with.as_deref(),
+            *daemonized,
+        ),
         Command::Check => check(&cli),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
@@ -124,10 +132,11 @@ fn up(
     detach: bool,
     wait_ready: bool,
     services: &[String],
+    exit_with: Option<&str>,
     daemonized: bool,
 ) -> anyhow::Result<i32> {
     let manifest = load(cli)?;
-    for name in services {
+    for name in services.iter().map(String::as_str).chain(exit_with) {
         if manifest.service(name).is_none() {
             return Err(anyhow!("unknown service `{name}`"));
         }
@@ -140,6 +149,7 @@ fn up(
             services: services.to_vec(),
             console: !daemonized,
             colour,
+            exit_with: exit_with.map(str::to_string),
         });
     }
     let state_dir = manifest.daemon.state_dir.clone();

@@ -152,6 +152,8 @@ pub struct ServiceSpec {
     /// sd_notify watchdog: the longest allowed gap between WATCHDOG=1 messages.
     pub watchdog: Option<Duration>,
     pub resources: ResourceSpec,
+    /// Going fatal ends tend (ordered stop, non-zero exit).
+    pub critical: bool,
 }
 
 /// Limits and warnings on an instance's CPU and memory.

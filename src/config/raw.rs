@@ -161,6 +161,9 @@ pub struct RawService {
     pub warn_cpu: Option<CpuValue>,
     /// Record a warning when the tree holds more memory than this, once per crossing.
     pub warn_memory: Option<SizeValue>,
+    /// When this service goes fatal, stop everything and exit non-zero (so a container
+    /// orchestrator restarts the whole container). Default: false.
+    pub critical: Option<bool>,
     /// GPUs (indexes or UUIDs) shared out to the instances as CUDA_VISIBLE_DEVICES.
     pub gpus: Option<Vec<IdValue>>,
     /// How many of `gpus` each instance gets, round-robin by instance number. Default: all.

@@ -156,6 +156,7 @@ fn a_minimal_service_gets_every_default() {
             startup: None,
             watchdog: None,
             resources: ResourceSpec::default(),
+            critical: false,
         }]
     );
 }
@@ -1559,10 +1560,11 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "gpus",
         "gpus_per_instance",
         "max_gpu_memory",
+        "critical",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 39, "a key was added: list it above");
+    assert_eq!(service.len(), 40, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
         assert_eq!(
             defs[table]["additionalProperties"],

@@ -568,6 +568,7 @@ impl Validator<'_> {
             startup,
             watchdog,
             resources,
+            critical: raw.critical.unwrap_or(false),
         })
     }
 

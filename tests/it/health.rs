@@ -378,3 +378,58 @@ gpus_per_instance = 1
         );
     }
 }
+
+#[test]
+fn a_critical_service_gone_fatal_ends_tend_non_zero() {
+    let p = Project::new(
+        r#"
+[services.core]
+command = "sh -c 'exit 3'"
+critical = true
+max_restarts = 1
+backoff = { initial = "20ms", max = "20ms", jitter = 0.0 }
+
+[services.web]
+command = "sleep 1000"
+"#,
+    );
+    let up = p.spawn(&["up"]);
+    let d = Daemon::attach(&p);
+    let out = finish(up, Duration::from_secs(30), "tend up");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("core: critical service failed for good"),
+        "{}",
+        text(&out.stderr)
+    );
+    if let Some(run_id) = d.run_id.clone() {
+        assert!(pids_with_env(&format!("TEND_RUN_ID={run_id}")).is_empty());
+    }
+}
+
+#[test]
+fn exit_with_returns_the_services_own_code() {
+    let p = Project::new(
+        r#"
+[services.job]
+kind = "task"
+command = "sh -c 'sleep 0.3; exit 7'"
+
+[services.web]
+command = "sleep 1000"
+"#,
+    );
+    let up = p.spawn(&["up", "--exit-with", "job"]);
+    let d = Daemon::attach(&p);
+    let out = finish(up, Duration::from_secs(30), "tend up --exit-with");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    if let Some(run_id) = d.run_id.clone() {
+        assert!(
+            pids_with_env(&format!("TEND_RUN_ID={run_id}")).is_empty(),
+            "web was stopped too"
+        );
+    }
+    let unknown = p.tend(&["up", "--exit-with", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("unknown service `nope`"));
+}
