@@ -233,9 +233,9 @@ backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
 
 #[test]
 fn max_memory_restarts_a_growing_tree_and_warnings_come_once() {
-    // The shell holds 40 MB in a variable: resident memory of the tree, no helper language.
-    let hog =
-        r#"sh -c 'v=$(head -c 40000000 /dev/zero | tr "\\0" x); echo grown; exec sleep 1000'"#;
+    // The shell holds 40 MB in a variable for as long as it lives (no exec: that would drop
+    // it): resident memory of the tree, no helper language.
+    let hog = r#"sh -c 'v=$(head -c 40000000 /dev/zero | tr "\\0" x); echo grown; sleep 1000'"#;
     let p = Project::new(&format!(
         r#"
 [tend]
