@@ -29,6 +29,8 @@ pub struct DaemonSettings {
     pub log: LogSpec,
     /// How often instances' CPU and memory are sampled; None: never.
     pub sample_every: Option<Duration>,
+    /// At most this many instances starting at once.
+    pub max_starting: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,10 @@ pub struct RawDaemon {
     pub log: Option<RawOwnLog>,
     /// How often each instance's CPU and memory are sampled; "0s" turns sampling off. Default: "2s".
     pub sample_every: Option<DurationValue>,
+    /// At most this many instances starting (spawned, not yet ready) at once; the rest wait
+    /// their turn in start order. Default: no limit.
+    #[schemars(range(min = 1))]
+    pub max_starting: Option<i64>,
 }
 
 /// The `[tend.log]` table.

@@ -122,6 +122,7 @@ fn a_minimal_service_gets_every_default() {
             cgroups: CgroupMode::Auto,
             log: LogSpec::default(),
             sample_every: Some(Duration::from_secs(2)),
+            max_starting: None,
         }
     );
     assert_eq!(
@@ -1578,7 +1579,13 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
             "backoff lacks {key}"
         );
     }
-    for key in ["state_dir", "cgroups", "log", "sample_every"] {
+    for key in [
+        "state_dir",
+        "cgroups",
+        "log",
+        "sample_every",
+        "max_starting",
+    ] {
         assert!(
             defs["RawDaemon"]["properties"].get(key).is_some(),
             "tend lacks {key}"

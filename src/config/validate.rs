@@ -228,11 +228,23 @@ impl Validator<'_> {
                 "must be at least 100ms (or \"0s\" to turn sampling off)",
             );
         }
+        let max_starting = match raw.max_starting {
+            None => None,
+            Some(n) if n >= 1 => Some(n as usize),
+            Some(n) => {
+                self.error(
+                    &[key("tend"), key("max_starting")],
+                    format!("must be at least 1, not {n}"),
+                );
+                None
+            }
+        };
         DaemonSettings {
             state_dir,
             cgroups,
             log,
             sample_every,
+            max_starting,
         }
     }
 

@@ -102,6 +102,8 @@ pub struct Supervisor {
     /// dependency stopped being ready: instance → dependency.
     held: HashMap<String, String>,
     restart_on_return: HashMap<String, String>,
+    /// `[tend] max_starting`: at most this many instances starting (not yet ready) at once.
+    max_starting: Option<usize>,
 }
 
 struct StartRequest {
@@ -155,6 +157,7 @@ impl Supervisor {
             dependency_ready: HashMap::new(),
             held: HashMap::new(),
             restart_on_return: HashMap::new(),
+            max_starting: manifest.daemon.max_starting,
             shutdown_replies: Vec::new(),
         }
     }
@@ -496,9 +499,22 @@ impl Supervisor {
             .filter(|n| self.to_start.contains_key(*n))
             .cloned()
             .collect();
+        let mut starting = self.starting();
         for name in names {
-            match self.dependencies(&name) {
+            let allowed = self
+                .dependencies(&name)
+                .and_then(|()| match self.max_starting {
+                    Some(max) if starting >= max => Err((
+                        format!(
+                            "waiting for a start slot ({starting} starting, max_starting = {max})"
+                        ),
+                        false,
+                    )),
+                    _ => Ok(()),
+                });
+            match allowed {
                 Ok(()) => {
+                    starting += 1;
                     let request = self
                         .to_start
                         .remove(&name)
@@ -533,6 +549,23 @@ impl Supervisor {
         self.follow_dependencies();
         self.advance_stops();
         self.answer_settled();
+    }
+
+    /// Instances spawned but not ready yet (a task: until it has been running a moment), which
+    /// `max_starting` bounds.
+    fn starting(&self) -> usize {
+        self.instances
+            .values()
+            .filter(|handle| {
+                // Before the borrow below: it takes the same lock.
+                if handle.start_in_flight() {
+                    return true;
+                }
+                let status = handle.status.borrow();
+                status.state == "starting"
+                    || (status.state == "running" && !status.ready && !status.is_task)
+            })
+            .count()
     }
 
     /// Follow depended-on services while they run: when one stops being ready, stop its

@@ -433,3 +433,46 @@ command = "sleep 1000"
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("unknown service `nope`"));
 }
+
+#[test]
+fn max_starting_lets_a_few_start_at_a_time_in_order() {
+    let services: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| {
+            format!(
+                "[services.{n}]\ncommand = \"sleep 1000\"\n\
+                 readiness = {{ exec = \"test -f go-{n}\", interval = \"100ms\" }}\n"
+            )
+        })
+        .collect();
+    let p = Project::new(&format!("[tend]\nmax_starting = 2\n\n{services}"));
+    let up = p.spawn(&["up", "-d"]);
+    let _d = Daemon::attach(&p);
+    let state = |n: &str| p.instance(n)["state"].as_str().unwrap_or("").to_string();
+    wait_until(Duration::from_secs(10), "two started, two waiting", || {
+        p.file(".tend/tend.sock").exists()
+            && state("a") == "running"
+            && state("b") == "running"
+            && state("c") == "waiting"
+            && state("d") == "waiting"
+    });
+    let reason = p.instance("c")["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("max_starting = 2"), "{reason}");
+    std::fs::write(p.file("go-a"), "").unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "a ready frees a slot for c",
+        || state("c") == "running",
+    );
+    assert_eq!(state("d"), "waiting", "still two starting: b and c");
+    for n in ["b", "c", "d"] {
+        std::fs::write(p.file(&format!("go-{n}")), "").unwrap();
+    }
+    let out = finish(up, Duration::from_secs(30), "up -d");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_until(Duration::from_secs(10), "all ready", || {
+        ["a", "b", "c", "d"]
+            .iter()
+            .all(|n| p.instance(n)["ready"] == true)
+    });
+}
