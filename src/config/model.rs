@@ -223,6 +223,13 @@ pub enum CheckSpec {
     Notify,
 }
 
+/// Compile a log-readiness pattern as tend matches it: on the raw bytes of a line, with
+/// ASCII classes (`\d`, `\w`, `.` is any byte), so no Unicode tables are needed and
+/// invalid UTF-8 in output cannot keep a line from matching.
+pub fn line_pattern(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::Regex::new(&format!("(?-u){pattern}"))
+}
+
 impl ProbeSpec {
     /// Whether the probe is polled (http, tcp, exec) rather than driven by the program.
     pub fn is_polled(&self) -> bool {

@@ -731,7 +731,7 @@ impl Validator<'_> {
                 }
                 "log" => {
                     let pattern = raw.log.clone().unwrap_or_default();
-                    match regex::Regex::new(&pattern) {
+                    match crate::config::model::line_pattern(&pattern) {
                         Ok(_) => Some(CheckSpec::Log(pattern)),
                         Err(e) => {
                             self.error(&at("log"), format!("not a regular expression: {e}"));

@@ -145,7 +145,7 @@ impl Health {
         }) = &self.service.readiness
         {
             // Validated when the manifest was loaded.
-            if let Ok(regex) = regex::bytes::Regex::new(pattern) {
+            if let Ok(regex) = crate::config::model::line_pattern(pattern) {
                 self.log_match = Some(logs.watch_for(&self.service, self.index, regex));
             }
         }

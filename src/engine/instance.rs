@@ -141,6 +141,8 @@ impl InstanceTask {
             let deadline = self.lifecycle.deadline();
             let watchdog = self.health.watchdog_due();
             let sample_at = self.next_sample();
+            // One timer for all three: each is a few hundred bytes held by every idle task.
+            let wake = [deadline, watchdog, sample_at].into_iter().flatten().min();
             let input = tokio::select! {
                 biased;
                 status = wait_exit(&mut self.exit) => {
@@ -154,12 +156,18 @@ impl InstanceTask {
                     Some(command) => self.command(command),
                     None => break,
                 },
-                _ = sleep_until_some(deadline) => Some(Input::Tick),
                 verdict = self.health.next() => self.judged(verdict),
-                _ = sleep_until_some(sample_at) => self.sample(),
-                _ = sleep_until_some(watchdog) => {
-                    let verdict = self.health.watchdog_expired();
-                    self.judged(Some(verdict))
+                _ = sleep_until_some(wake) => {
+                    // Whichever came due; another due at the same time fires on the next turn.
+                    let now = Instant::now();
+                    if deadline.is_some_and(|at| now >= at) {
+                        Some(Input::Tick)
+                    } else if watchdog.is_some_and(|at| now >= at) {
+                        let verdict = self.health.watchdog_expired();
+                        self.judged(Some(verdict))
+                    } else {
+                        self.sample()
+                    }
                 }
                 _ = sleep(TREE_POLL), if self.awaiting_tree => {
                     self.tree_is_empty().then_some(Input::TreeEmpty)

@@ -112,7 +112,9 @@ pub struct InstanceLog {
     stem: String,
     spec: LogSpec,
     tail: Mutex<Tail>,
-    follow: broadcast::Sender<LogLine>,
+    /// Made when the first follower subscribes: a broadcast channel allocates all its slots
+    /// at once (hundreds of KiB), which every idle instance would otherwise carry.
+    follow: std::sync::OnceLock<broadcast::Sender<LogLine>>,
     /// Output read but not yet taken by the writer.
     pending: Mutex<Pending>,
     /// A readiness pattern to match against each line, until the first match.
@@ -135,7 +137,14 @@ impl InstanceLog {
 
     /// Subscribe to new lines (call while holding [`InstanceLog::tail`] to leave no gap).
     pub fn follow(&self) -> broadcast::Receiver<LogLine> {
-        self.follow.subscribe()
+        self.follow
+            .get_or_init(|| broadcast::channel(FOLLOW_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Where to send lines, if anyone follows.
+    fn followers(&self) -> Option<&broadcast::Sender<LogLine>> {
+        self.follow.get().filter(|s| s.receiver_count() > 0)
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -401,7 +410,7 @@ impl LogSink {
                     stem: file_stem(&service.name, index, service.instances),
                     spec: service.logs.clone(),
                     tail: Mutex::new(Tail::new(service.logs.tail)),
-                    follow: broadcast::channel(FOLLOW_BUFFER).0,
+                    follow: std::sync::OnceLock::new(),
                     pending: Mutex::default(),
                     watch: Mutex::default(),
                 })

@@ -410,7 +410,7 @@ impl Writer {
             .entry(log.name.clone())
             .or_insert_with(|| Channel::new(log, &dir, now));
         let batch = &mut self.batch;
-        let following = channel.log.follow.receiver_count() > 0;
+        let following = channel.log.followers().is_some();
         let keep_all = following
             || self.console.is_some()
             || !channel.forwards.is_empty()
@@ -528,9 +528,9 @@ fn finish(
                 batch.bytes(chunk, line.source, line.range.clone()),
             );
         }
-        if following {
+        if let Some(followers) = log.followers().filter(|_| following) {
             for line in &batch.lines {
-                let _ = log.follow.send(LogLine {
+                let _ = followers.send(LogLine {
                     time: line.time,
                     instance: log.name.clone(),
                     stream: line.stream,
