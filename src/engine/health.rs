@@ -478,6 +478,7 @@ impl ExecRunner for SpawnExec {
             credentials: self.credentials.clone(),
             umask: self.umask,
             cgroup: None,
+            pid_env: Vec::new(),
         };
         let spawner = self.spawner.clone();
         Box::pin(async move {

@@ -527,6 +527,11 @@ impl InstanceTask {
                 env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
             }
         }
+        let pid_env = if self.health.uses_notify() && self.service.watchdog.is_some() {
+            vec!["WATCHDOG_PID".to_string()]
+        } else {
+            Vec::new()
+        };
         let cwd = spec
             .cwd
             .map(PathBuf::from)
@@ -545,6 +550,7 @@ impl InstanceTask {
             credentials,
             umask: self.service.umask,
             cgroup: tree.cgroup_dir(),
+            pid_env,
         };
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);

@@ -43,6 +43,9 @@ pub struct SpawnRequest {
     /// The instance's cgroup directory: the child starts inside it, so nothing it forks can
     /// start outside.
     pub cgroup: Option<PathBuf>,
+    /// Variables whose value is the child's own pid (`WATCHDOG_PID`), known only after the
+    /// fork: the child writes it into its environment itself.
+    pub pid_env: Vec<String>,
 }
 
 /// A running child: its pid (also its process group id), its exit notification and the read
@@ -202,6 +205,31 @@ struct Prepared {
     credentials: Option<Credentials>,
     groups: Vec<libc::gid_t>,
     parent: libc::pid_t,
+    /// `NAME=` entries for `pid_env`, each with room for a pid: allocated here and reached
+    /// only through these raw pointers, so the child may write into its copy of them.
+    pid_slots: Vec<PidSlot>,
+}
+
+struct PidSlot {
+    /// The whole `NAME=0000000000\0` allocation.
+    entry: *mut u8,
+    len: usize,
+    /// Where the value starts.
+    value: usize,
+}
+
+/// Room for any pid (at most 4194304 on Linux) plus the terminating NUL.
+const PID_WIDTH: usize = 10;
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for slot in self.pid_slots.drain(..) {
+            // SAFETY: made by Box::into_raw in `prepare` with this length, freed only here.
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(slot.entry, slot.len))
+            });
+        }
+    }
 }
 
 /// Start one child. It is created with clone3 directly inside its cgroup (CLONE_INTO_CGROUP):
@@ -396,11 +424,37 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
         {
             fail(fds.status);
         }
+        if !p.pid_slots.is_empty() {
+            let pid = libc::syscall(libc::SYS_getpid) as u64;
+            for slot in &p.pid_slots {
+                write_decimal(slot.entry.add(slot.value), pid);
+            }
+        }
         let argv_ptrs = p.argv_ptrs();
         let envp_ptrs = p.envp_ptrs();
         libc::execve(p.program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
         fail(fds.status)
     }
+}
+
+/// Write `n` in decimal at `at`, then a NUL (at most PID_WIDTH bytes in all): between fork
+/// and exec, so no allocation and no formatting machinery.
+unsafe fn write_decimal(at: *mut u8, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 || count == PID_WIDTH - 1 {
+            break;
+        }
+    }
+    for i in 0..count {
+        // SAFETY: the slot has PID_WIDTH bytes after `at`, and count < PID_WIDTH.
+        unsafe { *at.add(i) = digits[count - 1 - i] };
+    }
+    unsafe { *at.add(count) = 0 };
 }
 
 impl Prepared {
@@ -428,7 +482,20 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         .argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    // What systemd gave tend itself is tend's, not its children's: a child that inherited
+    // NOTIFY_SOCKET would speak for tend. The request sets them again where they apply.
+    const TENDS_OWN: [&str; 6] = [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    ];
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !TENDS_OWN.iter().any(|own| k == own))
+        .filter(|(k, _)| !request.pid_env.iter().any(|name| k == name.as_str()))
+        .collect();
     let mut set = |key: &str, value: &str| match env.iter_mut().find(|(k, _)| k == key) {
         Some(entry) => entry.1 = value.into(),
         None => env.push((key.into(), value.into())),
@@ -476,7 +543,22 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         parent: std::process::id() as libc::pid_t,
         argv_ptrs: Vec::new(),
         envp_ptrs: Vec::new(),
+        pid_slots: Vec::new(),
     };
+    for name in &request.pid_env {
+        let mut entry = name.as_bytes().to_vec();
+        entry.push(b'=');
+        let value = entry.len();
+        entry.extend_from_slice(&[b'0'; PID_WIDTH]);
+        entry.push(0);
+        let len = entry.len();
+        let raw = Box::into_raw(entry.into_boxed_slice()) as *mut u8;
+        prepared.pid_slots.push(PidSlot {
+            entry: raw,
+            len,
+            value,
+        });
+    }
     prepared.argv_ptrs = prepared
         .argv
         .iter()
@@ -487,6 +569,12 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         .envp
         .iter()
         .map(|e| e.as_ptr())
+        .chain(
+            prepared
+                .pid_slots
+                .iter()
+                .map(|slot| slot.entry as *const libc::c_char),
+        )
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     Ok(prepared)
@@ -532,6 +620,25 @@ pub async fn reap_forever(table: ProcessTable, mut sigchld: tokio::signal::unix:
         table.reap();
         if sigchld.recv().await.is_none() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_decimal;
+
+    #[test]
+    fn pids_fill_their_slot_with_a_terminating_nul() {
+        for (pid, text) in [
+            (1u64, "1"),
+            (4_194_304, "4194304"),
+            (123_456_789, "123456789"),
+        ] {
+            let mut slot = [b'x'; super::PID_WIDTH];
+            unsafe { write_decimal(slot.as_mut_ptr(), pid) };
+            assert_eq!(&slot[..text.len()], text.as_bytes());
+            assert_eq!(slot[text.len()], 0);
         }
     }
 }

@@ -207,7 +207,7 @@ command = "sh -c 'sleep 0.3; systemd-notify --ready --status=\"warmed up\"; exec
 readiness = { notify = true }
 
 [services.watched]
-command = "sh -c 'systemd-notify --ready; exec sleep 1000'"
+command = "sh -c 'echo pid=$$ watchdog_pid=$WATCHDOG_PID usec=$WATCHDOG_USEC; systemd-notify --ready; exec sleep 1000'"
 readiness = { notify = true }
 watchdog = "1s"
 backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
@@ -223,6 +223,19 @@ backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
     wait_until(Duration::from_secs(20), "restarted by the watchdog", || {
         p.instance("watched")["restarts"].as_u64() >= Some(1)
     });
+    // As systemd does: WATCHDOG_PID is the child's own pid, WATCHDOG_USEC the limit.
+    let first = text(&p.tend(&["logs", "--no-prefix", "watched"]).stdout);
+    let line = first.lines().next().unwrap_or_default().to_string();
+    let pid = line
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.strip_prefix("pid="))
+        .unwrap_or("?");
+    assert_eq!(
+        line,
+        format!("pid={pid} watchdog_pid={pid} usec=1000000"),
+        "{first}"
+    );
     assert!(
         p.read(".tend/tend.log")
             .contains("watchdog: no WATCHDOG=1 within 1s"),
