@@ -170,6 +170,7 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
         health: status.health.to_string(),
         reason: status.reason.clone(),
         status_text: status.notify_status.clone(),
+        notify_phase: status.notify_phase.map(str::to_string),
         probes: status
             .probes
             .iter()

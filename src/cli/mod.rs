@@ -364,6 +364,7 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                     notes.push("unhealthy".into());
                 }
                 notes.extend(i.warning.clone());
+                notes.extend(i.notify_phase.clone());
                 notes.extend(i.status_text.clone());
                 notes.join("; ")
             } else {

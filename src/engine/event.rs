@@ -86,6 +86,8 @@ pub struct InstanceStatus {
     pub health: &'static str,
     /// The last STATUS= sent over sd_notify.
     pub notify_status: Option<String>,
+    /// `reloading` or `stopping`, as the program announced over sd_notify.
+    pub notify_phase: Option<&'static str>,
     /// Each probe's last result.
     pub probes: Vec<crate::engine::health::ProbeReport>,
     /// The whole tree's CPU use over the last sampling interval, in percent of one core.

@@ -130,6 +130,17 @@ impl Health {
         &self.notify
     }
 
+    /// What the program said it is doing over sd_notify, if anything out of the ordinary.
+    pub fn notify_phase(&self) -> Option<&'static str> {
+        if self.notify.stopping {
+            Some("stopping")
+        } else if self.notify.reloading {
+            Some("reloading")
+        } else {
+            None
+        }
+    }
+
     pub fn uses_notify(&self) -> bool {
         matches!(
             self.service.readiness.as_ref().map(|r| &r.check),

@@ -33,6 +33,9 @@ pub struct InstanceInfo {
     /// The last `STATUS=` the program sent over sd_notify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
+    /// `reloading` or `stopping`, as the program announced over sd_notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_phase: Option<String>,
     /// Each probe's last result (`tend health`).
     #[serde(default)]
     pub probes: Vec<ProbeInfo>,

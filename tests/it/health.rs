@@ -489,3 +489,30 @@ fn max_starting_lets_a_few_start_at_a_time_in_order() {
             .all(|n| p.instance(n)["ready"] == true)
     });
 }
+
+#[test]
+fn sd_notify_reloading_is_not_ready_until_ready_again() {
+    let p = Project::new(
+        r#"
+[services.reloader]
+command = """sh -c 'systemd-notify --ready; while [ ! -f reload ]; do sleep 0.05; done; \
+  systemd-notify RELOADING=1; while [ ! -f reloaded ]; do sleep 0.05; done; \
+  systemd-notify --ready; exec sleep 1000'"""
+readiness = { notify = true }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "ready", || ready(&p, "reloader"));
+    std::fs::write(p.file("reload"), "").unwrap();
+    wait_until(Duration::from_secs(10), "reloading, not ready", || {
+        let i = p.instance("reloader");
+        i["notify_phase"] == "reloading" && i["ready"] == false
+    });
+    let table = text(&p.tend(&["status", "reloader"]).stdout);
+    assert!(table.contains("reloading"), "{table}");
+    std::fs::write(p.file("reloaded"), "").unwrap();
+    wait_until(Duration::from_secs(10), "ready again", || {
+        let i = p.instance("reloader");
+        i["ready"] == true && i["notify_phase"].is_null()
+    });
+}
