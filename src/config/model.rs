@@ -148,9 +148,10 @@ pub struct ServiceSpec {
     pub priority: i64,
     pub groups: Vec<String>,
     pub logs: LogSpec,
-    pub readiness: Option<ProbeSpec>,
-    pub liveness: Option<ProbeSpec>,
-    pub startup: Option<ProbeSpec>,
+    /// Boxed: a probe is a few hundred bytes, and most services have none.
+    pub readiness: Option<Box<ProbeSpec>>,
+    pub liveness: Option<Box<ProbeSpec>>,
+    pub startup: Option<Box<ProbeSpec>>,
     /// sd_notify watchdog: the longest allowed gap between WATCHDOG=1 messages.
     pub watchdog: Option<Duration>,
     pub resources: ResourceSpec,

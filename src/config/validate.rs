@@ -516,15 +516,18 @@ impl Validator<'_> {
         let readiness = raw
             .readiness
             .as_ref()
-            .and_then(|p| self.probe(p, &at("readiness"), ProbeRole::Readiness));
+            .and_then(|p| self.probe(p, &at("readiness"), ProbeRole::Readiness))
+            .map(Box::new);
         let liveness = raw
             .liveness
             .as_ref()
-            .and_then(|p| self.probe(p, &at("liveness"), ProbeRole::Liveness));
+            .and_then(|p| self.probe(p, &at("liveness"), ProbeRole::Liveness))
+            .map(Box::new);
         let startup = raw
             .startup
             .as_ref()
-            .and_then(|p| self.probe(p, &at("startup"), ProbeRole::Startup));
+            .and_then(|p| self.probe(p, &at("startup"), ProbeRole::Startup))
+            .map(Box::new);
         let watchdog = raw
             .watchdog
             .as_ref()

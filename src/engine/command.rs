@@ -58,7 +58,7 @@ pub enum SupervisorCommand {
     /// SIGKILL every instance's tree now.
     Kill,
     /// An sd_notify message: routed to the instance whose process tree sent it.
-    Notify(crate::engine::notify::Notification),
+    Notify(Box<crate::engine::notify::Notification>),
 }
 
 /// Requests to one instance task.
@@ -85,5 +85,5 @@ pub enum InstanceCommand {
         reply: oneshot::Sender<Outcome>,
     },
     Kill,
-    Notify(crate::engine::notify::Notification),
+    Notify(Box<crate::engine::notify::Notification>),
 }

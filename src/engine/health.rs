@@ -150,11 +150,7 @@ impl Health {
 
     /// Before the spawn: arm log readiness, so no line passes unseen.
     pub fn arm_log(&mut self, logs: &crate::logs::LogSink) {
-        if let Some(ProbeSpec {
-            check: CheckSpec::Log(pattern),
-            ..
-        }) = &self.service.readiness
-        {
+        if let Some(CheckSpec::Log(pattern)) = self.service.readiness.as_deref().map(|r| &r.check) {
             // Validated when the manifest was loaded.
             if let Ok(regex) = crate::config::model::line_pattern(pattern) {
                 self.log_match = Some(logs.watch_for(&self.service, self.index, regex));

@@ -73,7 +73,10 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         // Read without pause: a sender such as systemd-notify waits for us, and its /proc
         // entry, which places it in an instance, lasts only until it exits.
         while let Ok(message) = notify.recv().await {
-            if forward.send(SupervisorCommand::Notify(message)).is_err() {
+            if forward
+                .send(SupervisorCommand::Notify(Box::new(message)))
+                .is_err()
+            {
                 break;
             }
         }

@@ -297,7 +297,7 @@ impl Supervisor {
 
     /// Hand an sd_notify message to the instance whose process (or a descendant of it)
     /// sent it; a sender tend cannot place is ignored, as systemd ignores one outside the unit.
-    fn route_notification(&self, message: crate::engine::notify::Notification) {
+    fn route_notification(&self, message: Box<crate::engine::notify::Notification>) {
         let leaders: HashMap<u32, &Handle> = self
             .instances
             .values()

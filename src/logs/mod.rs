@@ -526,13 +526,15 @@ impl Reader {
             return Room::Chunk(chunk);
         }
         let budget = self.pipeline.budget.clone();
-        let permit = if self.dropping > 0 {
-            budget.try_acquire_owned().ok()
-        } else {
-            tokio::time::timeout(STALL, budget.acquire_owned())
+        let permit = match budget.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) if self.dropping > 0 => None,
+            // Boxed: the wait (a timer and an acquire) is rare, and inline it would sit in
+            // every idle reader's task.
+            Err(_) => Box::pin(tokio::time::timeout(STALL, budget.acquire_owned()))
                 .await
                 .ok()
-                .and_then(Result::ok)
+                .and_then(Result::ok),
         };
         let Some(permit) = permit else {
             if self.dropping == 0 {

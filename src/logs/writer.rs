@@ -30,7 +30,8 @@ const TRIM_AFTER: Duration = Duration::from_secs(5);
 pub struct Writer {
     dir: PathBuf,
     pipeline: Arc<Pipeline>,
-    channels: HashMap<Arc<str>, Channel>,
+    /// Boxed: the map grows by doubling, and a channel is a few hundred bytes.
+    channels: HashMap<Arc<str>, Box<Channel>>,
     console: Option<ConsolePrinter>,
     batch: Batch,
     /// When the pool was last used; `None` once trimmed.
@@ -408,7 +409,7 @@ impl Writer {
         let channel = self
             .channels
             .entry(log.name.clone())
-            .or_insert_with(|| Channel::new(log, &dir, now));
+            .or_insert_with(|| Box::new(Channel::new(log, &dir, now)));
         let batch = &mut self.batch;
         let following = channel.log.followers().is_some();
         let keep_all = following
