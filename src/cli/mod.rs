@@ -328,13 +328,18 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
-async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
-    let instances: Vec<InstanceInfo> = client
+/// The instances the targets name (all of them for none), as the daemon sees them now.
+async fn instances(client: &Client, targets: &[String]) -> Result<Vec<InstanceInfo>, ClientError> {
+    client
         .get(&format!(
             "{API}/instances?targets={}",
             encode(&targets.join(","))
         ))
-        .await?;
+        .await
+}
+
+async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
+    let instances = instances(client, targets).await?;
     let mut out = std::io::stdout().lock();
     if json {
         let _ = writeln!(
@@ -426,12 +431,7 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
 
 /// `tend health`: each probe of each instance with its last result.
 async fn health(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
-    let instances: Vec<InstanceInfo> = client
-        .get(&format!(
-            "{API}/instances?targets={}",
-            encode(&targets.join(","))
-        ))
-        .await?;
+    let instances = instances(client, targets).await?;
     let mut out = std::io::stdout().lock();
     if json {
         let probes: Vec<serde_json::Value> = instances
