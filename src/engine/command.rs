@@ -57,8 +57,12 @@ pub enum SupervisorCommand {
     Shutdown { reply: oneshot::Sender<()> },
     /// SIGKILL every instance's tree now.
     Kill,
-    /// An sd_notify message: routed to the instance whose process tree sent it.
-    Notify(Box<crate::engine::notify::Notification>),
+    /// An sd_notify message: routed to the instance whose process tree sent it; `routed` is
+    /// answered once it is in that instance's mailbox.
+    Notify {
+        message: Box<crate::engine::notify::Notification>,
+        routed: oneshot::Sender<()>,
+    },
 }
 
 /// Requests to one instance task.

@@ -66,6 +66,8 @@ pub struct InstanceTask {
     status: StatusCell,
     health: Health,
     usage: Usage,
+    /// The process the program named its main one over sd_notify (MAINPID), and its exit.
+    main: Option<(u32, oneshot::Receiver<ExitStatus>)>,
 }
 
 /// What sampling knows of the current process tree.
@@ -133,6 +135,7 @@ impl InstanceTask {
             status,
             health,
             usage: Usage::default(),
+            main: None,
         };
         (task, receiver)
     }
@@ -148,10 +151,16 @@ impl InstanceTask {
                 biased;
                 status = wait_exit(&mut self.exit) => {
                     self.exit = None;
+                    // A MAINPID sent just before the leader exited may still be queued.
+                    for queued in commands.take(|c| matches!(c, InstanceCommand::Notify(_))) {
+                        if let InstanceCommand::Notify(message) = queued {
+                            self.notified(&message);
+                        }
+                    }
                     if let Some(pid) = self.lifecycle.state().pid() {
                         self.emit(EventKind::Exited { pid, status });
                     }
-                    Some(Input::Exited(status))
+                    Some(self.hand_over().unwrap_or(Input::Exited(status)))
                 }
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
@@ -237,13 +246,44 @@ impl InstanceTask {
                 None
             }
             InstanceCommand::Kill => Some(Input::Kill),
-            InstanceCommand::Notify(message) => {
-                if !matches!(self.lifecycle.state(), State::Running { .. }) {
-                    return None;
-                }
-                let verdict = self.health.notified(&message);
-                self.judged(verdict)
-            }
+            InstanceCommand::Notify(message) => self.notified(&message),
+        }
+    }
+
+    fn notified(&mut self, message: &crate::engine::notify::Notification) -> Option<Input> {
+        let State::Running { pid: leader, .. } = *self.lifecycle.state() else {
+            return None;
+        };
+        if let Some(main) = message.main_pid
+            && main != leader
+            && self
+                .main
+                .as_ref()
+                .is_none_or(|(watched, _)| *watched != main)
+            && let Some(exit) = self.ctx.spawner.table().watch(main)
+        {
+            self.forget_main();
+            self.main = Some((main, exit));
+        }
+        let verdict = self.health.notified(message);
+        self.judged(verdict)
+    }
+
+    /// The leader exited: if the program named another live process its main one, follow
+    /// that process instead of ending the run.
+    fn hand_over(&mut self) -> Option<Input> {
+        let (main, exit) = self.main.take()?;
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(main as i32), None).is_err() {
+            self.ctx.spawner.table().forget(main);
+            return None;
+        }
+        self.exit = Some(exit);
+        Some(Input::MainPid { pid: main })
+    }
+
+    fn forget_main(&mut self) {
+        if let Some((pid, _)) = self.main.take() {
+            self.ctx.spawner.table().forget(pid);
         }
     }
 
@@ -577,6 +617,7 @@ impl InstanceTask {
         if !matches!(after, State::Running { .. } | State::Starting) {
             // No process to probe: a stopping one must not be judged by liveness either.
             self.health.stop();
+            self.forget_main();
         }
         if matches!(after, State::Stopped)
             && let Some(tree) = self.tree.take()

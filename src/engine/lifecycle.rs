@@ -136,6 +136,11 @@ pub enum Input {
     Unhealthy {
         reason: String,
     },
+    /// The program named another process of its tree its main one (sd_notify MAINPID) and
+    /// the one tend started has exited: the run goes on with the new main process.
+    MainPid {
+        pid: u32,
+    },
 }
 
 /// Work for the instance task.
@@ -354,6 +359,17 @@ impl Lifecycle {
                 (
                     self.stopping(pid, now, AfterStop::Recover),
                     vec![Effect::SignalTree(self.policy.stop_signal)],
+                )
+            }
+            (Running { since, settled, .. }, Input::MainPid { pid }) => {
+                self.reason = format!("main process is now {pid} (MAINPID)");
+                (
+                    Running {
+                        pid,
+                        since,
+                        settled,
+                    },
+                    vec![],
                 )
             }
             (Running { pid, .. }, Input::Kill) => {
@@ -958,6 +974,22 @@ mod tests {
         never.step(1.2, Input::TreeEmpty);
         assert_eq!(never.state(), "exited");
         assert_eq!(never.lc.reason(), "watchdog: no WATCHDOG=1 for 30s");
+    }
+
+    #[test]
+    fn mainpid_keeps_the_run_and_its_settling() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        assert_eq!(s.step(0.5, Input::MainPid { pid: 42 }), vec![]);
+        assert_eq!(s.lc.state().pid(), Some(42));
+        assert_eq!(s.state(), "running");
+        s.step(1.0, Input::Tick);
+        assert!(matches!(s.lc.state(), State::Running { settled: true, .. }));
+        // Outside a run it means nothing.
+        let mut stopped = Script::new(policy());
+        assert_eq!(stopped.step(0.0, Input::MainPid { pid: 7 }), vec![]);
+        assert_eq!(stopped.state(), "stopped");
     }
 
     #[test]

@@ -15,6 +15,16 @@ struct Shared<T> {
 }
 
 /// The sending side; dropping it closes the mailbox.
+impl<T> Shared<T> {
+    fn take(&self, mut take: impl FnMut(&T) -> bool) -> Vec<T> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (taken, kept): (VecDeque<T>, VecDeque<T>) =
+            queue.drain(..).partition(|item| take(item));
+        *queue = kept;
+        taken.into()
+    }
+}
+
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
@@ -51,12 +61,8 @@ impl<T> Sender<T> {
 
 impl<T> Sender<T> {
     /// Take queued items out (those `remove` says to), oldest first, before the task sees them.
-    pub fn withdraw(&self, mut remove: impl FnMut(&T) -> bool) -> Vec<T> {
-        let mut queue = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let (taken, kept): (VecDeque<T>, VecDeque<T>) =
-            queue.drain(..).partition(|item| remove(item));
-        *queue = kept;
-        taken.into()
+    pub fn withdraw(&self, remove: impl FnMut(&T) -> bool) -> Vec<T> {
+        self.shared.take(remove)
     }
 }
 
@@ -68,6 +74,11 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Take the queued items `take` selects, leaving the others in order.
+    pub fn take(&mut self, take: impl FnMut(&T) -> bool) -> Vec<T> {
+        self.shared.take(take)
+    }
+
     /// The next item, or None once the sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<T> {
         loop {

@@ -73,12 +73,18 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         // Read without pause: a sender such as systemd-notify waits for us, and its /proc
         // entry, which places it in an instance, lasts only until it exits.
         while let Ok(message) = notify.recv().await {
+            // Wait until the message is in its instance's mailbox before reading the next
+            // datagram: systemd-notify's barrier is that next datagram, so a program that
+            // sends MAINPID and then exits is known to have been heard first.
+            let (routed, done) = oneshot::channel();
+            let message = Box::new(message);
             if forward
-                .send(SupervisorCommand::Notify(Box::new(message)))
+                .send(SupervisorCommand::Notify { message, routed })
                 .is_err()
             {
                 break;
             }
+            let _ = done.await;
         }
     });
     let ctx = InstanceContext {

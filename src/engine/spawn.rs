@@ -74,6 +74,28 @@ impl ProcessTable {
         self.lock().contains_key(&pid)
     }
 
+    /// Deliver the exit of `pid`, a process tend did not spawn (a program's MAINPID), once
+    /// tend reaps it: as subreaper it does, when the process's parent has gone. None when it
+    /// is already gone or already watched.
+    pub fn watch(&self, pid: u32) -> Option<oneshot::Receiver<ExitStatus>> {
+        let mut waiting = self.lock();
+        if waiting.contains_key(&pid) {
+            return None;
+        }
+        // Under the lock the reaper cannot take it between the check and the insert.
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err() {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        waiting.insert(pid, sender);
+        Some(receiver)
+    }
+
+    /// Stop watching `pid` (the instance no longer follows it).
+    pub fn forget(&self, pid: u32) {
+        self.lock().remove(&pid);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ExitSenders> {
         // A poisoned lock only means a panic elsewhere while holding it; the map itself is
         // still consistent (inserts and removes are single operations).

@@ -291,7 +291,10 @@ impl Supervisor {
                     handle.send(InstanceCommand::Kill);
                 }
             }
-            SupervisorCommand::Notify(message) => self.route_notification(message),
+            SupervisorCommand::Notify { message, routed } => {
+                self.route_notification(message);
+                let _ = routed.send(());
+            }
         }
     }
 

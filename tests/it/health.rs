@@ -516,3 +516,42 @@ readiness = { notify = true }
         i["ready"] == true && i["notify_phase"].is_null()
     });
 }
+
+#[test]
+fn mainpid_hands_the_run_over_to_the_named_process() {
+    let p = Project::new(
+        r#"
+[services.forker]
+command = "sh -c 'sleep 1000 & echo main=$!; systemd-notify --ready MAINPID=$!; exit 0'"
+readiness = { notify = true }
+backoff = { initial = "50ms", max = "50ms", jitter = 0.0 }
+"#,
+    );
+    let _d = p.up();
+    wait_until(Duration::from_secs(10), "the main pid printed", || {
+        text(&p.tend(&["logs", "--no-prefix", "forker"]).stdout).contains("main=")
+    });
+    let logs = text(&p.tend(&["logs", "--no-prefix", "forker"]).stdout);
+    let main: u64 = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("main="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the run follows MAINPID", || {
+        p.instance("forker")["pid"].as_u64() == Some(main)
+    });
+    let i = p.instance("forker");
+    assert_eq!(i["state"], "running");
+    assert_eq!(
+        i["restarts"], 0,
+        "the leader's exit did not end the run: {i}"
+    );
+    assert_eq!(i["ready"], true);
+    // The main process's own end is the run's end: restarted by policy.
+    unsafe { libc::kill(main as i32, libc::SIGKILL) };
+    wait_until(
+        Duration::from_secs(10),
+        "restarted after the main process died",
+        || p.instance("forker")["restarts"].as_u64() >= Some(1),
+    );
+}
