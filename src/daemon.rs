@@ -318,11 +318,7 @@ fn report_events(
                         if matches!(*to, "exited" | "fatal")
                             && ending.exit_with.as_deref() == Some(event.service.as_str())
                         {
-                            let code = match last_exit {
-                                Some(crate::engine::lifecycle::ExitStatus::Code(code)) => code,
-                                Some(crate::engine::lifecycle::ExitStatus::Signal(n)) => 128 + n,
-                                None => 1,
-                            };
+                            let code = last_exit.map_or(1, |status| status.shell_code());
                             ending.end(
                                 code,
                                 format!(

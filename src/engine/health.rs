@@ -512,7 +512,7 @@ impl ExecRunner for SpawnExec {
             let pid = child.pid;
             let mut exit = child.exit;
             match tokio::time::timeout(timeout, &mut exit).await {
-                Ok(Ok(status)) => Ok(exit_code(status)),
+                Ok(Ok(status)) => Ok(status.shell_code()),
                 Ok(Err(_)) => Err("exec: lost track of the check".into()),
                 Err(_) => {
                     // The check leads its own process group: take all of it.
@@ -528,12 +528,5 @@ impl ExecRunner for SpawnExec {
                 }
             }
         })
-    }
-}
-
-fn exit_code(status: crate::engine::lifecycle::ExitStatus) -> i32 {
-    match status {
-        crate::engine::lifecycle::ExitStatus::Code(code) => code,
-        crate::engine::lifecycle::ExitStatus::Signal(number) => 128 + number,
     }
 }
