@@ -513,21 +513,9 @@ impl Validator<'_> {
         }
         let groups = self.groups(raw.groups.as_deref(), &at("groups"), service_names);
         let logs = self.logs(raw.logs.as_ref(), &at("logs"));
-        let readiness = raw
-            .readiness
-            .as_ref()
-            .and_then(|p| self.probe(p, &at("readiness"), ProbeRole::Readiness))
-            .map(Box::new);
-        let liveness = raw
-            .liveness
-            .as_ref()
-            .and_then(|p| self.probe(p, &at("liveness"), ProbeRole::Liveness))
-            .map(Box::new);
-        let startup = raw
-            .startup
-            .as_ref()
-            .and_then(|p| self.probe(p, &at("startup"), ProbeRole::Startup))
-            .map(Box::new);
+        let readiness = self.probe(raw.readiness.as_ref(), &base, ProbeRole::Readiness);
+        let liveness = self.probe(raw.liveness.as_ref(), &base, ProbeRole::Liveness);
+        let startup = self.probe(raw.startup.as_ref(), &base, ProbeRole::Startup);
         let watchdog = raw
             .watchdog
             .as_ref()
@@ -697,7 +685,15 @@ impl Validator<'_> {
         }
     }
 
-    fn probe(&mut self, raw: &RawProbe, path: &[Segment], role: ProbeRole) -> Option<ProbeSpec> {
+    /// The service's `readiness`, `liveness` or `startup` table (`role` names it), validated.
+    fn probe(
+        &mut self,
+        raw: Option<&RawProbe>,
+        service: &[Segment],
+        role: ProbeRole,
+    ) -> Option<Box<ProbeSpec>> {
+        let raw = raw?;
+        let path = &join(service, &[key(role.name())]);
         let at = |field: &str| join(path, &[key(field)]);
         let errors_before = self.errors.len();
         let primary = RawCheck {
@@ -789,7 +785,7 @@ impl Validator<'_> {
         if self.errors.len() != errors_before {
             return None;
         }
-        Some(ProbeSpec {
+        Some(Box::new(ProbeSpec {
             check: check?,
             fallback,
             initial_delay,
@@ -797,7 +793,7 @@ impl Validator<'_> {
             timeout,
             success_threshold,
             failure_threshold,
-        })
+        }))
     }
 
     /// One http, tcp or exec check (a probe's own, or its fallback).
