@@ -61,7 +61,6 @@ pub struct NotifyState {
     pub status: Option<String>,
     pub reloading: bool,
     pub stopping: bool,
-    pub main_pid: Option<u32>,
 }
 
 pub struct Health {
@@ -233,9 +232,6 @@ impl Health {
         if let Some(status) = &message.status {
             self.notify.status = Some(status.clone());
         }
-        if let Some(pid) = message.main_pid {
-            self.notify.main_pid = Some(pid);
-        }
         if message.reloading {
             self.notify.reloading = true;
         }
@@ -381,7 +377,7 @@ impl Drop for Health {
     }
 }
 
-pub fn kind_of(check: &CheckSpec) -> &'static str {
+fn kind_of(check: &CheckSpec) -> &'static str {
     match check {
         CheckSpec::Http { .. } => "http",
         CheckSpec::Tcp(_) => "tcp",
