@@ -241,9 +241,11 @@ fn up(
     ))) {
         Ok(settled) => settled,
         // A `tend down` (or a crash) between start-up and the wait: say that, not how the
-        // connection broke.
+        // connection broke. The server only drops a request unread at the very end of a
+        // shutdown, which can still take seconds (stopping everything, flushing logs) on a
+        // busy machine: wait for it generously before calling it a transport failure.
         Err(ClientError::NotRunning(_) | ClientError::Transport(_))
-            if daemon_exits(&mut child, Duration::from_secs(5)) =>
+            if daemon_exits(&mut child, Duration::from_secs(30)) =>
         {
             return Err(anyhow!(
                 "the daemon stopped before the services were up (see {})",
