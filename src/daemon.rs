@@ -209,13 +209,22 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
 }
 
 /// Bind the control socket with mode 0600 from the start (no window where it is wider).
+/// The socket is bound under a neighbouring name and renamed into place once it listens:
+/// the path then exists only while connections are accepted, so a client that sees the
+/// file is never refused.
 fn bind_private(socket: &Path) -> anyhow::Result<UnixListener> {
-    let _ = fs::remove_file(socket);
+    // One character longer at most: socket paths are limited to 107 bytes.
+    let mut staging = socket.as_os_str().to_owned();
+    staging.push("~");
+    let staging = PathBuf::from(staging);
+    let _ = fs::remove_file(&staging);
     let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let listener = UnixListener::bind(socket);
+    let listener = UnixListener::bind(&staging);
     nix::sys::stat::umask(previous);
-    let listener = listener.with_context(|| format!("binding {}", socket.display()))?;
-    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    let listener = listener.with_context(|| format!("binding {}", staging.display()))?;
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o600))?;
+    fs::rename(&staging, socket)
+        .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
     Ok(listener)
 }
 
