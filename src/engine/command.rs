@@ -22,7 +22,7 @@ pub struct UnknownTarget(pub String);
 pub enum SupervisorCommand {
     Status {
         targets: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<InstanceStatus>, UnknownTarget>>,
+        reply: oneshot::Sender<Result<Vec<std::sync::Arc<InstanceStatus>>, UnknownTarget>>,
     },
     Start {
         targets: Vec<String>,

@@ -35,29 +35,49 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// A probe's verdict flipped (its thresholds decided), not every attempt.
+    ProbeChanged {
+        role: &'static str,
+        passing: bool,
+        detail: String,
+    },
 }
 
-/// Where an instance publishes its status and the supervisor reads it: a plain shared cell.
-/// (A `watch` channel would add wake-up machinery per instance that nothing here uses: the
+/// Where an instance publishes its status and the supervisor reads it: a shared cell holding
+/// an immutable snapshot. Readers take the snapshot (an `Arc` clone, no copy), so listing
+/// hundreds of instances costs no deep copies; a publish swaps in a new snapshot. (A
+/// `watch` channel would add wake-up machinery per instance that nothing here uses: the
 /// supervisor learns of changes through its own channel.)
 #[derive(Debug, Clone)]
-pub struct StatusCell(std::sync::Arc<std::sync::Mutex<InstanceStatus>>);
+pub struct StatusCell(std::sync::Arc<std::sync::Mutex<std::sync::Arc<InstanceStatus>>>);
 
 impl StatusCell {
     pub fn new(status: InstanceStatus) -> StatusCell {
-        StatusCell(std::sync::Arc::new(std::sync::Mutex::new(status)))
+        StatusCell(std::sync::Arc::new(std::sync::Mutex::new(
+            std::sync::Arc::new(status),
+        )))
     }
 
-    /// The current status. Holding the guard blocks the instance's next publish, so keep it
-    /// short (no await).
-    pub fn borrow(&self) -> std::sync::MutexGuard<'_, InstanceStatus> {
+    /// The current status, locked. Holding the guard blocks the instance's next publish, so
+    /// keep it short (no await).
+    pub fn borrow(&self) -> std::sync::MutexGuard<'_, std::sync::Arc<InstanceStatus>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The current snapshot, to keep.
+    pub fn snapshot(&self) -> std::sync::Arc<InstanceStatus> {
+        self.borrow().clone()
+    }
+
     pub fn replace(&self, status: InstanceStatus) {
-        *self.borrow() = status;
+        *self.borrow() = std::sync::Arc::new(status);
+    }
+
+    /// Change some fields in place (a new snapshot only if a reader still holds the old).
+    pub fn update(&self, change: impl FnOnce(&mut InstanceStatus)) {
+        change(std::sync::Arc::make_mut(&mut self.borrow()));
     }
 }
 
@@ -74,6 +94,8 @@ pub struct InstanceStatus {
     /// Ready: by its readiness probe, or else up past `min_uptime`.
     pub ready: bool,
     pub restarts: u32,
+    /// `restarts` by cause, in [`crate::engine::lifecycle::RestartCause::ALL`] order.
+    pub restart_causes: [u32; 4],
     pub last_exit: Option<ExitStatus>,
     /// Why the instance is in its state, in words.
     pub reason: String,
@@ -94,6 +116,8 @@ pub struct InstanceStatus {
     pub cpu_percent: Option<f64>,
     /// The whole tree's resident memory at the last sample.
     pub rss_bytes: Option<u64>,
+    /// CPU time used by every run of the instance so far (a counter), in seconds.
+    pub cpu_seconds: f64,
     /// GPU memory held by the tree's processes (NVIDIA, where NVML is available).
     pub gpu_memory_bytes: Option<u64>,
     /// The highest SM utilisation among the tree's processes over the last interval.

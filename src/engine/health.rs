@@ -77,6 +77,8 @@ pub struct Health {
     notify: NotifyState,
     watchdog_due: Option<Instant>,
     exec: Option<Arc<dyn ExecRunner>>,
+    /// Verdict flips not yet published as events: (role, passing, detail).
+    transitions: Vec<(Role, bool, String)>,
 }
 
 impl Health {
@@ -93,12 +95,18 @@ impl Health {
             notify: NotifyState::default(),
             watchdog_due: None,
             exec: None,
+            transitions: Vec::new(),
         };
         health.reports = health.fresh_reports();
         health
     }
 
     /// Whether readiness comes from a probe (else it is "up past min_uptime").
+    /// The verdict flips since the last call, oldest first.
+    pub fn take_transitions(&mut self) -> Vec<(Role, bool, String)> {
+        std::mem::take(&mut self.transitions)
+    }
+
     pub fn has_readiness(&self) -> bool {
         self.service.readiness.is_some()
     }
@@ -275,8 +283,9 @@ impl Health {
                 });
                 None
             }
-            ProbeEvent::Passing(_) => {
+            ProbeEvent::Passing(result) => {
                 self.record(role, |r| r.passing = Some(true));
+                self.transitions.push((role, true, result.detail));
                 match role {
                     Role::Readiness => self.set_ready(true),
                     Role::Startup => {
@@ -289,6 +298,7 @@ impl Health {
             }
             ProbeEvent::Failing { reason, .. } => {
                 self.record(role, |r| r.passing = Some(false));
+                self.transitions.push((role, false, reason.clone()));
                 match role {
                     Role::Readiness => self.set_ready(false),
                     Role::Liveness => Some(Verdict::Unhealthy(format!("liveness: {reason}"))),
@@ -485,43 +495,15 @@ impl ExecRunner for SpawnExec {
         };
         let spawner = self.spawner.clone();
         Box::pin(async move {
-            let child = spawner.spawn(request).await.map_err(|e| e.to_string())?;
-            // Drain its output so a chatty check never blocks on a full pipe.
-            for fd in [child.stdout, child.stderr] {
-                if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-                    tokio::spawn(async move {
-                        let mut buf = [0u8; 4096];
-                        loop {
-                            if pipe.readable().await.is_err() {
-                                break;
-                            }
-                            match pipe.try_read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(_) => {}
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(_) => break,
-                            }
-                        }
-                    });
-                }
-            }
-            let pid = child.pid;
-            let mut exit = child.exit;
-            match tokio::time::timeout(timeout, &mut exit).await {
-                Ok(Ok(status)) => Ok(status.shell_code()),
-                Ok(Err(_)) => Err("exec: lost track of the check".into()),
-                Err(_) => {
-                    // The check leads its own process group: take all of it.
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    let _ = exit.await;
-                    Err(format!(
-                        "exec timed out after {}",
-                        crate::engine::lifecycle::human(timeout)
-                    ))
-                }
+            use crate::engine::spawn::RunOnceError;
+            match crate::engine::spawn::run_once(&spawner, request, timeout).await {
+                Ok(code) => Ok(code),
+                Err(RunOnceError::Spawn(e)) => Err(e),
+                Err(RunOnceError::Lost) => Err("exec: lost track of the check".into()),
+                Err(RunOnceError::TimedOut) => Err(format!(
+                    "exec timed out after {}",
+                    crate::engine::lifecycle::human(timeout)
+                )),
             }
         })
     }

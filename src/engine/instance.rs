@@ -74,6 +74,10 @@ pub struct InstanceTask {
 #[derive(Default)]
 struct Usage {
     meter: crate::engine::resources::CpuMeter,
+    /// CPU time of the runs that ended, and of the current run at its last sample: their
+    /// sum is the instance's CPU counter, which must never go down across restarts.
+    cpu_before: Duration,
+    cpu_run: Duration,
     cpu_percent: Option<f64>,
     rss_bytes: Option<u64>,
     gpu_memory: Option<u64>,
@@ -81,6 +85,12 @@ struct Usage {
     over_cpu: bool,
     over_memory: bool,
     limits_reported: bool,
+}
+
+impl Usage {
+    fn cpu_seconds(&self) -> f64 {
+        (self.cpu_before + self.cpu_run).as_secs_f64()
+    }
 }
 
 impl InstanceTask {
@@ -103,6 +113,7 @@ impl InstanceTask {
             started: None,
             ready: false,
             restarts: 0,
+            restart_causes: [0; 4],
             last_exit: None,
             reason: String::new(),
             is_task: service.kind == Kind::Task,
@@ -114,6 +125,7 @@ impl InstanceTask {
             probes: health.reports().to_vec(),
             cpu_percent: None,
             rss_bytes: None,
+            cpu_seconds: 0.0,
             gpu_memory_bytes: None,
             gpu_percent: None,
             warning: None,
@@ -313,16 +325,17 @@ impl InstanceTask {
             .map(|gpus| crate::engine::resources::gpu_usage(&gpus.processes(), &pids));
         let now = std::time::Instant::now();
         self.usage.cpu_percent = self.usage.meter.percent(now, usage.cpu);
+        self.usage.cpu_run = self.usage.cpu_run.max(usage.cpu);
         self.usage.rss_bytes = Some(usage.rss_bytes);
         self.usage.gpu_memory = gpu.map(|(memory, _)| memory);
         self.usage.gpu_percent = gpu.and_then(|(_, util)| util);
-        {
-            let mut status = self.status.borrow();
+        self.status.update(|status| {
             status.cpu_percent = self.usage.cpu_percent;
             status.rss_bytes = self.usage.rss_bytes;
+            status.cpu_seconds = self.usage.cpu_seconds();
             status.gpu_memory_bytes = self.usage.gpu_memory;
             status.gpu_percent = self.usage.gpu_percent;
-        }
+        });
         let limits = self.service.resources.clone();
         if let (Some(max), Some(used)) = (limits.max_gpu_memory, self.usage.gpu_memory)
             && used > max
@@ -404,6 +417,13 @@ impl InstanceTask {
     /// Act on what the probes concluded: publish a readiness change, or restart an
     /// unhealthy instance through the stop path.
     fn judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
+        for (role, passing, detail) in self.health.take_transitions() {
+            self.emit(EventKind::ProbeChanged {
+                role: role.name(),
+                passing,
+                detail,
+            });
+        }
         match verdict? {
             Verdict::Changed => {
                 self.publish();
@@ -596,6 +616,7 @@ impl InstanceTask {
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);
         self.usage.meter.reset();
+        self.usage.cpu_before += std::mem::take(&mut self.usage.cpu_run);
         match self.ctx.spawner.spawn(request).await {
             Ok(child) => {
                 tree.set_leader(child.pid);
@@ -684,6 +705,7 @@ impl InstanceTask {
             started,
             ready,
             restarts: self.lifecycle.restarts(),
+            restart_causes: self.lifecycle.restart_causes(),
             last_exit: self.lifecycle.last_exit(),
             reason,
             is_task: self.service.kind == Kind::Task,
@@ -695,6 +717,7 @@ impl InstanceTask {
             probes: self.health.reports().to_vec(),
             cpu_percent: self.usage.cpu_percent.filter(|_| state.pid().is_some()),
             rss_bytes: self.usage.rss_bytes.filter(|_| state.pid().is_some()),
+            cpu_seconds: self.usage.cpu_seconds(),
             gpu_memory_bytes: self.usage.gpu_memory.filter(|_| state.pid().is_some()),
             gpu_percent: self.usage.gpu_percent.filter(|_| state.pid().is_some()),
             warning: None,

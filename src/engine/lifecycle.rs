@@ -56,6 +56,36 @@ pub enum AfterStop {
     Recover,
 }
 
+/// What a restart was for: the `reason` label of the restarts counter in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartCause {
+    /// The process ended when it should not have.
+    Exited = 0,
+    SpawnFailed = 1,
+    /// tend stopped it: liveness, startup, watchdog or a resource limit.
+    Unhealthy = 2,
+    /// Someone asked (`tend restart`, the API).
+    Requested = 3,
+}
+
+impl RestartCause {
+    pub const ALL: [RestartCause; 4] = [
+        RestartCause::Exited,
+        RestartCause::SpawnFailed,
+        RestartCause::Unhealthy,
+        RestartCause::Requested,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RestartCause::Exited => "exited",
+            RestartCause::SpawnFailed => "spawn_failed",
+            RestartCause::Unhealthy => "unhealthy",
+            RestartCause::Requested => "requested",
+        }
+    }
+}
+
 /// The state of one instance; each state holds the data that only it has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
@@ -213,6 +243,8 @@ pub struct Lifecycle {
     recent_restarts: VecDeque<Instant>,
     /// Restarts so far, automatic and manual.
     restarts: u32,
+    /// `restarts` split by what caused them, indexed by [`RestartCause`].
+    restart_causes: [u32; RestartCause::ALL.len()],
     last_exit: Option<ExitStatus>,
     /// Just left `fatal` by cooldown: one failed start sends it straight back (half-open).
     probation: bool,
@@ -231,6 +263,7 @@ impl Lifecycle {
             attempt: 0,
             recent_restarts: VecDeque::new(),
             restarts: 0,
+            restart_causes: [0; RestartCause::ALL.len()],
             last_exit: None,
             probation: false,
             reason: String::new(),
@@ -245,6 +278,16 @@ impl Lifecycle {
 
     pub fn restarts(&self) -> u32 {
         self.restarts
+    }
+
+    /// Restarts so far by cause, in [`RestartCause::ALL`] order.
+    pub fn restart_causes(&self) -> [u32; RestartCause::ALL.len()] {
+        self.restart_causes
+    }
+
+    fn count_restart(&mut self, cause: RestartCause) {
+        self.restarts += 1;
+        self.restart_causes[cause as usize] += 1;
     }
 
     pub fn last_exit(&self) -> Option<ExitStatus> {
@@ -313,7 +356,12 @@ impl Lifecycle {
             }
             (Starting, Input::SpawnFailed { reason }) => {
                 self.last_exit = None;
-                self.after_failure(now, false, format!("spawn failed: {reason}"))
+                self.after_failure(
+                    now,
+                    false,
+                    format!("spawn failed: {reason}"),
+                    RestartCause::SpawnFailed,
+                )
             }
 
             // Running.
@@ -347,7 +395,7 @@ impl Lifecycle {
                 )
             }
             (Running { pid, .. }, Input::Restart) => {
-                self.restarts += 1;
+                self.count_restart(RestartCause::Requested);
                 self.reason = "restarted by request".into();
                 (
                     self.stopping(pid, now, AfterStop::Restart),
@@ -396,7 +444,8 @@ impl Lifecycle {
                     RestartPolicy::Never => false,
                 };
                 if wanted {
-                    let (state, mut effects) = self.after_failure(now, settled, status.to_string());
+                    let (state, mut effects) =
+                        self.after_failure(now, settled, status.to_string(), RestartCause::Exited);
                     effects.insert(0, Effect::StopLeftovers);
                     (state, effects)
                 } else {
@@ -559,7 +608,7 @@ impl Lifecycle {
                         vec![],
                     );
                 }
-                self.after_failure(now, settled, why)
+                self.after_failure(now, settled, why, RestartCause::Unhealthy)
             }
             AfterStop::Restart => {
                 self.attempt = 0;
@@ -569,7 +618,13 @@ impl Lifecycle {
     }
 
     /// An unwanted end of a run (or a failed spawn): back off and restart, or give up.
-    fn after_failure(&mut self, now: Instant, settled: bool, what: String) -> (State, Vec<Effect>) {
+    fn after_failure(
+        &mut self,
+        now: Instant,
+        settled: bool,
+        what: String,
+        cause: RestartCause,
+    ) -> (State, Vec<Effect>) {
         if self.policy.restart == RestartPolicy::Never && self.last_exit.is_none() {
             self.reason = what;
             return (State::Fatal { retry_at: None }, vec![]);
@@ -600,7 +655,7 @@ impl Lifecycle {
         let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
         self.attempt = self.attempt.saturating_add(1);
         self.recent_restarts.push_back(now);
-        self.restarts += 1;
+        self.count_restart(cause);
         if delay.is_zero() {
             self.reason = format!("{what}; restarting");
             (State::Starting, vec![Effect::Spawn])
@@ -984,6 +1039,50 @@ mod tests {
         never.step(1.2, Input::TreeEmpty);
         assert_eq!(never.state(), "exited");
         assert_eq!(never.lc.reason(), "watchdog: no WATCHDOG=1 for 30s");
+    }
+
+    #[test]
+    fn restarts_are_counted_by_cause() {
+        let count = |s: &Script, cause: RestartCause| s.lc.restart_causes()[cause as usize];
+        let mut s = Script::new(Policy {
+            max_restarts: 10,
+            ..policy()
+        });
+        s.crash(0.0, 0.1);
+        s.step(1.1, Input::Tick);
+        s.step(
+            1.1,
+            Input::SpawnFailed {
+                reason: "no such file".into(),
+            },
+        );
+        s.step(3.1, Input::Tick);
+        s.step(3.1, Input::Spawned { pid: 7 });
+        s.step(
+            5.0,
+            Input::Unhealthy {
+                reason: "liveness: http 503".into(),
+            },
+        );
+        s.step(5.1, Input::Exited(ExitStatus::Signal(15)));
+        s.step(5.2, Input::TreeEmpty);
+        s.step(10.0, Input::Tick);
+        s.step(10.0, Input::Spawned { pid: 8 });
+        s.step(12.0, Input::Restart);
+        assert_eq!(count(&s, RestartCause::Exited), 1);
+        assert_eq!(count(&s, RestartCause::SpawnFailed), 1);
+        assert_eq!(count(&s, RestartCause::Unhealthy), 1);
+        assert_eq!(count(&s, RestartCause::Requested), 1);
+        assert_eq!(s.lc.restarts(), 4, "the total is the sum of the causes");
+        // Stopping is not a restart, nor is a start from rest.
+        s.step(12.1, Input::Exited(ExitStatus::Signal(15)));
+        s.step(12.2, Input::TreeEmpty);
+        s.step(12.2, Input::Spawned { pid: 9 });
+        s.step(13.0, Input::Stop);
+        s.step(13.1, Input::Exited(ExitStatus::Signal(15)));
+        s.step(13.2, Input::TreeEmpty);
+        s.step(14.0, Input::Start { manual: true });
+        assert_eq!(s.lc.restarts(), 4);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use supervisor::Supervisor;
 use tree::Containment;
 
 /// Events buffered per subscriber; a slower subscriber misses the oldest (and is told so).
-const EVENT_BUFFER: usize = 256;
+const EVENT_BUFFER: usize = 1024;
 
 /// The engine has stopped and can answer no more requests.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -53,6 +53,9 @@ pub struct EngineHandle {
     commands: mpsc::UnboundedSender<SupervisorCommand>,
     events: broadcast::Sender<Event>,
     processes: ProcessTable,
+    spawner: Spawner,
+    /// The manifest's directory: where one-shot commands run.
+    base_dir: std::path::PathBuf,
 }
 
 /// Start the engine inside the current tokio runtime: the reaper, the spawner thread, the
@@ -87,8 +90,9 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
             let _ = done.await;
         }
     });
+    let base_dir = manifest.base_dir();
     let ctx = InstanceContext {
-        spawner,
+        spawner: spawner.clone(),
         containment: options.containment,
         events: events.clone(),
         changes: changes_tx,
@@ -107,6 +111,8 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         commands,
         events,
         processes: table,
+        spawner,
+        base_dir,
     })
 }
 
@@ -141,6 +147,27 @@ impl EngineHandle {
         self.events.subscribe()
     }
 
+    /// Run a shell command to its end through the engine's spawner (the one place that
+    /// forks), in the manifest's directory with tend's environment plus `env`: for
+    /// notifications.
+    pub async fn run_command(
+        &self,
+        command: &str,
+        env: Vec<(String, String)>,
+        timeout: std::time::Duration,
+    ) -> Result<i32, spawn::RunOnceError> {
+        let request = spawn::SpawnRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), command.to_string()],
+            env,
+            cwd: self.base_dir.clone(),
+            credentials: None,
+            umask: None,
+            cgroup: None,
+            pid_env: Vec::new(),
+        };
+        spawn::run_once(&self.spawner, request, timeout).await
+    }
+
     /// Whether a pid is a child tend spawned and has not reaped yet.
     pub fn is_own_child(&self, pid: u32) -> bool {
         self.processes.is_ours(pid)
@@ -155,10 +182,11 @@ impl EngineHandle {
         answer.await.map_err(|_| EngineGone)
     }
 
+    /// Snapshots of the targets' instances (all for none), in start order: shared, not copied.
     pub async fn status(
         &self,
         targets: Vec<String>,
-    ) -> Result<Result<Vec<InstanceStatus>, UnknownTarget>, EngineGone> {
+    ) -> Result<Result<Vec<Arc<InstanceStatus>>, UnknownTarget>, EngineGone> {
         self.ask(|reply| SupervisorCommand::Status { targets, reply })
             .await
     }

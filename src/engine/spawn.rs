@@ -664,3 +664,60 @@ mod tests {
         }
     }
 }
+
+/// Why a one-shot command gave no exit code.
+#[derive(Debug)]
+pub enum RunOnceError {
+    Spawn(String),
+    /// Its exit was never reported (the reaper went away).
+    Lost,
+    /// It outlived its timeout; its whole process group was killed.
+    TimedOut,
+}
+
+/// Run a one-shot command (an exec check, a notification) to its end: its output drained
+/// and discarded so a chatty command never blocks on a full pipe, and its whole process
+/// group killed once it outlives `timeout`. The exit is reported as a shell would.
+pub async fn run_once(
+    spawner: &Spawner,
+    request: SpawnRequest,
+    timeout: std::time::Duration,
+) -> Result<i32, RunOnceError> {
+    let child = spawner
+        .spawn(request)
+        .await
+        .map_err(|e| RunOnceError::Spawn(e.to_string()))?;
+    for fd in [child.stdout, child.stderr] {
+        if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    if pipe.readable().await.is_err() {
+                        break;
+                    }
+                    match pipe.try_read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    }
+    let pid = child.pid;
+    let mut exit = child.exit;
+    match tokio::time::timeout(timeout, &mut exit).await {
+        Ok(Ok(status)) => Ok(status.shell_code()),
+        Ok(Err(_)) => Err(RunOnceError::Lost),
+        Err(_) => {
+            // The command leads its own process group: take all of it.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = exit.await;
+            Err(RunOnceError::TimedOut)
+        }
+    }
+}

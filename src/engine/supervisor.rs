@@ -104,6 +104,12 @@ pub struct Supervisor {
     restart_on_return: HashMap<String, String>,
     /// `[tend] max_starting`: at most this many instances starting (not yet ready) at once.
     max_starting: Option<usize>,
+    /// Each service and group name → its instances, in start order: resolving a target is a
+    /// lookup, not a scan (the API asks for status hundreds of times a second).
+    members: HashMap<String, Vec<String>>,
+    /// The services others depend on while running (not `completed`), for
+    /// `follow_dependencies`.
+    depended: Vec<String>,
 }
 
 struct StartRequest {
@@ -145,7 +151,28 @@ impl Supervisor {
             }
         }
         let stop_after = stop_constraints(&manifest, &service_order);
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for name in &order {
+            let spec = &instances[name].service;
+            for key in std::iter::once(&spec.name).chain(spec.groups.iter()) {
+                let list = members.entry(key.clone()).or_default();
+                // A group named like its own service lists each instance once.
+                if list.last() != Some(name) {
+                    list.push(name.clone());
+                }
+            }
+        }
+        let mut depended: Vec<String> = services
+            .values()
+            .flat_map(|s| s.depends_on.iter())
+            .filter(|d| d.condition != Condition::Completed)
+            .map(|d| d.service.clone())
+            .collect();
+        depended.sort();
+        depended.dedup();
         Supervisor {
+            members,
+            depended,
             services,
             order,
             instances,
@@ -189,8 +216,10 @@ impl Supervisor {
                     names
                         .iter()
                         .map(|n| {
-                            let mut status = self.instances[n].status.borrow().clone();
-                            status.warning = self.dependency_warning(n, &status);
+                            let mut status = self.instances[n].status.snapshot();
+                            if let Some(warning) = self.dependency_warning(n, &status) {
+                                std::sync::Arc::make_mut(&mut status).warning = Some(warning);
+                            }
                             status
                         })
                         .collect()
@@ -337,22 +366,22 @@ impl Supervisor {
         if targets.is_empty() || targets.iter().any(|t| t == "all") {
             return Ok(self.order.clone());
         }
+        if let [target] = targets {
+            if self.instances.contains_key(target) {
+                return Ok(vec![target.clone()]);
+            }
+            return match self.members.get(target) {
+                Some(names) => Ok(names.clone()),
+                None => Err(UnknownTarget(target.clone())),
+            };
+        }
         let mut wanted = HashSet::new();
         for target in targets {
-            let mut found = false;
             if self.instances.contains_key(target) {
                 wanted.insert(target.clone());
-                found = true;
-            }
-            for (name, handle) in &self.instances {
-                if handle.service.name == *target
-                    || handle.service.groups.iter().any(|g| g == target)
-                {
-                    wanted.insert(name.clone());
-                    found = true;
-                }
-            }
-            if !found {
+            } else if let Some(names) = self.members.get(target) {
+                wanted.extend(names.iter().cloned());
+            } else {
                 return Err(UnknownTarget(target.clone()));
             }
         }
@@ -496,6 +525,17 @@ impl Supervisor {
     /// React to the current state of every instance: release starts whose dependencies hold,
     /// advance ordered stops, answer settled waiters.
     fn evaluate(&mut self) {
+        if !self.to_start.is_empty() {
+            self.release_starts();
+        }
+        self.follow_dependencies();
+        self.advance_stops();
+        self.answer_settled();
+    }
+
+    /// Send their start to the held instances whose dependencies (and start slot) allow it;
+    /// tell the others why they wait.
+    fn release_starts(&mut self) {
         let names: Vec<String> = self
             .order
             .iter()
@@ -549,9 +589,6 @@ impl Supervisor {
                 }
             }
         }
-        self.follow_dependencies();
-        self.advance_stops();
-        self.answer_settled();
     }
 
     /// Instances spawned but not ready yet (a task: until it has been running a moment), which
@@ -579,14 +616,7 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let depended: HashSet<String> = self
-            .services
-            .values()
-            .flat_map(|s| s.depends_on.iter())
-            .filter(|d| d.condition != Condition::Completed)
-            .map(|d| d.service.clone())
-            .collect();
-        for service in depended {
+        for service in self.depended.clone() {
             let ready = self.service_ready(&service);
             let was = self.dependency_ready.insert(service.clone(), ready);
             match (was, ready) {

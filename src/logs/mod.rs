@@ -119,6 +119,10 @@ pub struct InstanceLog {
     pending: Mutex<Pending>,
     /// A readiness pattern to match against each line, until the first match.
     watch: Mutex<Option<LineWatch>>,
+    /// Bytes captured from each stream ([`Stream::Out`], [`Stream::Err`]) and dropped in
+    /// stalls, over the daemon's life: the log counters of the metrics.
+    captured: [AtomicU64; 2],
+    dropped: AtomicU64,
 }
 
 /// Log readiness: the first line (of either stream) that matches `pattern` is sent.
@@ -133,6 +137,16 @@ impl InstanceLog {
     /// so reading the tail and subscribing under it sees every line exactly once.
     pub fn tail(&self) -> MutexGuard<'_, Tail> {
         self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes captured from `stream` so far.
+    pub fn captured_bytes(&self, stream: Stream) -> u64 {
+        self.captured[stream.index()].load(Ordering::Relaxed)
+    }
+
+    /// Bytes of this instance's output dropped because the writer was stalled.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Subscribe to new lines (call while holding [`InstanceLog::tail`] to leave no gap).
@@ -413,6 +427,8 @@ impl LogSink {
                     follow: std::sync::OnceLock::new(),
                     pending: Mutex::default(),
                     watch: Mutex::default(),
+                    captured: Default::default(),
+                    dropped: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -498,6 +514,7 @@ impl Reader {
                 Ok(0) => (false, 0),
                 Ok(n) => {
                     chunk.record(stream, SystemTime::now(), n);
+                    self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
                     grow_pipe(receiver, n);
                     (true, n)
                 }
@@ -588,6 +605,7 @@ impl Reader {
                 Ok(n) => {
                     self.dropping += n as u64;
                     self.pipeline.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    self.log.dropped.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
