@@ -31,6 +31,106 @@ pub struct DaemonSettings {
     pub sample_every: Option<Duration>,
     /// At most this many instances starting at once.
     pub max_starting: Option<usize>,
+    /// A group (name or id) whose members may use the control socket.
+    pub socket_group: Option<String>,
+    /// The remote API listener; None: off.
+    pub http: Option<HttpSettings>,
+    pub history: HistorySettings,
+    pub notify: Vec<NotifySpec>,
+}
+
+/// `[tend.http]`: the TCP listener of the remote API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub listen: std::net::SocketAddr,
+    /// Absolute.
+    pub tokens_file: PathBuf,
+    /// Certificate chain and key, both absolute.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics_public: bool,
+    pub max_connections: usize,
+}
+
+/// `[tend.history]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySettings {
+    pub enabled: bool,
+    pub retention: Duration,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            enabled: true,
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// One `[[tend.notify]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySpec {
+    /// Empty: every kind.
+    pub on: Vec<NoticeKind>,
+    /// Empty: every service.
+    pub services: Vec<String>,
+    pub target: NotifyTarget,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyTarget {
+    Webhook {
+        url: String,
+        format: PayloadFormat,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+    },
+    Command {
+        command: String,
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Json,
+    Slack,
+    Discord,
+    Text,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeKind {
+    Fatal,
+    Unhealthy,
+    Restarted,
+    Recovered,
+    Flapping,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 5] = [
+        NoticeKind::Fatal,
+        NoticeKind::Unhealthy,
+        NoticeKind::Restarted,
+        NoticeKind::Recovered,
+        NoticeKind::Flapping,
+    ];
+
+    /// The name in the manifest, the JSON payload and `TEND_EVENT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Fatal => "fatal",
+            NoticeKind::Unhealthy => "unhealthy",
+            NoticeKind::Restarted => "restarted",
+            NoticeKind::Recovered => "recovered",
+            NoticeKind::Flapping => "flapping",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,92 @@ pub struct RawDaemon {
     /// their turn in start order. Default: no limit.
     #[schemars(range(min = 1))]
     pub max_starting: Option<i64>,
+    /// A group allowed to use the control socket (mode 0660); by default only tend's own user
+    /// can (0600).
+    pub socket_group: Option<IdValue>,
+    /// The remote API: a TCP listener with bearer tokens, off by default.
+    pub http: Option<RawHttp>,
+    /// The event history in `state_dir/tend.db`.
+    pub history: Option<RawHistory>,
+    /// Webhooks or commands to run on chosen events (`[[tend.notify]]`).
+    pub notify: Option<Vec<RawNotify>>,
+}
+
+/// The `[tend.http]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of listener settings")]
+pub struct RawHttp {
+    /// Address and port to listen on, e.g. "127.0.0.1:9100" or "[::]:9100".
+    pub listen: Option<String>,
+    /// File of `TOKEN ROLE` lines (roles: read, operate); must be mode 0600 or stricter.
+    pub tokens_file: Option<String>,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS.
+    pub tls_cert: Option<String>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<String>,
+    /// Serve GET /metrics without a token. Default: false.
+    pub metrics_public: Option<bool>,
+    /// Concurrent connections at most. Default: 64.
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_connections: Option<i64>,
+}
+
+/// The `[tend.history]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of history settings")]
+pub struct RawHistory {
+    /// Keep a history at all. Default: true.
+    pub enabled: Option<bool>,
+    /// How long events and samples are kept. Default: "7d".
+    pub retention: Option<DurationValue>,
+}
+
+/// One `[[tend.notify]]` entry.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table with `webhook` or `command`")]
+pub struct RawNotify {
+    /// The events to send. Default: all of them.
+    pub on: Option<Vec<RawNoticeKind>>,
+    /// Only these services. Default: all.
+    pub services: Option<Vec<String>>,
+    /// POST each event to this http:// or https:// URL.
+    pub webhook: Option<String>,
+    /// The webhook's body. Default: "json".
+    pub format: Option<RawPayloadFormat>,
+    /// Extra request headers, e.g. `{ Authorization = "Bearer …" }`.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Run this shell command with the event in its environment (TEND_EVENT, …).
+    pub command: Option<String>,
+    /// Per delivery attempt. Default: "10s".
+    pub timeout: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawNoticeKind {
+    /// Gave up restarting.
+    Fatal,
+    /// Its liveness probe failed.
+    Unhealthy,
+    /// Restarted after a failure.
+    Restarted,
+    /// Running again after fatal, unhealthy or flapping.
+    Recovered,
+    /// Restarted three times within five minutes.
+    Flapping,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPayloadFormat {
+    /// tend's event object.
+    Json,
+    /// `{"text": …}` for Slack incoming webhooks.
+    Slack,
+    /// `{"content": …}` for Discord webhooks.
+    Discord,
+    /// The summary line as a plain body (ntfy).
+    Text,
 }
 
 /// The `[tend.log]` table.

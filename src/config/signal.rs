@@ -67,6 +67,16 @@ impl Signal {
         TABLE.iter().find(|e| e.2 == number).map(|e| e.0)
     }
 
+    /// Every spelling that parses: `TERM`, `SIGTERM` and the number, for the API's schema.
+    pub fn spellings() -> Vec<String> {
+        TABLE
+            .iter()
+            .flat_map(|(_, name, number)| {
+                [name.to_string(), format!("SIG{name}"), number.to_string()]
+            })
+            .collect()
+    }
+
     /// The names accepted, for error messages.
     pub fn known_names() -> String {
         TABLE.iter().map(|e| e.1).collect::<Vec<_>>().join(", ")

@@ -123,6 +123,13 @@ fn a_minimal_service_gets_every_default() {
             log: LogSpec::default(),
             sample_every: Some(Duration::from_secs(2)),
             max_starting: None,
+            socket_group: None,
+            http: None,
+            history: HistorySettings {
+                enabled: true,
+                retention: Duration::from_secs(7 * 24 * 3600),
+            },
+            notify: Vec::new(),
         }
     );
     assert_eq!(
@@ -2003,4 +2010,129 @@ fn gpus_are_shared_out_round_robin() {
         keys.contains(&"services.web.gpus_per_instance"),
         "{errors:?}"
     );
+}
+
+#[test]
+fn remote_listener_history_and_notifications_load() {
+    let fixture = Fixture::new();
+    std::fs::write(fixture.root().join("tokens"), "t0123456789abcdef read\n").unwrap();
+    let m = fixture.ok(
+        "tend.toml",
+        r#"
+[tend]
+socket_group = "0"
+
+[tend.http]
+listen = "127.0.0.1:9100"
+tokens_file = "tokens"
+metrics_public = true
+
+[tend.history]
+retention = "2d"
+
+[[tend.notify]]
+on = ["fatal", "flapping"]
+services = ["web"]
+webhook = "https://hooks.example.com/x"
+format = "slack"
+headers = { X-Team = "ops" }
+
+[[tend.notify]]
+command = "echo $TEND_EVENT"
+
+[services.web]
+command = "sleep 1"
+"#,
+    );
+    let http = m.daemon.http.as_ref().expect("the listener is on");
+    assert_eq!(http.listen, "127.0.0.1:9100".parse().unwrap());
+    assert_eq!(http.tokens_file, fixture.root().join("tokens"));
+    assert!(http.metrics_public);
+    assert_eq!(http.max_connections, 64);
+    assert_eq!(m.daemon.socket_group.as_deref(), Some("0"));
+    assert_eq!(m.daemon.history.retention, Duration::from_secs(2 * 86_400));
+    assert_eq!(m.daemon.notify.len(), 2);
+    assert_eq!(
+        m.daemon.notify[0].on,
+        [NoticeKind::Fatal, NoticeKind::Flapping]
+    );
+    assert_eq!(
+        m.daemon.notify[0].target,
+        NotifyTarget::Webhook {
+            url: "https://hooks.example.com/x".into(),
+            format: PayloadFormat::Slack,
+            headers: vec![("X-Team".into(), "ops".into())],
+            timeout: Duration::from_secs(10),
+        }
+    );
+    assert!(matches!(
+        &m.daemon.notify[1].target,
+        NotifyTarget::Command { command, .. } if command == "echo $TEND_EVENT"
+    ));
+}
+
+#[test]
+fn remote_listener_history_and_notification_errors_name_their_keys() {
+    let fixture = Fixture::new();
+    let errors = fixture.errors(
+        "tend.toml",
+        r#"
+[tend.http]
+listen = "localhost"
+tokens_file = "missing-tokens"
+tls_cert = "cert.pem"
+
+[tend.history]
+retention = "10m"
+
+[[tend.notify]]
+webhook = "ftp://example.com"
+
+[[tend.notify]]
+services = ["wbe"]
+command = "true"
+
+[services.web]
+command = "sleep 1"
+"#,
+    );
+    let keys: Vec<(&str, Option<usize>)> = errors
+        .iter()
+        .map(|(_, line, key, _)| (key.as_str(), *line))
+        .collect();
+    let expect = [
+        ("tend.http.listen", Some(3)),
+        ("tend.http.tokens_file", Some(4)),
+        ("tend.http.tls_key", None),
+        ("tend.history.retention", Some(8)),
+        ("tend.notify[0].webhook", Some(11)),
+        ("tend.notify[1].services", Some(14)),
+    ];
+    for (key, _) in expect {
+        assert!(
+            keys.iter().any(|(k, _)| *k == key),
+            "no error for {key}: {errors:#?}"
+        );
+    }
+    let message = |key: &str| {
+        errors
+            .iter()
+            .find(|(_, _, k, _)| k == key)
+            .map(|(_, _, _, m)| m.clone())
+            .unwrap_or_default()
+    };
+    assert!(message("tend.http.listen").contains("127.0.0.1:9100"));
+    assert!(message("tend.http.tokens_file").contains("does not exist"));
+    assert!(message("tend.history.retention").contains("at least 1h"));
+    assert!(message("tend.notify[1].services").contains("did you mean `web`"));
+    assert!(message("tend.notify[0].webhook").contains("http:// or https://"));
+
+    // A malformed entry is reported with its index and line (the array is then dropped).
+    let errors = fixture.errors(
+        "tend.toml",
+        "[[tend.notify]]\non = [\"sometimes\"]\ncommand = \"true\"\n",
+    );
+    assert_eq!(errors[0].1, Some(2));
+    assert_eq!(errors[0].2, "tend.notify[0].on[0]");
+    assert!(errors[0].3.contains("fatal"), "{errors:?}");
 }

@@ -14,13 +14,15 @@ use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
-    DaemonSettings, Dependency, Kind, LogFormat, LogSpec, LogTarget, Manifest, OnUnready,
-    ProbeSpec, Program, ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    DaemonSettings, Dependency, HistorySettings, HttpSettings, Kind, LogFormat, LogSpec, LogTarget,
+    Manifest, NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec, Program,
+    ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
-    RawCondition, RawDaemon, RawKind, RawLogFormat, RawLogs, RawManifest, RawOnUnready, RawProbe,
-    RawRestart, RawService, RawStatus, SizeValue, UmaskValue,
+    RawCondition, RawDaemon, RawHistory, RawHttp, RawKind, RawLogFormat, RawLogs, RawManifest,
+    RawNoticeKind, RawNotify, RawOnUnready, RawPayloadFormat, RawProbe, RawRestart, RawService,
+    RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -107,7 +109,14 @@ impl Validator<'_> {
             }
         }
 
-        let daemon = self.daemon(root.get("tend"));
+        let service_names: Vec<String> = root
+            .get("services")
+            .and_then(|n| match &n.value {
+                Value::Table(entries) => Some(entries.iter().map(|e| e.key.clone()).collect()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let daemon = self.daemon(root.get("tend"), &service_names);
         let services = self.services(root.get("services"));
         Some(Manifest {
             path: self.file.to_path_buf(),
@@ -187,7 +196,7 @@ impl Validator<'_> {
         (None, broken)
     }
 
-    fn daemon(&mut self, node: Option<&Node>) -> DaemonSettings {
+    fn daemon(&mut self, node: Option<&Node>, service_names: &[String]) -> DaemonSettings {
         let raw = match node {
             None => RawDaemon::default(),
             Some(n) if n.value == Value::Null => RawDaemon::default(),
@@ -239,13 +248,214 @@ impl Validator<'_> {
                 None
             }
         };
+        let socket_group = raw.socket_group.as_ref().and_then(|group| {
+            self.identity(group, &[key("tend"), key("socket_group")], Identity::Group)
+        });
+        let http = raw.http.as_ref().and_then(|http| self.http(http));
+        let history = self.history(raw.history.as_ref());
+        let notify = raw
+            .notify
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, entry)| self.notify(entry, i, service_names))
+            .collect();
         DaemonSettings {
             state_dir,
             cgroups,
             log,
             sample_every,
             max_starting,
+            socket_group,
+            http,
+            history,
+            notify,
         }
+    }
+
+    fn http(&mut self, raw: &RawHttp) -> Option<HttpSettings> {
+        let at = |k: &str| [key("tend"), key("http"), key(k)];
+        let Some(listen) = &raw.listen else {
+            if raw.tokens_file.is_some() || raw.tls_cert.is_some() {
+                self.error(&at("listen"), "is required to turn the listener on");
+            }
+            return None;
+        };
+        let listen = match listen.parse::<std::net::SocketAddr>() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                self.error(
+                    &at("listen"),
+                    format!("expected an address and port like \"127.0.0.1:9100\", not `{listen}`"),
+                );
+                None
+            }
+        };
+        let tokens_file = match &raw.tokens_file {
+            None => {
+                self.error(
+                    &at("tokens_file"),
+                    "is required with `listen`: the listener accepts only bearer tokens",
+                );
+                None
+            }
+            Some(file) => {
+                let path = clean(&self.base_dir.join(file));
+                if !path.is_file() {
+                    self.error(
+                        &at("tokens_file"),
+                        format!("{} does not exist", path.display()),
+                    );
+                }
+                Some(path)
+            }
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key_file)) => Some((
+                clean(&self.base_dir.join(cert)),
+                clean(&self.base_dir.join(key_file)),
+            )),
+            (Some(_), None) => {
+                self.error(&at("tls_key"), "is required with `tls_cert`");
+                None
+            }
+            (None, Some(_)) => {
+                self.error(&at("tls_cert"), "is required with `tls_key`");
+                None
+            }
+        };
+        let max_connections = match raw.max_connections {
+            None => 64,
+            Some(n @ 1..=65536) => n as usize,
+            Some(n) => {
+                self.error(
+                    &at("max_connections"),
+                    format!("must be between 1 and 65536, not {n}"),
+                );
+                64
+            }
+        };
+        Some(HttpSettings {
+            listen: listen?,
+            tokens_file: tokens_file?,
+            tls,
+            metrics_public: raw.metrics_public.unwrap_or(false),
+            max_connections,
+        })
+    }
+
+    fn history(&mut self, raw: Option<&RawHistory>) -> HistorySettings {
+        let mut history = HistorySettings::default();
+        let Some(raw) = raw else {
+            return history;
+        };
+        history.enabled = raw.enabled.unwrap_or(true);
+        if let Some(value) = &raw.retention {
+            let path = [key("tend"), key("history"), key("retention")];
+            match self.duration(value, &path) {
+                Some(d) if d >= Duration::from_secs(3600) => history.retention = d,
+                Some(_) => self.error(&path, "must be at least 1h"),
+                None => {}
+            }
+        }
+        history
+    }
+
+    fn notify(
+        &mut self,
+        raw: &RawNotify,
+        index: usize,
+        service_names: &[String],
+    ) -> Option<NotifySpec> {
+        let base = [key("tend"), key("notify"), Segment::Index(index)];
+        let at = |k: &str| join(&base, &[key(k)]);
+        for name in raw.services.iter().flatten() {
+            if !service_names.contains(name) {
+                let hint = did_you_mean(name, service_names)
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
+                self.error(&at("services"), format!("no service named `{name}`{hint}"));
+            }
+        }
+        let timeout = match &raw.timeout {
+            None => Duration::from_secs(10),
+            Some(value) => self.duration(value, &at("timeout"))?,
+        };
+        let on = raw
+            .on
+            .iter()
+            .flatten()
+            .map(|kind| match kind {
+                RawNoticeKind::Fatal => NoticeKind::Fatal,
+                RawNoticeKind::Unhealthy => NoticeKind::Unhealthy,
+                RawNoticeKind::Restarted => NoticeKind::Restarted,
+                RawNoticeKind::Recovered => NoticeKind::Recovered,
+                RawNoticeKind::Flapping => NoticeKind::Flapping,
+            })
+            .collect();
+        let target = match (&raw.webhook, &raw.command) {
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.error(
+                        &at("webhook"),
+                        format!("expected an http:// or https:// URL, not `{url}`"),
+                    );
+                    return None;
+                }
+                if url.parse::<axum::http::Uri>().is_err() {
+                    self.error(&at("webhook"), format!("`{url}` is not a valid URL"));
+                    return None;
+                }
+                let format = match raw.format {
+                    None | Some(RawPayloadFormat::Json) => PayloadFormat::Json,
+                    Some(RawPayloadFormat::Slack) => PayloadFormat::Slack,
+                    Some(RawPayloadFormat::Discord) => PayloadFormat::Discord,
+                    Some(RawPayloadFormat::Text) => PayloadFormat::Text,
+                };
+                let headers = raw
+                    .headers
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                NotifyTarget::Webhook {
+                    url: url.clone(),
+                    format,
+                    headers,
+                    timeout,
+                }
+            }
+            (None, Some(command)) => {
+                if raw.format.is_some() || raw.headers.is_some() {
+                    self.error(
+                        &at(if raw.format.is_some() {
+                            "format"
+                        } else {
+                            "headers"
+                        }),
+                        "applies to a `webhook`, not a `command`",
+                    );
+                }
+                NotifyTarget::Command {
+                    command: command.clone(),
+                    timeout,
+                }
+            }
+            (Some(_), Some(_)) => {
+                self.error(&at("command"), "give `webhook` or `command`, not both");
+                return None;
+            }
+            (None, None) => {
+                self.error(&base, "needs a `webhook` or a `command`");
+                return None;
+            }
+        };
+        Some(NotifySpec {
+            on,
+            services: raw.services.clone().unwrap_or_default(),
+            target,
+        })
     }
 
     fn services(&mut self, node: Option<&Node>) -> Vec<ServiceSpec> {
