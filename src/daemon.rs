@@ -22,6 +22,8 @@ use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
 pub use crate::logs::own::say;
 use crate::logs::{Console, LogSink, OwnLogTarget};
+use crate::notifications::{CommandRunner, Notifier};
+use crate::store::{History, HistoryOptions, recorder};
 
 /// How the daemon was asked to run.
 pub struct DaemonOptions {
@@ -113,6 +115,56 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
+    let services_meta = Arc::new(api::ServiceMeta::of(&manifest));
+    let settings = manifest.daemon.clone();
+    // The tokens are read before anything starts: a bad tokens file is a refusal to start,
+    // not a listener that silently turns everyone away.
+    let tokens = match &settings.http {
+        Some(http) => Some(Arc::new(
+            api::tokens::Tokens::load(&http.tokens_file).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
+    // Bound before any service starts: a listener that cannot start is a refusal to start,
+    // with nothing left running.
+    let remote = match (&settings.http, tokens) {
+        (Some(http), Some(tokens)) => {
+            let listener = api::remote::bind(api::remote::RemoteSettings {
+                tls: http.tls.as_ref().map(|(cert, key)| api::remote::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                metrics_public: http.metrics_public,
+                max_connections: http.max_connections,
+                ..api::remote::RemoteSettings::new(http.listen, tokens)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            say(&format!(
+                "remote API listening on {}{}",
+                listener.local_addr(),
+                if http.tls.is_some() { " (TLS)" } else { "" }
+            ));
+            Some(listener)
+        }
+        _ => None,
+    };
+    // Opening checks the whole file (quick_check): off the runtime thread.
+    let history = match settings.history.enabled {
+        true => {
+            let options = HistoryOptions {
+                retention: settings.history.retention,
+                ..HistoryOptions::new(state_dir.join("tend.db"))
+            };
+            let open = tokio::task::spawn_blocking(move || {
+                History::open(options, |problem: String| {
+                    say(&format!("history: {problem}"))
+                })
+            });
+            Some(open.await.context("opening the history")?)
+        }
+        false => None,
+    };
     let manifest_critical: std::collections::HashSet<String> = manifest
         .services
         .iter()
@@ -127,6 +179,17 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             notify_socket: state_dir.join("notify.sock"),
         },
     )?;
+    let notifier = Arc::new(Notifier::start(
+        settings.notify.clone(),
+        Arc::new(EngineCommands(engine.clone())),
+        Arc::new(|problem: String| say(&format!("notify: {problem}"))),
+    ));
+    {
+        let notifier = notifier.clone();
+        recorder::spawn(engine.clone(), history.clone(), move |event| {
+            notifier.observe(event)
+        });
+    }
     let shutdown = Arc::new(Notify::new());
     let exit_code = Arc::new(std::sync::atomic::AtomicI32::new(0));
     report_events(
@@ -143,22 +206,42 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     // (`up -d` waiting) must never see the autostart services as merely stopped.
     engine.start_initial(options.services).await?;
 
-    let listener = bind_private(&socket)?;
-    let app = api::router(AppState {
+    let listener = bind_private(&socket, settings.socket_group.as_deref())?;
+    let state = AppState {
         engine: engine.clone(),
         manifest: manifest_path,
         state_dir: state_dir.clone(),
         logs: logs.clone(),
         started: tokio::time::Instant::now(),
+        started_at: SystemTime::now(),
         shutdown: shutdown.clone(),
+        services: services_meta,
+        history: history.clone(),
+        http_listen: remote.as_ref().map(|l| l.local_addr()),
+    };
+    // Both servers end on this: a watch, so neither can miss the moment.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let until_closed = move || {
+        let mut closed = closed.clone();
+        async move {
+            let _ = closed.wait_for(|c| *c).await;
+        }
+    };
+    let remote = remote.map(|listener| {
+        let app = api::router(state.clone());
+        let closed = until_closed();
+        tokio::spawn(async move { listener.serve(app, closed).await })
     });
-    let closing = Arc::new(Notify::new());
     let server = {
-        let closing = closing.clone();
+        let closed = until_closed();
+        let app = api::router(state).layer(axum::middleware::from_fn(api::remote::unix_caller));
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { closing.notified().await })
-                .await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<api::remote::UnixPeer>(),
+            )
+            .with_graceful_shutdown(closed)
+            .await;
         })
     };
 
@@ -202,8 +285,19 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     say("stopped");
     // Let answers in flight (an `up -d` waiting for its services, a `down`) reach their
     // clients; a `logs -f` stream would never end, so the wait is bounded.
-    closing.notify_one();
+    let _ = closing.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
+    if let Some(remote) = remote {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), remote).await;
+    }
+    if let Ok(notifier) = Arc::try_unwrap(notifier) {
+        notifier.close(std::time::Duration::from_secs(2)).await;
+    }
+    if let Some(history) = history {
+        let _ =
+            tokio::task::spawn_blocking(move || history.close(std::time::Duration::from_secs(2)))
+                .await;
+    }
     logs.close(std::time::Duration::from_secs(2)).await;
     Ok(exit_code.load(std::sync::atomic::Ordering::SeqCst))
 }
@@ -212,7 +306,7 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
 /// The socket is bound under a neighbouring name and renamed into place once it listens:
 /// the path then exists only while connections are accepted, so a client that sees the
 /// file is never refused.
-fn bind_private(socket: &Path) -> anyhow::Result<UnixListener> {
+fn bind_private(socket: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
     // One character longer at most: socket paths are limited to 107 bytes.
     let mut staging = socket.as_os_str().to_owned();
     staging.push("~");
@@ -223,6 +317,22 @@ fn bind_private(socket: &Path) -> anyhow::Result<UnixListener> {
     nix::sys::stat::umask(previous);
     let listener = listener.with_context(|| format!("binding {}", staging.display()))?;
     fs::set_permissions(&staging, fs::Permissions::from_mode(0o600))?;
+    if let Some(group) = group {
+        // Widened only after the group owns it: never a moment where another group can connect.
+        let gid = match group.parse::<u32>() {
+            Ok(id) => nix::unistd::Gid::from_raw(id),
+            Err(_) => {
+                nix::unistd::Group::from_name(group)
+                    .ok()
+                    .flatten()
+                    .with_context(|| format!("socket_group: no group named `{group}`"))?
+                    .gid
+            }
+        };
+        nix::unistd::chown(&staging, None, Some(gid))
+            .with_context(|| format!("giving {} to group {group}", staging.display()))?;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o660))?;
+    }
     fs::rename(&staging, socket)
         .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
     Ok(listener)
@@ -309,6 +419,15 @@ fn report_events(
                     {
                         last_exit = Some(*status);
                     }
+                    if let EventKind::ProbeChanged {
+                        role,
+                        passing,
+                        detail,
+                    } = &event.kind
+                    {
+                        let verdict = if *passing { "passing" } else { "failing" };
+                        say(&format!("{}: {role} {verdict} ({detail})", event.instance));
+                    }
                     if let EventKind::StateChanged { from, to, reason } = &event.kind {
                         if reason.is_empty() {
                             say(&format!("{}: {from} -> {to}", event.instance));
@@ -345,4 +464,33 @@ fn report_events(
             }
         }
     });
+}
+
+/// Notification commands run through the engine's spawner, like every other child.
+struct EngineCommands(engine::EngineHandle);
+
+impl CommandRunner for EngineCommands {
+    fn run(
+        &self,
+        command: &str,
+        env: Vec<(String, String)>,
+        timeout: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, String>> + Send>> {
+        let engine = self.0.clone();
+        let command = command.to_string();
+        Box::pin(async move {
+            use crate::engine::spawn::RunOnceError;
+            engine
+                .run_command(&command, env, timeout)
+                .await
+                .map_err(|e| match e {
+                    RunOnceError::Spawn(e) => e,
+                    RunOnceError::Lost => "lost track of the command".into(),
+                    RunOnceError::TimedOut => format!(
+                        "timed out after {}",
+                        crate::engine::lifecycle::human(timeout)
+                    ),
+                })
+        })
+    }
 }

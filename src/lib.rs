@@ -6,4 +6,6 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod logs;
+pub mod notifications;
 pub mod protocol;
+pub mod store;

@@ -1,31 +1,37 @@
-//! The control server: HTTP/1.1 + JSON on the daemon's unix socket. It turns requests into
-//! `EngineHandle` calls and engine types into `protocol` types; a bad request gets a 4xx with
-//! a JSON error body, never a crash.
+//! The control server: one axum router serving the JSON/SSE API, tend's own health, the
+//! metrics and the OpenAPI document, on the unix socket and (with tokens) on TCP. Handlers turn
+//! requests into `EngineHandle` calls; a bad request gets a 4xx with a JSON body, never a crash.
+
+pub mod control;
+pub mod history;
+pub mod logs;
+pub mod metrics;
+pub mod openapi;
+pub mod readiness;
+pub mod remote;
+pub mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use axum::{Json, Router};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::signal::Signal;
-use crate::engine::command::{Outcomes, UnknownTarget};
-use crate::engine::event::InstanceStatus;
-use crate::engine::lifecycle::ExitStatus;
+use crate::config::model::{Kind, Manifest};
+use crate::engine::command::UnknownTarget;
 use crate::engine::{EngineGone, EngineHandle};
-use crate::logs::{LogLine, LogSink, Stream};
-use crate::protocol::{
-    ActionRequest, ActionResponse, ActionResult, DaemonInfo, ErrorBody, InstanceInfo,
-};
+use crate::logs::LogSink;
+use crate::protocol::ErrorBody;
+use crate::store::History;
+
+pub use remote::Caller;
+pub use tokens::Role;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -35,36 +41,99 @@ pub struct AppState {
     pub state_dir: PathBuf,
     pub logs: LogSink,
     pub started: Instant,
+    /// The same moment on the wall clock (for `process_start_time_seconds`).
+    pub started_at: SystemTime,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<Notify>,
+    /// What the manifest says of each service, in manifest order.
+    pub services: Arc<Vec<ServiceMeta>>,
+    /// None when `[tend.history] enabled = false`.
+    pub history: Option<History>,
+    /// The remote API's bound address, when it listens.
+    pub http_listen: Option<std::net::SocketAddr>,
+}
+
+/// The parts of a service's spec that the API reports.
+#[derive(Debug, Clone)]
+pub struct ServiceMeta {
+    pub name: String,
+    pub kind: Kind,
+    pub autostart: bool,
+    pub depends_on: Vec<String>,
+}
+
+impl ServiceMeta {
+    pub fn of(manifest: &Manifest) -> Vec<ServiceMeta> {
+        manifest
+            .services
+            .iter()
+            .map(|s| ServiceMeta {
+                name: s.name.clone(),
+                kind: s.kind,
+                autostart: s.autostart,
+                depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
+            })
+            .collect()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(|| async { "ok\n" }))
-        .route("/api/v1/info", get(info))
-        .route("/api/v1/instances", get(instances))
-        .route("/api/v1/actions/{action}", post(action))
-        .route("/api/v1/services/{target}/{action}", post(service_action))
-        .route("/api/v1/wait", get(wait))
-        .route("/api/v1/logs", get(logs))
-        .route("/api/v1/shutdown", post(shutdown))
+        .route("/health", get(readiness::health))
+        .route("/live", get(readiness::live))
+        .route("/ready", get(readiness::ready))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/info", get(control::info))
+        .route("/api/v1/services", get(control::services))
+        .route("/api/v1/services/{name}", get(control::service))
+        .route(
+            "/api/v1/services/{target}/signal",
+            post(control::target_signal),
+        )
+        .route(
+            "/api/v1/services/{target}/{action}",
+            post(control::service_action),
+        )
+        .route("/api/v1/instances", get(control::instances))
+        .route("/api/v1/actions/signal", post(control::signal_action))
+        .route("/api/v1/actions/{action}", post(control::action))
+        .route("/api/v1/wait", get(control::wait))
+        .route("/api/v1/shutdown", post(control::shutdown))
+        .route("/api/v1/logs", get(logs::lines))
+        .route("/api/v1/logs/stream", get(logs::stream))
+        .route("/api/v1/events", get(history::events))
+        .route("/api/v1/events/stream", get(history::stream))
+        .route("/api/v1/audit", get(history::audit))
+        .route("/api/v1/summary", get(history::summary))
+        .route("/api/v1/samples", get(history::samples))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method",
+            )
+        })
         .with_state(state)
 }
 
 /// An error answer: status plus `{"error": "..."}`.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 }
 
@@ -94,34 +163,54 @@ impl From<UnknownTarget> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("bad request body: {}", e.body_text()),
-        )
+        // A body of the wrong shape is a bad request like any other (axum would say 422);
+        // only a missing content type (415) and an oversized body (413) keep their own.
+        let status = match e.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => e.status(),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, format!("bad request body: {}", e.body_text()))
     }
 }
 
-async fn info(State(state): State<AppState>) -> Json<DaemonInfo> {
-    Json(DaemonInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
-        manifest: state.manifest.display().to_string(),
-        state_dir: state.state_dir.display().to_string(),
-        uptime_ms: state.started.elapsed().as_millis() as u64,
-    })
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad_request(format!("bad query: {}", e.body_text()))
+    }
 }
 
-#[derive(Deserialize)]
-struct TargetsQuery {
-    /// Comma-separated targets; empty means all.
-    #[serde(default)]
-    targets: String,
-    /// For `wait`: running instances must also be ready.
-    #[serde(default)]
-    ready: bool,
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::bad_request(format!("bad path: {}", e.body_text()))
+    }
 }
 
-fn split_targets(targets: &str) -> Vec<String> {
+/// A JSON answer serialized into one buffer sized up front: listings of hundreds of
+/// instances run to 100 KB, and growing a small buffer there costs more than the encoding.
+pub fn json_sized<T: serde::Serialize>(value: &T, capacity: usize) -> Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the answer: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// Bytes of JSON per instance in a listing, a little over what one usually takes.
+pub const JSON_PER_INSTANCE: usize = 768;
+
+/// Comma-separated targets; empty means all.
+pub fn split_targets(targets: &str) -> Vec<String> {
     targets
         .split(',')
         .map(str::trim)
@@ -130,289 +219,31 @@ fn split_targets(targets: &str) -> Vec<String> {
         .collect()
 }
 
-async fn instances(
-    State(state): State<AppState>,
-    Query(query): Query<TargetsQuery>,
-) -> Result<Json<Vec<InstanceInfo>>, ApiError> {
-    let statuses = state.engine.status(split_targets(&query.targets)).await??;
-    let now = Instant::now();
-    Ok(Json(
-        statuses.iter().map(|s| instance_info(s, now)).collect(),
-    ))
-}
-
-pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
-    let (exit_code, exit_signal) = match status.last_exit {
-        Some(ExitStatus::Code(code)) => (Some(code), None),
-        Some(ExitStatus::Signal(number)) => (
-            None,
-            Some(
-                Signal::from_number(number)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| format!("SIG{number}")),
-            ),
-        ),
-        None => (None, None),
-    };
-    InstanceInfo {
-        name: status.name.clone(),
-        service: status.service.clone(),
-        instance: status.index,
-        state: status.state.to_string(),
-        pid: status.pid,
-        uptime_ms: status
-            .started
-            .map(|s| now.saturating_duration_since(s).as_millis() as u64),
-        restarts: status.restarts,
-        exit_code,
-        exit_signal,
-        ready: status.ready,
-        health: status.health.to_string(),
-        reason: status.reason.clone(),
-        status_text: status.notify_status.clone(),
-        notify_phase: status.notify_phase.map(str::to_string),
-        probes: status
-            .probes
-            .iter()
-            .map(|p| crate::protocol::ProbeInfo {
-                role: p.role.name().to_string(),
-                kind: p.kind.to_string(),
-                passing: p.passing,
-                last_ok: p.last_ok,
-                detail: p.detail.clone(),
-                fallback: p.fallback,
-                took_ms: p.took.map(|t| t.as_secs_f64() * 1000.0),
-                at_ms: p.at.and_then(|at| {
-                    at.duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_millis() as u64)
-                }),
-            })
-            .collect(),
-        cpu_percent: status.cpu_percent,
-        rss_bytes: status.rss_bytes,
-        gpu_memory_bytes: status.gpu_memory_bytes,
-        gpu_percent: status.gpu_percent,
-        warning: status.warning.clone(),
-    }
-}
-
-async fn action(
-    State(state): State<AppState>,
-    Path(action): Path<String>,
-    body: Result<Json<ActionRequest>, JsonRejection>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    let Json(request) = body?;
-    run_action(&state, &action, request).await
-}
-
-async fn service_action(
-    State(state): State<AppState>,
-    Path((target, action)): Path<(String, String)>,
-    body: Option<Json<serde_json::Value>>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    let signal =
-        body.and_then(|Json(v)| v.get("signal").and_then(|s| s.as_str()).map(String::from));
-    run_action(
-        &state,
-        &action,
-        ActionRequest {
-            targets: vec![target],
-            signal,
-        },
-    )
-    .await
-}
-
-async fn run_action(
-    state: &AppState,
-    action: &str,
-    request: ActionRequest,
-) -> Result<Json<ActionResponse>, ApiError> {
-    if request.targets.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no targets given"));
-    }
-    let engine = &state.engine;
-    let outcomes = match action {
-        "start" => engine.start(request.targets).await??,
-        "stop" => engine.stop(request.targets).await??,
-        "restart" => engine.restart(request.targets).await??,
-        "signal" => {
-            let name = request.signal.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "the signal action needs a `signal`",
-                )
-            })?;
-            let signal: Signal =
-                name.parse()
-                    .map_err(|e: crate::config::signal::UnknownSignal| {
-                        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
-                    })?;
-            engine.signal(signal, request.targets).await??
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("unknown action `{other}` (start, stop, restart, signal)"),
-            ));
-        }
-    };
-    Ok(Json(response(outcomes)))
-}
-
-fn response(outcomes: Outcomes) -> ActionResponse {
-    ActionResponse {
-        results: outcomes
-            .into_iter()
-            .map(|(instance, outcome)| ActionResult {
-                instance,
-                ok: outcome.is_ok(),
-                error: outcome.err(),
-            })
-            .collect(),
-    }
-}
-
-async fn wait(
-    State(state): State<AppState>,
-    Query(query): Query<TargetsQuery>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    let outcomes = state
-        .engine
-        .wait_settled(split_targets(&query.targets), query.ready)
-        .await??;
-    Ok(Json(response(outcomes)))
-}
-
-#[derive(Deserialize)]
-struct LogQuery {
-    /// Comma-separated targets; empty means all.
-    #[serde(default)]
-    targets: String,
-    /// Lines per instance from the in-memory tail.
-    #[serde(default = "default_lines")]
-    lines: usize,
-    /// Only lines read in the last this many seconds.
-    #[serde(default)]
-    since: Option<f64>,
-    #[serde(default)]
-    stream: Option<String>,
-    /// Keep the response open and send new lines as they come.
-    #[serde(default)]
-    follow: bool,
-}
-
-fn default_lines() -> usize {
-    100
-}
-
-/// Log lines as newline-delimited JSON: `{"time", "instance", "stream", "line"}`; the tail
-/// first (merged in time order across targets), then, with `follow`, new lines as they are
-/// read, across restarts of the instances.
-async fn logs(
-    State(state): State<AppState>,
-    Query(query): Query<LogQuery>,
-) -> Result<Response, ApiError> {
-    let statuses = state.engine.status(split_targets(&query.targets)).await??;
-    let stream = match query.stream.as_deref() {
-        None | Some("all") => None,
-        Some("out") | Some("stdout") => Some(Stream::Out),
-        Some("err") | Some("stderr") => Some(Stream::Err),
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown stream `{other}` (out, err)"),
-            ));
-        }
-    };
-    let since = match query.since {
-        Some(secs) if secs.is_finite() && secs >= 0.0 => {
-            Some(SystemTime::now() - Duration::from_secs_f64(secs))
-        }
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("`since` must be seconds, not {other}"),
-            ));
-        }
-        None => None,
-    };
-    let mut lines: Vec<LogLine> = Vec::new();
-    let mut followers = tokio_stream::StreamMap::new();
-    for status in &statuses {
-        let Some(log) = state.logs.instance(&status.name) else {
-            continue;
-        };
-        // Read the tail and subscribe under one lock: no line is missed or sent twice.
-        let tail = log.tail();
-        lines.extend(
-            tail.last(query.lines, stream, since)
-                .into_iter()
-                .map(|l| LogLine {
-                    time: l.time,
-                    instance: log.name.clone(),
-                    stream: l.stream,
-                    bytes: l.bytes,
-                }),
-        );
-        if query.follow {
-            followers.insert(
-                status.name.clone(),
-                tokio_stream::wrappers::BroadcastStream::new(log.follow()),
-            );
-        }
-        drop(tail);
-    }
-    lines.sort_by_key(|l| l.time);
-    let head: String = lines.iter().map(encode_line).collect();
-    let head = tokio_stream::once(Ok::<_, std::convert::Infallible>(head));
-    let body = if query.follow {
-        use tokio_stream::StreamExt;
-        let live = followers.filter_map(move |(instance, item)| match item {
-            Ok(line) if stream.is_none_or(|s| s == line.stream) => Some(Ok(encode_line(&line))),
-            Ok(_) => None,
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Ok(encode_line(&LogLine {
-                    time: SystemTime::now(),
-                    instance: instance.into(),
-                    stream: Stream::Err,
-                    bytes: format!("[tend: {n} lines skipped: this client fell behind]\n")
-                        .into_bytes(),
-                })))
-            }
-        });
-        axum::body::Body::from_stream(head.chain(live))
-    } else {
-        axum::body::Body::from_stream(head)
-    };
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
-}
-
-fn encode_line(line: &LogLine) -> String {
-    let mut time = Vec::with_capacity(24);
-    crate::logs::line::rfc3339_millis(&mut time, line.time);
-    let text = String::from_utf8_lossy(line.bytes.strip_suffix(b"\n").unwrap_or(&line.bytes));
-    let mut encoded = serde_json::json!({
-        "time": String::from_utf8_lossy(&time),
-        "instance": &*line.instance,
-        "stream": line.stream.name(),
-        "line": text,
+/// The schema of a time span in a query: seconds, or a duration like `10m` or `1h30m`
+/// (up to nine digits a part, so no spelling overflows), or empty for none.
+pub fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "pattern": r"^ *([0-9]{1,9}(\.[0-9]{1,9})?|([0-9]{1,9}(\.[0-9]{1,9})? *(ms|s|m|h|d) *)+)? *$",
     })
-    .to_string();
-    encoded.push('\n');
-    encoded
 }
 
-async fn shutdown(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    // Answer first; the daemon stops its services once this response is on its way.
-    let notify = state.shutdown.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        notify.notify_one();
-    });
-    (
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "status": "shutting down" })),
-    )
+/// A time span in a query: seconds (`600`) or a duration as the manifest writes it (`10m`).
+pub fn query_duration(value: &str, what: &str) -> Result<std::time::Duration, ApiError> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if (0.0..1e12).contains(&secs) {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+        return Err(ApiError::bad_request(format!(
+            "`{what}` must be a non-negative number of seconds or a duration like 10m, not {value}"
+        )));
+    }
+    crate::config::duration::parse(value).map_err(|e| {
+        ApiError::bad_request(format!(
+            "`{what}` must be seconds or a duration like 10m: {e}"
+        ))
+    })
 }
+
+pub use crate::store::unix_ms;

@@ -104,6 +104,30 @@ pub enum Command {
         /// Services, instances, groups or `all` (default: all).
         targets: Vec<String>,
     },
+    /// Show the event history: state changes, exits, probe verdicts, warnings.
+    Events {
+        /// Only this service's events.
+        #[arg(long, short = 's')]
+        service: Option<String>,
+        /// How far back, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        since: String,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print one JSON array of event objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per service over a window of the history: uptime %, restarts, last failure.
+    Summary {
+        /// The window, back from now, e.g. 1h, 24h, 7d.
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        window: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop everything and exit the daemon.
     Down,
     /// Validate the manifest without starting anything.

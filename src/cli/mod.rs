@@ -15,7 +15,9 @@ use clap::{CommandFactory, Parser};
 use crate::config::{self, model::Manifest};
 use crate::daemon::{self, DaemonOptions};
 use crate::protocol::client::{Client, ClientError};
-use crate::protocol::{API, ActionRequest, ActionResponse, DaemonInfo, InstanceInfo};
+use crate::protocol::{
+    API, ActionRequest, ActionResponse, DaemonInfo, EventRow, InstanceInfo, SummaryReport,
+};
 use args::{Cli, Command};
 
 /// Run the CLI; returns the process exit code.
@@ -313,6 +315,13 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
                 };
                 logs(&client, request).await
             }
+            Command::Events {
+                service,
+                since,
+                limit,
+                json,
+            } => events(&client, service.as_deref(), since, *limit, *json).await,
+            Command::Summary { window, json } => summary(&client, window, *json).await,
             Command::Down => down(&client).await,
             _ => unreachable!("offline commands are handled before"),
         }
@@ -412,23 +421,153 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
         "LAST EXIT",
         "INFO",
     ];
-    let mut widths = header.map(str::len);
+    table(&header, rows.into_iter().map(Vec::from).collect())
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut text = String::new();
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(header).chain(rows) {
         let line: Vec<String> = row
             .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
             .collect();
         text.push_str(line.join("  ").trim_end());
         text.push('\n');
     }
     text
+}
+
+/// `tend events`: the history, oldest first.
+async fn events(
+    client: &Client,
+    service: Option<&str>,
+    since: &str,
+    limit: usize,
+    json: bool,
+) -> Result<i32, ClientError> {
+    let mut path = format!("{API}/events?since={}&limit={limit}", encode(since));
+    if let Some(service) = service {
+        path.push_str(&format!("&service={}", encode(service)));
+    }
+    let rows: Vec<EventRow> = client.get(&path).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let _ = out.write_all(render_events(&rows).as_bytes());
+    Ok(0)
+}
+
+/// The `tend events` table: time (local clock of the daemon's host, UTC), instance, what.
+pub fn render_events(rows: &[EventRow]) -> String {
+    let rows = rows
+        .iter()
+        .map(|e| {
+            let mut time = Vec::new();
+            crate::logs::line::rfc3339_millis(
+                &mut time,
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.at_ms.max(0) as u64),
+            );
+            let what = match e.kind.as_str() {
+                "state" => format!(
+                    "{} -> {}",
+                    e.from_state.as_deref().unwrap_or("?"),
+                    e.to_state.as_deref().unwrap_or("?")
+                ),
+                "spawn" => format!("spawned pid {}", e.pid.unwrap_or(0)),
+                "exit" => match (e.exit_code, &e.signal) {
+                    (Some(code), _) => {
+                        format!("pid {} exited with code {code}", e.pid.unwrap_or(0))
+                    }
+                    (None, Some(signal)) => {
+                        format!("pid {} killed by {signal}", e.pid.unwrap_or(0))
+                    }
+                    _ => "exited".into(),
+                },
+                "probe" => format!(
+                    "{} {}",
+                    e.probe.as_deref().unwrap_or("probe"),
+                    if e.passing == Some(true) {
+                        "passing"
+                    } else {
+                        "failing"
+                    }
+                ),
+                other => other.to_string(),
+            };
+            vec![
+                String::from_utf8_lossy(&time).into_owned(),
+                e.instance.clone(),
+                what,
+                e.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["TIME", "INSTANCE", "EVENT", "REASON"], rows)
+}
+
+/// `tend summary`: per service over a window.
+async fn summary(client: &Client, window: &str, json: bool) -> Result<i32, ClientError> {
+    let report: SummaryReport = client
+        .get(&format!("{API}/summary?window={}", encode(window)))
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let _ = out.write_all(render_summary(&report).as_bytes());
+    Ok(0)
+}
+
+pub fn render_summary(report: &SummaryReport) -> String {
+    let rows = report
+        .services
+        .iter()
+        .map(|s| {
+            let last = s
+                .last_failure
+                .as_ref()
+                .map(|e| {
+                    let ago = (report.until_ms - e.at_ms).max(0) as u64;
+                    let what = match (e.exit_code, &e.signal, &e.to_state) {
+                        (Some(code), _, _) => format!("exit code {code}"),
+                        (None, Some(signal), _) => signal.clone(),
+                        (_, _, Some(state)) => state.clone(),
+                        _ => e.kind.clone(),
+                    };
+                    format!("{what}, {} ago ({})", human_duration(ago), e.instance)
+                })
+                .unwrap_or_else(|| "-".into());
+            vec![
+                s.service.clone(),
+                s.uptime_percent
+                    .map(|u| format!("{u:.2}%"))
+                    .unwrap_or_else(|| "-".into()),
+                s.restarts.to_string(),
+                last,
+            ]
+        })
+        .collect();
+    table(&["SERVICE", "UPTIME", "RESTARTS", "LAST FAILURE"], rows)
 }
 
 /// `tend health`: each probe of each instance with its last result.

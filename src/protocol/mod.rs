@@ -3,13 +3,16 @@
 
 pub mod client;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use crate::store::{ActionRow, EventRow, SampleRow, ServiceSummary};
 
 /// The API's version prefix.
 pub const API: &str = "/api/v1";
 
 /// One instance, as `tend status --json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InstanceInfo {
     /// `web` or `web:2`.
     pub name: String,
@@ -43,6 +46,9 @@ pub struct InstanceInfo {
     pub cpu_percent: Option<f64>,
     /// Resident memory of the whole process tree at the last sample.
     pub rss_bytes: Option<u64>,
+    /// CPU time used by all runs of the instance so far, in seconds.
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// GPU memory held by the tree's processes (where NVML is available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_memory_bytes: Option<u64>,
@@ -55,7 +61,7 @@ pub struct InstanceInfo {
 }
 
 /// One probe of an instance and what it last said.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeInfo {
     /// `readiness`, `liveness` or `startup`.
     pub role: String,
@@ -73,16 +79,18 @@ pub struct ProbeInfo {
     pub at_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionRequest {
     /// Services, instances (`web:2`), groups or `all`.
+    #[schemars(length(min = 1))]
     pub targets: Vec<String>,
     /// For the `signal` action: a name like `HUP` or `SIGHUP`, or a number.
+    #[schemars(schema_with = "signal_schema")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionResult {
     pub instance: String,
     pub ok: bool,
@@ -90,7 +98,7 @@ pub struct ActionResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionResponse {
     pub results: Vec<ActionResult>,
 }
@@ -102,16 +110,113 @@ impl ActionResponse {
 }
 
 /// Every 4xx/5xx answer carries this body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DaemonInfo {
     pub version: String,
     pub pid: u32,
     pub manifest: String,
     pub state_dir: String,
     pub uptime_ms: u64,
+    /// Where the remote API listens (`[tend.http]`), as bound: with `:0` the port chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
+}
+
+/// One service and its instances (`GET /api/v1/services`, `GET /api/v1/services/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// `service` (long-running) or `task` (runs to completion).
+    pub kind: String,
+    /// The instances' state when they agree, else the most pressing one (fatal, backoff,
+    /// starting, ...).
+    pub state: String,
+    /// Every instance ready.
+    pub ready: bool,
+    /// Started by `tend up` without naming it.
+    pub autostart: bool,
+    /// The services it waits for.
+    pub depends_on: Vec<String>,
+    pub instances: Vec<InstanceInfo>,
+}
+
+/// `GET /ready`: whether every autostart service is ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReadyReport {
+    pub ready: bool,
+    /// The autostart instances that are not ready, with their state.
+    pub not_ready: Vec<NotReady>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotReady {
+    pub instance: String,
+    pub state: String,
+    pub reason: String,
+}
+
+/// `GET /health` and `GET /live`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Liveness {
+    /// `ok`, or what is wrong.
+    pub status: String,
+}
+
+/// `POST /api/v1/shutdown`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShutdownResponse {
+    pub status: String,
+}
+
+/// `GET /api/v1/summary`: per service, over a window of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryReport {
+    /// The window's start and end, unix milliseconds.
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub services: Vec<ServiceSummary>,
+}
+
+/// `POST /api/v1/actions/signal`: like [`ActionRequest`], with the signal required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// Services, instances (`web:2`), groups or `all`.
+    #[schemars(length(min = 1))]
+    pub targets: Vec<String>,
+    /// A name like `HUP` or `SIGHUP`, or a number.
+    #[schemars(schema_with = "required_signal_schema")]
+    pub signal: String,
+}
+
+/// `POST /api/v1/services/{target}/signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSignal {
+    /// A name like `HUP` or `SIGHUP`, or a number.
+    #[schemars(schema_with = "required_signal_schema")]
+    pub signal: String,
+}
+
+fn required_signal_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": crate::config::signal::Signal::spellings(),
+    })
+}
+
+fn signal_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "enum": crate::config::signal::Signal::spellings()
+            .into_iter()
+            .map(serde_json::Value::from)
+            .chain([serde_json::Value::Null])
+            .collect::<Vec<_>>(),
+    })
 }
