@@ -134,6 +134,19 @@ impl Project {
         daemon
     }
 
+    /// `tend up -d --wait`: returns once every instance is ready.
+    pub fn up_ready(&self) -> Daemon<'_> {
+        let out = self.tend(&["up", "-d", "--wait"]);
+        let daemon = Daemon::attach(self);
+        assert!(
+            out.status.success(),
+            "tend up -d --wait failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        daemon
+    }
+
     /// `tend status --json` as JSON values.
     pub fn status(&self) -> Vec<Value> {
         let out = self.tend(&["status", "--json"]);
@@ -239,5 +252,142 @@ impl Project {
     pub fn up_allow_failure(&self) -> Daemon<'_> {
         let _ = self.tend(&["up", "-d"]);
         Daemon::attach(self)
+    }
+}
+
+/// An HTTP answer: status, headers (lower-case names) and body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close` over any stream (the unix socket or TCP),
+/// read to the end. A plain client on purpose: the tests see the bytes tend sends.
+pub fn http_over<S: std::io::Read + std::io::Write>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: tend\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_answer(&raw)
+}
+
+fn parse_answer(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
+    out
+}
+
+impl Project {
+    pub fn socket(&self) -> PathBuf {
+        self.path().join(".tend/tend.sock")
+    }
+
+    /// A request on the daemon's unix socket.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> Answer {
+        let stream = std::os::unix::net::UnixStream::connect(self.socket()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        http_over(stream, method, path, &[], body)
+    }
+
+    /// Open a streaming GET on the unix socket; lines of the body arrive on the channel.
+    pub fn stream_lines(&self, path: &str) -> std::sync::mpsc::Receiver<String> {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket()).expect("connect");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: tend\r\n\r\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = std::io::BufReader::new(stream);
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Wait for a line on a stream that satisfies `want`.
+pub fn expect_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    limit: Duration,
+    what: &str,
+    want: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if want(&line) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+        }
     }
 }

@@ -18,3 +18,11 @@ mod cli;
 mod logs;
 // Probes (http, tcp, exec, log, sd_notify), liveness restarts, watchdog, readiness gating.
 mod health;
+// The control API: services, actions, JSON errors, /ready, SSE, metrics, OpenAPI.
+mod api;
+// The history: events and actions in SQLite, across restarts, a corrupt file moved aside.
+mod history;
+// The TCP listener: bearer tokens, roles, rate limiting of guesses, a too-open tokens file.
+mod remote;
+// Notifications: a webhook retried after a 500, a command with the event in its env.
+mod notify;
