@@ -51,6 +51,8 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 
 /// Run the daemon until it is told to stop; returns the process exit code.
 pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
+    // `process_start_time_seconds`: the process's start, not the end of its preparations.
+    let started_at = SystemTime::now();
     // One malloc arena: a supervisor allocates little, and per-thread arenas would each keep
     // their own high-water mark resident.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
@@ -62,10 +64,10 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, started_at))
 }
 
-async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
+async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result<i32> {
     let manifest = options.manifest;
     let state_dir = manifest.daemon.state_dir.clone();
     fs::create_dir_all(&state_dir)
@@ -117,37 +119,17 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceMeta::of(&manifest));
     let settings = manifest.daemon.clone();
-    // The tokens are read before anything starts: a bad tokens file is a refusal to start,
-    // not a listener that silently turns everyone away.
-    let tokens = match &settings.http {
-        Some(http) => Some(Arc::new(
-            api::tokens::Tokens::load(&http.tokens_file).map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
-        None => None,
-    };
-    // Bound before any service starts: a listener that cannot start is a refusal to start,
-    // with nothing left running.
-    let remote = match (&settings.http, tokens) {
-        (Some(http), Some(tokens)) => {
-            let listener = api::remote::bind(api::remote::RemoteSettings {
-                tls: http.tls.as_ref().map(|(cert, key)| api::remote::TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                metrics_public: http.metrics_public,
-                max_connections: http.max_connections,
-                ..api::remote::RemoteSettings::new(http.listen, tokens)
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            say(&format!(
-                "remote API listening on {}{}",
-                listener.local_addr(),
-                if http.tls.is_some() { " (TLS)" } else { "" }
-            ));
-            Some(listener)
+    // Everything that can refuse to start is done before any service starts: a bad tokens
+    // file, a listener or a socket that cannot be set up leave nothing running behind.
+    let prepared = prepare_listeners(&settings, &socket).await;
+    let (remote, (listener, staging)) = match prepared {
+        Ok(ready) => ready,
+        Err(e) => {
+            let _ = fs::remove_file(state_dir.join("tend.pid"));
+            let _ = fs::remove_file(state_dir.join("run.json"));
+            containment.remove();
+            return Err(e);
         }
-        _ => None,
     };
     // Opening checks the whole file (quick_check): off the runtime thread.
     let history = match settings.history.enabled {
@@ -182,14 +164,14 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     let notifier = Arc::new(Notifier::start(
         settings.notify.clone(),
         Arc::new(EngineCommands(engine.clone())),
-        Arc::new(|problem: String| say(&format!("notify: {problem}"))),
+        Arc::new(|problem: String| say(&problem)),
     ));
-    {
+    let recorder = {
         let notifier = notifier.clone();
         recorder::spawn(engine.clone(), history.clone(), move |event| {
             notifier.observe(event)
-        });
-    }
+        })
+    };
     let shutdown = Arc::new(Notify::new());
     let exit_code = Arc::new(std::sync::atomic::AtomicI32::new(0));
     report_events(
@@ -206,14 +188,15 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     // (`up -d` waiting) must never see the autostart services as merely stopped.
     engine.start_initial(options.services).await?;
 
-    let listener = bind_private(&socket, settings.socket_group.as_deref())?;
+    fs::rename(&staging, &socket)
+        .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
     let state = AppState {
         engine: engine.clone(),
         manifest: manifest_path,
         state_dir: state_dir.clone(),
         logs: logs.clone(),
         started: tokio::time::Instant::now(),
-        started_at: SystemTime::now(),
+        started_at,
         shutdown: shutdown.clone(),
         services: services_meta,
         history: history.clone(),
@@ -272,6 +255,14 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
             }
         }
     }
+    // The last events (the stops just made) reach the history and the notifier, and queued
+    // notices get their chance, before anything else ends: a notification command is a child
+    // of tend, and the orphan sweep below would take it for one.
+    recorder.finish(std::time::Duration::from_secs(1)).await;
+    match Arc::try_unwrap(notifier) {
+        Ok(notifier) => notifier.close(std::time::Duration::from_secs(3)).await,
+        Err(_) => say("notify: could not wait for queued notices"),
+    }
     let adopted = tree::stop_adopted_orphans();
     if adopted > 0 {
         say(&format!(
@@ -290,9 +281,6 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     if let Some(remote) = remote {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), remote).await;
     }
-    if let Ok(notifier) = Arc::try_unwrap(notifier) {
-        notifier.close(std::time::Duration::from_secs(2)).await;
-    }
     if let Some(history) = history {
         let _ =
             tokio::task::spawn_blocking(move || history.close(std::time::Duration::from_secs(2)))
@@ -302,11 +290,50 @@ async fn serve(options: DaemonOptions) -> anyhow::Result<i32> {
     Ok(exit_code.load(std::sync::atomic::Ordering::SeqCst))
 }
 
+/// The remote listener (tokens read, TLS loaded, port bound) and the control socket, bound
+/// under its staging name with its final mode and group.
+async fn prepare_listeners(
+    settings: &crate::config::model::DaemonSettings,
+    socket: &Path,
+) -> anyhow::Result<(Option<api::remote::RemoteListener>, (UnixListener, PathBuf))> {
+    // A bad tokens file is a refusal to start, not a listener that turns everyone away.
+    let tokens = match &settings.http {
+        Some(http) => Some(Arc::new(
+            api::tokens::Tokens::load(&http.tokens_file).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
+    let remote = match (&settings.http, tokens) {
+        (Some(http), Some(tokens)) => {
+            let listener = api::remote::bind(api::remote::RemoteSettings {
+                tls: http.tls.as_ref().map(|(cert, key)| api::remote::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                metrics_public: http.metrics_public,
+                max_connections: http.max_connections,
+                ..api::remote::RemoteSettings::new(http.listen, tokens)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            say(&format!(
+                "remote API listening on {}{}",
+                listener.local_addr(),
+                if http.tls.is_some() { " (TLS)" } else { "" }
+            ));
+            Some(listener)
+        }
+        _ => None,
+    };
+    let staged = stage_socket(socket, settings.socket_group.as_deref())?;
+    Ok((remote, staged))
+}
+
 /// Bind the control socket with mode 0600 from the start (no window where it is wider).
 /// The socket is bound under a neighbouring name and renamed into place once it listens:
 /// the path then exists only while connections are accepted, so a client that sees the
 /// file is never refused.
-fn bind_private(socket: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
+fn stage_socket(socket: &Path, group: Option<&str>) -> anyhow::Result<(UnixListener, PathBuf)> {
     // One character longer at most: socket paths are limited to 107 bytes.
     let mut staging = socket.as_os_str().to_owned();
     staging.push("~");
@@ -316,7 +343,18 @@ fn bind_private(socket: &Path, group: Option<&str>) -> anyhow::Result<UnixListen
     let listener = UnixListener::bind(&staging);
     nix::sys::stat::umask(previous);
     let listener = listener.with_context(|| format!("binding {}", staging.display()))?;
-    fs::set_permissions(&staging, fs::Permissions::from_mode(0o600))?;
+    let widened = fs::set_permissions(&staging, fs::Permissions::from_mode(0o600))
+        .map_err(anyhow::Error::from)
+        .and_then(|()| give_to_group(&staging, group));
+    if let Err(e) = widened {
+        let _ = fs::remove_file(&staging);
+        return Err(e);
+    }
+    Ok((listener, staging))
+}
+
+/// With `socket_group`: the group owns the socket and may connect (0660).
+fn give_to_group(staging: &Path, group: Option<&str>) -> anyhow::Result<()> {
     if let Some(group) = group {
         // Widened only after the group owns it: never a moment where another group can connect.
         let gid = match group.parse::<u32>() {
@@ -329,13 +367,15 @@ fn bind_private(socket: &Path, group: Option<&str>) -> anyhow::Result<UnixListen
                     .gid
             }
         };
-        nix::unistd::chown(&staging, None, Some(gid))
-            .with_context(|| format!("giving {} to group {group}", staging.display()))?;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o660))?;
+        nix::unistd::chown(staging, None, Some(gid)).with_context(|| {
+            format!(
+                "socket_group: giving {} to group {group} (tend must be root or a member)",
+                staging.display()
+            )
+        })?;
+        fs::set_permissions(staging, fs::Permissions::from_mode(0o660))?;
     }
-    fs::rename(&staging, socket)
-        .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
-    Ok(listener)
+    Ok(())
 }
 
 /// A previous daemon for this state dir died without stopping its children (SIGKILL, OOM,

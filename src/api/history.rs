@@ -58,14 +58,17 @@ pub struct EventsQuery {
 const KINDS: [&str; 5] = ["state", "spawn", "exit", "probe", "warning"];
 
 fn ago(text: &Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
+    ago_from(SystemTime::now(), text, what)
+}
+
+/// `text` back from `now`: one `now` for both ends of a window keeps `since <= until`.
+fn ago_from(now: SystemTime, text: &Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
     // An empty value (`?since=`) is no value, as in most query-string conventions.
     match text.as_deref().filter(|t| !t.trim().is_empty()) {
         None => Ok(None),
         Some(text) => {
             let span = query_duration(text, what)?;
-            let at = SystemTime::now()
-                .checked_sub(span)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let at = now.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH);
             Ok(Some(unix_ms(at)))
         }
     }
@@ -98,11 +101,12 @@ async fn read<T: Send + 'static>(
     tokio::task::spawn_blocking(move || query(&history))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            ApiError::new(
+        .map_err(|e| match e {
+            StoreError::InvalidRange { .. } => ApiError::bad_request(e.to_string()),
+            e => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("reading the history: {e}"),
-            )
+            ),
         })
 }
 
@@ -176,9 +180,11 @@ pub async fn summary(
     query: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<Json<SummaryReport>, ApiError> {
     let Query(query) = query?;
-    let until_ms = unix_ms(SystemTime::now());
+    let now = SystemTime::now();
+    let until_ms = unix_ms(now);
     let window = query.window.filter(|w| !w.trim().is_empty());
-    let since_ms = ago(&Some(window.unwrap_or_else(|| "24h".into())), "window")?.unwrap_or(0);
+    let since_ms =
+        ago_from(now, &Some(window.unwrap_or_else(|| "24h".into())), "window")?.unwrap_or(0);
     let history = history(&state)?;
     let services = read(history, move |h| h.summary(since_ms, until_ms)).await?;
     Ok(Json(SummaryReport {
@@ -207,9 +213,11 @@ pub async fn samples(
     if query.instance.trim().is_empty() {
         return Err(ApiError::bad_request("`instance` must name an instance"));
     }
-    let until_ms = unix_ms(SystemTime::now());
+    let now = SystemTime::now();
+    let until_ms = unix_ms(now);
     let since = query.since.filter(|s| !s.trim().is_empty());
-    let since_ms = ago(&Some(since.unwrap_or_else(|| "1h".into())), "since")?.unwrap_or(0);
+    let since_ms =
+        ago_from(now, &Some(since.unwrap_or_else(|| "1h".into())), "since")?.unwrap_or(0);
     let history = history(&state)?;
     let instance = query.instance;
     Ok(Json(

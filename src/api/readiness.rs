@@ -43,7 +43,10 @@ pub async fn live(State(state): State<AppState>) -> (StatusCode, Json<Liveness>)
     }
 }
 
-/// Ready when every instance of every autostart service is ready (a task: completed).
+/// Ready when every instance of the autostart services that is meant to run is ready (a
+/// task: completed). An instance at `stopped` is not meant to run: never started (`tend up`
+/// named other services) or stopped on request; one that failed for good is `fatal` or
+/// `exited`, and counts.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyReport>) {
     let autostart: std::collections::HashSet<&str> = state
         .services
@@ -59,7 +62,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyRepo
     let not_ready: Vec<NotReady> = match statuses {
         Ok(statuses) => statuses
             .into_iter()
-            .filter(|s| autostart.contains(s.service.as_str()))
+            .filter(|s| autostart.contains(s.service.as_str()) && s.state != "stopped")
             .filter(|s| !(s.ready || (s.is_task && s.completed)))
             .map(|s| NotReady {
                 instance: s.name.clone(),

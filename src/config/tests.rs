@@ -2127,6 +2127,22 @@ command = "sleep 1"
     assert!(message("tend.notify[1].services").contains("did you mean `web`"));
     assert!(message("tend.notify[0].webhook").contains("http:// or https://"));
 
+    let errors = fixture.errors(
+        "tend.toml",
+        "[[tend.notify]]\ncommand = \" \"\n[[tend.notify]]\nwebhook = \"http://x/\"\ntimeout = \"0s\"\n[[tend.notify]]\nwebhook = \"http://x/\"\nheaders = { \"Bad Header\" = \"v\" }\n[[tend.notify]]\nwebhook = \"https://user:pw@x/\"\n",
+    );
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "tend.notify[0].command",
+            "tend.notify[1].timeout",
+            "tend.notify[2].headers",
+            "tend.notify[3].webhook"
+        ],
+        "{errors:?}"
+    );
+
     // A malformed entry is reported with its index and line (the array is then dropped).
     let errors = fixture.errors(
         "tend.toml",

@@ -382,6 +382,10 @@ impl Validator<'_> {
             None => Duration::from_secs(10),
             Some(value) => self.duration(value, &at("timeout"))?,
         };
+        if timeout.is_zero() {
+            self.error(&at("timeout"), "must be longer than 0s");
+            return None;
+        }
         let on = raw
             .on
             .iter()
@@ -403,9 +407,35 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                if url.parse::<axum::http::Uri>().is_err() {
-                    self.error(&at("webhook"), format!("`{url}` is not a valid URL"));
-                    return None;
+                match url.parse::<axum::http::Uri>() {
+                    Err(_) => {
+                        self.error(&at("webhook"), format!("`{url}` is not a valid URL"));
+                        return None;
+                    }
+                    Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                        self.error(
+                            &at("webhook"),
+                            "put credentials in `headers` (e.g. Authorization), not in the URL",
+                        );
+                        return None;
+                    }
+                    Ok(_) => {}
+                }
+                for (name, value) in raw.headers.iter().flatten() {
+                    if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        self.error(
+                            &at("headers"),
+                            format!("`{name}` is not a valid header name"),
+                        );
+                        return None;
+                    }
+                    if axum::http::HeaderValue::from_str(value).is_err() {
+                        self.error(
+                            &at("headers"),
+                            format!("the value of `{name}` is not a valid header value"),
+                        );
+                        return None;
+                    }
                 }
                 let format = match raw.format {
                     None | Some(RawPayloadFormat::Json) => PayloadFormat::Json,
@@ -427,6 +457,10 @@ impl Validator<'_> {
                 }
             }
             (None, Some(command)) => {
+                if command.trim().is_empty() {
+                    self.error(&at("command"), "must not be empty");
+                    return None;
+                }
                 if raw.format.is_some() || raw.headers.is_some() {
                     self.error(
                         &at(if raw.format.is_some() {

@@ -224,13 +224,18 @@ impl Health {
             line = wait_line(&mut self.log_match) => {
                 self.log_match = None;
                 let line = line?;
+                let detail = format!("matched: {line}");
                 self.record(Role::Readiness, |r| {
                     r.passing = Some(true);
                     r.last_ok = Some(true);
-                    r.detail = format!("matched: {line}");
+                    r.detail = detail.clone();
                     r.at = Some(SystemTime::now());
                 });
-                self.set_ready(true)
+                let verdict = self.set_ready(true);
+                if verdict.is_some() {
+                    self.transitions.push((Role::Readiness, true, detail));
+                }
+                verdict
             }
         }
     }
@@ -264,9 +269,18 @@ impl Health {
                 r.at = Some(SystemTime::now());
             });
             verdict = self.set_ready(true);
+            if verdict.is_some() {
+                self.transitions
+                    .push((Role::Readiness, true, "READY=1".into()));
+            }
         }
         if message.reloading && self.uses_notify() {
-            verdict = self.set_ready(false).or(verdict);
+            let changed = self.set_ready(false);
+            if changed.is_some() {
+                self.transitions
+                    .push((Role::Readiness, false, "RELOADING=1".into()));
+            }
+            verdict = changed.or(verdict);
         }
         verdict.or(Some(Verdict::Changed))
     }

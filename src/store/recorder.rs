@@ -73,36 +73,60 @@ pub fn event_row(event: &Event) -> EventRow {
     row
 }
 
-/// Record events and samples until the engine goes away. `also` sees every event too (the
+/// The running recorder: [`Recorder::finish`] ends it after the events already sent.
+pub struct Recorder {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Record (and hand to `also`) every event already on the channel, then stop; bounded.
+    /// The engine's handle keeps the channel open, so the end has to be asked for.
+    pub async fn finish(self, timeout: Duration) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(timeout, self.task).await;
+    }
+}
+
+/// Record events and samples until [`Recorder::finish`]. `also` sees every event too (the
 /// notifications), on the same task, so there is one subscriber for both.
 pub fn spawn(
     engine: EngineHandle,
     history: Option<History>,
     also: impl Fn(&Event) + Send + 'static,
-) {
+) -> Recorder {
     let mut events = engine.subscribe();
-    tokio::spawn(async move {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let sampled = history.clone();
+    let record = move |event: &Event| {
+        if let Some(history) = &history {
+            history.record(Record::Event(event_row(event)));
+        }
+        also(event);
+    };
+    let task = tokio::spawn(async move {
         let mut sampling = tokio::time::interval(SAMPLE_EVERY);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 received = events.recv() => match received {
-                    Ok(event) => {
-                        if let Some(history) = &history {
-                            history.record(Record::Event(event_row(&event)));
-                        }
-                        also(&event);
-                    }
+                    Ok(event) => record(&event),
                     Err(RecvError::Lagged(n)) => crate::logs::own::say(&format!(
                         "history: {n} events were missed (the recorder fell behind a burst)"
                     )),
                     Err(RecvError::Closed) => break,
                 },
-                _ = sampling.tick(), if history.is_some() => {
+                _ = stopped.changed() => {
+                    while let Ok(event) = events.try_recv() {
+                        record(&event);
+                    }
+                    break;
+                }
+                _ = sampling.tick(), if sampled.is_some() => {
                     let Ok(Ok(statuses)) = engine.status(Vec::new()).await else {
-                        break;
+                        continue;
                     };
-                    let Some(history) = &history else { continue };
+                    let Some(history) = &sampled else { continue };
                     let at_ms = crate::store::unix_ms(std::time::SystemTime::now());
                     for status in statuses.iter().filter(|s| s.pid.is_some()) {
                         history.record(Record::Sample(SampleRow {
@@ -117,4 +141,5 @@ pub fn spawn(
             }
         }
     });
+    Recorder { stop, task }
 }

@@ -145,21 +145,41 @@ fn bad_requests_get_json_errors_and_the_daemon_carries_on() {
 
 #[test]
 fn own_health_ready_lists_what_is_not_ready() {
-    let project = Project::new(TWO_SERVICES);
-    let _daemon = project.up_ready();
+    let project = Project::new(
+        r#"
+[services.web]
+command = "sleep 300"
+min_uptime = "100ms"
+
+[services.lazy]
+command = "sleep 300"
+readiness = { exec = "test -e ready-now", interval = "100ms" }
+"#,
+    );
+    let _daemon = project.up();
     assert_eq!(project.http("GET", "/health", "").json()["status"], "ok");
     assert_eq!(project.http("GET", "/live", "").status, 200);
+    wait_until(Duration::from_secs(10), "web ready", || {
+        project.instance("web")["ready"] == true
+    });
     let ready = project.http("GET", "/ready", "");
-    assert_eq!(ready.status, 200, "{}", ready.body);
-    assert_eq!(ready.json()["ready"], true);
-
-    assert!(project.tend(&["stop", "worker"]).status.success());
-    let ready = project.http("GET", "/ready", "");
-    assert_eq!(ready.status, 503);
+    assert_eq!(ready.status, 503, "{}", ready.body);
     let body = ready.json();
     assert_eq!(body["ready"], false);
-    assert_eq!(body["not_ready"][0]["instance"], "worker");
-    assert_eq!(body["not_ready"][0]["state"], "stopped");
+    assert_eq!(body["not_ready"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["not_ready"][0]["instance"], "lazy");
+    assert_eq!(body["not_ready"][0]["state"], "running");
+
+    std::fs::write(project.file("ready-now"), "").unwrap();
+    wait_until(Duration::from_secs(10), "/ready to pass", || {
+        project.http("GET", "/ready", "").status == 200
+    });
+    assert_eq!(project.http("GET", "/ready", "").json()["ready"], true);
+
+    // What was stopped on purpose is not waited for.
+    std::fs::remove_file(project.file("ready-now")).unwrap();
+    assert!(project.tend(&["stop", "lazy"]).status.success());
+    assert_eq!(project.http("GET", "/ready", "").status, 200);
 }
 
 #[test]

@@ -99,3 +99,27 @@ command = "sleep 300"
     });
     assert!(!project.read("notices.txt").contains("steady"));
 }
+
+/// A critical service going fatal ends the daemon; the notice of that failure is still
+/// delivered (the command runs to its end) before tend exits.
+#[test]
+fn the_notice_that_ends_the_daemon_is_delivered_before_it_exits() {
+    let project = Project::new(
+        r#"
+[[tend.notify]]
+on = ["fatal"]
+command = "sleep 0.5; echo \"$TEND_EVENT $TEND_INSTANCE\" >> done.txt"
+
+[services.core]
+command = "sh -c 'exit 4'"
+critical = true
+max_restarts = 0
+"#,
+    );
+    let daemon = project.up_allow_failure();
+    let pid = daemon.pid();
+    wait_until(Duration::from_secs(20), "the daemon to end", || {
+        pid.is_none_or(|p| !crate::harness::alive(p))
+    });
+    assert_eq!(project.read("done.txt").trim(), "fatal core");
+}
