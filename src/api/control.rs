@@ -141,8 +141,8 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
         Some(ExitStatus::Signal(number)) => (
             None,
             Some(
-                Signal::from_number(number)
-                    .map(|s| s.to_string())
+                crate::config::signal::signal_name(number)
+                    .map(str::to_string)
                     .unwrap_or_else(|| format!("SIG{number}")),
             ),
         ),

@@ -83,6 +83,43 @@ impl Signal {
     }
 }
 
+/// The name of a signal a process died of (`SIGSEGV`), for reports: the signals a manifest
+/// may name plus the ones programs crash with. Numbers differ between platforms, so they
+/// come from libc.
+pub fn signal_name(number: i32) -> Option<&'static str> {
+    if let Some(signal) = Signal::from_number(number) {
+        return Some(match signal {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Quit => "SIGQUIT",
+            Signal::Abrt => "SIGABRT",
+            Signal::Kill => "SIGKILL",
+            Signal::Usr1 => "SIGUSR1",
+            Signal::Usr2 => "SIGUSR2",
+            Signal::Pipe => "SIGPIPE",
+            Signal::Alrm => "SIGALRM",
+            Signal::Term => "SIGTERM",
+            Signal::Cont => "SIGCONT",
+            Signal::Stop => "SIGSTOP",
+            Signal::Tstp => "SIGTSTP",
+            Signal::Ttin => "SIGTTIN",
+            Signal::Ttou => "SIGTTOU",
+            Signal::Winch => "SIGWINCH",
+        });
+    }
+    Some(match number {
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SIG{}", self.name())

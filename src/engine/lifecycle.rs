@@ -38,8 +38,8 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitStatus::Code(code) => write!(f, "exited with code {code}"),
-            ExitStatus::Signal(number) => match Signal::from_number(*number) {
-                Some(signal) => write!(f, "killed by {signal}"),
+            ExitStatus::Signal(number) => match crate::config::signal::signal_name(*number) {
+                Some(name) => write!(f, "killed by {name}"),
                 None => write!(f, "killed by signal {number}"),
             },
         }

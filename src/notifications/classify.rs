@@ -221,37 +221,11 @@ impl Memory {
 pub(super) fn exit_text(status: ExitStatus) -> String {
     match status {
         ExitStatus::Code(code) => format!("exit code {code}"),
-        ExitStatus::Signal(number) => match signal_name(number) {
+        ExitStatus::Signal(number) => match crate::config::signal::signal_name(number) {
             Some(name) => name.to_owned(),
             None => format!("signal {number}"),
         },
     }
-}
-
-/// The signals a supervised process plausibly dies of; numbers differ between platforms, so
-/// they come from libc.
-fn signal_name(number: i32) -> Option<&'static str> {
-    Some(match number {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        _ => return None,
-    })
 }
 
 /// The engine's backoff reason ends in "; restarting in 2s": true when it was written, but

@@ -13,7 +13,7 @@ mod tests;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
@@ -314,41 +314,11 @@ impl Shared {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds: 2026-11-23T14:15:39.123Z.
+/// RFC 3339 in UTC with milliseconds (2026-11-23T14:15:39.123Z), as tend's logs write it.
 pub(crate) fn rfc3339_millis(at: SystemTime) -> String {
-    let millis: i64 = match at.duration_since(UNIX_EPOCH) {
-        Ok(since) => since.as_millis() as i64,
-        Err(before) => -(before.duration().as_nanos().div_ceil(1_000_000) as i64),
-    };
-    let (secs, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        day_secs / 3600,
-        day_secs % 3600 / 60,
-        day_secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date, counting in 400-year eras that start
-/// on March 1st so the leap day is the last day of a year.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let shifted = days + 719_468; // 0000-03-01 to 1970-01-01
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+    let mut text = Vec::with_capacity(24);
+    crate::logs::line::rfc3339_millis(&mut text, at);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Short human durations for reasons: 45s, 4m10s, 2h5m.

@@ -48,8 +48,8 @@ pub fn event_row(event: &Event) -> EventRow {
                 ExitStatus::Code(code) => row.exit_code = Some(*code),
                 ExitStatus::Signal(number) => {
                     row.signal = Some(
-                        crate::config::signal::Signal::from_number(*number)
-                            .map(|s| s.to_string())
+                        crate::config::signal::signal_name(*number)
+                            .map(str::to_string)
                             .unwrap_or_else(|| format!("SIG{number}")),
                     )
                 }
