@@ -280,18 +280,30 @@ async fn run_action(
             }
             Err(e) => (false, e.message.clone()),
         };
-        history.record(Record::Action(ActionRow {
-            id: None,
-            at_ms: unix_ms(SystemTime::now()),
-            origin: caller.origin,
-            who: caller.who,
-            action: action.to_string(),
-            targets,
-            ok,
-            result: summary,
-        }));
+        audit(history, caller, action, targets, ok, summary);
     }
     result.map(Json)
+}
+
+/// One row of the audit: who asked for what, and how it went.
+fn audit(
+    history: &crate::store::History,
+    caller: Caller,
+    action: &str,
+    targets: String,
+    ok: bool,
+    result: String,
+) {
+    history.record(Record::Action(ActionRow {
+        id: None,
+        at_ms: unix_ms(SystemTime::now()),
+        origin: caller.origin,
+        who: caller.who,
+        action: action.to_string(),
+        targets,
+        ok,
+        result,
+    }));
 }
 
 async fn perform(
@@ -359,16 +371,14 @@ pub async fn shutdown(
 ) -> (StatusCode, Json<ShutdownResponse>) {
     if let Some(history) = &state.history {
         let caller = caller.map(|c| c.0).unwrap_or_else(Caller::unknown);
-        history.record(Record::Action(ActionRow {
-            id: None,
-            at_ms: unix_ms(SystemTime::now()),
-            origin: caller.origin,
-            who: caller.who,
-            action: "shutdown".into(),
-            targets: "all".into(),
-            ok: true,
-            result: "shutting down".into(),
-        }));
+        audit(
+            history,
+            caller,
+            "shutdown",
+            "all".into(),
+            true,
+            "shutting down".into(),
+        );
     }
     // Answer first; the daemon stops its services once this response is on its way.
     let notify = state.shutdown.clone();

@@ -3,7 +3,7 @@
 //! stream as server-sent events.
 
 use std::convert::Infallible;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -182,9 +182,9 @@ pub async fn summary(
     let Query(query) = query?;
     let now = SystemTime::now();
     let until_ms = unix_ms(now);
-    let window = query.window.filter(|w| !w.trim().is_empty());
-    let since_ms =
-        ago_from(now, &Some(window.unwrap_or_else(|| "24h".into())), "window")?.unwrap_or(0);
+    // No window, or an empty one: the last day.
+    let since_ms = ago_from(now, &query.window, "window")?
+        .unwrap_or_else(|| unix_ms(now - Duration::from_secs(24 * 3600)));
     let history = history(&state)?;
     let services = read(history, move |h| h.summary(since_ms, until_ms)).await?;
     Ok(Json(SummaryReport {
@@ -215,9 +215,9 @@ pub async fn samples(
     }
     let now = SystemTime::now();
     let until_ms = unix_ms(now);
-    let since = query.since.filter(|s| !s.trim().is_empty());
-    let since_ms =
-        ago_from(now, &Some(since.unwrap_or_else(|| "1h".into())), "since")?.unwrap_or(0);
+    // No `since`, or an empty one: the last hour.
+    let since_ms = ago_from(now, &query.since, "since")?
+        .unwrap_or_else(|| unix_ms(now - Duration::from_secs(3600)));
     let history = history(&state)?;
     let instance = query.instance;
     Ok(Json(

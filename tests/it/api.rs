@@ -349,12 +349,7 @@ command = "sh -c 'echo hi; exec sleep 300'"
 min_uptime = "100ms"
 "#,
     );
-    let tokens = project.file("tokens");
-    std::fs::write(&tokens, format!("{token} operate\n")).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    project.write_with_mode("tokens", &format!("{token} operate\n"), 0o600);
     let _daemon = project.up_ready();
     let address = project.http("GET", "/api/v1/info", "").json()["http_listen"]
         .as_str()

@@ -80,6 +80,14 @@ impl Project {
         self.path().join(name)
     }
 
+    /// Write a file of the project with this mode (a tokens file must be 0600 or stricter).
+    pub fn write_with_mode(&self, name: &str, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.file(name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     pub fn read(&self, name: &str) -> String {
         fs::read_to_string(self.file(name)).unwrap_or_default()
     }

@@ -1,7 +1,6 @@
 //! The remote API on TCP through the real daemon: bearer tokens and roles, the audit of who
 //! acted, a tokens file that is too open, and the unix socket unaffected.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use crate::harness::{Answer, Project, http_over, text, wait_until};
@@ -21,13 +20,11 @@ command = "sleep 300"
 min_uptime = "100ms"
 "#,
     );
-    let tokens = project.file("tokens");
-    std::fs::write(
-        &tokens,
-        format!("# who may do what\n{READ} read\n\n{OPERATE} operate  # the deploy bot\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode)).unwrap();
+    project.write_with_mode(
+        "tokens",
+        &format!("# who may do what\n{READ} read\n\n{OPERATE} operate  # the deploy bot\n"),
+        mode,
+    );
     project
 }
 
