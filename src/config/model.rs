@@ -173,6 +173,27 @@ pub struct BackoffSpec {
     pub factor: f64,
     /// Fraction in [0, 1]: each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
     pub jitter: f64,
+    pub growth: Growth,
+}
+
+/// How restart delays grow with each failed start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Growth {
+    /// `initial × factor^n`.
+    #[default]
+    Exponential,
+    /// `initial × (n + 1)`.
+    Linear,
+}
+
+/// What `max_restarts` counts before an instance is given up as fatal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartLimit {
+    /// Every automatic restart within `restart_window`.
+    #[default]
+    Window,
+    /// Consecutive runs that ended before `min_uptime`; a stable run resets the count.
+    Unstable,
 }
 
 impl Default for BackoffSpec {
@@ -182,6 +203,7 @@ impl Default for BackoffSpec {
             max: Duration::from_secs(30),
             factor: 2.0,
             jitter: 0.1,
+            growth: Growth::Exponential,
         }
     }
 }
@@ -241,6 +263,7 @@ pub struct ServiceSpec {
     pub min_uptime: Duration,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    pub restart_limit: RestartLimit,
     pub cooldown: Option<Duration>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,

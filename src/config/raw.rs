@@ -215,6 +215,10 @@ pub struct RawService {
     pub max_restarts: Option<i64>,
     /// The window `max_restarts` counts over. Default: "60s".
     pub restart_window: Option<DurationValue>,
+    /// What `max_restarts` counts: `window` (every automatic restart within
+    /// `restart_window`, the default) or `unstable` (consecutive runs that ended before
+    /// `min_uptime`, as supervisord's `startretries` and PM2's `max_restarts` do).
+    pub restart_limit: Option<RawRestartLimit>,
     /// After giving up, wait this long and then try again. Default: never retry.
     pub cooldown: Option<DurationValue>,
     /// Signal that asks the service to stop: a name with or without SIG, or a number. Default: TERM.
@@ -392,6 +396,25 @@ pub enum RawRestart {
     Never,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRestartLimit {
+    /// Automatic restarts within `restart_window`.
+    Window,
+    /// Consecutive runs that ended before `min_uptime` (failed starts); a stable run resets
+    /// the count and is restarted at once.
+    Unstable,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawGrowth {
+    /// Each delay is `factor` times the one before.
+    Exponential,
+    /// The n-th delay is n times `initial` (supervisord's 1 s, 2 s, 3 s).
+    Linear,
+}
+
 /// The `backoff` table.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a table of backoff settings")]
@@ -406,6 +429,8 @@ pub struct RawBackoff {
     /// Random spread in [0, 1]: each delay is scaled by 1 ± jitter. Default: 0.1.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub jitter: Option<f64>,
+    /// `exponential` (the default: `factor` per restart) or `linear` (`initial` × n).
+    pub growth: Option<RawGrowth>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

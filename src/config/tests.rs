@@ -152,6 +152,7 @@ fn a_minimal_service_gets_every_default() {
             min_uptime: Duration::from_secs(1),
             max_restarts: 10,
             restart_window: Duration::from_secs(60),
+            restart_limit: RestartLimit::Window,
             cooldown: None,
             stop_signal: Signal::Term,
             stop_timeout: Duration::from_secs(10),
@@ -364,6 +365,7 @@ fn the_same_manifest_in_toml_yaml_and_json_loads_equal() {
             max: Duration::from_secs(60),
             factor: 1.5,
             jitter: 0.0,
+            growth: Growth::Exponential,
         }
     );
     assert_eq!(web.min_uptime, Duration::from_secs(2));
@@ -1548,6 +1550,7 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "min_uptime",
         "max_restarts",
         "restart_window",
+        "restart_limit",
         "cooldown",
         "stop_signal",
         "stop_timeout",
@@ -1572,7 +1575,7 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 40, "a key was added: list it above");
+    assert_eq!(service.len(), 41, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
         assert_eq!(
             defs[table]["additionalProperties"],

@@ -14,15 +14,15 @@ use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
-    DaemonSettings, Dependency, HistorySettings, HttpSettings, Kind, LogFormat, LogSpec, LogTarget,
-    Manifest, NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec, Program,
-    ResourceSpec, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    DaemonSettings, Dependency, Growth, HistorySettings, HttpSettings, Kind, LogFormat, LogSpec,
+    LogTarget, Manifest, NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec,
+    Program, ResourceSpec, RestartLimit, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
-    RawCondition, RawDaemon, RawHistory, RawHttp, RawKind, RawLogFormat, RawLogs, RawManifest,
-    RawNoticeKind, RawNotify, RawOnUnready, RawPayloadFormat, RawProbe, RawRestart, RawService,
-    RawStatus, SizeValue, UmaskValue,
+    RawCondition, RawDaemon, RawGrowth, RawHistory, RawHttp, RawKind, RawLogFormat, RawLogs,
+    RawManifest, RawNoticeKind, RawNotify, RawOnUnready, RawPayloadFormat, RawProbe, RawRestart,
+    RawRestartLimit, RawService, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -737,6 +737,10 @@ impl Validator<'_> {
                 0
             }),
         };
+        let restart_limit = match raw.restart_limit {
+            None | Some(RawRestartLimit::Window) => RestartLimit::Window,
+            Some(RawRestartLimit::Unstable) => RestartLimit::Unstable,
+        };
         let stop_signal = match &raw.stop_signal {
             None => Signal::Term,
             Some(value) => Signal::from_str(&value.0.to_string()).unwrap_or_else(|e| {
@@ -803,6 +807,7 @@ impl Validator<'_> {
             min_uptime,
             max_restarts,
             restart_window,
+            restart_limit,
             cooldown,
             stop_signal,
             stop_timeout,
@@ -1479,6 +1484,10 @@ impl Validator<'_> {
             max: max.unwrap_or(defaults.max),
             factor,
             jitter,
+            growth: match raw.growth {
+                None | Some(RawGrowth::Exponential) => Growth::Exponential,
+                Some(RawGrowth::Linear) => Growth::Linear,
+            },
         }
     }
 

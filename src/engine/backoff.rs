@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::model::BackoffSpec;
+use crate::config::model::{BackoffSpec, Growth};
 
 /// The delay before restart attempt `attempt` (0 for the first restart after a healthy run).
 /// `unit` is a random number in [-1, 1] that scales the jitter.
@@ -11,7 +11,10 @@ pub fn delay(spec: &BackoffSpec, attempt: u32, unit: f64) -> Duration {
     let initial = spec.initial.as_secs_f64();
     let max = spec.max.as_secs_f64().max(initial);
     // powi on a clamped exponent: a long flap streak must not overflow to inf/NaN.
-    let grown = initial * spec.factor.powi(attempt.min(1024) as i32);
+    let grown = match spec.growth {
+        Growth::Exponential => initial * spec.factor.powi(attempt.min(1024) as i32),
+        Growth::Linear => initial * (f64::from(attempt) + 1.0),
+    };
     let capped = if grown.is_finite() {
         grown.min(max)
     } else {
@@ -51,7 +54,21 @@ mod tests {
             max: Duration::from_millis(max_ms),
             factor,
             jitter,
+            growth: Growth::Exponential,
         }
+    }
+
+    #[test]
+    fn linear_growth_adds_initial_each_time() {
+        let s = BackoffSpec {
+            growth: Growth::Linear,
+            ..spec(1000, 5000, 2.0, 0.0)
+        };
+        let delays: Vec<u64> = (0..7)
+            .map(|a| delay(&s, a, 0.0).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [1000, 2000, 3000, 4000, 5000, 5000, 5000]);
+        assert_eq!(delay(&s, u32::MAX, 0.0), Duration::from_secs(5));
     }
 
     #[test]

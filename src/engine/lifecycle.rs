@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::model::{BackoffSpec, RestartPolicy, ServiceSpec};
+use crate::config::model::{BackoffSpec, RestartLimit, RestartPolicy, ServiceSpec};
 use crate::config::signal::Signal;
 use crate::engine::backoff::{self, Jitter};
 
@@ -207,6 +207,7 @@ pub struct Policy {
     pub min_uptime: Duration,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    pub restart_limit: RestartLimit,
     pub cooldown: Option<Duration>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
@@ -221,6 +222,7 @@ impl Policy {
             min_uptime: spec.min_uptime,
             max_restarts: spec.max_restarts,
             restart_window: spec.restart_window,
+            restart_limit: spec.restart_limit,
             cooldown: spec.cooldown,
             stop_signal: spec.stop_signal,
             stop_timeout: spec.stop_timeout,
@@ -438,9 +440,12 @@ impl Lifecycle {
                 self.last_exit = Some(status);
                 let settled = settled || now >= since + self.policy.min_uptime;
                 let success = self.policy.is_success(status);
+                // Counting unstable runs, a run that ended before min_uptime failed to
+                // start, whatever its exit code (supervisord's STARTING → BACKOFF).
+                let failed_start = self.policy.restart_limit == RestartLimit::Unstable && !settled;
                 let wanted = match self.policy.restart {
                     RestartPolicy::Always => true,
-                    RestartPolicy::OnFailure => !success,
+                    RestartPolicy::OnFailure => !success || failed_start,
                     RestartPolicy::Never => false,
                 };
                 if wanted {
@@ -633,6 +638,9 @@ impl Lifecycle {
             self.reason = format!("{what}; failed again after cooldown");
             return (self.fatal(now), vec![]);
         }
+        if self.policy.restart_limit == RestartLimit::Unstable {
+            return self.after_unstable_failure(now, settled, what, cause);
+        }
         let window_start = now.checked_sub(self.policy.restart_window);
         while let Some(first) = self.recent_restarts.front() {
             if window_start.is_some_and(|start| *first < start) {
@@ -655,6 +663,41 @@ impl Lifecycle {
         let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
         self.attempt = self.attempt.saturating_add(1);
         self.recent_restarts.push_back(now);
+        self.count_restart(cause);
+        if delay.is_zero() {
+            self.reason = format!("{what}; restarting");
+            (State::Starting, vec![Effect::Spawn])
+        } else {
+            self.reason = format!("{what}; restarting in {}", human(delay));
+            (State::Backoff { until: now + delay }, vec![])
+        }
+    }
+
+    /// [`RestartLimit::Unstable`]: only failed starts count and are delayed. A stable run
+    /// ending is restarted at once, as supervisord restarts a process that left RUNNING.
+    fn after_unstable_failure(
+        &mut self,
+        now: Instant,
+        settled: bool,
+        what: String,
+        cause: RestartCause,
+    ) -> (State, Vec<Effect>) {
+        if settled {
+            self.attempt = 0;
+            self.count_restart(cause);
+            self.reason = format!("{what}; restarting");
+            return (State::Starting, vec![Effect::Spawn]);
+        }
+        if self.attempt >= self.policy.max_restarts {
+            self.reason = format!(
+                "{what}; {} failed starts in a row, giving up",
+                self.attempt + 1
+            );
+            self.attempt = 0;
+            return (self.fatal(now), vec![]);
+        }
+        let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
+        self.attempt = self.attempt.saturating_add(1);
         self.count_restart(cause);
         if delay.is_zero() {
             self.reason = format!("{what}; restarting");
@@ -706,6 +749,7 @@ pub fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::Growth;
 
     fn policy() -> Policy {
         Policy {
@@ -716,10 +760,12 @@ mod tests {
                 max: Duration::from_secs(8),
                 factor: 2.0,
                 jitter: 0.0,
+                growth: Growth::Exponential,
             },
             min_uptime: Duration::from_secs(1),
             max_restarts: 3,
             restart_window: Duration::from_secs(60),
+            restart_limit: RestartLimit::Window,
             cooldown: None,
             stop_signal: Signal::Term,
             stop_timeout: Duration::from_secs(10),
@@ -783,6 +829,92 @@ mod tests {
             }
         ));
         assert_eq!(s.lc.deadline(), None, "a settled instance needs no timer");
+    }
+
+    /// supervisord's rules: startretries = 3 gives four spawns with waits of 1, 2 and 3 s,
+    /// then FATAL; a process that ran past startsecs is restarted at once, for ever.
+    fn supervisord_policy() -> Policy {
+        Policy {
+            restart: RestartPolicy::OnFailure,
+            backoff: BackoffSpec {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(3),
+                factor: 1.0,
+                jitter: 0.0,
+                growth: Growth::Linear,
+            },
+            restart_limit: RestartLimit::Unstable,
+            ..policy()
+        }
+    }
+
+    #[test]
+    fn unstable_limit_counts_failed_starts_with_linear_waits() {
+        let mut s = Script::new(supervisord_policy());
+        let mut t = 0.0;
+        let mut delays = vec![];
+        for _ in 0..3 {
+            s.crash(t, 0.5);
+            let State::Backoff { until } = *s.lc.state() else {
+                panic!("{:?}", s.lc.state())
+            };
+            delays.push((until - s.at(t + 0.5)).as_secs_f64());
+            t = (until - s.t0).as_secs_f64();
+            assert_eq!(s.step(t, Input::Tick), vec![Effect::Spawn]);
+        }
+        assert_eq!(delays, [1.0, 2.0, 3.0]);
+        s.crash(t, 0.5);
+        assert_eq!(s.state(), "fatal");
+        assert!(
+            s.lc.reason().contains("4 failed starts"),
+            "{}",
+            s.lc.reason()
+        );
+        assert_eq!(s.lc.restarts(), 3);
+    }
+
+    #[test]
+    fn unstable_limit_restarts_stable_runs_at_once_and_for_ever() {
+        let mut s = Script::new(supervisord_policy());
+        let mut t = 0.0;
+        for _ in 0..50 {
+            if s.state() != "starting" {
+                s.step(t, Input::Start { manual: false });
+            }
+            s.step(t, Input::Spawned { pid: 7 });
+            s.step(t + 1.0, Input::Tick);
+            let effects = s.step(t + 2.0, Input::Exited(ExitStatus::Code(1)));
+            assert_eq!(effects, vec![Effect::StopLeftovers, Effect::Spawn]);
+            assert_eq!(s.state(), "starting");
+            t += 2.0;
+        }
+        assert_eq!(s.lc.restarts(), 50);
+        // A stable run resets the streak: three failed starts after it are still retried.
+        for _ in 0..3 {
+            s.crash(t, 0.1);
+            assert_eq!(s.state(), "backoff");
+            let State::Backoff { until } = *s.lc.state() else {
+                unreachable!()
+            };
+            t = (until - s.t0).as_secs_f64();
+            s.step(t, Input::Tick);
+        }
+    }
+
+    #[test]
+    fn unstable_limit_treats_a_quick_clean_exit_as_a_failed_start() {
+        let mut s = Script::new(supervisord_policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 9 });
+        s.step(0.2, Input::Exited(ExitStatus::Code(0)));
+        assert_eq!(s.state(), "backoff", "exit 0 within startsecs is BACKOFF");
+        // After a stable run, an expected exit is final (EXITED, autorestart=unexpected).
+        let mut s = Script::new(supervisord_policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 9 });
+        s.step(1.0, Input::Tick);
+        s.step(5.0, Input::Exited(ExitStatus::Code(0)));
+        assert_eq!(s.state(), "exited");
     }
 
     #[test]
@@ -931,6 +1063,7 @@ mod tests {
             max: Duration::ZERO,
             factor: 2.0,
             jitter: 0.1,
+            growth: Growth::Exponential,
         };
         let mut s = Script::new(Policy {
             backoff: zero,
