@@ -20,6 +20,7 @@ use crate::config::model::Manifest;
 use crate::engine::event::EventKind;
 use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
+use crate::import::SupervisorNames;
 pub use crate::logs::own::say;
 use crate::logs::{Console, LogSink, OwnLogTarget};
 use crate::notifications::{CommandRunner, Notifier};
@@ -28,6 +29,8 @@ use crate::store::{History, HistoryOptions, recorder};
 /// How the daemon was asked to run.
 pub struct DaemonOptions {
     pub manifest: Manifest,
+    /// supervisord's names for the processes, when the manifest was a supervisord.conf.
+    pub supervisor: Option<SupervisorNames>,
     /// Services to start instead of the autostart set (with their dependencies).
     pub services: Vec<String>,
     /// Echo every instance's output to stdout with a prefix (foreground `tend up`).
@@ -37,16 +40,29 @@ pub struct DaemonOptions {
     pub exit_with: Option<String>,
 }
 
+/// supervisord's names for the instances: those of the supervisord.conf tend runs, or a
+/// group per service.
+fn supervisor_rpc(manifest: &Manifest, names: Option<SupervisorNames>) -> api::xmlrpc::Rpc {
+    let names = names.unwrap_or_default();
+    let given: Vec<api::xmlrpc::GivenName> = names
+        .processes
+        .iter()
+        .map(|p| api::xmlrpc::GivenName {
+            group: p.group.clone(),
+            name: p.name.clone(),
+            instance: p.tend_name(),
+        })
+        .collect();
+    let table = api::xmlrpc::ProcessTable::new(manifest, &given);
+    api::xmlrpc::Rpc::new(table, names.identifier)
+}
+
 /// What a daemon records about itself so the next one can clean up after a crash.
 #[derive(Debug, Serialize, Deserialize)]
 struct RunRecord {
     pid: u32,
     run_id: String,
     cgroup: Option<PathBuf>,
-}
-
-pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("tend.sock")
 }
 
 /// Run the daemon until it is told to stop; returns the process exit code.
@@ -72,7 +88,11 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let state_dir = manifest.daemon.state_dir.clone();
     fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
-    let socket = socket_path(&state_dir);
+    let socket = manifest.daemon.socket.clone();
+    if let Some(dir) = socket.parent() {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating the socket's directory {}", dir.display()))?;
+    }
     if tokio::net::UnixStream::connect(&socket).await.is_ok() {
         let pid = fs::read_to_string(state_dir.join("tend.pid")).unwrap_or_default();
         bail!(
@@ -118,6 +138,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceMeta::of(&manifest));
+    let rpc = Arc::new(supervisor_rpc(&manifest, options.supervisor));
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens
     // file, a listener or a socket that cannot be set up leave nothing running behind.
@@ -201,6 +222,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         services: services_meta,
         history: history.clone(),
         http_listen: remote.as_ref().map(|l| l.local_addr()),
+        rpc,
     };
     // Both servers end on this: a watch, so neither can miss the moment.
     let (closing, closed) = tokio::sync::watch::channel(false);

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod import;
 pub mod logs;
 pub mod notifications;
 pub mod protocol;

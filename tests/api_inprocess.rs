@@ -61,6 +61,10 @@ async fn handlers_answer_on_a_real_engine() {
     )
     .unwrap();
     let services = Arc::new(ServiceMeta::of(&manifest));
+    let rpc = Arc::new(tend::api::xmlrpc::Rpc::new(
+        tend::api::xmlrpc::ProcessTable::new(&manifest, &[]),
+        None,
+    ));
     let engine = tend::engine::start(
         manifest,
         EngineOptions {
@@ -81,6 +85,7 @@ async fn handlers_answer_on_a_real_engine() {
         services,
         history: None,
         http_listen: None,
+        rpc,
     });
 
     let (status, body) = call(&mut router, "POST", "/api/v1/services/web/start", "").await;

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod readiness;
 pub mod remote;
 pub mod tokens;
+pub mod xmlrpc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub history: Option<History>,
     /// The remote API's bound address, when it listens.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// supervisord's XML-RPC interface: its names for the instances.
+    pub rpc: Arc<xmlrpc::Rpc>,
 }
 
 /// The parts of a service's spec that the API reports.
@@ -107,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(history::audit))
         .route("/api/v1/summary", get(history::summary))
         .route("/api/v1/samples", get(history::samples))
+        .merge(xmlrpc::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

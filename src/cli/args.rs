@@ -12,6 +12,10 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The format of the -c file when its name does not say: tend, supervisord.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["tend", "supervisord"])]
+    pub from: Option<String>,
+
     /// The daemon's control socket (default: tend.sock in the manifest's state_dir).
     #[arg(
         long,
@@ -130,8 +134,14 @@ pub enum Command {
     },
     /// Stop everything and exit the daemon.
     Down,
-    /// Validate the manifest without starting anything.
+    /// Validate the manifest without starting anything (also a foreign file: see `import`).
     Check,
+    /// Print a supervisord.conf (or another supported format) as an equivalent, commented
+    /// tend.toml, with what did not translate and why.
+    Import {
+        /// The file to translate.
+        file: PathBuf,
+    },
     /// Print the JSON Schema of the manifest (for editor completion).
     Schema,
     /// Print a shell completion script.

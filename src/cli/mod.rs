@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use clap::{CommandFactory, Parser};
 
-use crate::config::{self, model::Manifest};
+use crate::config;
 use crate::daemon::{self, DaemonOptions};
+use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
     API, ActionRequest, ActionResponse, DaemonInfo, EventRow, InstanceInfo, SummaryReport,
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             *daemonized,
         ),
         Command::Check => check(&cli),
+        Command::Import { file } => import(&cli, file),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
             Ok(0)
@@ -80,19 +82,35 @@ fn manifest_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Manifest> {
+fn source(cli: &Cli) -> Option<import::Source> {
+    cli.from.as_deref().and_then(import::Source::from_name)
+}
+
+fn load(cli: &Cli) -> anyhow::Result<import::Loaded> {
     let path = manifest_path(cli)?;
-    config::load(&path)
-        .map_err(|errors| anyhow!("{} error(s) in the manifest:\n{errors}", errors.0.len()))
+    let loaded = import::load(&path, source(cli))
+        .map_err(|errors| anyhow!("{} error(s) in the manifest:\n{errors}", errors.0.len()))?;
+    for warning in &loaded.warnings {
+        eprintln!("tend: warning: {warning}");
+    }
+    Ok(loaded)
 }
 
 fn check(cli: &Cli) -> anyhow::Result<i32> {
     let path = manifest_path(cli)?;
-    match config::load(&path) {
-        Ok(manifest) => {
+    match import::load(&path, source(cli)) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let manifest = &loaded.manifest;
             let instances: u32 = manifest.services.iter().map(|s| s.instances).sum();
+            let warnings = match loaded.warnings.len() {
+                0 => String::new(),
+                n => format!(", {n} warning(s)"),
+            };
             println!(
-                "{}: ok ({} services, {} instances)",
+                "{}: ok ({} services, {} instances{warnings})",
                 path.display(),
                 manifest.services.len(),
                 instances
@@ -107,6 +125,37 @@ fn check(cli: &Cli) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// `tend import FILE`: the file as a commented tend.toml on stdout. The translation is
+/// validated too, so what is printed is a manifest tend accepts.
+fn import(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
+    let env = |name: &str| std::env::var(name).ok();
+    let translation = match import::translate(file, source(cli), &env) {
+        Ok(t) => t,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            eprintln!("{} error(s)", errors.0.len());
+            return Ok(1);
+        }
+    };
+    if let Err(errors) = translation.clone().validate(&env, false) {
+        for error in &errors.0 {
+            eprintln!("{error}");
+        }
+        eprintln!(
+            "{} error(s): the translation is not a valid manifest",
+            errors.0.len()
+        );
+        return Ok(1);
+    }
+    print!("{}", translation.to_toml());
+    for warning in &translation.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(0)
 }
 
 /// Whether the daemon process ends within `limit` (it may still be finishing its shutdown).
@@ -126,7 +175,7 @@ fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
         return Ok(socket.clone());
     }
     let path = manifest_path(cli)?;
-    Ok(daemon::socket_path(&config::locate_state_dir(&path)))
+    Ok(config::locate_socket(&path))
 }
 
 fn up(
@@ -137,7 +186,8 @@ fn up(
     exit_with: Option<&str>,
     daemonized: bool,
 ) -> anyhow::Result<i32> {
-    let manifest = load(cli)?;
+    let loaded = load(cli)?;
+    let manifest = loaded.manifest;
     for name in services.iter().map(String::as_str).chain(exit_with) {
         if manifest.service(name).is_none() {
             return Err(anyhow!("unknown service `{name}`"));
@@ -148,6 +198,7 @@ fn up(
             && std::io::stdout().is_terminal();
         return daemon::run(DaemonOptions {
             manifest,
+            supervisor: loaded.supervisor,
             services: services.to_vec(),
             console: !daemonized,
             colour,
@@ -159,7 +210,7 @@ fn up(
     let socket = cli
         .socket
         .clone()
-        .unwrap_or_else(|| daemon::socket_path(&state_dir));
+        .unwrap_or_else(|| manifest.daemon.socket.clone());
     let runtime = client_runtime()?;
     let client = Client::new(&socket);
     if runtime

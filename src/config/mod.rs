@@ -58,7 +58,22 @@ pub fn load_with_env(
             .collect();
         ConfigErrors::sorted(errors, &file)
     })?;
-    validate::validate(&file, &root, env).map_err(|errors| ConfigErrors::sorted(errors, &file))
+    validate::validate(&file, &root, env, true)
+        .map_err(|errors| ConfigErrors::sorted(errors, &file))
+}
+
+/// Validate a tree that did not come from a manifest file (an importer built it from a
+/// foreign format at `file`): relative paths resolve against `file`'s directory and errors
+/// name `file` with the tree's lines; the caller may relocate them. Without
+/// `this_machine`, user and group names are taken as written (a translation for another
+/// machine).
+pub(crate) fn validate_tree(
+    file: &Path,
+    root: &document::Node,
+    env: &dyn Fn(&str) -> Option<String>,
+    this_machine: bool,
+) -> Result<Manifest, Vec<ConfigError>> {
+    validate::validate(file, root, env, this_machine)
 }
 
 /// The manifest that applies in `start_dir`: the first of [`MANIFEST_NAMES`] found there or
@@ -73,28 +88,47 @@ pub fn find_manifest(start_dir: &Path) -> Option<PathBuf> {
     })
 }
 
-/// The state directory (socket, pid file, logs) of the manifest at `path`, for commands
-/// that only talk to a running daemon: only `[tend] state_dir` is read, so a mistake
-/// elsewhere in the manifest does not stop `tend stop`. Falls back to `.tend` beside the
-/// manifest when the file cannot be read or `state_dir` is not a plain string.
+/// The state directory (pid file, logs) of the manifest at `path`, for commands that only
+/// talk to a running daemon: only `[tend] state_dir` is read, so a mistake elsewhere in the
+/// manifest does not stop `tend stop`. Falls back to `.tend` beside the manifest when the
+/// file cannot be read or `state_dir` is not a plain string.
 pub fn locate_state_dir(path: &Path) -> PathBuf {
+    let (base_dir, tend) = daemon_table(path);
+    match tend.as_ref().and_then(|t| plain_string(t, "state_dir")) {
+        Some(dir) => validate::clean(&base_dir.join(dir)),
+        None => base_dir.join(".tend"),
+    }
+}
+
+/// The control socket of the manifest at `path`, read as leniently as [`locate_state_dir`].
+pub fn locate_socket(path: &Path) -> PathBuf {
+    let (base_dir, tend) = daemon_table(path);
+    match tend.as_ref().and_then(|t| plain_string(t, "socket")) {
+        Some(socket) => validate::clean(&base_dir.join(socket)),
+        None => locate_state_dir(path).join("tend.sock"),
+    }
+}
+
+/// The manifest's directory and its `[tend]` table, if it can be read at all.
+fn daemon_table(path: &Path) -> (PathBuf, Option<document::Node>) {
     let file = std::fs::canonicalize(path)
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf());
     let base_dir = file
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let written = Format::from_path(path).and_then(|format| {
+    let tend = Format::from_path(path).and_then(|format| {
         let text = std::fs::read_to_string(&file).ok()?;
         let root = document::parse(&text, format).ok()?;
-        match &root.get("tend")?.get("state_dir")?.value {
-            document::Value::String(dir) if !dir.trim().is_empty() => Some(dir.clone()),
-            _ => None,
-        }
+        root.get("tend").cloned()
     });
-    match written {
-        Some(dir) => validate::clean(&base_dir.join(dir)),
-        None => base_dir.join(".tend"),
+    (base_dir, tend)
+}
+
+fn plain_string(table: &document::Node, key: &str) -> Option<String> {
+    match &table.get(key)?.value {
+        document::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 

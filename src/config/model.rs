@@ -23,6 +23,8 @@ pub struct Manifest {
 pub struct DaemonSettings {
     /// Holds `tend.sock`, `tend.pid`, `logs/`; default `.tend/` beside the manifest. Absolute.
     pub state_dir: PathBuf,
+    /// The control socket (API, XML-RPC); default `state_dir/tend.sock`. Absolute.
+    pub socket: PathBuf,
     /// Whether to contain each instance in a cgroup v2 subtree when tend can write one.
     pub cgroups: CgroupMode,
     /// Rotation of `state_dir/tend.log` (only the rotation fields are used).

@@ -43,6 +43,9 @@ pub struct RawDaemon {
     /// Directory for tend's socket, pid file and logs. Relative paths resolve against the
     /// manifest's directory. Default: `.tend` beside the manifest.
     pub state_dir: Option<String>,
+    /// The control socket's path, relative to the manifest's directory. Default:
+    /// `tend.sock` in the state directory.
+    pub socket: Option<String>,
     /// Whether to contain each instance in a cgroup v2 subtree. Default: `auto`.
     pub cgroups: Option<RawCgroups>,
     /// Rotation of tend's own log, `state_dir/tend.log`; the same defaults as a service's.

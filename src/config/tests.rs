@@ -119,6 +119,7 @@ fn a_minimal_service_gets_every_default() {
         m.daemon,
         DaemonSettings {
             state_dir: fixture.root().join(".tend"),
+            socket: fixture.root().join(".tend/tend.sock"),
             cgroups: CgroupMode::Auto,
             log: LogSpec::default(),
             sample_every: Some(Duration::from_secs(2)),

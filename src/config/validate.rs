@@ -36,6 +36,7 @@ pub(crate) fn validate(
     file: &Path,
     root: &Node,
     env: &dyn Fn(&str) -> Option<String>,
+    this_machine: bool,
 ) -> Result<Manifest, Vec<ConfigError>> {
     let base_dir = file
         .parent()
@@ -45,6 +46,7 @@ pub(crate) fn validate(
         base_dir,
         root,
         env,
+        this_machine,
         errors: Vec::new(),
         env_files: HashMap::new(),
     };
@@ -73,6 +75,8 @@ struct Validator<'a> {
     base_dir: PathBuf,
     root: &'a Node,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether the manifest is for this machine: users and groups must exist here.
+    this_machine: bool,
     errors: Vec<ConfigError>,
     /// Env files already read, by absolute path: each is read once, and a malformed one is
     /// reported once however many services use it.
@@ -213,6 +217,25 @@ impl Validator<'_> {
             }
             Some(dir) => clean(&self.base_dir.join(dir)),
         };
+        let socket = match raw.socket {
+            None => state_dir.join("tend.sock"),
+            Some(path) if path.trim().is_empty() => {
+                self.error(&[key("tend"), key("socket")], "must not be empty");
+                state_dir.join("tend.sock")
+            }
+            Some(path) => clean(&self.base_dir.join(path)),
+        };
+        // sockaddr_un holds 107 bytes and a NUL.
+        if socket.as_os_str().len() > 107 {
+            self.error(
+                &[key("tend"), key("socket")],
+                format!(
+                    "{} is {} bytes long; a unix socket path can have at most 107",
+                    socket.display(),
+                    socket.as_os_str().len()
+                ),
+            );
+        }
         let cgroups = match raw.cgroups {
             None | Some(RawCgroups::Auto) => CgroupMode::Auto,
             Some(RawCgroups::Off) => CgroupMode::Off,
@@ -262,6 +285,7 @@ impl Validator<'_> {
             .collect();
         DaemonSettings {
             state_dir,
+            socket,
             cgroups,
             log,
             sample_every,
@@ -1336,6 +1360,8 @@ impl Validator<'_> {
                     }
                 }
             }
+            // A manifest translated for another machine names that machine's users.
+            Loose::Text(name) if !self.this_machine => Some(name.clone()),
             Loose::Text(name) => {
                 let found = match which {
                     Identity::User => nix::unistd::User::from_name(name).map(|u| u.is_some()),

@@ -124,6 +124,10 @@ pub struct InstanceStatus {
     pub gpu_percent: Option<u32>,
     /// Something to know while it runs, filled in by the supervisor ("db not ready").
     pub warning: Option<String>,
+    /// When the instance entered its current state, on the wall clock.
+    pub changed_at: SystemTime,
+    /// When its last process started, on the wall clock; kept after it ends.
+    pub last_start: Option<SystemTime>,
 }
 
 impl InstanceStatus {

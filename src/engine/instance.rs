@@ -129,6 +129,8 @@ impl InstanceTask {
             gpu_memory_bytes: None,
             gpu_percent: None,
             warning: None,
+            changed_at: SystemTime::now(),
+            last_start: None,
         };
         let status = StatusCell::new(initial);
         let receiver = status.clone();
@@ -695,7 +697,21 @@ impl InstanceTask {
             (State::Waiting, Some(why)) => why.clone(),
             _ => self.lifecycle.reason().to_string(),
         };
-        let generation = self.status.borrow().generation + 1;
+        let (generation, changed_at, last_start) = {
+            let before = self.status.borrow();
+            let now = SystemTime::now();
+            let changed = before.state != state.name();
+            let started_now = started.is_some() && before.started != started;
+            (
+                before.generation + 1,
+                if changed { now } else { before.changed_at },
+                if started_now {
+                    Some(now)
+                } else {
+                    before.last_start
+                },
+            )
+        };
         self.status.replace(InstanceStatus {
             name: self.name.clone(),
             service: self.service.name.clone(),
@@ -721,6 +737,8 @@ impl InstanceTask {
             gpu_memory_bytes: self.usage.gpu_memory.filter(|_| state.pid().is_some()),
             gpu_percent: self.usage.gpu_percent.filter(|_| state.pid().is_some()),
             warning: None,
+            changed_at,
+            last_start,
         });
         let _ = self.ctx.changes.send(self.name.clone());
     }

@@ -443,11 +443,12 @@ impl Lifecycle {
                 // Counting unstable runs, a run that ended before min_uptime failed to
                 // start, whatever its exit code (supervisord's STARTING → BACKOFF).
                 let failed_start = self.policy.restart_limit == RestartLimit::Unstable && !settled;
-                let wanted = match self.policy.restart {
-                    RestartPolicy::Always => true,
-                    RestartPolicy::OnFailure => !success || failed_start,
-                    RestartPolicy::Never => false,
-                };
+                let wanted = failed_start
+                    || match self.policy.restart {
+                        RestartPolicy::Always => true,
+                        RestartPolicy::OnFailure => !success,
+                        RestartPolicy::Never => false,
+                    };
                 if wanted {
                     let (state, mut effects) =
                         self.after_failure(now, settled, status.to_string(), RestartCause::Exited);
@@ -630,16 +631,16 @@ impl Lifecycle {
         what: String,
         cause: RestartCause,
     ) -> (State, Vec<Effect>) {
-        if self.policy.restart == RestartPolicy::Never && self.last_exit.is_none() {
-            self.reason = what;
-            return (State::Fatal { retry_at: None }, vec![]);
-        }
         if self.probation && !settled {
             self.reason = format!("{what}; failed again after cooldown");
             return (self.fatal(now), vec![]);
         }
         if self.policy.restart_limit == RestartLimit::Unstable {
             return self.after_unstable_failure(now, settled, what, cause);
+        }
+        if self.policy.restart == RestartPolicy::Never && self.last_exit.is_none() {
+            self.reason = what;
+            return (State::Fatal { retry_at: None }, vec![]);
         }
         let window_start = now.checked_sub(self.policy.restart_window);
         while let Some(first) = self.recent_restarts.front() {
@@ -908,6 +909,23 @@ mod tests {
         s.step(0.0, Input::Spawned { pid: 9 });
         s.step(0.2, Input::Exited(ExitStatus::Code(0)));
         assert_eq!(s.state(), "backoff", "exit 0 within startsecs is BACKOFF");
+        // Even with restart = "never" (autorestart=false) a failed start is retried.
+        let mut s = Script::new(Policy {
+            restart: RestartPolicy::Never,
+            ..supervisord_policy()
+        });
+        s.step(0.0, Input::Start { manual: true });
+        s.step(
+            0.0,
+            Input::SpawnFailed {
+                reason: "no such file".into(),
+            },
+        );
+        assert_eq!(s.state(), "backoff", "a spawn error is BACKOFF");
+        s.step(1.0, Input::Tick);
+        s.step(1.0, Input::Spawned { pid: 9 });
+        s.step(3.0, Input::Exited(ExitStatus::Code(1)));
+        assert_eq!(s.state(), "exited", "a run past startsecs is not restarted");
         // After a stable run, an expected exit is final (EXITED, autorestart=unexpected).
         let mut s = Script::new(supervisord_policy());
         s.step(0.0, Input::Start { manual: true });

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
-use crate::config::model::{LogSpec, ServiceSpec};
+use crate::config::model::{LogSpec, LogTarget, ServiceSpec};
 use tail::Tail;
 
 /// Size of one chunk of captured output: the unit of the in-flight budget and of file writes.
@@ -84,6 +84,20 @@ pub fn file_stem(service: &str, index: u32, instances: u32) -> String {
 /// `DIR/STEM.out.log` or `DIR/STEM.err.log`.
 pub fn log_path(dir: &Path, stem: &str, stream: Stream) -> PathBuf {
     dir.join(format!("{stem}.{}.log", stream.suffix()))
+}
+
+/// The file an instance's `stream` is written to, if it goes to a file: `None` when it is
+/// discarded, inherited, or (stderr) merged into stdout.
+pub fn file_of(spec: &LogSpec, dir: &Path, stem: &str, stream: Stream) -> Option<PathBuf> {
+    let target = match stream {
+        Stream::Out => &spec.stdout,
+        Stream::Err if spec.merge => return None,
+        Stream::Err => &spec.stderr,
+    };
+    match target {
+        LogTarget::File(path) => Some(path.clone().unwrap_or_else(|| log_path(dir, stem, stream))),
+        LogTarget::Inherit | LogTarget::Null => None,
+    }
 }
 
 /// Where foreground output goes: prefixed lines on tend's stdout.

@@ -55,17 +55,27 @@ pub fn pids_with_env(needle: &str) -> Vec<i32> {
 
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// The file `-c` names: `tend.toml`, or a foreign format's file.
+    manifest_name: String,
 }
 
 impl Project {
     /// A temp dir holding `tend.toml` with this text.
     pub fn new(manifest: &str) -> Project {
+        Project::with_manifest("tend.toml", manifest)
+    }
+
+    /// A temp dir holding the file `name` (a supervisord.conf, a Procfile...) as the manifest.
+    pub fn with_manifest(name: &str, text: &str) -> Project {
         let dir = tempfile::Builder::new()
             .prefix("tend-it-")
             .tempdir()
             .expect("temp dir");
-        fs::write(dir.path().join("tend.toml"), manifest).unwrap();
-        Project { dir }
+        fs::write(dir.path().join(name), text).unwrap();
+        Project {
+            dir,
+            manifest_name: name.to_string(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -73,7 +83,7 @@ impl Project {
     }
 
     pub fn manifest(&self) -> PathBuf {
-        self.path().join("tend.toml")
+        self.path().join(&self.manifest_name)
     }
 
     pub fn file(&self, name: &str) -> PathBuf {

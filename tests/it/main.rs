@@ -26,3 +26,5 @@ mod history;
 mod remote;
 // Notifications: a webhook retried after a 500, a command with the event in its env.
 mod notify;
+
+mod supervisord;

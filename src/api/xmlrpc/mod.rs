@@ -1,0 +1,230 @@
+//! supervisord's control interface on tend's socket, so the stock `supervisorctl` works:
+//! XML-RPC at `/RPC2` and the `/logtail/…` and `/mainlogtail` streams `tail -f` reads.
+//! A client of the engine like the JSON API; supervisord's names come from [`names`].
+
+pub mod codec;
+mod methods;
+pub mod names;
+
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use methods::{METHODS, supervisor_state};
+pub use names::{GivenName, ProcessTable};
+
+use super::AppState;
+
+/// What the XML-RPC interface knows beyond the engine.
+#[derive(Debug, Default)]
+pub struct Rpc {
+    pub table: ProcessTable,
+    /// `[supervisord] identifier`; `supervisor` by default, as supervisord's.
+    pub identifier: String,
+    /// Set by `supervisor.shutdown`: every later call gets SHUTDOWN_STATE.
+    pub shutting_down: AtomicBool,
+}
+
+impl Rpc {
+    pub fn new(table: ProcessTable, identifier: Option<String>) -> Rpc {
+        Rpc {
+            table,
+            identifier: identifier.unwrap_or_else(|| "supervisor".into()),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Bodies larger than this are refused: supervisorctl's calls are a few hundred bytes.
+const MAX_BODY: usize = 1 << 20;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/RPC2", post(rpc2))
+        .route("/RPC2/{*rest}", post(rpc2))
+        .route("/logtail/{*spec}", get(logtail))
+        .route("/mainlogtail", get(mainlogtail))
+}
+
+async fn rpc2(State(state): State<AppState>, body: Bytes) -> Response {
+    if body.len() > MAX_BODY {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response();
+    }
+    let call = match codec::parse_call(&body) {
+        Ok(call) if !call.method.is_empty() => call,
+        Ok(_) => return (StatusCode::BAD_REQUEST, "empty method name\n").into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let rpc = state.rpc.clone();
+    let text = match methods::call(&state, &rpc, &call.method, &call.params).await {
+        Ok(value) => codec::response(&value),
+        Err(fault) => codec::fault(fault.code, &fault.text),
+    };
+    xml(text)
+}
+
+fn xml(text: String) -> Response {
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response
+}
+
+/// `GET /logtail/NAMESPEC[/stdout|stderr]`: the last KiB of the file, then what is
+/// appended, until the client goes away.
+async fn logtail(State(state): State<AppState>, Path(spec): Path<String>) -> Response {
+    let (namespec, channel) = match spec.rsplit_once('/') {
+        Some((name, channel @ ("stdout" | "stderr"))) => (name.to_string(), channel),
+        _ => (spec.clone(), "stdout"),
+    };
+    let namespec = percent_decode(&namespec);
+    let process = match state.rpc.table.resolve(&namespec) {
+        Some(names::Resolved::Process(p)) => p,
+        _ => return (StatusCode::NOT_FOUND, "no such process\n").into_response(),
+    };
+    let file = if channel == "stderr" {
+        process.stderr_log.clone()
+    } else {
+        process.stdout_log.clone()
+    };
+    match file {
+        Some(file) => follow(file),
+        None => (StatusCode::NOT_FOUND, "no log file\n").into_response(),
+    }
+}
+
+async fn mainlogtail(State(state): State<AppState>) -> Response {
+    follow(state.state_dir.join("tend.log"))
+}
+
+/// How often a followed file is checked for new bytes, as supervisord does.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+/// Stream `path` as supervisord's tail handler does: chunked, the last 1024 bytes first,
+/// then new bytes; a truncation is announced and a rotated file reopened.
+fn follow(path: PathBuf) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(16);
+    tokio::spawn(async move {
+        let mut offset: Option<u64> = None;
+        let mut inode = None;
+        let mut interval = tokio::time::interval(FOLLOW_EVERY);
+        loop {
+            interval.tick().await;
+            if sender.is_closed() {
+                return;
+            }
+            let (chunk, next, now_inode) = read_new(&path, offset, inode);
+            offset = next;
+            inode = now_inode;
+            if !chunk.is_empty() && sender.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=utf-8"),
+    );
+    headers.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The bytes of `path` past `offset` (first time: the last 1024), where to read next, and
+/// the file's inode. Reading a rotated file starts the new one from its beginning.
+fn read_new(
+    path: &std::path::Path,
+    offset: Option<u64>,
+    inode: Option<u64>,
+) -> (Vec<u8>, Option<u64>, Option<u64>) {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return (Vec::new(), offset, inode);
+    };
+    let Ok(meta) = file.metadata() else {
+        return (Vec::new(), offset, inode);
+    };
+    let size = meta.len();
+    let mut out = Vec::new();
+    let start = match offset {
+        None => size.saturating_sub(1024),
+        Some(_) if inode.is_some_and(|i| i != meta.ino()) => 0,
+        Some(at) if size < at => {
+            out.extend_from_slice(b"==> File truncated <==\n");
+            0
+        }
+        Some(at) => at,
+    };
+    if size > start && file.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = file.take(size - start).read_to_end(&mut out);
+    }
+    (out, Some(size.max(start)), Some(meta.ino()))
+}
+
+/// `%XX` escapes as Python's `urllib.parse.quote` writes them (supervisorctl quotes names).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_decode() {
+        assert_eq!(percent_decode("grp%3Aweb"), "grp:web");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("plain"), "plain");
+    }
+
+    #[test]
+    fn following_reads_the_last_kib_then_new_bytes_and_sees_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        std::fs::write(&path, vec![b'a'; 3000]).unwrap();
+        let (first, at, inode) = read_new(&path, None, None);
+        assert_eq!(first.len(), 1024);
+        assert_eq!(at, Some(3000));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"new\n"))
+            .unwrap();
+        let (next, at, inode) = read_new(&path, at, inode);
+        assert_eq!(next, b"new\n");
+        std::fs::write(&path, b"xy").unwrap();
+        let (after, at, _) = read_new(&path, at, inode);
+        assert_eq!(after, b"==> File truncated <==\nxy");
+        assert_eq!(at, Some(2));
+    }
+}

@@ -1,0 +1,559 @@
+//! Importers: foreign process-manager configurations turned into tend's manifest tree, one
+//! file per format. Each is a pure function from a file to the tree an equivalent
+//! `tend.toml` would give, plus warnings for what does not translate; this module picks the
+//! format, validates the tree with the manifest's own rules and renders it as TOML.
+
+mod render;
+pub mod supervisord;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::document::{Node, Segment};
+use crate::config::{self, ConfigError, ConfigErrors, Manifest};
+
+pub use render::render_toml;
+
+/// The formats `tend up -c` and `tend import` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// tend's own manifest (TOML, YAML or JSON).
+    Tend,
+    Supervisord,
+}
+
+impl Source {
+    pub const NAMES: &'static str = "supervisord";
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        match name {
+            "tend" => Some(Source::Tend),
+            "supervisord" | "supervisor" => Some(Source::Supervisord),
+            _ => None,
+        }
+    }
+
+    /// The format of the file at `path`, from its name and, when the name leaves it open,
+    /// its first lines.
+    pub fn detect(path: &Path) -> Source {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+        match extension {
+            "toml" | "yaml" | "yml" | "json" => return Source::Tend,
+            "conf" | "ini" => return Source::Supervisord,
+            _ => {}
+        }
+        let head = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned())
+            .unwrap_or_default();
+        let sections = head.lines().any(|line| {
+            let line = line.trim_start();
+            line.starts_with("[program:")
+                || line.starts_with("[supervisord]")
+                || line.starts_with("[group:")
+                || line.starts_with("[include]")
+        });
+        if sections {
+            Source::Supervisord
+        } else {
+            Source::Tend
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Tend => "tend",
+            Source::Supervisord => "supervisord",
+        })
+    }
+}
+
+/// A foreign file as a manifest tree, before validation.
+#[derive(Debug, Clone)]
+pub struct Translation {
+    pub source: Source,
+    /// The file named on the command line (for `includes`, the main one).
+    pub file: PathBuf,
+    pub tree: Node,
+    /// What did not translate, each with the file, line and key it concerns.
+    pub warnings: Vec<ConfigError>,
+    /// supervisord's names for the processes, for its XML-RPC interface.
+    pub supervisor: Option<SupervisorNames>,
+    /// Which file each tree entry came from, when there are several.
+    located: Option<supervisord::Imported>,
+}
+
+/// What supervisord's XML-RPC interface needs beyond the manifest: its names for groups and
+/// processes, and its identification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SupervisorNames {
+    pub processes: Vec<supervisord::ProcessName>,
+    /// `[supervisord] identifier`.
+    pub identifier: Option<String>,
+}
+
+/// A manifest loaded from any supported format.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub source: Source,
+    pub warnings: Vec<ConfigError>,
+    pub supervisor: Option<SupervisorNames>,
+}
+
+/// Load the file at `path` in `source` format (guessed when None), with tend's environment.
+pub fn load(path: &Path, source: Option<Source>) -> Result<Loaded, ConfigErrors> {
+    load_with_env(path, source, &|name| std::env::var(name).ok())
+}
+
+pub fn load_with_env(
+    path: &Path,
+    source: Option<Source>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigErrors> {
+    let source = source.unwrap_or_else(|| Source::detect(path));
+    let translation = match source {
+        Source::Tend => {
+            let manifest = config::load_with_env(path, env)?;
+            return Ok(Loaded {
+                manifest,
+                source,
+                warnings: Vec::new(),
+                supervisor: None,
+            });
+        }
+        _ => translate(path, Some(source), env)?,
+    };
+    translation.validate(env, true)
+}
+
+/// Translate the foreign file at `path` into a manifest tree, without validating it.
+pub fn translate(
+    path: &Path,
+    source: Option<Source>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Translation, ConfigErrors> {
+    let source = source.unwrap_or_else(|| Source::detect(path));
+    let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match source {
+        Source::Tend => {
+            let whole = |message: String| ConfigError::new(&file, None, "", message);
+            let format = config::document::Format::from_path(path)
+                .ok_or_else(|| whole("not a tend manifest: use --from".into()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| whole(format!("cannot read manifest: {e}")))?;
+            let tree = config::document::parse(&text, format).map_err(|errors| {
+                let errors = errors
+                    .into_iter()
+                    .map(|e| ConfigError::new(&file, e.line, "", e.message))
+                    .collect();
+                ConfigErrors::sorted(errors, &file)
+            })?;
+            Ok(Translation {
+                source,
+                file,
+                tree,
+                warnings: Vec::new(),
+                supervisor: None,
+                located: None,
+            })
+        }
+        Source::Supervisord => {
+            let host = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let imported = supervisord::import(path, env, &host).map_err(|errors| {
+                let errors = errors.into_iter().map(config_error).collect();
+                ConfigErrors::sorted(errors, &file)
+            })?;
+            let file = imported.files[0].clone();
+            let mut tree = imported.tree.clone();
+            let mut warnings: Vec<ConfigError> = imported
+                .warnings
+                .iter()
+                .cloned()
+                .map(config_error)
+                .collect();
+            control_socket(&imported.server, &mut tree, &mut warnings);
+            supervisor_environment(&imported, &mut tree, &mut warnings);
+            let supervisor = SupervisorNames {
+                processes: imported.processes.clone(),
+                identifier: imported
+                    .server
+                    .supervisord
+                    .as_ref()
+                    .and_then(|s| s.identifier.as_ref())
+                    .map(|s| s.value.clone()),
+            };
+            Ok(Translation {
+                source,
+                file,
+                tree,
+                warnings,
+                supervisor: Some(supervisor),
+                located: Some(imported),
+            })
+        }
+    }
+}
+
+impl Translation {
+    /// The translated tree validated as a manifest; `this_machine` as in
+    /// [`config::validate_tree`].
+    pub fn validate(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        this_machine: bool,
+    ) -> Result<Loaded, ConfigErrors> {
+        match config::validate_tree(&self.file, &self.tree, env, this_machine) {
+            Ok(manifest) => Ok(Loaded {
+                manifest,
+                source: self.source,
+                warnings: self.warnings,
+                supervisor: self.supervisor,
+            }),
+            Err(errors) => {
+                let errors = errors.into_iter().map(|e| self.relocate(e)).collect();
+                Err(ConfigErrors::sorted(errors, &self.file))
+            }
+        }
+    }
+
+    /// The tree as a commented `tend.toml`: a header naming the source, then each service
+    /// with what did not translate for it; warnings about the file as a whole come first.
+    pub fn to_toml(&self) -> String {
+        let services: Vec<(String, PathBuf, usize)> = self
+            .tree
+            .get("services")
+            .and_then(Node::entries)
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| {
+                let path = [Segment::Key("services".into()), Segment::Key(e.key.clone())];
+                let (file, line) = match &self.located {
+                    Some(imported) => {
+                        let (f, l) = imported.locate(&path);
+                        (f.to_path_buf(), l)
+                    }
+                    None => (self.file.clone(), e.line),
+                };
+                (e.key.clone(), file, line)
+            })
+            .collect();
+        // A warning about a program section belongs to the service that section starts
+        // before it in the same file.
+        let owner = |w: &ConfigError| -> Option<&str> {
+            let per_service = ["program:", "fcgi-program:", "eventlistener:"]
+                .iter()
+                .any(|p| w.key.starts_with(p));
+            if !per_service {
+                return None;
+            }
+            let line = w.line?;
+            services
+                .iter()
+                .filter(|(_, file, start)| *file == w.file && *start <= line)
+                .max_by_key(|(_, _, start)| *start)
+                .map(|(name, _, _)| name.as_str())
+        };
+        let general: Vec<&ConfigError> = self
+            .warnings
+            .iter()
+            .filter(|w| owner(w).is_none())
+            .collect();
+        let mut header = vec![
+            format!(
+                "Translated from {} ({}) by `tend import`.",
+                self.file.display(),
+                self.source
+            ),
+            "Lines named below are lines of that file.".to_string(),
+        ];
+        if !general.is_empty() {
+            header.push(String::new());
+            header.push("Not translated:".into());
+            header.extend(
+                render::warning_lines(&general, &self.file)
+                    .into_iter()
+                    .map(|l| format!("  {l}")),
+            );
+        }
+        let notes = |service: &str| {
+            let mine: Vec<&ConfigError> = self
+                .warnings
+                .iter()
+                .filter(|w| owner(w) == Some(service))
+                .collect();
+            if mine.is_empty() {
+                return Vec::new();
+            }
+            let mut lines = vec![format!("{service}: not translated:")];
+            lines.extend(
+                render::warning_lines(&mine, &self.file)
+                    .into_iter()
+                    .map(|l| format!("  {l}")),
+            );
+            lines
+        };
+        render_toml(&self.tree, &header, &notes)
+    }
+
+    /// A validation error moved to the file its key came from (with `[include]`, the tree
+    /// mixes lines of several files).
+    fn relocate(&self, mut error: ConfigError) -> ConfigError {
+        if let Some(imported) = &self.located {
+            let path = segments(&error.key);
+            let (file, line) = imported.locate(&path);
+            error.file = file.to_path_buf();
+            if error.line.is_none() && line > 0 {
+                error.line = Some(line);
+            }
+        }
+        error
+    }
+}
+
+/// supervisord's `[unix_http_server]` becomes tend's control socket, so `supervisorctl` finds
+/// tend where it found supervisord; what tend does differently is a warning.
+fn control_socket(
+    server: &supervisord::ServerSettings,
+    tree: &mut Node,
+    warnings: &mut Vec<ConfigError>,
+) {
+    use crate::config::document::{Entry, Value};
+    let mut warn = |file: &Path, line: usize, key: String, message: &str| {
+        warnings.push(ConfigError::new(file, Some(line), key, message));
+    };
+    let mut settings = Vec::new();
+    if let Some(unix) = server.unix_http_servers.first() {
+        let at = |k: &str| format!("{}.{k}", unix.section.name);
+        settings.push(Entry {
+            key: "socket".into(),
+            line: unix.file.line,
+            value: Node::new(unix.file.line, Value::String(unix.file.value.clone())),
+        });
+        if let Some(chown) = &unix.chown
+            && let Some((_, group)) = chown.value.split_once(':')
+        {
+            settings.push(Entry {
+                key: "socket_group".into(),
+                line: chown.line,
+                value: Node::new(chown.line, Value::String(group.to_string())),
+            });
+            if unix.mode & 0o060 != 0o060 {
+                warn(
+                    &chown.file,
+                    chown.line,
+                    at("chown"),
+                    "tend gives the socket's group read and write (0660) whatever chmod says",
+                );
+            }
+        } else if let Some(chown) = &unix.chown {
+            warn(
+                &chown.file,
+                chown.line,
+                at("chown"),
+                "tend's socket belongs to the user tend runs as; only a group (`user:group`) is kept, as socket_group",
+            );
+        }
+        if unix.mode & 0o007 != 0 {
+            let (file, line) = unix
+                .chmod
+                .as_ref()
+                .map_or((&unix.section.file, unix.section.line), |c| {
+                    (&c.file, c.line)
+                });
+            warn(
+                file,
+                line,
+                at("chmod"),
+                "tend never opens its socket to every user: it is 0600, or 0660 with a group",
+            );
+        }
+        if let Some(user) = &unix.username {
+            warn(
+                &user.file,
+                user.line,
+                at("username"),
+                "tend's socket is guarded by its file permissions; supervisorctl's credentials are accepted and not checked",
+            );
+        }
+    }
+    for extra in server.unix_http_servers.iter().skip(1) {
+        warn(
+            &extra.section.file,
+            extra.section.line,
+            extra.section.name.clone(),
+            "tend has one control socket: the first [unix_http_server]",
+        );
+    }
+    for inet in &server.inet_http_servers {
+        warn(
+            &inet.section.file,
+            inet.section.line,
+            inet.section.name.clone(),
+            "tend serves supervisorctl's XML-RPC on its unix socket only; use `serverurl = unix://…` (tend's own TCP API is `[tend.http]`, with tokens)",
+        );
+    }
+    if settings.is_empty() {
+        return;
+    }
+    let Value::Table(root) = &mut tree.value else {
+        return;
+    };
+    if let Some(tend) = root.iter_mut().find(|e| e.key == "tend")
+        && let Value::Table(entries) = &mut tend.value.value
+    {
+        entries.extend(settings);
+    }
+}
+
+/// The variables supervisord gives every child (`SUPERVISOR_ENABLED`, `…_PROCESS_NAME`,
+/// `…_GROUP_NAME`, `…_SERVER_URL`), added to each service's `env` unless the program sets
+/// them itself. A process name tend cannot write per instance is left out, with a warning.
+fn supervisor_environment(
+    imported: &supervisord::Imported,
+    tree: &mut Node,
+    warnings: &mut Vec<ConfigError>,
+) {
+    use crate::config::document::{Entry, Value};
+    let server_url = imported
+        .server
+        .unix_http_servers
+        .first()
+        .map(|u| format!("unix://{}", u.file.value));
+    let Value::Table(root) = &mut tree.value else {
+        return;
+    };
+    let Some(services) = root.iter_mut().find(|e| e.key == "services") else {
+        return;
+    };
+    let Value::Table(services) = &mut services.value.value else {
+        return;
+    };
+    for service in services.iter_mut() {
+        let processes: Vec<&supervisord::ProcessName> = imported
+            .processes
+            .iter()
+            .filter(|p| p.service == service.key)
+            .collect();
+        let Some(first) = processes.first() else {
+            continue;
+        };
+        let line = service.value.line;
+        let mut vars = vec![
+            ("SUPERVISOR_ENABLED", "1".to_string()),
+            ("SUPERVISOR_GROUP_NAME", first.group.clone()),
+        ];
+        match process_name_template(&processes) {
+            Some(name) => vars.push(("SUPERVISOR_PROCESS_NAME", name)),
+            None => {
+                let (file, line) = imported.locate(&[
+                    Segment::Key("services".into()),
+                    Segment::Key(service.key.clone()),
+                ]);
+                warnings.push(ConfigError::new(
+                    file,
+                    Some(line),
+                    format!("program:{}.process_name", first.group),
+                    "SUPERVISOR_PROCESS_NAME is not set: tend cannot write these process names per instance",
+                ));
+            }
+        }
+        if let Some(url) = &server_url {
+            vars.push(("SUPERVISOR_SERVER_URL", url.clone()));
+        }
+        let Value::Table(keys) = &mut service.value.value else {
+            continue;
+        };
+        if !keys.iter().any(|e| e.key == "env") {
+            keys.push(Entry {
+                key: "env".into(),
+                line,
+                value: Node::new(line, Value::Table(Vec::new())),
+            });
+        }
+        let Some(env) = keys.iter_mut().find(|e| e.key == "env") else {
+            continue;
+        };
+        let Value::Table(env) = &mut env.value.value else {
+            continue;
+        };
+        for (key, value) in vars {
+            if !env.iter().any(|e| e.key == key) {
+                env.push(Entry {
+                    key: key.into(),
+                    line,
+                    value: Node::new(line, Value::String(value)),
+                });
+            }
+        }
+    }
+}
+
+/// The processes' names with `{instance}` where the index goes (`worker_{instance}`), if one
+/// template gives every name; a single process's name as it is.
+fn process_name_template(processes: &[&supervisord::ProcessName]) -> Option<String> {
+    let [first, rest @ ..] = processes else {
+        return None;
+    };
+    let Some(index) = first.instance else {
+        return rest.is_empty().then(|| first.name.clone());
+    };
+    let digits = index.to_string();
+    let at = first.name.rfind(&digits)?;
+    let template = format!(
+        "{}{{instance}}{}",
+        &first.name[..at],
+        &first.name[at + digits.len()..]
+    );
+    let fits = processes.iter().all(|p| {
+        p.instance
+            .is_some_and(|i| template.replace("{instance}", &i.to_string()) == p.name)
+    });
+    fits.then_some(template)
+}
+
+fn config_error(d: supervisord::Diagnostic) -> ConfigError {
+    ConfigError::new(d.file, (d.line > 0).then_some(d.line), d.key, d.message)
+}
+
+/// `services.web.args[2]` as a path into the tree.
+fn segments(dotted: &str) -> Vec<Segment> {
+    let mut path = Vec::new();
+    for part in dotted.split('.').filter(|p| !p.is_empty()) {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        path.push(Segment::Key(name.to_string()));
+        while let Some((index, after)) = rest.split_once(']') {
+            if let Ok(i) = index.parse() {
+                path.push(Segment::Index(i));
+            }
+            rest = after.strip_prefix('[').unwrap_or("");
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_become_paths() {
+        let key = |k: &str| Segment::Key(k.into());
+        assert_eq!(
+            segments("services.web.args[2]"),
+            [key("services"), key("web"), key("args"), Segment::Index(2)]
+        );
+        assert_eq!(segments(""), []);
+        assert_eq!(
+            segments("a[1][3]"),
+            [key("a"), Segment::Index(1), Segment::Index(3)]
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! A supervisord.conf run by tend as it is, driven by the stock `supervisorctl` (PyPI
+//! `supervisor`) over tend's socket: every command, its output and its exit status.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Project, finish, text, wait_until};
+
+fn supervisorctl_bin() -> PathBuf {
+    let tool = std::env::var_os("TEND_SUPERVISORCTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/supervisorctl")
+        });
+    assert!(
+        tool.exists(),
+        "supervisorctl not found at {} (./scripts/test installs it; or set TEND_SUPERVISORCTL)",
+        tool.display()
+    );
+    tool
+}
+
+/// `supervisorctl -c supervisord.conf ARGS…`, bounded.
+fn ctl(project: &Project, args: &[&str]) -> Output {
+    let child = Command::new(supervisorctl_bin())
+        .arg("-c")
+        .arg(project.manifest())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run supervisorctl");
+    finish(
+        child,
+        Duration::from_secs(60),
+        &format!("supervisorctl {}", args.join(" ")),
+    )
+}
+
+fn out(o: &Output) -> String {
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
+}
+
+const CONF: &str = r#"
+[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+nodaemon=true
+environment=SHARED="from supervisord"
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[program:web]
+command=sh -c 'echo "web up as $SUPERVISOR_PROCESS_NAME:$SHARED:$OWN"; echo "an error" >&2; exec sleep 300'
+environment=OWN="yes"
+startsecs=1
+stopwaitsecs=5
+
+[program:worker]
+command=sh -c 'echo "worker %(process_num)d"; exec sleep 300'
+numprocs=2
+process_name=%(program_name)s_%(process_num)02d
+startsecs=1
+
+[program:flaky]
+command=sh -c 'echo failing; exit 3'
+autostart=false
+startsecs=1
+startretries=1
+
+[group:back]
+programs=worker
+"#;
+
+fn status_line<'a>(listing: &'a str, name: &str) -> &'a str {
+    listing
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{listing}"))
+}
+
+#[test]
+fn supervisorctl_drives_a_supervisord_conf_run_by_tend() {
+    let project = Project::with_manifest("supervisord.conf", CONF);
+    let _daemon = project.up_ready();
+    assert!(
+        project.file("supervisor.sock").exists(),
+        "the socket is where supervisord's was"
+    );
+
+    // version and status, with supervisord's names and exit statuses.
+    let version = ctl(&project, &["version"]);
+    assert!(version.status.success(), "{}", out(&version));
+    let status = ctl(&project, &["status"]);
+    let listing = text(&status.stdout);
+    // flaky never started: status 3 (LSB "not running").
+    assert_eq!(status.status.code(), Some(3), "{}", out(&status));
+    assert!(
+        status_line(&listing, "web").contains("RUNNING"),
+        "{listing}"
+    );
+    assert!(status_line(&listing, "web").contains("pid "), "{listing}");
+    assert!(
+        status_line(&listing, "back:worker_00").contains("RUNNING"),
+        "{listing}"
+    );
+    assert!(
+        status_line(&listing, "back:worker_01").contains("RUNNING"),
+        "{listing}"
+    );
+    assert!(
+        status_line(&listing, "flaky").contains("STOPPED   Not started"),
+        "{listing}"
+    );
+    let running = ctl(&project, &["status", "web", "back:*"]);
+    assert_eq!(running.status.code(), Some(0), "{}", out(&running));
+    let unknown = ctl(&project, &["status", "nosuch"]);
+    assert_eq!(unknown.status.code(), Some(4), "{}", out(&unknown));
+    assert!(
+        out(&unknown).contains("no such process"),
+        "{}",
+        out(&unknown)
+    );
+
+    // pid of the daemon and of a process.
+    let pid = ctl(&project, &["pid"]);
+    assert_eq!(text(&pid.stdout).trim(), _daemon.pid().unwrap().to_string());
+    let web_pid = text(&ctl(&project, &["pid", "web"]).stdout)
+        .trim()
+        .to_string();
+    assert!(web_pid.parse::<u32>().is_ok_and(|p| p > 0), "{web_pid}");
+
+    // tail: the environment supervisord gives (its own, [supervisord] and the program's).
+    let tail = ctl(&project, &["tail", "web"]);
+    assert!(
+        text(&tail.stdout).contains("web up as web:from supervisord:yes"),
+        "{}",
+        out(&tail)
+    );
+    let tail_err = ctl(&project, &["tail", "web", "stderr"]);
+    assert!(
+        text(&tail_err.stdout).contains("an error"),
+        "{}",
+        out(&tail_err)
+    );
+    let worker = ctl(&project, &["tail", "back:worker_01"]);
+    assert!(
+        text(&worker.stdout).contains("worker 1"),
+        "{}",
+        out(&worker)
+    );
+
+    // A start that fails within startsecs: ABNORMAL_TERMINATION, exit 7; then FATAL once
+    // its one retry has failed too.
+    let flaky = ctl(&project, &["start", "flaky"]);
+    assert_eq!(flaky.status.code(), Some(7), "{}", out(&flaky));
+    assert!(
+        out(&flaky).contains("abnormal termination"),
+        "{}",
+        out(&flaky)
+    );
+    wait_until(Duration::from_secs(20), "flaky to be FATAL", || {
+        text(&ctl(&project, &["status", "flaky"]).stdout).contains("FATAL")
+    });
+
+    // stop / start / restart of a name, a group and all.
+    let stop = ctl(&project, &["stop", "web"]);
+    assert!(out(&stop).contains("web: stopped"), "{}", out(&stop));
+    assert!(text(&ctl(&project, &["status", "web"]).stdout).contains("STOPPED"));
+    assert_eq!(text(&ctl(&project, &["pid", "web"]).stdout).trim(), "0");
+    let again = ctl(&project, &["stop", "web"]);
+    assert!(out(&again).contains("not running"), "{}", out(&again));
+    let start = ctl(&project, &["start", "web"]);
+    assert!(out(&start).contains("web: started"), "{}", out(&start));
+    let already = ctl(&project, &["start", "web"]);
+    assert!(
+        out(&already).contains("already started"),
+        "{}",
+        out(&already)
+    );
+    let group = ctl(&project, &["restart", "back:*"]);
+    let group_out = out(&group);
+    for line in [
+        "back:worker_00: stopped",
+        "back:worker_01: stopped",
+        "back:worker_00: started",
+        "back:worker_01: started",
+    ] {
+        assert!(group_out.contains(line), "{group_out}");
+    }
+    let before = text(&ctl(&project, &["pid", "web"]).stdout)
+        .trim()
+        .to_string();
+    let restart = ctl(&project, &["restart", "web"]);
+    assert!(out(&restart).contains("web: started"), "{}", out(&restart));
+    let after = text(&ctl(&project, &["pid", "web"]).stdout)
+        .trim()
+        .to_string();
+    assert_ne!(before, after, "restart gives a new process");
+
+    // signal: HUP kills `sleep`; supervisord semantics restart it (autorestart=unexpected).
+    let signal = ctl(&project, &["signal", "HUP", "web"]);
+    assert!(out(&signal).contains("web: signalled"), "{}", out(&signal));
+    let bad = ctl(&project, &["signal", "NOPE", "web"]);
+    assert!(out(&bad).contains("bad signal"), "{}", out(&bad));
+
+    // tail -f follows the file over /logtail.
+    let mut follow = Command::new(supervisorctl_bin())
+        .arg("-c")
+        .arg(project.manifest())
+        .args(["tail", "-f", "back:worker_00"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let mut seen = false;
+    for line in lines.by_ref().take(20) {
+        if line.unwrap().contains("worker 0") {
+            seen = true;
+            break;
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen, "tail -f printed the worker's output");
+
+    // maintail reads tend's own log; clear empties a process's log files.
+    let main = ctl(&project, &["maintail"]);
+    assert!(text(&main.stdout).contains("web"), "{}", out(&main));
+    let clear = ctl(&project, &["clear", "back:worker_01"]);
+    assert!(
+        out(&clear).contains("back:worker_01: cleared"),
+        "{}",
+        out(&clear)
+    );
+    assert!(!text(&ctl(&project, &["tail", "back:worker_01"]).stdout).contains("worker 1"));
+
+    // avail lists the configuration.
+    let avail = text(&ctl(&project, &["avail"]).stdout);
+    for name in ["web", "back:worker_00", "back:worker_01", "flaky"] {
+        assert!(status_line(&avail, name).contains("in use"), "{avail}");
+    }
+    assert!(status_line(&avail, "flaky").contains("manual"), "{avail}");
+
+    // stop all, status 3, start all.
+    let stop_all = ctl(&project, &["stop", "all"]);
+    assert!(
+        out(&stop_all).contains("web: stopped"),
+        "{}",
+        out(&stop_all)
+    );
+    assert_eq!(ctl(&project, &["status"]).status.code(), Some(3));
+    let start_all = ctl(&project, &["start", "all"]);
+    assert!(
+        out(&start_all).contains("back:worker_00: started"),
+        "{}",
+        out(&start_all)
+    );
+
+    // shutdown ends the daemon and its processes.
+    let pid = _daemon.pid().unwrap();
+    let shutdown = ctl(&project, &["shutdown"]);
+    assert!(out(&shutdown).contains("Shut down"), "{}", out(&shutdown));
+    wait_until(Duration::from_secs(20), "tend to exit", || {
+        !crate::harness::alive(pid)
+    });
+    let gone = ctl(&project, &["status"]);
+    assert_eq!(gone.status.code(), Some(4), "{}", out(&gone));
+}
+
+#[test]
+fn tend_check_and_import_read_a_supervisord_conf() {
+    let project = Project::with_manifest(
+        "supervisord.conf",
+        "[supervisord]\nlogfile=/var/log/supervisord.log\n\n[program:api]\ncommand=/usr/bin/env python3 -m http.server\nautorestart=unexpected\nstdout_events_enabled=true\n",
+    );
+    let check = project.tend(&["check"]);
+    assert!(check.status.success(), "{}", out(&check));
+    assert!(text(&check.stdout).contains("ok (1 services, 1 instances, 2 warning(s))"));
+    // Each warning names the file, the line and the key.
+    let stderr = text(&check.stderr);
+    assert!(
+        stderr.contains("supervisord.conf:2: supervisord.logfile:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("supervisord.conf:7: program:api.stdout_events_enabled:"),
+        "{stderr}"
+    );
+
+    let import = Command::new(env!("CARGO_BIN_EXE_tend"))
+        .arg("import")
+        .arg(project.manifest())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", out(&import));
+    let toml = text(&import.stdout);
+    assert!(toml.contains("[services.api]"), "{toml}");
+    assert!(toml.contains("restart = \"on-failure\""), "{toml}");
+    assert!(
+        toml.contains("# api: not translated:\n#   line 7: program:api.stdout_events_enabled"),
+        "{toml}"
+    );
+    // The output is a manifest tend accepts as it is.
+    std::fs::write(project.file("tend.toml"), &toml).unwrap();
+    let recheck = Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(["check", "-c"])
+        .arg(project.file("tend.toml"))
+        .output()
+        .unwrap();
+    assert!(recheck.status.success(), "{}\n{toml}", out(&recheck));
+
+    // An invalid value is an error at its line, and nothing starts.
+    std::fs::write(
+        project.manifest(),
+        "[supervisord]\n[program:api]\ncommand=x\nstartsecs=soon\n",
+    )
+    .unwrap();
+    let bad = project.tend(&["check"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("supervisord.conf:4: program:api.startsecs"),
+        "{}",
+        out(&bad)
+    );
+}
