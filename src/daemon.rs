@@ -20,7 +20,7 @@ use crate::config::model::Manifest;
 use crate::engine::event::EventKind;
 use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
-use crate::import::SupervisorNames;
+use crate::import::{self, SupervisorNames};
 pub use crate::logs::own::say;
 use crate::logs::{Console, LogSink, OwnLogTarget};
 use crate::notifications::{CommandRunner, Notifier};
@@ -31,6 +31,8 @@ pub struct DaemonOptions {
     pub manifest: Manifest,
     /// supervisord's names for the processes, when the manifest was a supervisord.conf.
     pub supervisor: Option<SupervisorNames>,
+    /// The format the manifest was read in (`reloadConfig` reads it again the same way).
+    pub source: Option<import::Source>,
     /// Services to start instead of the autostart set (with their dependencies).
     pub services: Vec<String>,
     /// Echo every instance's output to stdout with a prefix (foreground `tend up`).
@@ -41,10 +43,30 @@ pub struct DaemonOptions {
 }
 
 /// supervisord's names for the instances: those of the supervisord.conf tend runs, or a
-/// group per service.
-fn supervisor_rpc(manifest: &Manifest, names: Option<SupervisorNames>) -> api::xmlrpc::Rpc {
+/// group per service. `reloadConfig` reads the same file again the same way.
+fn supervisor_rpc(
+    manifest: &Manifest,
+    names: Option<SupervisorNames>,
+    source: Option<import::Source>,
+) -> api::xmlrpc::Rpc {
     let names = names.unwrap_or_default();
-    let given: Vec<api::xmlrpc::GivenName> = names
+    let active = api::xmlrpc::Config {
+        manifest: manifest.clone(),
+        names: given_names(&names),
+    };
+    let path = manifest.path.clone();
+    let reread: api::xmlrpc::Reread = Box::new(move || {
+        let loaded = import::load(&path, source).map_err(|errors| errors.to_string())?;
+        Ok(api::xmlrpc::Config {
+            names: given_names(&loaded.supervisor.unwrap_or_default()),
+            manifest: loaded.manifest,
+        })
+    });
+    api::xmlrpc::Rpc::new(active, names.identifier, Some(reread))
+}
+
+fn given_names(names: &SupervisorNames) -> Vec<api::xmlrpc::GivenName> {
+    names
         .processes
         .iter()
         .map(|p| api::xmlrpc::GivenName {
@@ -52,9 +74,7 @@ fn supervisor_rpc(manifest: &Manifest, names: Option<SupervisorNames>) -> api::x
             name: p.name.clone(),
             instance: p.tend_name(),
         })
-        .collect();
-    let table = api::xmlrpc::ProcessTable::new(manifest, &given);
-    api::xmlrpc::Rpc::new(table, names.identifier)
+        .collect()
 }
 
 /// What a daemon records about itself so the next one can clean up after a crash.
@@ -137,8 +157,12 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
-    let services_meta = Arc::new(api::ServiceMeta::of(&manifest));
-    let rpc = Arc::new(supervisor_rpc(&manifest, options.supervisor));
+    let services_meta = Arc::new(api::ServiceList::new(&manifest));
+    let rpc = Arc::new(supervisor_rpc(
+        &manifest,
+        options.supervisor,
+        options.source,
+    ));
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens
     // file, a listener or a socket that cannot be set up leave nothing running behind.

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use tend::api::{AppState, ServiceMeta, router};
+use tend::api::{AppState, router};
 use tend::config::model::CgroupMode;
 use tend::engine::EngineOptions;
 use tend::engine::tree::Containment;
@@ -60,9 +60,13 @@ async fn handlers_answer_on_a_real_engine() {
         },
     )
     .unwrap();
-    let services = Arc::new(ServiceMeta::of(&manifest));
+    let services = Arc::new(tend::api::ServiceList::new(&manifest));
     let rpc = Arc::new(tend::api::xmlrpc::Rpc::new(
-        tend::api::xmlrpc::ProcessTable::new(&manifest, &[]),
+        tend::api::xmlrpc::Config {
+            manifest: manifest.clone(),
+            names: Vec::new(),
+        },
+        None,
         None,
     ));
     let engine = tend::engine::start(

@@ -60,18 +60,18 @@ pub async fn instances(
 
 pub async fn services(State(state): State<AppState>) -> Result<Response, ApiError> {
     let statuses = state.engine.status(Vec::new()).await??;
+    let metas = state.services.current();
     let now = Instant::now();
     // One pass to group: hundreds of services must not cost hundreds of scans.
     let mut by_service: std::collections::HashMap<&str, Vec<&InstanceStatus>> =
-        std::collections::HashMap::with_capacity(state.services.len());
+        std::collections::HashMap::with_capacity(metas.len());
     for status in &statuses {
         by_service
             .entry(status.service.as_str())
             .or_default()
             .push(&**status);
     }
-    let services: Vec<ServiceInfo> = state
-        .services
+    let services: Vec<ServiceInfo> = metas
         .iter()
         .map(|meta| {
             let own = by_service.remove(meta.name.as_str()).unwrap_or_default();
@@ -87,15 +87,15 @@ pub async fn service(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ServiceInfo>, ApiError> {
     let Path(name) = name?;
-    if !state.services.iter().any(|m| m.name == name) {
+    let metas = state.services.current();
+    if !metas.iter().any(|m| m.name == name) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no service named `{name}`"),
         ));
     }
     let statuses = state.engine.status(vec![name.clone()]).await??;
-    let meta = state
-        .services
+    let meta = metas
         .iter()
         .find(|m| m.name == name)
         .expect("UNWRAP: checked above");

@@ -46,8 +46,9 @@ pub struct AppState {
     pub started_at: SystemTime,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<Notify>,
-    /// What the manifest says of each service, in manifest order.
-    pub services: Arc<Vec<ServiceMeta>>,
+    /// What the manifest says of each service, in manifest order (it changes when
+    /// supervisorctl adds or removes a group).
+    pub services: Arc<ServiceList>,
     /// None when `[tend.history] enabled = false`.
     pub history: Option<History>,
     /// The remote API's bound address, when it listens.
@@ -77,6 +78,25 @@ impl ServiceMeta {
                 depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
             })
             .collect()
+    }
+}
+
+/// The supervised services' [`ServiceMeta`], replaced whole when the set changes: readers
+/// take a cheap snapshot.
+#[derive(Debug, Default)]
+pub struct ServiceList(std::sync::RwLock<Arc<Vec<ServiceMeta>>>);
+
+impl ServiceList {
+    pub fn new(manifest: &Manifest) -> ServiceList {
+        ServiceList(std::sync::RwLock::new(Arc::new(ServiceMeta::of(manifest))))
+    }
+
+    pub fn current(&self) -> Arc<Vec<ServiceMeta>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, manifest: &Manifest) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ServiceMeta::of(manifest));
     }
 }
 

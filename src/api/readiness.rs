@@ -48,8 +48,8 @@ pub async fn live(State(state): State<AppState>) -> (StatusCode, Json<Liveness>)
 /// named other services) or stopped on request; one that failed for good is `fatal` or
 /// `exited`, and counts.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyReport>) {
-    let autostart: std::collections::HashSet<&str> = state
-        .services
+    let metas = state.services.current();
+    let autostart: std::collections::HashSet<&str> = metas
         .iter()
         .filter(|m| m.autostart)
         .map(|m| m.name.as_str())

@@ -175,7 +175,7 @@ fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
         return Ok(socket.clone());
     }
     let path = manifest_path(cli)?;
-    Ok(config::locate_socket(&path))
+    Ok(import::locate_socket(&path, source(cli)))
 }
 
 fn up(
@@ -199,6 +199,7 @@ fn up(
         return daemon::run(DaemonOptions {
             manifest,
             supervisor: loaded.supervisor,
+            source: Some(loaded.source),
             services: services.to_vec(),
             console: !daemonized,
             colour,

@@ -63,6 +63,13 @@ pub enum SupervisorCommand {
         message: Box<crate::engine::notify::Notification>,
         routed: oneshot::Sender<()>,
     },
+    /// Supervise exactly the manifest's services from now on: new ones are added (stopped),
+    /// missing ones removed. Refused, changing nothing, when a service to remove is not at
+    /// rest or a kept one has a different spec.
+    Reconfigure {
+        manifest: Box<crate::config::Manifest>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Requests to one instance task.

@@ -241,6 +241,16 @@ impl EngineHandle {
         .await
     }
 
+    /// Supervise exactly `manifest`'s services from now on (see
+    /// [`SupervisorCommand::Reconfigure`]).
+    pub async fn reconfigure(&self, manifest: Manifest) -> Result<Result<(), String>, EngineGone> {
+        self.ask(|reply| SupervisorCommand::Reconfigure {
+            manifest: Box::new(manifest),
+            reply,
+        })
+        .await
+    }
+
     /// Start the autostart services (or the named services, with their dependencies).
     pub async fn start_initial(&self, services: Vec<String>) -> Result<(), EngineGone> {
         self.ask(|reply| SupervisorCommand::StartInitial { services, reply })

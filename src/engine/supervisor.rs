@@ -110,6 +110,8 @@ pub struct Supervisor {
     /// The services others depend on while running (not `completed`), for
     /// `follow_dependencies`.
     depended: Vec<String>,
+    /// What new instance tasks are given.
+    ctx: InstanceContext,
 }
 
 struct StartRequest {
@@ -121,62 +123,13 @@ struct StartRequest {
 
 impl Supervisor {
     pub fn new(manifest: Manifest, ctx: InstanceContext) -> Supervisor {
-        let service_order = crate::config::start_order(&manifest);
-        let mut order = Vec::new();
-        let mut instances = HashMap::new();
-        let mut services = HashMap::new();
-        for name in &service_order {
-            let spec = Arc::new(
-                manifest
-                    .service(name)
-                    .expect("UNWRAP: start_order lists manifest services")
-                    .clone(),
-            );
-            services.insert(name.clone(), spec.clone());
-            for index in 0..spec.instances {
-                let (task, status) = InstanceTask::new(spec.clone(), index, ctx.clone());
-                let (commands, inbox) = mailbox::mailbox();
-                tokio::spawn(task.run(inbox));
-                let instance_name = spec.instance_name(index);
-                order.push(instance_name.clone());
-                instances.insert(
-                    instance_name,
-                    Handle {
-                        service: spec.clone(),
-                        commands,
-                        status,
-                        start_sent: None,
-                    },
-                );
-            }
-        }
-        let stop_after = stop_constraints(&manifest, &service_order);
-        let mut members: HashMap<String, Vec<String>> = HashMap::new();
-        for name in &order {
-            let spec = &instances[name].service;
-            for key in std::iter::once(&spec.name).chain(spec.groups.iter()) {
-                let list = members.entry(key.clone()).or_default();
-                // A group named like its own service lists each instance once.
-                if list.last() != Some(name) {
-                    list.push(name.clone());
-                }
-            }
-        }
-        let mut depended: Vec<String> = services
-            .values()
-            .flat_map(|s| s.depends_on.iter())
-            .filter(|d| d.condition != Condition::Completed)
-            .map(|d| d.service.clone())
-            .collect();
-        depended.sort();
-        depended.dedup();
-        Supervisor {
-            members,
-            depended,
-            services,
-            order,
-            instances,
-            stop_after,
+        let mut supervisor = Supervisor {
+            members: HashMap::new(),
+            depended: Vec::new(),
+            services: HashMap::new(),
+            order: Vec::new(),
+            instances: HashMap::new(),
+            stop_after: HashMap::new(),
             to_start: BTreeMap::new(),
             stop_plans: Vec::new(),
             settle_waiters: Vec::new(),
@@ -186,7 +139,123 @@ impl Supervisor {
             restart_on_return: HashMap::new(),
             max_starting: manifest.daemon.max_starting,
             shutdown_replies: Vec::new(),
+            ctx,
+        };
+        supervisor.adopt(&manifest);
+        supervisor
+    }
+
+    /// Take the manifest's services as the supervised set: spawn tasks for the services not
+    /// supervised yet, and recompute every order and index from the manifest.
+    fn adopt(&mut self, manifest: &Manifest) {
+        let service_order = crate::config::start_order(manifest);
+        self.order.clear();
+        for name in &service_order {
+            let spec = manifest
+                .service(name)
+                .expect("UNWRAP: start_order lists manifest services");
+            let spec = match self.services.get(name) {
+                Some(kept) => kept.clone(),
+                None => {
+                    let spec = Arc::new(spec.clone());
+                    self.services.insert(name.clone(), spec.clone());
+                    spec
+                }
+            };
+            for index in 0..spec.instances {
+                let instance_name = spec.instance_name(index);
+                if !self.instances.contains_key(&instance_name) {
+                    let (task, status) = InstanceTask::new(spec.clone(), index, self.ctx.clone());
+                    let (commands, inbox) = mailbox::mailbox();
+                    tokio::spawn(task.run(inbox));
+                    self.instances.insert(
+                        instance_name.clone(),
+                        Handle {
+                            service: spec.clone(),
+                            commands,
+                            status,
+                            start_sent: None,
+                        },
+                    );
+                }
+                self.order.push(instance_name);
+            }
         }
+        self.stop_after = stop_constraints(manifest, &service_order);
+        self.members.clear();
+        for name in &self.order {
+            let spec = &self.instances[name].service;
+            for key in std::iter::once(&spec.name).chain(spec.groups.iter()) {
+                let list = self.members.entry(key.clone()).or_default();
+                // A group named like its own service lists each instance once.
+                if list.last() != Some(name) {
+                    list.push(name.clone());
+                }
+            }
+        }
+        let mut depended: Vec<String> = self
+            .services
+            .values()
+            .flat_map(|s| s.depends_on.iter())
+            .filter(|d| d.condition != Condition::Completed)
+            .map(|d| d.service.clone())
+            .collect();
+        depended.sort();
+        depended.dedup();
+        self.depended = depended;
+    }
+
+    /// [`SupervisorCommand::Reconfigure`].
+    fn reconfigure(&mut self, manifest: &Manifest) -> Result<(), String> {
+        if self.shutting_down {
+            return Err("tend is shutting down".into());
+        }
+        for spec in &manifest.services {
+            if let Some(kept) = self.services.get(&spec.name)
+                && **kept != *spec
+            {
+                return Err(format!(
+                    "service `{}` has changed: remove it before adding it again",
+                    spec.name
+                ));
+            }
+        }
+        let removed: Vec<String> = self
+            .services
+            .keys()
+            .filter(|name| manifest.service(name).is_none())
+            .cloned()
+            .collect();
+        let leaving: Vec<String> = self
+            .order
+            .iter()
+            .filter(|i| removed.contains(&self.instances[*i].service.name))
+            .cloned()
+            .collect();
+        if let Some(busy) = leaving.iter().find(|i| {
+            !matches!(self.instances[*i].state(), "stopped" | "exited" | "fatal")
+                || self.to_start.contains_key(*i)
+        }) {
+            return Err(format!("instance `{busy}` is not stopped"));
+        }
+        for name in &removed {
+            self.services.remove(name);
+            self.dependency_ready.remove(name);
+        }
+        for instance in &leaving {
+            // Dropping the handle closes its mailbox: the task ends.
+            self.instances.remove(instance);
+            self.held.remove(instance);
+            self.restart_on_return.remove(instance);
+        }
+        for plan in &mut self.stop_plans {
+            plan.instances.retain(|i| !leaving.contains(i));
+        }
+        for waiter in &mut self.settle_waiters {
+            waiter.instances.retain(|i| !leaving.contains(i));
+        }
+        self.adopt(manifest);
+        Ok(())
     }
 
     pub async fn run(
@@ -323,6 +392,9 @@ impl Supervisor {
             SupervisorCommand::Notify { message, routed } => {
                 self.route_notification(message);
                 let _ = routed.send(());
+            }
+            SupervisorCommand::Reconfigure { manifest, reply } => {
+                let _ = reply.send(self.reconfigure(&manifest));
             }
         }
     }

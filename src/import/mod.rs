@@ -132,6 +132,20 @@ pub fn load_with_env(
     translation.validate(env, true)
 }
 
+/// The control socket of the file at `path`, for commands that only talk to a running
+/// daemon: read as leniently as [`config::locate_socket`], any format.
+pub fn locate_socket(path: &Path, source: Option<Source>) -> PathBuf {
+    let source = source.unwrap_or_else(|| Source::detect(path));
+    if source == Source::Tend {
+        return config::locate_socket(path);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    match translate(path, Some(source), &env).and_then(|t| t.validate(&env, false)) {
+        Ok(loaded) => loaded.manifest.daemon.socket,
+        Err(_) => config::locate_state_dir(path).join("tend.sock"),
+    }
+}
+
 /// Translate the foreign file at `path` into a manifest tree, without validating it.
 pub fn translate(
     path: &Path,

@@ -330,3 +330,86 @@ fn tend_check_and_import_read_a_supervisord_conf() {
         out(&bad)
     );
 }
+
+#[test]
+fn reread_update_add_and_remove_change_the_running_set() {
+    let base = "[unix_http_server]\nfile=%(here)s/s.sock\n[supervisord]\n[supervisorctl]\nserverurl=unix://%(here)s/s.sock\n[program:keep]\ncommand=sleep 301\n[program:edit]\ncommand=sleep 302\n[program:drop]\ncommand=sleep 303\n";
+    let project = Project::with_manifest("supervisord.conf", base);
+    let _daemon = project.up_ready();
+    let nothing = ctl(&project, &["reread"]);
+    assert!(
+        out(&nothing).contains("No config updates to processes"),
+        "{}",
+        out(&nothing)
+    );
+
+    // A changed program, a new one, and one gone from the file.
+    std::fs::write(
+        project.manifest(),
+        base.replace("sleep 302", "sleep 312").replace(
+            "[program:drop]\ncommand=sleep 303\n",
+            "[program:new]\ncommand=sleep 304\n",
+        ),
+    )
+    .unwrap();
+    let reread = out(&ctl(&project, &["reread"]));
+    for line in ["edit: changed", "new: available", "drop: disappeared"] {
+        assert!(reread.contains(line), "{reread}");
+    }
+    let keep_pid = text(&ctl(&project, &["pid", "keep"]).stdout)
+        .trim()
+        .to_string();
+    let update = ctl(&project, &["update"]);
+    assert!(update.status.success(), "{}", out(&update));
+    let listing = text(&ctl(&project, &["status"]).stdout);
+    assert!(!listing.contains("drop"), "{listing}");
+    assert!(listing.contains("new"), "{listing}");
+    wait_until(Duration::from_secs(20), "new and edit running", || {
+        let listing = text(&ctl(&project, &["status"]).stdout);
+        status_line(&listing, "new").contains("RUNNING")
+            && status_line(&listing, "edit").contains("RUNNING")
+    });
+    // The unchanged program kept running; the changed one runs its new command.
+    assert_eq!(
+        text(&ctl(&project, &["pid", "keep"]).stdout).trim(),
+        keep_pid
+    );
+    let status = project.status();
+    let edit = status
+        .iter()
+        .find(|s| s["name"] == "edit")
+        .expect("edit in tend status");
+    let pid = edit["pid"].as_u64().unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(cmdline.contains("312"), "{cmdline:?}");
+
+    // remove refuses a running group, then works once it is stopped; add brings it back.
+    let busy = ctl(&project, &["remove", "new"]);
+    assert!(out(&busy).contains("still running"), "{}", out(&busy));
+    ctl(&project, &["stop", "new"]);
+    let removed = ctl(&project, &["remove", "new"]);
+    assert!(
+        out(&removed).contains("removed process group"),
+        "{}",
+        out(&removed)
+    );
+    assert!(!text(&ctl(&project, &["status"]).stdout).contains("new"));
+    let added = ctl(&project, &["add", "new"]);
+    assert!(
+        out(&added).contains("added process group"),
+        "{}",
+        out(&added)
+    );
+    let twice = ctl(&project, &["add", "new"]);
+    assert!(out(&twice).contains("already active"), "{}", out(&twice));
+    wait_until(Duration::from_secs(20), "new to run again", || {
+        status_line(&text(&ctl(&project, &["status"]).stdout), "new").contains("RUNNING")
+    });
+
+    // A file that no longer parses: reread says so and nothing changes.
+    std::fs::write(project.manifest(), format!("{base}[program:broken]\n")).unwrap();
+    let bad = ctl(&project, &["reread"]);
+    assert!(!bad.status.success(), "{}", out(&bad));
+    assert!(out(&bad).contains("command"), "{}", out(&bad));
+    assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "keep").contains("RUNNING"));
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Rpc;
 use super::codec::Value;
-use super::names::{Process, Resolved};
+use super::names::{Process, ProcessTable, Resolved};
 use crate::api::AppState;
 use crate::config::signal::Signal;
 use crate::engine::event::InstanceStatus;
@@ -30,6 +30,8 @@ pub mod fault {
     pub const ALREADY_STARTED: i32 = 60;
     pub const NOT_RUNNING: i32 = 70;
     pub const SUCCESS: i32 = 80;
+    pub const ALREADY_ADDED: i32 = 90;
+    pub const STILL_RUNNING: i32 = 91;
     pub const CANT_REREAD: i32 = 92;
 
     pub fn name(code: i32) -> &'static str {
@@ -47,6 +49,8 @@ pub mod fault {
             ALREADY_STARTED => "ALREADY_STARTED",
             NOT_RUNNING => "NOT_RUNNING",
             SUCCESS => "SUCCESS",
+            ALREADY_ADDED => "ALREADY_ADDED",
+            STILL_RUNNING => "STILL_RUNNING",
             CANT_REREAD => "CANT_REREAD",
             _ => "FAILED",
         }
@@ -76,6 +80,7 @@ type Answer = Result<Value, Fault>;
 
 /// Every method tend answers, for `system.listMethods`.
 pub const METHODS: &[&str] = &[
+    "supervisor.addProcessGroup",
     "supervisor.clearAllProcessLogs",
     "supervisor.clearLog",
     "supervisor.clearProcessLog",
@@ -94,6 +99,8 @@ pub const METHODS: &[&str] = &[
     "supervisor.readProcessLog",
     "supervisor.readProcessStderrLog",
     "supervisor.readProcessStdoutLog",
+    "supervisor.reloadConfig",
+    "supervisor.removeProcessGroup",
     "supervisor.sendProcessStdin",
     "supervisor.sendRemoteCommEvent",
     "supervisor.shutdown",
@@ -164,6 +171,7 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         return Err(Fault::new(fault::SHUTDOWN_STATE, ""));
     }
     let args = Args(params);
+    let table = rpc.table();
     match name {
         "getAPIVersion" | "getVersion" => {
             args.none()?;
@@ -204,10 +212,24 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             state.shutdown.notify_one();
             Ok(Value::Bool(true))
         }
+        "reloadConfig" => {
+            args.none()?;
+            super::groups::reload_config(rpc).await
+        }
+        "addProcessGroup" => {
+            let name = args.string(0)?;
+            args.count(1)?;
+            super::groups::add_group(state, rpc, name).await
+        }
+        "removeProcessGroup" => {
+            let name = args.string(0)?;
+            args.count(1)?;
+            super::groups::remove_group(state, rpc, name).await
+        }
         "getProcessInfo" => {
             let name = args.string(0)?;
             args.count(1)?;
-            let process = one_process(rpc, name)?;
+            let process = one_process(&table, name)?;
             let status = status_of(state, process).await?;
             Ok(process_info(process, &status, SystemTime::now()))
         }
@@ -215,8 +237,7 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             args.none()?;
             let statuses = all_statuses(state).await?;
             let now = SystemTime::now();
-            let infos = rpc
-                .table
+            let infos = table
                 .processes
                 .iter()
                 .filter_map(|p| {
@@ -229,14 +250,14 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         "getAllConfigInfo" => {
             args.none()?;
             Ok(Value::Array(
-                rpc.table.processes.iter().map(config_info).collect(),
+                table.processes.iter().map(config_info).collect(),
             ))
         }
         "startProcess" => {
             let name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            match resolve(rpc, name)? {
+            match resolve(&table, name)? {
                 Resolved::Group(members) => {
                     group_action(state, Action::Start, &members, wait).await
                 }
@@ -247,20 +268,20 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            let members = group(rpc, name)?;
+            let members = group(&table, name)?;
             group_action(state, Action::Start, &members, wait).await
         }
         "startAllProcesses" => {
             let wait = args.opt_bool(0)?.unwrap_or(true);
             args.at_most(1)?;
-            let all: Vec<&Process> = rpc.table.processes.iter().collect();
+            let all: Vec<&Process> = table.processes.iter().collect();
             group_action(state, Action::Start, &all, wait).await
         }
         "stopProcess" => {
             let name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            match resolve(rpc, name)? {
+            match resolve(&table, name)? {
                 Resolved::Group(members) => group_action(state, Action::Stop, &members, wait).await,
                 Resolved::Process(p) => stop(state, p, wait).await.map(Value::Bool),
             }
@@ -269,19 +290,19 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            let members = group(rpc, name)?;
+            let members = group(&table, name)?;
             group_action(state, Action::Stop, &members, wait).await
         }
         "stopAllProcesses" => {
             let wait = args.opt_bool(0)?.unwrap_or(true);
             args.at_most(1)?;
-            let all: Vec<&Process> = rpc.table.processes.iter().collect();
+            let all: Vec<&Process> = table.processes.iter().collect();
             group_action(state, Action::Stop, &all, wait).await
         }
         "signalProcess" => {
             let (name, signal) = (args.string(0)?, parse_signal(args.signal(1)?)?);
             args.count(2)?;
-            match resolve(rpc, name)? {
+            match resolve(&table, name)? {
                 Resolved::Group(members) => {
                     group_action(state, Action::Signal(signal), &members, true).await
                 }
@@ -291,19 +312,19 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         "signalProcessGroup" => {
             let (name, signal) = (args.string(0)?, parse_signal(args.signal(1)?)?);
             args.count(2)?;
-            let members = group(rpc, name)?;
+            let members = group(&table, name)?;
             group_action(state, Action::Signal(signal), &members, true).await
         }
         "signalAllProcesses" => {
             let signal = parse_signal(args.signal(0)?)?;
             args.count(1)?;
-            let all: Vec<&Process> = rpc.table.processes.iter().collect();
+            let all: Vec<&Process> = table.processes.iter().collect();
             group_action(state, Action::Signal(signal), &all, true).await
         }
         "readProcessStdoutLog" | "readProcessLog" | "readProcessStderrLog" => {
             let (name, offset, length) = (args.string(0)?, args.int(1)?, args.int(2)?);
             args.count(3)?;
-            let process = one_process(rpc, name)?;
+            let process = one_process(&table, name)?;
             let file = log_file(process, method.contains("Stderr"))
                 .ok_or_else(|| Fault::new(fault::NO_FILE, process.namespec()))?;
             read_file(file, offset, length).map(Value::String)
@@ -311,7 +332,7 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         "tailProcessStdoutLog" | "tailProcessLog" | "tailProcessStderrLog" => {
             let (name, offset, length) = (args.string(0)?, args.int(1)?, args.int(2)?);
             args.count(3)?;
-            let process = one_process(rpc, name)?;
+            let process = one_process(&table, name)?;
             let file = log_file(process, method.contains("Stderr"))
                 .ok_or_else(|| Fault::new(fault::NO_FILE, process.namespec()))?;
             Ok(tail_file(file, offset, length))
@@ -319,14 +340,13 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         "clearProcessLogs" | "clearProcessLog" => {
             let name = args.string(0)?;
             args.count(1)?;
-            let process = one_process(rpc, name)?;
+            let process = one_process(&table, name)?;
             clear_logs(process)?;
             Ok(Value::Bool(true))
         }
         "clearAllProcessLogs" => {
             args.none()?;
-            let results = rpc
-                .table
+            let results = table
                 .processes
                 .iter()
                 .map(|p| {
@@ -340,7 +360,7 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let name = args.string(0)?;
             args.string(1)?;
             args.count(2)?;
-            let process = one_process(rpc, name)?;
+            let process = one_process(&table, name)?;
             let status = status_of(state, process).await?;
             if status.pid.is_none() {
                 return Err(Fault::new(fault::NOT_RUNNING, process.namespec()));
@@ -454,26 +474,21 @@ fn parse_signal(text: String) -> Result<Signal, Fault> {
         .map_err(|_| Fault::new(fault::BAD_SIGNAL, text))
 }
 
-fn resolve<'a>(rpc: &'a Rpc, namespec: &str) -> Result<Resolved<'a>, Fault> {
-    rpc.table
+fn resolve<'a>(table: &'a ProcessTable, namespec: &str) -> Result<Resolved<'a>, Fault> {
+    table
         .resolve(namespec)
         .ok_or_else(|| Fault::new(fault::BAD_NAME, namespec))
 }
 
-fn one_process<'a>(rpc: &'a Rpc, namespec: &str) -> Result<&'a Process, Fault> {
-    match resolve(rpc, namespec)? {
+fn one_process<'a>(table: &'a ProcessTable, namespec: &str) -> Result<&'a Process, Fault> {
+    match resolve(table, namespec)? {
         Resolved::Process(p) => Ok(p),
         Resolved::Group(_) => Err(Fault::new(fault::BAD_NAME, namespec)),
     }
 }
 
-fn group<'a>(rpc: &'a Rpc, name: &str) -> Result<Vec<&'a Process>, Fault> {
-    let members: Vec<&Process> = rpc
-        .table
-        .processes
-        .iter()
-        .filter(|p| p.group == name)
-        .collect();
+fn group<'a>(table: &'a ProcessTable, name: &str) -> Result<Vec<&'a Process>, Fault> {
+    let members: Vec<&Process> = table.processes.iter().filter(|p| p.group == name).collect();
     if members.is_empty() {
         return Err(Fault::new(fault::BAD_NAME, name));
     }

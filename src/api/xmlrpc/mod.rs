@@ -3,6 +3,7 @@
 //! A client of the engine like the JSON API; supervisord's names come from [`names`].
 
 pub mod codec;
+mod groups;
 mod methods;
 pub mod names;
 
@@ -11,6 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,24 +26,54 @@ pub use methods::{METHODS, supervisor_state};
 pub use names::{GivenName, ProcessTable};
 
 use super::AppState;
+use crate::config::Manifest;
 
 /// What the XML-RPC interface knows beyond the engine.
-#[derive(Debug, Default)]
 pub struct Rpc {
-    pub table: ProcessTable,
+    table: RwLock<Arc<ProcessTable>>,
     /// `[supervisord] identifier`; `supervisor` by default, as supervisord's.
     pub identifier: String,
     /// Set by `supervisor.shutdown`: every later call gets SHUTDOWN_STATE.
     pub shutting_down: AtomicBool,
+    /// The configuration in force and the last one `reloadConfig` read; one change at a time.
+    config: tokio::sync::Mutex<Configs>,
+    /// Reads the configuration file again (`reloadConfig`); None: it cannot be re-read.
+    reread: Option<Reread>,
+}
+
+/// Reads the manifest file again, with supervisord's names for its processes.
+pub type Reread = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// A manifest with the supervisord names given to its instances.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub manifest: Manifest,
+    pub names: Vec<GivenName>,
+}
+
+struct Configs {
+    active: Config,
+    /// What `reloadConfig` read last, for `addProcessGroup`.
+    pending: Option<Config>,
 }
 
 impl Rpc {
-    pub fn new(table: ProcessTable, identifier: Option<String>) -> Rpc {
+    pub fn new(active: Config, identifier: Option<String>, reread: Option<Reread>) -> Rpc {
         Rpc {
-            table,
+            table: RwLock::new(Arc::new(ProcessTable::new(&active.manifest, &active.names))),
             identifier: identifier.unwrap_or_else(|| "supervisor".into()),
             shutting_down: AtomicBool::new(false),
+            config: tokio::sync::Mutex::new(Configs {
+                active,
+                pending: None,
+            }),
+            reread,
         }
+    }
+
+    /// The processes as they are now.
+    pub fn table(&self) -> Arc<ProcessTable> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -89,7 +121,8 @@ async fn logtail(State(state): State<AppState>, Path(spec): Path<String>) -> Res
         _ => (spec.clone(), "stdout"),
     };
     let namespec = percent_decode(&namespec);
-    let process = match state.rpc.table.resolve(&namespec) {
+    let table = state.rpc.table();
+    let process = match table.resolve(&namespec) {
         Some(names::Resolved::Process(p)) => p,
         _ => return (StatusCode::NOT_FOUND, "no such process\n").into_response(),
     };
