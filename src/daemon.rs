@@ -31,8 +31,8 @@ pub struct DaemonOptions {
     pub manifest: Manifest,
     /// supervisord's names for the processes, when the manifest was a supervisord.conf.
     pub supervisor: Option<SupervisorNames>,
-    /// The format the manifest was read in (`reloadConfig` reads it again the same way).
-    pub source: Option<import::Source>,
+    /// How the manifest was read (`reloadConfig` reads it again the same way).
+    pub reading: import::Reading,
     /// Services to start instead of the autostart set (with their dependencies).
     pub services: Vec<String>,
     /// Echo every instance's output to stdout with a prefix (foreground `tend up`).
@@ -47,7 +47,7 @@ pub struct DaemonOptions {
 fn supervisor_rpc(
     manifest: &Manifest,
     names: Option<SupervisorNames>,
-    source: Option<import::Source>,
+    reading: import::Reading,
 ) -> api::xmlrpc::Rpc {
     let names = names.unwrap_or_default();
     let active = api::xmlrpc::Config {
@@ -56,7 +56,7 @@ fn supervisor_rpc(
     };
     let path = manifest.path.clone();
     let reread: api::xmlrpc::Reread = Box::new(move || {
-        let loaded = import::load(&path, source).map_err(|errors| errors.to_string())?;
+        let loaded = import::load(&path, &reading).map_err(|errors| errors.to_string())?;
         Ok(api::xmlrpc::Config {
             names: given_names(&loaded.supervisor.unwrap_or_default()),
             manifest: loaded.manifest,
@@ -161,7 +161,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let rpc = Arc::new(supervisor_rpc(
         &manifest,
         options.supervisor,
-        options.source,
+        options.reading,
     ));
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens

@@ -12,9 +12,14 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// The format of the -c file when its name does not say: tend, supervisord.
-    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["tend", "supervisord"])]
+    /// The format of the -c file when its name and content do not say.
+    #[arg(long, global = true, value_name = "FORMAT",
+          value_parser = ["tend", "supervisord", "pm2", "procfile", "process-compose"])]
     pub from: Option<String>,
+
+    /// PM2 ecosystem files: merge `env_NAME` over `env`, as `pm2 start --env NAME`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
 
     /// The daemon's control socket (default: tend.sock in the manifest's state_dir).
     #[arg(
@@ -136,8 +141,8 @@ pub enum Command {
     Down,
     /// Validate the manifest without starting anything (also a foreign file: see `import`).
     Check,
-    /// Print a supervisord.conf (or another supported format) as an equivalent, commented
-    /// tend.toml, with what did not translate and why.
+    /// Print a supervisord.conf, PM2 ecosystem file, Procfile or process-compose file as an
+    /// equivalent, commented tend.toml, with what did not translate and why.
     Import {
         /// The file to translate.
         file: PathBuf,

@@ -82,13 +82,16 @@ fn manifest_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn source(cli: &Cli) -> Option<import::Source> {
-    cli.from.as_deref().and_then(import::Source::from_name)
+fn reading(cli: &Cli) -> import::Reading {
+    import::Reading {
+        source: cli.from.as_deref().and_then(import::Source::from_name),
+        environment: cli.env.clone(),
+    }
 }
 
 fn load(cli: &Cli) -> anyhow::Result<import::Loaded> {
     let path = manifest_path(cli)?;
-    let loaded = import::load(&path, source(cli))
+    let loaded = import::load(&path, &reading(cli))
         .map_err(|errors| anyhow!("{} error(s) in the manifest:\n{errors}", errors.0.len()))?;
     for warning in &loaded.warnings {
         eprintln!("tend: warning: {warning}");
@@ -98,7 +101,7 @@ fn load(cli: &Cli) -> anyhow::Result<import::Loaded> {
 
 fn check(cli: &Cli) -> anyhow::Result<i32> {
     let path = manifest_path(cli)?;
-    match import::load(&path, source(cli)) {
+    match import::load(&path, &reading(cli)) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
@@ -131,7 +134,7 @@ fn check(cli: &Cli) -> anyhow::Result<i32> {
 /// validated too, so what is printed is a manifest tend accepts.
 fn import(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
     let env = |name: &str| std::env::var(name).ok();
-    let translation = match import::translate(file, source(cli), &env) {
+    let translation = match import::translate(file, &reading(cli), &env) {
         Ok(t) => t,
         Err(errors) => {
             for error in &errors.0 {
@@ -175,7 +178,7 @@ fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
         return Ok(socket.clone());
     }
     let path = manifest_path(cli)?;
-    Ok(import::locate_socket(&path, source(cli)))
+    Ok(import::locate_socket(&path, &reading(cli)))
 }
 
 fn up(
@@ -199,7 +202,10 @@ fn up(
         return daemon::run(DaemonOptions {
             manifest,
             supervisor: loaded.supervisor,
-            source: Some(loaded.source),
+            reading: import::Reading {
+                source: Some(loaded.source),
+                environment: cli.env.clone(),
+            },
             services: services.to_vec(),
             console: !daemonized,
             colour,

@@ -3,8 +3,16 @@
 //! `tend.toml` would give, plus warnings for what does not translate; this module picks the
 //! format, validates the tree with the manifest's own rules and renders it as TOML.
 
+mod dotenv;
+mod envsubst;
+mod gotemplate;
+pub mod pm2;
+pub mod process_compose;
+pub mod procfile;
 mod render;
+mod shell;
 pub mod supervisord;
+mod tree;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,52 +22,119 @@ use crate::config::{self, ConfigError, ConfigErrors, Manifest};
 
 pub use render::render_toml;
 
+/// A foreign file as a manifest tree: what the PM2, Procfile and process-compose importers
+/// return (supervisord's carries more, see [`supervisord::Imported`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    pub tree: Node,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A problem in a foreign file, at its line: `FILE:LINE: KEY: MESSAGE`, the shape of a
+/// manifest error. `key` is the source's own (`program:web.user`, `apps[0].cwd`); `line` is
+/// 0 when the problem is the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Reads a file an import refers to (a `.env` beside a Procfile, an `env_file`); None when
+/// it cannot be read. Tests pass one that never touches the disk.
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> Option<String>;
+
+pub fn read_from_disk(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
 /// The formats `tend up -c` and `tend import` read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// tend's own manifest (TOML, YAML or JSON).
     Tend,
     Supervisord,
+    Pm2,
+    Procfile,
+    ProcessCompose,
 }
 
 impl Source {
-    pub const NAMES: &'static str = "supervisord";
+    pub const NAMES: [&'static str; 5] =
+        ["tend", "supervisord", "pm2", "procfile", "process-compose"];
 
     pub fn from_name(name: &str) -> Option<Source> {
         match name {
             "tend" => Some(Source::Tend),
             "supervisord" | "supervisor" => Some(Source::Supervisord),
+            "pm2" => Some(Source::Pm2),
+            "procfile" => Some(Source::Procfile),
+            "process-compose" => Some(Source::ProcessCompose),
             _ => None,
         }
     }
 
-    /// The format of the file at `path`, from its name and, when the name leaves it open,
-    /// its first lines.
+    /// The format of the file at `path`, from its name and, where the name leaves it open
+    /// (`.json`, `.yaml`, no extension), its content.
     pub fn detect(path: &Path) -> Source {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+        if name.starts_with("procfile") || extension == "procfile" {
+            return Source::Procfile;
+        }
         match extension {
-            "toml" | "yaml" | "yml" | "json" => return Source::Tend,
+            "toml" => return Source::Tend,
             "conf" | "ini" => return Source::Supervisord,
+            "js" | "cjs" | "mjs" | "json5" => return Source::Pm2,
             _ => {}
         }
-        let head = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned())
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
-        let sections = head.lines().any(|line| {
-            let line = line.trim_start();
-            line.starts_with("[program:")
-                || line.starts_with("[supervisord]")
-                || line.starts_with("[group:")
-                || line.starts_with("[include]")
-        });
-        if sections {
-            Source::Supervisord
-        } else {
-            Source::Tend
+        match extension {
+            "json" | "yaml" | "yml" => {
+                let format = config::document::Format::from_path(path)
+                    .expect("UNWRAP: a manifest extension");
+                let Ok(root) = config::document::parse(&text, format) else {
+                    return Source::Tend;
+                };
+                let has = |key: &str| root.get(key).is_some();
+                // PM2 also takes a bare array of apps, or one app alone (`process.json`).
+                if matches!(root.value, config::document::Value::Array(_))
+                    || ((has("apps") || has("script")) && !has("services"))
+                {
+                    Source::Pm2
+                } else if has("processes") && !has("services") {
+                    Source::ProcessCompose
+                } else {
+                    Source::Tend
+                }
+            }
+            _ if text.lines().any(|line| {
+                let line = line.trim_start();
+                ["[program:", "[supervisord]", "[group:", "[include]"]
+                    .iter()
+                    .any(|section| line.starts_with(section))
+            }) =>
+            {
+                Source::Supervisord
+            }
+            _ if text.contains("module.exports") || text.contains("export default") => Source::Pm2,
+            _ => Source::Procfile,
         }
     }
 }
@@ -69,7 +144,24 @@ impl fmt::Display for Source {
         f.write_str(match self {
             Source::Tend => "tend",
             Source::Supervisord => "supervisord",
+            Source::Pm2 => "pm2",
+            Source::Procfile => "procfile",
+            Source::ProcessCompose => "process-compose",
         })
+    }
+}
+
+/// How to read a file: its format (guessed when None) and, for PM2, the `--env` whose
+/// `env_NAME` is merged over `env`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub source: Option<Source>,
+    pub environment: Option<String>,
+}
+
+impl Reading {
+    fn source_of(&self, path: &Path) -> Source {
+        self.source.unwrap_or_else(|| Source::detect(path))
     }
 }
 
@@ -106,61 +198,69 @@ pub struct Loaded {
     pub supervisor: Option<SupervisorNames>,
 }
 
-/// Load the file at `path` in `source` format (guessed when None), with tend's environment.
-pub fn load(path: &Path, source: Option<Source>) -> Result<Loaded, ConfigErrors> {
-    load_with_env(path, source, &|name| std::env::var(name).ok())
+/// Load the file at `path` as `reading` says, with tend's environment.
+pub fn load(path: &Path, reading: &Reading) -> Result<Loaded, ConfigErrors> {
+    load_with_env(path, reading, &|name| std::env::var(name).ok())
 }
 
 pub fn load_with_env(
     path: &Path,
-    source: Option<Source>,
+    reading: &Reading,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigErrors> {
-    let source = source.unwrap_or_else(|| Source::detect(path));
-    let translation = match source {
-        Source::Tend => {
-            let manifest = config::load_with_env(path, env)?;
-            return Ok(Loaded {
-                manifest,
-                source,
-                warnings: Vec::new(),
-                supervisor: None,
-            });
-        }
-        _ => translate(path, Some(source), env)?,
-    };
-    translation.validate(env, true)
+    let source = reading.source_of(path);
+    if source == Source::Tend {
+        let manifest = config::load_with_env(path, env)?;
+        return Ok(Loaded {
+            manifest,
+            source,
+            warnings: Vec::new(),
+            supervisor: None,
+        });
+    }
+    translate(path, reading, env)?.validate(env, true)
 }
 
 /// The control socket of the file at `path`, for commands that only talk to a running
 /// daemon: read as leniently as [`config::locate_socket`], any format.
-pub fn locate_socket(path: &Path, source: Option<Source>) -> PathBuf {
-    let source = source.unwrap_or_else(|| Source::detect(path));
-    if source == Source::Tend {
+pub fn locate_socket(path: &Path, reading: &Reading) -> PathBuf {
+    if reading.source_of(path) == Source::Tend {
         return config::locate_socket(path);
     }
     let env = |name: &str| std::env::var(name).ok();
-    match translate(path, Some(source), &env).and_then(|t| t.validate(&env, false)) {
+    match translate(path, reading, &env).and_then(|t| t.validate(&env, false)) {
         Ok(loaded) => loaded.manifest.daemon.socket,
         Err(_) => config::locate_state_dir(path).join("tend.sock"),
     }
 }
 
-/// Translate the foreign file at `path` into a manifest tree, without validating it.
+/// Translate the file at `path` into a manifest tree, without validating it.
 pub fn translate(
     path: &Path,
-    source: Option<Source>,
+    reading: &Reading,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Translation, ConfigErrors> {
-    let source = source.unwrap_or_else(|| Source::detect(path));
+    let source = reading.source_of(path);
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let whole = |message: String| ConfigErrors::from(ConfigError::new(&file, None, "", message));
+    let failed = |errors: Vec<Diagnostic>| {
+        let errors = errors.into_iter().map(config_error).collect();
+        ConfigErrors::sorted(errors, &file)
+    };
+    let plain = |imported: Imported| Translation {
+        source,
+        file: file.clone(),
+        tree: imported.tree,
+        warnings: imported.warnings.into_iter().map(config_error).collect(),
+        supervisor: None,
+        located: None,
+    };
+    let read = || std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")));
     match source {
         Source::Tend => {
-            let whole = |message: String| ConfigError::new(&file, None, "", message);
             let format = config::document::Format::from_path(path)
                 .ok_or_else(|| whole("not a tend manifest: use --from".into()))?;
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| whole(format!("cannot read manifest: {e}")))?;
+            let text = read()?;
             let tree = config::document::parse(&text, format).map_err(|errors| {
                 let errors = errors
                     .into_iter()
@@ -170,12 +270,30 @@ pub fn translate(
             })?;
             Ok(Translation {
                 source,
-                file,
+                file: file.clone(),
                 tree,
                 warnings: Vec::new(),
                 supervisor: None,
                 located: None,
             })
+        }
+        Source::Pm2 => {
+            let text = read()?;
+            pm2::import(&file, &text, reading.environment.as_deref())
+                .map(plain)
+                .map_err(failed)
+        }
+        Source::Procfile => {
+            let text = read()?;
+            procfile::import(&file, &text, env)
+                .map(plain)
+                .map_err(failed)
+        }
+        Source::ProcessCompose => {
+            let text = read()?;
+            process_compose::import(&file, &text, env)
+                .map(plain)
+                .map_err(failed)
         }
         Source::Supervisord => {
             let host = nix::unistd::gethostname()

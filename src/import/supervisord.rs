@@ -17,7 +17,6 @@ mod servers;
 mod shlex;
 mod values;
 
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::document::{Entry, Node, Segment, Value};
@@ -61,27 +60,7 @@ impl Imported {
     }
 }
 
-/// A problem, located in an INI file.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem is the whole file (it cannot be read).
-    pub line: usize,
-    /// `section.key` as written in the file, e.g. `program:web.stdout_events_enabled`;
-    /// the section alone for a problem with the section.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
-        }
-        write!(f, "{}", self.message)
-    }
-}
+pub use super::Diagnostic;
 
 /// Which file an entry of the tree came from.
 #[derive(Debug, Clone, PartialEq)]

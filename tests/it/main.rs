@@ -28,3 +28,5 @@ mod remote;
 mod notify;
 
 mod supervisord;
+
+mod import;
