@@ -21,6 +21,7 @@ use crate::engine::event::EventKind;
 use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
 use crate::import::{self, SupervisorNames};
+use crate::listeners;
 pub use crate::logs::own::say;
 use crate::logs::{Console, LogSink, OwnLogTarget};
 use crate::notifications::{CommandRunner, Notifier};
@@ -198,14 +199,29 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .filter(|s| s.critical)
         .map(|s| s.name.clone())
         .collect();
+    // Pools of supervisord event listeners, when the manifest has any.
+    let listener_io = listeners::wanted(&manifest).then(tokio::sync::mpsc::unbounded_channel);
+    let listener_manifest = listener_io.is_some().then(|| manifest.clone());
     let engine = engine::start(
         manifest,
         EngineOptions {
             containment: containment.clone(),
             logs: logs.clone(),
             notify_socket: state_dir.join("notify.sock"),
+            listener_io: listener_io.as_ref().map(|(sender, _)| sender.clone()),
         },
     )?;
+    if let (Some((_, io)), Some(manifest)) = (listener_io, listener_manifest) {
+        let table = rpc.clone();
+        let names: listeners::Names = Arc::new(move |instance: &str| {
+            let table = table.table();
+            let process = table.by_instance(instance)?;
+            Some((process.group.clone(), process.name.clone()))
+        });
+        let identifier = rpc.identifier.clone();
+        let events = engine.subscribe();
+        tokio::spawn(async move { listeners::run(&manifest, names, identifier, events, io).await });
+    }
     let notifier = Arc::new(Notifier::start(
         settings.notify.clone(),
         Arc::new(EngineCommands(engine.clone())),

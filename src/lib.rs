@@ -6,7 +6,12 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod import;
+pub mod listeners;
 pub mod logs;
 pub mod notifications;
 pub mod protocol;
 pub mod store;
+
+/// Test helpers shared by unit tests: a seeded generator and a CPython runner.
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -75,6 +75,7 @@ async fn handlers_answer_on_a_real_engine() {
             containment: Arc::new(Containment::detect(CgroupMode::Off, "api-test".into())),
             logs: logs.clone(),
             notify_socket: dir.path().join("notify.sock"),
+            listener_io: None,
         },
     )
     .unwrap();

@@ -35,7 +35,7 @@ pub struct EventsQuery {
     /// Only this instance's events (`web:2`).
     #[serde(default)]
     pub instance: Option<String>,
-    /// Comma-separated kinds: state, spawn, exit, probe, warning.
+    /// Comma-separated kinds: state, spawn, exit, ready, probe, warning.
     #[serde(default)]
     #[schemars(regex(
         pattern = r"^((state|spawn|exit|probe|warning)(,(state|spawn|exit|probe|warning))*)?$"
@@ -55,7 +55,7 @@ pub struct EventsQuery {
     pub limit: Option<usize>,
 }
 
-const KINDS: [&str; 5] = ["state", "spawn", "exit", "probe", "warning"];
+const KINDS: [&str; 6] = ["state", "spawn", "exit", "ready", "probe", "warning"];
 
 fn ago(text: &Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
     ago_from(SystemTime::now(), text, what)

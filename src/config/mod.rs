@@ -9,6 +9,7 @@ pub(crate) mod document;
 pub mod duration;
 pub mod envfile;
 pub mod error;
+pub mod events;
 pub mod graph;
 pub mod interpolate;
 pub mod model;

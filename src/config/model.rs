@@ -282,6 +282,15 @@ pub struct ServiceSpec {
     pub resources: ResourceSpec,
     /// Going fatal ends tend (ordered stop, non-zero exit).
     pub critical: bool,
+    /// A supervisord event listener: fed events on stdin, answering on stdout.
+    pub event_listener: Option<EventListenerSpec>,
+}
+
+/// `[services.NAME.event_listener]`: the events a listener pool subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventListenerSpec {
+    pub subscription: crate::config::events::Subscription,
+    pub buffer_size: usize,
 }
 
 /// Limits and warnings on an instance's CPU and memory.

@@ -261,6 +261,9 @@ pub struct RawService {
     /// When this service goes fatal, stop everything and exit non-zero (so a container
     /// orchestrator restarts the whole container). Default: false.
     pub critical: Option<bool>,
+    /// Run as a supervisord event listener: tend writes the subscribed events to the
+    /// process's stdin and reads READY/RESULT from its stdout (supervisord's protocol).
+    pub event_listener: Option<RawEventListener>,
     /// GPUs (indexes or UUIDs) shared out to the instances as CUDA_VISIBLE_DEVICES.
     pub gpus: Option<Vec<IdValue>>,
     /// How many of `gpus` each instance gets, round-robin by instance number. Default: all.
@@ -416,6 +419,18 @@ pub enum RawGrowth {
     Exponential,
     /// The n-th delay is n times `initial` (supervisord's 1 s, 2 s, 3 s).
     Linear,
+}
+
+/// The `event_listener` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of event listener settings")]
+pub struct RawEventListener {
+    /// supervisord event types (`PROCESS_STATE_FATAL`, `TICK_60`, `PROCESS_STATE`, ...).
+    pub events: Option<Vec<String>>,
+    /// Events kept for the listeners while they are busy; the oldest is dropped past this.
+    /// Default: 10.
+    #[schemars(range(min = 1))]
+    pub buffer_size: Option<i64>,
 }
 
 /// The `backoff` table.

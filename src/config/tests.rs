@@ -167,6 +167,7 @@ fn a_minimal_service_gets_every_default() {
             watchdog: None,
             resources: ResourceSpec::default(),
             critical: false,
+            event_listener: None,
         }]
     );
 }
@@ -1573,10 +1574,11 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "gpus_per_instance",
         "max_gpu_memory",
         "critical",
+        "event_listener",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 41, "a key was added: list it above");
+    assert_eq!(service.len(), 42, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
         assert_eq!(
             defs[table]["additionalProperties"],

@@ -845,6 +845,10 @@ impl Validator<'_> {
             watchdog,
             resources,
             critical: raw.critical.unwrap_or(false),
+            event_listener: raw
+                .event_listener
+                .as_ref()
+                .and_then(|l| self.event_listener(l, &at("event_listener"), kind)),
         })
     }
 
@@ -1446,6 +1450,45 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    fn event_listener(
+        &mut self,
+        raw: &raw::RawEventListener,
+        path: &[Segment],
+        kind: Kind,
+    ) -> Option<crate::config::model::EventListenerSpec> {
+        let at = |field: &str| join(path, &[key(field)]);
+        if kind == Kind::Task {
+            self.error(
+                path,
+                "a task cannot be an event listener: listeners run until stopped",
+            );
+            return None;
+        }
+        let events = raw.events.as_deref().unwrap_or_default();
+        let subscription = match crate::config::events::parse_subscription(&events.join(",")) {
+            Ok(subscription) => subscription,
+            Err(e) => {
+                self.error(&at("events"), e.replace("events=", "events"));
+                return None;
+            }
+        };
+        let buffer_size = match raw.buffer_size {
+            None => 10,
+            Some(n) if (1..=1 << 20).contains(&n) => n as usize,
+            Some(n) => {
+                self.error(
+                    &at("buffer_size"),
+                    format!("must be between 1 and 1048576, not {n}"),
+                );
+                return None;
+            }
+        };
+        Some(crate::config::model::EventListenerSpec {
+            subscription,
+            buffer_size,
+        })
     }
 
     /// `broken`: a key of the table was malformed or misspelled (`intial`), so a default

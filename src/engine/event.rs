@@ -35,6 +35,9 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// A running service has been up for its `min_uptime`: its start worked (supervisord's
+    /// STARTING → RUNNING).
+    Settled,
     /// A probe's verdict flipped (its thresholds decided), not every attempt.
     ProbeChanged {
         role: &'static str,

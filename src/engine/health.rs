@@ -506,6 +506,7 @@ impl ExecRunner for SpawnExec {
             umask: self.umask,
             cgroup: None,
             pid_env: Vec::new(),
+            stdin_pipe: false,
         };
         let spawner = self.spawner.clone();
         Box::pin(async move {

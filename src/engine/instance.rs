@@ -41,6 +41,8 @@ pub struct InstanceContext {
     pub sampling: Option<(Duration, Instant)>,
     /// NVML, where a driver is present and some service uses GPUs.
     pub gpus: Option<Arc<crate::engine::resources::GpuSampler>>,
+    /// Where event listeners' pipes go.
+    pub listener_io: Option<mpsc::UnboundedSender<crate::engine::ListenerIo>>,
 }
 
 /// What a pending reply is waiting for.
@@ -614,6 +616,7 @@ impl InstanceTask {
             umask: self.service.umask,
             cgroup: tree.cgroup_dir(),
             pid_env,
+            stdin_pipe: self.service.event_listener.is_some(),
         };
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);
@@ -623,9 +626,10 @@ impl InstanceTask {
             Ok(child) => {
                 tree.set_leader(child.pid);
                 self.exit = Some(child.exit);
+                let stdout = self.hand_to_listener_pool(child.pid, child.stdout, child.stdin);
                 self.ctx
                     .logs
-                    .capture(&self.service, self.index, child.stdout, child.stderr);
+                    .capture(&self.service, self.index, stdout, child.stderr);
                 self.health.start(Arc::new(exec));
                 self.emit(EventKind::Spawned { pid: child.pid });
                 Input::Spawned { pid: child.pid }
@@ -633,6 +637,35 @@ impl InstanceTask {
             Err(error) => Input::SpawnFailed {
                 reason: error.to_string(),
             },
+        }
+    }
+
+    /// An event listener's stdin and stdout go to the pool that speaks the protocol with it;
+    /// its log then reads a relay the pool copies stdout into. Returns what the log reads.
+    fn hand_to_listener_pool(
+        &self,
+        pid: u32,
+        stdout: std::os::fd::OwnedFd,
+        stdin: Option<std::os::fd::OwnedFd>,
+    ) -> std::os::fd::OwnedFd {
+        let (Some(stdin), Some(pool)) = (stdin, &self.ctx.listener_io) else {
+            return stdout;
+        };
+        let Ok((relay_read, relay_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+            return stdout;
+        };
+        let io = crate::engine::ListenerIo {
+            instance: self.name.clone(),
+            service: self.service.name.clone(),
+            pid,
+            stdin,
+            stdout,
+            log: relay_write,
+        };
+        match pool.send(io) {
+            Ok(()) => relay_read,
+            // Nobody speaks the protocol any more (shutting down): log stdout directly.
+            Err(returned) => returned.0.stdout,
         }
     }
 
@@ -653,6 +686,7 @@ impl InstanceTask {
             State::Running { settled: true, .. }
                 if !is_task && !matches!(before, State::Running { settled: true, .. }) =>
             {
+                self.emit(EventKind::Settled);
                 self.resolve(Goal::Run, Ok(()))
             }
             State::Exited { success: true, .. } if is_task => self.resolve(Goal::Run, Ok(())),

@@ -45,6 +45,24 @@ pub struct EngineOptions {
     pub logs: LogSink,
     /// Where to bind the sd_notify socket (`state_dir/notify.sock`).
     pub notify_socket: std::path::PathBuf,
+    /// Where an event listener's pipes go each time one is spawned; None: no one speaks
+    /// the protocol, and listeners get no events.
+    pub listener_io: Option<mpsc::UnboundedSender<ListenerIo>>,
+}
+
+/// The pipes of a freshly spawned event listener process, for whoever speaks the protocol
+/// with it. What it writes on stdout must also go to `log`, where its log expects it.
+#[derive(Debug)]
+pub struct ListenerIo {
+    pub instance: String,
+    pub service: String,
+    pub pid: u32,
+    /// Write end of its stdin.
+    pub stdin: std::os::fd::OwnedFd,
+    /// Read end of its stdout.
+    pub stdout: std::os::fd::OwnedFd,
+    /// Write end of the pipe its stdout log is read from.
+    pub log: std::os::fd::OwnedFd,
 }
 
 /// The way in: cheap to clone, usable from any task.
@@ -104,6 +122,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
             .sample_every
             .map(|every| (every, tokio::time::Instant::now())),
         gpus: load_gpus(&manifest),
+        listener_io: options.listener_io,
     };
     let supervisor = Supervisor::new(manifest, ctx);
     tokio::spawn(supervisor.run(inbox, changes_rx));
@@ -164,6 +183,7 @@ impl EngineHandle {
             umask: None,
             cgroup: None,
             pid_env: Vec::new(),
+            stdin_pipe: false,
         };
         spawn::run_once(&self.spawner, request, timeout).await
     }

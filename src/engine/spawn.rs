@@ -46,6 +46,9 @@ pub struct SpawnRequest {
     /// Variables whose value is the child's own pid (`WATCHDOG_PID`), known only after the
     /// fork: the child writes it into its environment itself.
     pub pid_env: Vec<String>,
+    /// Give the child a pipe as stdin (an event listener reads its events there) instead of
+    /// /dev/null.
+    pub stdin_pipe: bool,
 }
 
 /// A running child: its pid (also its process group id), its exit notification and the read
@@ -56,6 +59,8 @@ pub struct SpawnedChild {
     pub exit: oneshot::Receiver<ExitStatus>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The write end of its stdin, with `stdin_pipe`.
+    pub stdin: Option<OwnedFd>,
 }
 
 type ExitSenders = HashMap<u32, oneshot::Sender<ExitStatus>>;
@@ -274,10 +279,15 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
     let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // Reports a failure between fork and exec (errno, 4 bytes); closed by a successful exec.
     let (status_read, status_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let devnull = OwnedFd::from(std::fs::File::open("/dev/null")?);
+    let (stdin_read, stdin_write) = if request.stdin_pipe {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        (read, Some(write))
+    } else {
+        (OwnedFd::from(std::fs::File::open("/dev/null")?), None)
+    };
 
     let fds = ChildFds {
-        stdin: devnull.as_raw_fd(),
+        stdin: stdin_read.as_raw_fd(),
         stdout: out_write.as_raw_fd(),
         stderr: err_write.as_raw_fd(),
         status: status_write.as_raw_fd(),
@@ -321,7 +331,7 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
     table.lock().insert(pid, exit_tx);
     drop(shared);
 
-    drop((out_write, err_write, status_write, devnull));
+    drop((out_write, err_write, status_write, stdin_read));
     let mut report = [0u8; 4];
     let mut status = std::fs::File::from(status_read);
     match read_full(&mut status, &mut report) {
@@ -330,6 +340,7 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
             exit,
             stdout: out_read,
             stderr: err_read,
+            stdin: stdin_write,
         }),
         _ => {
             // The child exits right away; the reaper collects it like any other exit.

@@ -312,9 +312,15 @@ pub fn translate(
                 .map(config_error)
                 .collect();
             control_socket(&imported.server, &mut tree, &mut warnings);
+            event_listeners(&imported, &mut tree);
             supervisor_environment(&imported, &mut tree, &mut warnings);
             let supervisor = SupervisorNames {
-                processes: imported.processes.clone(),
+                processes: imported
+                    .processes
+                    .iter()
+                    .chain(imported.listeners.iter().flat_map(|l| l.processes.iter()))
+                    .cloned()
+                    .collect(),
                 identifier: imported
                     .server
                     .supervisord
@@ -545,6 +551,57 @@ fn control_socket(
     }
 }
 
+/// `[eventlistener:x]` sections become services with an `event_listener` table: tend runs
+/// them and speaks supervisord's protocol with them.
+fn event_listeners(imported: &supervisord::Imported, tree: &mut Node) {
+    use crate::config::document::{Entry, Value};
+    let Value::Table(root) = &mut tree.value else {
+        return;
+    };
+    let Some(services) = root.iter_mut().find(|e| e.key == "services") else {
+        return;
+    };
+    let Value::Table(services) = &mut services.value.value else {
+        return;
+    };
+    for listener in &imported.listeners {
+        let line = listener.section.line;
+        let Some(entries) = listener.services.entries() else {
+            continue;
+        };
+        for entry in entries {
+            let mut service = entry.clone();
+            if let Value::Table(keys) = &mut service.value.value {
+                let events = listener
+                    .events
+                    .iter()
+                    .map(|e| Node::new(line, Value::String(e.clone())))
+                    .collect();
+                keys.push(Entry {
+                    key: "event_listener".into(),
+                    line,
+                    value: Node::new(
+                        line,
+                        Value::Table(vec![
+                            Entry {
+                                key: "events".into(),
+                                line,
+                                value: Node::new(line, Value::Array(events)),
+                            },
+                            Entry {
+                                key: "buffer_size".into(),
+                                line,
+                                value: Node::new(line, Value::Integer(listener.buffer_size)),
+                            },
+                        ]),
+                    ),
+                });
+            }
+            services.push(service);
+        }
+    }
+}
+
 /// The variables supervisord gives every child (`SUPERVISOR_ENABLED`, `…_PROCESS_NAME`,
 /// `…_GROUP_NAME`, `…_SERVER_URL`), added to each service's `env` unless the program sets
 /// them itself. A process name tend cannot write per instance is left out, with a warning.
@@ -572,6 +629,7 @@ fn supervisor_environment(
         let processes: Vec<&supervisord::ProcessName> = imported
             .processes
             .iter()
+            .chain(imported.listeners.iter().flat_map(|l| l.processes.iter()))
             .filter(|p| p.service == service.key)
             .collect();
         let Some(first) = processes.first() else {

@@ -158,7 +158,7 @@ impl Classifier {
                     }
                 }
             }
-            EventKind::ProbeChanged { .. } | EventKind::Warning { .. } => {}
+            EventKind::ProbeChanged { .. } | EventKind::Warning { .. } | EventKind::Settled => {}
         }
         out
     }

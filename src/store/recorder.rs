@@ -55,6 +55,7 @@ pub fn event_row(event: &Event) -> EventRow {
                 }
             }
         }
+        EventKind::Settled => row.kind = "ready".into(),
         EventKind::Warning { message } => {
             row.kind = "warning".into();
             row.reason = Some(message.clone());

@@ -413,3 +413,95 @@ fn reread_update_add_and_remove_change_the_running_set() {
     assert!(out(&bad).contains("command"), "{}", out(&bad));
     assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "keep").contains("RUNNING"));
 }
+
+/// A listener written the way supervisord's documentation shows (READY, header line,
+/// payload, RESULT), recording each event; on FATAL it does what the common "stop the
+/// container" listener does: SIGTERM to its parent, which is tend.
+const LISTENER: &str = r#"
+import os, signal, sys
+log = os.path.join(os.path.dirname(os.path.abspath(__file__)), "events.log")
+def write(s):
+    sys.stdout.write(s)
+    sys.stdout.flush()
+while True:
+    write("READY\n")
+    line = sys.stdin.readline()
+    if not line:
+        break
+    headers = dict(x.split(":", 1) for x in line.split())
+    data = sys.stdin.read(int(headers["len"]))
+    with open(log, "a") as f:
+        f.write(headers["eventname"] + " " + headers["pool"] + " " + data.replace("\n", "|") + "\n")
+    write("RESULT 2\nOK")
+    if headers["eventname"] == "PROCESS_STATE_FATAL" and "processname:doomed" in data:
+        os.kill(os.getppid(), signal.SIGTERM)
+"#;
+
+#[test]
+fn event_listeners_get_supervisords_events_and_can_stop_tend() {
+    let project = Project::with_manifest(
+        "supervisord.conf",
+        r#"
+[unix_http_server]
+file=%(here)s/s.sock
+[supervisord]
+[supervisorctl]
+serverurl=unix://%(here)s/s.sock
+[eventlistener:watch]
+command=python3 -u %(here)s/listener.py
+events=PROCESS_STATE,TICK_5
+[program:web]
+command=sleep 300
+[program:doomed]
+command=sh -c 'exit 1'
+autostart=false
+startretries=1
+"#,
+    );
+    std::fs::write(project.file("listener.py"), LISTENER).unwrap();
+    let daemon = project.up_ready();
+    let pid = daemon.pid().unwrap();
+    let events = || project.read("events.log");
+    wait_until(Duration::from_secs(20), "web RUNNING and a TICK_5", || {
+        let log = events();
+        log.contains(
+            "PROCESS_STATE_RUNNING watch processname:web groupname:web from_state:STARTING pid:",
+        ) && log.contains("TICK_5 watch when:")
+    });
+    // The listener itself runs and is listed as supervisord lists it.
+    assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "watch").contains("RUNNING"));
+
+    // A program that cannot start: STARTING, BACKOFF (tries:1), STARTING, FATAL; the
+    // listener then stops tend, as it would stop supervisord.
+    let start = ctl(&project, &["start", "doomed"]);
+    assert_eq!(start.status.code(), Some(7), "{}", out(&start));
+    wait_until(
+        Duration::from_secs(30),
+        "tend to be stopped by the listener",
+        || !crate::harness::alive(pid),
+    );
+    let log = events();
+    let doomed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("processname:doomed"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .take(4)
+        .collect();
+    assert_eq!(
+        doomed,
+        [
+            "PROCESS_STATE_STARTING",
+            "PROCESS_STATE_BACKOFF",
+            "PROCESS_STATE_STARTING",
+            "PROCESS_STATE_FATAL"
+        ],
+        "{log}"
+    );
+    assert!(log.contains("PROCESS_STATE_BACKOFF watch processname:doomed groupname:doomed from_state:STARTING tries:1"), "{log}");
+    assert!(
+        log.contains(
+            "PROCESS_STATE_FATAL watch processname:doomed groupname:doomed from_state:STARTING\n"
+        ),
+        "{log}"
+    );
+}

@@ -949,5 +949,3 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod testutil;

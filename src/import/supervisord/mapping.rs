@@ -518,7 +518,7 @@ impl<'a> Cx<'a> {
                 && flag.value
             {
                 self.warn(flag.file, flag.line, &at(&key),
-                    "PROCESS_LOG events are not supported by tend (event listeners are not run); ignored");
+                    "PROCESS_LOG events are not sent by tend (PROCESS_STATE, TICK, SUPERVISOR_STATE_CHANGE and PROCESS_GROUP are); ignored");
             }
         }
         if let Some(url) = &serverurl
@@ -1578,8 +1578,13 @@ impl<'a> Cx<'a> {
                 "needs an `events` line (supervisord refuses a listener without one)",
             );
         }
-        self.warn(section.file, section.line, &section.name,
-            "event listeners are not run by tend yet: this one is kept in Imported.listeners, not in the services");
+        if let Some(handler) = &result_handler
+            && handler.value.trim() != "supervisor.dispatchers:default_handler"
+        {
+            let (file, line) = self.locate_setting(section, "result_handler");
+            self.warn(file, line, &format!("{}.result_handler", section.name),
+                "result handlers are Python code; tend uses supervisord's default (OK accepts, anything else rejects and re-sends)");
+        }
         Some(ListenerParts {
             events,
             buffer_size,

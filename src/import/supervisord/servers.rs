@@ -200,7 +200,7 @@ impl Cx<'_> {
         tend
     }
 
-    fn locate_setting(&self, section: &Section, key: &str) -> (usize, usize) {
+    pub(super) fn locate_setting(&self, section: &Section, key: &str) -> (usize, usize) {
         self.value(section, key)
             .map_or((section.file, section.line), |v| (v.file, v.line))
     }

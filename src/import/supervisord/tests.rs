@@ -916,7 +916,7 @@ fn unsupported_keys_are_warnings_with_lines() {
         &imported,
         "program:a.stdout_events_enabled",
         3,
-        "not supported"
+        "not sent"
     ));
     assert!(has_warning(
         &imported,
@@ -1096,9 +1096,9 @@ fn a_fragment_without_supervisord_warns() {
 }
 
 #[test]
-fn event_listeners_are_parsed_not_mapped() {
+fn event_listeners_are_parsed_apart_from_programs() {
     let imported = ok(
-        "[eventlistener:watch]\ncommand=/bin/watch\nevents=PROCESS_STATE_FATAL, tick_60\nbuffer_size=20\n[program:a]\ncommand=a\n",
+        "[eventlistener:watch]\ncommand=/bin/watch\nevents=PROCESS_STATE_FATAL, tick_60\nbuffer_size=20\nresult_handler=my.module:handler\n[program:a]\ncommand=a\n",
     );
     assert!(service(&imported, "watch").is_null());
     let listener = &imported.listeners[0];
@@ -1111,9 +1111,9 @@ fn event_listeners_are_parsed_not_mapped() {
     );
     assert!(has_warning(
         &imported,
-        "eventlistener:watch",
-        1,
-        "not run by tend"
+        "eventlistener:watch.result_handler",
+        5,
+        "Python code"
     ));
     let errors = err(
         "[eventlistener:w]\ncommand=w\nevents=NOPE\nredirect_stderr=true\n[eventlistener:v]\ncommand=v\n",

@@ -1,5 +1,5 @@
-use super::testutil::{Rng, python3, run_python};
 use super::*;
+use crate::testutil::{Rng, python3, run_python};
 
 fn s(v: &str) -> Value {
     Value::String(v.into())
