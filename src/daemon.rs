@@ -220,7 +220,10 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         });
         let identifier = rpc.identifier.clone();
         let events = engine.subscribe();
-        tokio::spawn(async move { listeners::run(&manifest, names, identifier, events, io).await });
+        let logs = logs.clone();
+        tokio::spawn(async move {
+            listeners::run(&manifest, names, identifier, logs, events, io).await
+        });
     }
     let notifier = Arc::new(Notifier::start(
         settings.notify.clone(),

@@ -410,6 +410,9 @@ pub struct LogSpec {
     pub syslog: Option<PathBuf>,
     /// Forward each line to this journal socket (native protocol).
     pub journal: Option<PathBuf>,
+    /// Send stdout's / stderr's lines to event listeners (PROCESS_LOG_*).
+    pub events_stdout: bool,
+    pub events_stderr: bool,
 }
 
 impl Default for LogSpec {
@@ -429,6 +432,8 @@ impl Default for LogSpec {
             max_line: 64 * 1024,
             syslog: None,
             journal: None,
+            events_stdout: false,
+            events_stderr: false,
         }
     }
 }

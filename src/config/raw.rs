@@ -371,6 +371,9 @@ pub struct RawLogs {
     pub journal: Option<bool>,
     /// The journal's socket. Default: "/run/systemd/journal/socket".
     pub journal_socket: Option<String>,
+    /// Streams whose lines go to event listeners as PROCESS_LOG_STDOUT / _STDERR events
+    /// (supervisord's `stdout_events_enabled`): "stdout", "stderr". Default: none.
+    pub events: Option<Vec<RawStream>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -431,6 +434,13 @@ pub struct RawEventListener {
     /// Default: 10.
     #[schemars(range(min = 1))]
     pub buffer_size: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawStream {
+    Stdout,
+    Stderr,
 }
 
 /// The `backoff` table.

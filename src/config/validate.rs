@@ -1678,6 +1678,16 @@ impl Validator<'_> {
                 DEFAULT_JOURNAL_SOCKET,
                 &at("journal_socket"),
             ),
+            events_stdout: raw
+                .events
+                .iter()
+                .flatten()
+                .any(|s| *s == raw::RawStream::Stdout),
+            events_stderr: raw
+                .events
+                .iter()
+                .flatten()
+                .any(|s| *s == raw::RawStream::Stderr),
         }
     }
 

@@ -20,6 +20,7 @@ use crate::config::model::EventListenerSpec;
 use crate::engine::ListenerIo;
 use crate::engine::event::{Event as EngineEvent, EventKind as EngineKind};
 use crate::engine::lifecycle::ExitStatus;
+use crate::logs::{LogSink, Stream};
 use protocol::{
     Event, EventPool, LenUnit, ListenerChannel, ListenerOutput, ListenerState, PendingEvent,
     ProcState, SerialCounter, TickClock,
@@ -34,10 +35,11 @@ pub async fn run(
     manifest: &Manifest,
     names: Names,
     identifier: String,
+    logs: LogSink,
     events: broadcast::Receiver<EngineEvent>,
     io: mpsc::UnboundedReceiver<ListenerIo>,
 ) {
-    let mut pools = Pools::new(manifest, names, identifier);
+    let mut pools = Pools::new(manifest, names, identifier, logs);
     pools.serve(events, io).await;
 }
 
@@ -79,6 +81,12 @@ enum FromListener {
         instance: String,
         pid: u32,
     },
+    /// A line of an instance whose log events are on (PROCESS_LOG_*).
+    Line {
+        instance: String,
+        channel: protocol::Channel,
+        bytes: Vec<u8>,
+    },
 }
 
 struct Pools {
@@ -92,6 +100,11 @@ struct Pools {
     /// Exit codes that count as expected, per service.
     exit_codes: HashMap<String, Vec<i32>>,
     clock: TickClock,
+    logs: LogSink,
+    /// Per service, which streams' lines become PROCESS_LOG events (when a pool wants them).
+    log_events: HashMap<String, (bool, bool)>,
+    /// Instances whose lines are followed already (across restarts: one subscription).
+    following: std::collections::HashSet<String>,
     from_listeners: (
         mpsc::UnboundedSender<FromListener>,
         mpsc::UnboundedReceiver<FromListener>,
@@ -99,7 +112,7 @@ struct Pools {
 }
 
 impl Pools {
-    fn new(manifest: &Manifest, names: Names, identifier: String) -> Pools {
+    fn new(manifest: &Manifest, names: Names, identifier: String, logs: LogSink) -> Pools {
         let (pools, buffers) = manifest
             .services
             .iter()
@@ -119,6 +132,14 @@ impl Pools {
                 .map(|s| (s.name.clone(), s.exit_codes.clone()))
                 .collect(),
             clock: TickClock::new(),
+            logs,
+            log_events: manifest
+                .services
+                .iter()
+                .filter(|s| s.logs.events_stdout || s.logs.events_stderr)
+                .map(|s| (s.name.clone(), (s.logs.events_stdout, s.logs.events_stderr)))
+                .collect(),
+            following: std::collections::HashSet::new(),
             from_listeners: mpsc::unbounded_channel(),
         }
     }
@@ -203,6 +224,23 @@ impl Pools {
                     }
                 }
             }
+            FromListener::Line {
+                instance,
+                channel,
+                bytes,
+            } => {
+                let Some((group, process)) = (self.names)(&instance) else {
+                    return;
+                };
+                let pid = self.tracked.get(&instance).map_or(0, |t| t.pid);
+                self.publish(&Event::ProcessLog {
+                    channel,
+                    process,
+                    group,
+                    pid,
+                    data: bytes,
+                });
+            }
             FromListener::Closed { instance, pid } => {
                 if let Some((pool, member)) = self.member(&instance, pid) {
                     let mut gone = self.pools[pool].members.remove(member);
@@ -277,6 +315,7 @@ impl Pools {
             match &event.kind {
                 EngineKind::Spawned { pid } => {
                     tracked.pid = *pid;
+                    self.follow_lines(&event.instance, &event.service);
                     None
                 }
                 EngineKind::Exited { status, .. } => {
@@ -331,6 +370,57 @@ impl Pools {
             pid: tracked.pid,
         };
         self.publish(&state_event);
+    }
+}
+
+impl Pools {
+    /// Follow an instance's lines when its service sends PROCESS_LOG events and some pool
+    /// subscribes to them. Lines written before its first spawn was seen are not sent.
+    fn follow_lines(&mut self, instance: &str, service: &str) {
+        let Some(&(stdout, stderr)) = self.log_events.get(service) else {
+            return;
+        };
+        let wanted = self.buffers.iter().any(|b| {
+            b.subscription()
+                .matches(&protocol::EventKind::ProcessLogStdout)
+                || b.subscription()
+                    .matches(&protocol::EventKind::ProcessLogStderr)
+        });
+        if !wanted || !self.following.insert(instance.to_string()) {
+            return;
+        }
+        let Some(log) = self.logs.instance(instance) else {
+            self.following.remove(instance);
+            return;
+        };
+        let mut lines = log.follow();
+        let pool = self.from_listeners.0.clone();
+        let instance = instance.to_string();
+        tokio::spawn(async move {
+            loop {
+                match lines.recv().await {
+                    Ok(line) => {
+                        let channel = match line.stream {
+                            Stream::Out if stdout => protocol::Channel::Stdout,
+                            Stream::Err if stderr => protocol::Channel::Stderr,
+                            _ => continue,
+                        };
+                        let mut bytes = line.bytes;
+                        bytes.push(b'\n');
+                        let message = FromListener::Line {
+                            instance: instance.clone(),
+                            channel,
+                            bytes,
+                        };
+                        if pool.send(message).is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 }
 

@@ -449,9 +449,10 @@ file=%(here)s/s.sock
 serverurl=unix://%(here)s/s.sock
 [eventlistener:watch]
 command=python3 -u %(here)s/listener.py
-events=PROCESS_STATE,TICK_5
+events=PROCESS_STATE,TICK_5,PROCESS_LOG
 [program:web]
-command=sleep 300
+command=sh -c 'while true; do echo tick-from-web; sleep 0.2; done'
+stdout_events_enabled=true
 [program:doomed]
 command=sh -c 'exit 1'
 autostart=false

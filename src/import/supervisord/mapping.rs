@@ -273,6 +273,8 @@ struct Stream {
     max: Option<Got<i64>>,
     backups: Option<Got<i64>>,
     syslog: Option<Got<bool>>,
+    /// `*_events_enabled`: PROCESS_LOG events.
+    events: Option<Got<bool>>,
 }
 
 /// Where a stream ends up in tend.
@@ -512,13 +514,6 @@ impl<'a> Cx<'a> {
                     &at(&key),
                     "capture mode (PROCESS_COMMUNICATION events) is not supported by tend; ignored",
                 );
-            }
-            let key = format!("{stream}_events_enabled");
-            if let Some(flag) = self.typed(section, &key, &base, e, values::boolean)
-                && flag.value
-            {
-                self.warn(flag.file, flag.line, &at(&key),
-                    "PROCESS_LOG events are not sent by tend (PROCESS_STATE, TICK, SUPERVISOR_STATE_CHANGE and PROCESS_GROUP are); ignored");
             }
         }
         if let Some(url) = &serverurl
@@ -1028,6 +1023,16 @@ impl<'a> Cx<'a> {
                 Ok(v) => slot.syslog = v,
                 Err(()) => failed = true,
             }
+            match self.try_typed(
+                section,
+                &format!("{stream}_events_enabled"),
+                &names,
+                sink,
+                values::boolean,
+            ) {
+                Ok(v) => slot.events = v,
+                Err(()) => failed = true,
+            }
         }
         let [out, err] = streams;
         let logs = self.logs_item(section, redirect, out, err, warnings);
@@ -1281,6 +1286,30 @@ impl<'a> Cx<'a> {
                     format!("tend sends both streams to syslog; {other} goes there too"),
                 );
             }
+        }
+
+        // PROCESS_LOG events; with redirect_stderr, stderr's lines are stdout's.
+        let enabled =
+            |g: &Option<Got<bool>>| g.as_ref().filter(|g| g.value).map(|g| (g.line, g.file));
+        let streams: Vec<(usize, usize, &str)> = [
+            enabled(&out.events).map(|(l, f)| (l, f, "stdout")),
+            enabled(&err.events)
+                .filter(|_| !merged)
+                .map(|(l, f)| (l, f, "stderr")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(&(line, file, _)) = streams.first() {
+            items.push(Item::list(
+                "events",
+                line,
+                file,
+                streams
+                    .iter()
+                    .map(|(l, _, s)| (*l, Value::String((*s).into())))
+                    .collect(),
+            ));
         }
 
         let first = items.iter().map(|i| (i.line, i.file)).min()?;

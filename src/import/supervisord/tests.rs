@@ -912,12 +912,14 @@ fn unsupported_keys_are_warnings_with_lines() {
     let imported = ok(
         "[program:a]\ncommand=a\nstdout_events_enabled=true\nstderr_capture_maxbytes=1MB\nserverurl=http://x\nauto_start=true\nstopasgroup=false\nstdout_events_enabled_2=1\n",
     );
-    assert!(has_warning(
-        &imported,
-        "program:a.stdout_events_enabled",
-        3,
-        "not sent"
-    ));
+    // PROCESS_LOG events are supported: no warning, a `logs.events` entry instead.
+    assert!(
+        !imported
+            .warnings
+            .iter()
+            .any(|w| w.key.ends_with("events_enabled"))
+    );
+    assert_eq!(service(&imported, "a")["logs"]["events"], json!(["stdout"]));
     assert!(has_warning(
         &imported,
         "program:a.stderr_capture_maxbytes",
