@@ -506,3 +506,130 @@ startretries=1
         "{log}"
     );
 }
+
+/// The same supervisord.conf run by the real supervisord (PyPI `supervisor`, beside
+/// supervisorctl) and by tend: the same processes under the same names and states, the
+/// same environment for the children, the same restart behaviour (startretries, FATAL,
+/// EXITED with autorestart=unexpected).
+#[test]
+fn tend_behaves_like_supervisord_on_the_same_file() {
+    const CONF: &str = r#"
+[unix_http_server]
+file=%(here)s/s.sock
+[supervisord]
+nodaemon=true
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s
+environment=SHARED="one"
+[supervisorctl]
+serverurl=unix://%(here)s/s.sock
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:web]
+command=sh -c 'env | sort > %(here)s/env-web.txt; exec sleep 300'
+environment=OWN="two",QUOTED="a b"
+[program:worker]
+command=sh -c 'env | sort > %(here)s/env-worker-%(process_num)d.txt; exec sleep 300'
+numprocs=2
+process_name=%(program_name)s_%(process_num)02d
+[program:crashy]
+command=sh -c 'echo x >> %(here)s/crashy-starts; exit 3'
+startsecs=1
+startretries=2
+[program:oneshot]
+command=sh -c 'echo x >> %(here)s/oneshot-starts; sleep 1.5; exit 0'
+startsecs=1
+[group:back]
+programs=worker
+"#;
+    /// What is compared: status lines (name and state), the children's supervisord
+    /// variables and settings, and how often each program was started.
+    fn observe(project: &Project) -> (Vec<String>, Vec<String>, usize, usize) {
+        let settled = || {
+            let listing = text(&ctl(project, &["status"]).stdout);
+            listing.contains("FATAL") && listing.contains("EXITED")
+        };
+        wait_until(
+            Duration::from_secs(60),
+            "crashy FATAL and oneshot EXITED",
+            settled,
+        );
+        let listing = text(&ctl(project, &["status"]).stdout);
+        let status: Vec<String> = listing
+            .lines()
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect();
+        let dir = project.path().display().to_string();
+        let mut env = Vec::new();
+        for file in ["env-web.txt", "env-worker-0.txt", "env-worker-1.txt"] {
+            for line in project.read(file).lines() {
+                let wanted = ["SUPERVISOR_", "SHARED=", "OWN=", "QUOTED="];
+                if wanted.iter().any(|w| line.starts_with(w)) {
+                    env.push(format!("{file}: {}", line.replace(&dir, "DIR")));
+                }
+            }
+        }
+        let count = |f: &str| project.read(f).lines().count();
+        (status, env, count("crashy-starts"), count("oneshot-starts"))
+    }
+
+    let supervisord_bin = supervisorctl_bin().with_file_name("supervisord");
+    let theirs = Project::with_manifest("supervisord.conf", CONF);
+    let mut supervisord = Command::new(&supervisord_bin)
+        .arg("-c")
+        .arg(theirs.manifest())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start supervisord");
+    let observed = std::panic::catch_unwind(|| observe(&theirs));
+    let _ = ctl(&theirs, &["shutdown"]);
+    let _ = supervisord.wait();
+    let theirs_seen = observed.expect("supervisord ran the file");
+
+    let ours = Project::with_manifest("supervisord.conf", CONF);
+    // crashy cannot start by design: `up -d` reports it and exits 1.
+    let _daemon = ours.up_allow_failure();
+    let ours_seen = observe(&ours);
+
+    // What supervisord did, so the comparison below compares something.
+    for expected in [
+        "back:worker_00 RUNNING",
+        "crashy FATAL",
+        "oneshot EXITED",
+        "web RUNNING",
+    ] {
+        assert!(
+            theirs_seen.0.iter().any(|l| l == expected),
+            "{:?}",
+            theirs_seen.0
+        );
+    }
+    for expected in [
+        "env-worker-1.txt: SUPERVISOR_PROCESS_NAME=worker_01",
+        "env-web.txt: QUOTED=a b",
+        "env-web.txt: SHARED=one",
+        "env-web.txt: SUPERVISOR_SERVER_URL=unix://DIR/s.sock",
+    ] {
+        assert!(
+            theirs_seen.1.iter().any(|l| l == expected),
+            "{:?}",
+            theirs_seen.1
+        );
+    }
+    assert_eq!(ours_seen.0, theirs_seen.0, "status: tend vs supervisord");
+    assert_eq!(
+        ours_seen.1, theirs_seen.1,
+        "environment: tend vs supervisord"
+    );
+    assert_eq!(
+        ours_seen.2, 3,
+        "crashy: one start and startretries=2 retries"
+    );
+    assert_eq!(
+        (ours_seen.2, ours_seen.3),
+        (theirs_seen.2, theirs_seen.3),
+        "starts (crashy, oneshot): tend vs supervisord"
+    );
+}
