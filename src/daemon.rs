@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -84,6 +84,16 @@ struct RunRecord {
     pid: u32,
     run_id: String,
     cgroup: Option<PathBuf>,
+    /// The control socket, for clients that cannot work it out from the manifest (a
+    /// supervisord.conf edited into an invalid state while tend runs).
+    #[serde(default)]
+    socket: Option<PathBuf>,
+}
+
+/// The control socket the daemon of `state_dir` recorded, if one runs or ran there.
+pub fn recorded_socket(state_dir: &Path) -> Option<PathBuf> {
+    let text = fs::read(state_dir.join("run.json")).ok()?;
+    serde_json::from_slice::<RunRecord>(&text).ok()?.socket
 }
 
 /// Run the daemon until it is told to stop; returns the process exit code.
@@ -134,6 +144,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         pid: std::process::id(),
         run_id,
         cgroup: containment.cgroup_root().map(Path::to_path_buf),
+        socket: Some(socket.clone()),
     };
     fs::write(state_dir.join("run.json"), serde_json::to_vec(&record)?)?;
     fs::write(
@@ -403,6 +414,18 @@ fn stage_socket(socket: &Path, group: Option<&str>) -> anyhow::Result<(UnixListe
     let mut staging = socket.as_os_str().to_owned();
     staging.push("~");
     let staging = PathBuf::from(staging);
+    // Both names are replaced when moving into place: never a file that is not a socket
+    // (a mistyped `socket =` must not destroy someone's data).
+    for path in [socket, staging.as_path()] {
+        if let Ok(meta) = fs::symlink_metadata(path)
+            && !meta.file_type().is_socket()
+        {
+            bail!(
+                "refusing to use {} as the control socket: it exists and is not a socket",
+                path.display()
+            );
+        }
+    }
     let _ = fs::remove_file(&staging);
     let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let listener = UnixListener::bind(&staging);

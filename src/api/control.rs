@@ -286,7 +286,7 @@ async fn run_action(
 }
 
 /// One row of the audit: who asked for what, and how it went.
-fn audit(
+pub(super) fn audit(
     history: &crate::store::History,
     caller: Caller,
     action: &str,

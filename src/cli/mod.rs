@@ -178,7 +178,14 @@ fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
         return Ok(socket.clone());
     }
     let path = manifest_path(cli)?;
-    Ok(import::locate_socket(&path, &reading(cli)))
+    let socket = import::locate_socket(&path, &reading(cli));
+    if socket.exists() {
+        return Ok(socket);
+    }
+    // The manifest may have changed since the daemon started (or be broken now): the
+    // daemon wrote down where it listens.
+    let recorded = daemon::recorded_socket(&config::locate_state_dir(&path));
+    Ok(recorded.filter(|s| s.exists()).unwrap_or(socket))
 }
 
 fn up(

@@ -225,12 +225,13 @@ impl Validator<'_> {
             }
             Some(path) => clean(&self.base_dir.join(path)),
         };
-        // sockaddr_un holds 107 bytes and a NUL.
-        if socket.as_os_str().len() > 107 {
+        // sockaddr_un holds 107 bytes and a NUL, and tend first binds a name one byte longer
+        // (`tend.sock~`) to move it into place when ready.
+        if socket.as_os_str().len() > 106 {
             self.error(
                 &[key("tend"), key("socket")],
                 format!(
-                    "{} is {} bytes long; a unix socket path can have at most 107",
+                    "{} is {} bytes long; a unix socket path can have at most 106 here",
                     socket.display(),
                     socket.as_os_str().len()
                 ),

@@ -233,10 +233,24 @@ impl Supervisor {
             .cloned()
             .collect();
         if let Some(busy) = leaving.iter().find(|i| {
-            !matches!(self.instances[*i].state(), "stopped" | "exited" | "fatal")
+            let handle = &self.instances[*i];
+            !matches!(handle.state(), "stopped" | "exited" | "fatal")
                 || self.to_start.contains_key(*i)
+                || handle.start_in_flight()
         }) {
             return Err(format!("instance `{busy}` is not stopped"));
+        }
+        for spec in &manifest.services {
+            if let Some(missing) = spec
+                .depends_on
+                .iter()
+                .find(|d| manifest.service(&d.service).is_none())
+            {
+                return Err(format!(
+                    "service `{}` depends on `{}`, which would not be supervised",
+                    spec.name, missing.service
+                ));
+            }
         }
         for name in &removed {
             self.services.remove(name);
@@ -248,8 +262,12 @@ impl Supervisor {
             self.held.remove(instance);
             self.restart_on_return.remove(instance);
         }
+        // A plan finishes when every instance in it has been signalled and answered: drop
+        // the leaving ones from all three, or it would wait for them for ever.
         for plan in &mut self.stop_plans {
             plan.instances.retain(|i| !leaving.contains(i));
+            plan.signalled.retain(|i| !leaving.contains(i));
+            plan.replies.retain(|(i, _)| !leaving.contains(i));
         }
         for waiter in &mut self.settle_waiters {
             waiter.instances.retain(|i| !leaving.contains(i));

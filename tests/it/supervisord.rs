@@ -208,6 +208,21 @@ fn supervisorctl_drives_a_supervisord_conf_run_by_tend() {
     assert!(out(&signal).contains("web: signalled"), "{}", out(&signal));
     let bad = ctl(&project, &["signal", "NOPE", "web"]);
     assert!(out(&bad).contains("bad signal"), "{}", out(&bad));
+    // A group signal leaves stopped members alone, as supervisord does.
+    ctl(&project, &["stop", "back:worker_01"]);
+    let group_signal = ctl(&project, &["signal", "USR2", "back:*"]);
+    assert_eq!(
+        group_signal.status.code(),
+        Some(0),
+        "{}",
+        out(&group_signal)
+    );
+    assert!(
+        !out(&group_signal).contains("worker_01"),
+        "{}",
+        out(&group_signal)
+    );
+    ctl(&project, &["start", "back:worker_01"]);
 
     // tail -f follows the file over /logtail.
     let mut follow = Command::new(supervisorctl_bin())
@@ -278,7 +293,7 @@ fn supervisorctl_drives_a_supervisord_conf_run_by_tend() {
 fn tend_check_and_import_read_a_supervisord_conf() {
     let project = Project::with_manifest(
         "supervisord.conf",
-        "[supervisord]\nlogfile=/var/log/supervisord.log\n\n[program:api]\ncommand=/usr/bin/env python3 -m http.server\nautorestart=unexpected\nstdout_events_enabled=true\n",
+        "[supervisord]\nlogfile=/var/log/supervisord.log\n\n[program:api]\ncommand=/usr/bin/env python3 -m http.server\nautorestart=unexpected\nstdout_capture_maxbytes=1MB\n",
     );
     let check = project.tend(&["check"]);
     assert!(check.status.success(), "{}", out(&check));
@@ -290,7 +305,7 @@ fn tend_check_and_import_read_a_supervisord_conf() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("supervisord.conf:7: program:api.stdout_events_enabled:"),
+        stderr.contains("supervisord.conf:7: program:api.stdout_capture_maxbytes:"),
         "{stderr}"
     );
 
@@ -304,7 +319,7 @@ fn tend_check_and_import_read_a_supervisord_conf() {
     assert!(toml.contains("[services.api]"), "{toml}");
     assert!(toml.contains("restart = \"on-failure\""), "{toml}");
     assert!(
-        toml.contains("# api: not translated:\n#   line 7: program:api.stdout_events_enabled"),
+        toml.contains("# api: not translated:\n#   line 7: program:api.stdout_capture_maxbytes"),
         "{toml}"
     );
     // The output is a manifest tend accepts as it is.
@@ -356,6 +371,10 @@ fn reread_update_add_and_remove_change_the_running_set() {
     for line in ["edit: changed", "new: available", "drop: disappeared"] {
         assert!(reread.contains(line), "{reread}");
     }
+    // avail lists what was read: the new program is available, not yet in use.
+    let avail = text(&ctl(&project, &["avail"]).stdout);
+    assert!(status_line(&avail, "new").contains("avail"), "{avail}");
+    assert!(status_line(&avail, "keep").contains("in use"), "{avail}");
     let keep_pid = text(&ctl(&project, &["pid", "keep"]).stdout)
         .trim()
         .to_string();
@@ -404,6 +423,23 @@ fn reread_update_add_and_remove_change_the_running_set() {
     assert!(out(&twice).contains("already active"), "{}", out(&twice));
     wait_until(Duration::from_secs(20), "new to run again", || {
         status_line(&text(&ctl(&project, &["status"]).stdout), "new").contains("RUNNING")
+    });
+
+    // reload: everything stops and starts again from the file.
+    let reload = ctl(&project, &["reload"]);
+    assert!(
+        out(&reload).contains("Restarted supervisord"),
+        "{}",
+        out(&reload)
+    );
+    wait_until(Duration::from_secs(20), "a new keep after reload", || {
+        let pid = text(&ctl(&project, &["pid", "keep"]).stdout)
+            .trim()
+            .to_string();
+        pid != keep_pid && pid != "0" && !pid.is_empty() && !pid.contains("ERROR")
+    });
+    wait_until(Duration::from_secs(20), "keep RUNNING after reload", || {
+        status_line(&text(&ctl(&project, &["status"]).stdout), "keep").contains("RUNNING")
     });
 
     // A file that no longer parses: reread says so and nothing changes.
@@ -632,4 +668,53 @@ programs=worker
         (theirs_seen.2, theirs_seen.3),
         "starts (crashy, oneshot): tend vs supervisord"
     );
+}
+
+#[test]
+fn removing_a_group_while_a_stop_is_in_progress_lets_the_stop_finish() {
+    let project = Project::with_manifest(
+        "supervisord.conf",
+        "[unix_http_server]\nfile=%(here)s/s.sock\n[supervisord]\n[supervisorctl]\nserverurl=unix://%(here)s/s.sock\n[program:fast]\ncommand=sleep 300\n[program:stubborn]\ncommand=sh -c 'trap \"\" TERM; while true; do sleep 0.1; done'\nstopwaitsecs=3\n",
+    );
+    let _daemon = project.up_ready();
+    let stop_all = Command::new(supervisorctl_bin())
+        .arg("-c")
+        .arg(project.manifest())
+        .args(["stop", "all"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "fast stopped, stubborn stopping",
+        || {
+            let listing = text(&ctl(&project, &["status"]).stdout);
+            status_line(&listing, "fast").contains("STOPPED")
+                && status_line(&listing, "stubborn").contains("STOPPING")
+        },
+    );
+    let removed = ctl(&project, &["remove", "fast"]);
+    assert!(
+        out(&removed).contains("removed process group"),
+        "{}",
+        out(&removed)
+    );
+    // The stop of everything still ends, once stubborn has been killed.
+    let done = finish(stop_all, Duration::from_secs(30), "supervisorctl stop all");
+    assert!(done.status.success());
+    assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "stubborn").contains("STOPPED"));
+}
+
+#[test]
+fn a_socket_path_that_names_a_file_is_refused_and_the_file_kept() {
+    let project = Project::with_manifest(
+        "supervisord.conf",
+        "[unix_http_server]\nfile=%(here)s/precious.txt\n[supervisord]\n[program:a]\ncommand=sleep 300\n",
+    );
+    std::fs::write(project.file("precious.txt"), "precious").unwrap();
+    let up = project.tend(&["up"]);
+    assert!(!up.status.success());
+    assert!(out(&up).contains("is not a socket"), "{}", out(&up));
+    assert_eq!(project.read("precious.txt"), "precious");
 }

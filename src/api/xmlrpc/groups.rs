@@ -69,14 +69,82 @@ fn group_differs(
 }
 
 fn services_of(table: &ProcessTable, group: &str) -> Vec<String> {
-    let mut services: Vec<String> = table
+    // Processes are sorted by name, and two programs' names may interleave (p1, p15, p2).
+    let services: BTreeSet<String> = table
         .processes
         .iter()
         .filter(|p| p.group == group)
         .map(|p| p.service.clone())
         .collect();
-    services.dedup();
-    services
+    services.into_iter().collect()
+}
+
+/// `getAllConfigInfo`: the configuration last read (by `reloadConfig`, else the one in
+/// force), each process marked in use or not, as `supervisorctl avail` shows it.
+pub async fn config_infos(rpc: &Rpc) -> Result<Value, Fault> {
+    let configs = rpc.config.lock().await;
+    let active = rpc.table();
+    let read = match &configs.pending {
+        Some(pending) => ProcessTable::new(&pending.manifest, &pending.names),
+        None => (*active).clone(),
+    };
+    let infos = read
+        .processes
+        .iter()
+        .map(|p| {
+            let inuse = active
+                .processes
+                .iter()
+                .any(|a| a.group == p.group && a.name == p.name);
+            super::methods::config_info(p, inuse)
+        })
+        .collect();
+    Ok(Value::Array(infos))
+}
+
+/// `supervisor.restart` (`supervisorctl reload`): supervisord re-executes itself; tend
+/// stops every process, reads the file again, and starts what it says, in the background,
+/// as supervisord answers before it restarts. A file that no longer reads is a fault and
+/// nothing is touched.
+pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
+    let Some(reread) = &rpc.reread else {
+        return Err(Fault::new(
+            fault::CANT_REREAD,
+            "this configuration cannot be re-read",
+        ));
+    };
+    let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e))?;
+    let state = state.clone();
+    let rpc = state.rpc.clone();
+    tokio::spawn(async move {
+        let mut configs = rpc.config.lock().await;
+        let _ = state.engine.stop(Vec::new()).await;
+        let mut empty = configs.active.clone();
+        empty.manifest.services.clear();
+        empty.names.clear();
+        if apply(&state, &rpc, &mut configs.active, empty)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let autostart: Vec<String> = fresh
+            .manifest
+            .services
+            .iter()
+            .filter(|s| s.autostart)
+            .map(|s| s.name.clone())
+            .collect();
+        let mut next = configs.active.clone();
+        next.manifest.services = fresh.manifest.services;
+        next.names = fresh.names;
+        configs.pending = None;
+        if apply(&state, &rpc, &mut configs.active, next).await.is_ok() && !autostart.is_empty() {
+            drop(configs);
+            let _ = state.engine.start(autostart).await;
+        }
+    });
+    Ok(Value::Bool(true))
 }
 
 pub async fn add_group(state: &AppState, rpc: &Rpc, group: &str) -> Result<Value, Fault> {

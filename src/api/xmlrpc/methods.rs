@@ -101,6 +101,7 @@ pub const METHODS: &[&str] = &[
     "supervisor.readProcessStdoutLog",
     "supervisor.reloadConfig",
     "supervisor.removeProcessGroup",
+    "supervisor.restart",
     "supervisor.sendProcessStdin",
     "supervisor.sendRemoteCommEvent",
     "supervisor.shutdown",
@@ -122,6 +123,30 @@ pub const METHODS: &[&str] = &[
     "system.multicall",
 ];
 
+/// Whether a call acts (and so goes to the audit): everything but reading.
+pub fn changes_something(method: &str) -> bool {
+    let name = method.rsplit('.').next().unwrap_or(method);
+    [
+        "start",
+        "stop",
+        "signal",
+        "shutdown",
+        "restart",
+        "clear",
+        "add",
+        "remove",
+        "reload",
+        "send",
+        "multicall",
+    ]
+    .iter()
+    .any(|verb| name.starts_with(verb))
+}
+
+/// How much log text one multicall may return in all: each call reads at most
+/// [`MAX_READ`], and a few hundred calls must not make tend allocate gigabytes.
+const MAX_MULTICALL_TEXT: usize = 32 << 20;
+
 /// Run one call. `system.multicall` runs its calls in order, each answer in its place.
 pub async fn call(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> Answer {
     if method == "system.multicall" {
@@ -135,6 +160,7 @@ async fn multicall(state: &AppState, rpc: &Rpc, params: &[Value]) -> Answer {
         return Err(Fault::new(fault::INCORRECT_PARAMETERS, ""));
     };
     let mut answers = Vec::with_capacity(calls.len());
+    let mut text = 0usize;
     for call in calls {
         let method = call.get("methodName").and_then(Value::as_str);
         let params = call.get("params").and_then(Value::as_array).unwrap_or(&[]);
@@ -144,8 +170,15 @@ async fn multicall(state: &AppState, rpc: &Rpc, params: &[Value]) -> Answer {
                 fault::INCORRECT_PARAMETERS,
                 "recursive system.multicall forbidden",
             )),
+            Some(_) if text > MAX_MULTICALL_TEXT => Err(Fault::new(
+                fault::FAILED,
+                "this multicall's answers are too large already; ask for less at once",
+            )),
             Some(method) => single(state, rpc, method, params).await,
         };
+        if let Ok(value) = &answer {
+            text += text_size(value);
+        }
         answers.push(match answer {
             Ok(value) => value,
             Err(f) => Value::Struct(vec![
@@ -249,9 +282,11 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         }
         "getAllConfigInfo" => {
             args.none()?;
-            Ok(Value::Array(
-                table.processes.iter().map(config_info).collect(),
-            ))
+            super::groups::config_infos(rpc).await
+        }
+        "restart" => {
+            args.none()?;
+            super::groups::restart(state, rpc).await
         }
         "startProcess" => {
             let name = args.string(0)?;
@@ -333,9 +368,15 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let (name, offset, length) = (args.string(0)?, args.int(1)?, args.int(2)?);
             args.count(3)?;
             let process = one_process(&table, name)?;
-            let file = log_file(process, method.contains("Stderr"))
-                .ok_or_else(|| Fault::new(fault::NO_FILE, process.namespec()))?;
-            Ok(tail_file(file, offset, length))
+            // supervisord: no log file (or none yet) is an empty answer, not a fault.
+            match log_file(process, method.contains("Stderr")).filter(|f| f.exists()) {
+                Some(file) => Ok(tail_file(file, offset, length)),
+                None => Ok(Value::Array(vec![
+                    Value::String(String::new()),
+                    Value::Int(0),
+                    Value::Bool(false),
+                ])),
+            }
         }
         "clearProcessLogs" | "clearProcessLog" => {
             let name = args.string(0)?;
@@ -382,6 +423,15 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
 }
 
 const API_VERSION: &str = "3.0";
+
+fn text_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(text_size).sum(),
+        Value::Struct(members) => members.iter().map(|(k, v)| k.len() + text_size(v)).sum(),
+        _ => 8,
+    }
+}
 
 fn system(name: &str, params: &[Value]) -> Answer {
     let args = Args(params);
@@ -642,7 +692,7 @@ fn local_time(time: SystemTime) -> String {
     }
 }
 
-fn config_info(process: &Process) -> Value {
+pub(super) fn config_info(process: &Process, inuse: bool) -> Value {
     let c = &process.config;
     let text = |s: &str| Value::String(s.to_string());
     let optional = |s: &Option<String>| Value::String(s.clone().unwrap_or_else(|| "none".into()));
@@ -662,7 +712,7 @@ fn config_info(process: &Process) -> Value {
         ),
         ("group".into(), text(&process.group)),
         ("group_prio".into(), Value::Int(clamp(c.priority))),
-        ("inuse".into(), Value::Bool(true)),
+        ("inuse".into(), Value::Bool(inuse)),
         ("killasgroup".into(), Value::Bool(true)),
         ("name".into(), text(&process.name)),
         ("process_prio".into(), Value::Int(clamp(c.priority))),
@@ -801,7 +851,8 @@ async fn group_action(
             .is_some_and(|s| match action {
                 Action::Start => !is_running_state(s),
                 Action::Stop => is_running_state(s),
-                Action::Signal(_) => true,
+                // supervisord signals only RUNNING, STARTING and STOPPING processes.
+                Action::Signal(_) => matches!(supervisor_state(s).0, 10 | 20 | 40),
             })
     };
     let chosen: Vec<&Process> = members.iter().copied().filter(applies).collect();

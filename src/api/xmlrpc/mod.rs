@@ -88,7 +88,11 @@ pub fn routes() -> Router<AppState> {
         .route("/mainlogtail", get(mainlogtail))
 }
 
-async fn rpc2(State(state): State<AppState>, body: Bytes) -> Response {
+async fn rpc2(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<super::remote::Caller>>,
+    body: Bytes,
+) -> Response {
     if body.len() > MAX_BODY {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response();
     }
@@ -98,7 +102,25 @@ async fn rpc2(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     let rpc = state.rpc.clone();
-    let text = match methods::call(&state, &rpc, &call.method, &call.params).await {
+    let answer = methods::call(&state, &rpc, &call.method, &call.params).await;
+    if methods::changes_something(&call.method)
+        && let Some(history) = &state.history
+    {
+        let caller = caller.map_or_else(super::remote::Caller::unknown, |c| c.0);
+        let targets = call
+            .params
+            .iter()
+            .filter_map(codec::Value::as_str)
+            .next()
+            .unwrap_or("all")
+            .to_string();
+        let (ok, result) = match &answer {
+            Ok(_) => (true, "ok".to_string()),
+            Err(fault) => (false, fault.text.clone()),
+        };
+        super::control::audit(history, caller, &call.method, targets, ok, result);
+    }
+    let text = match answer {
         Ok(value) => codec::response(&value),
         Err(fault) => codec::fault(fault.code, &fault.text),
     };
