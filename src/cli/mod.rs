@@ -243,9 +243,16 @@ fn up(
     let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut daemon = Process::new(exe);
+    // The daemon reads the file again, exactly as this process did.
     daemon
         .arg("-c")
         .arg(&manifest.path)
+        .arg("--from")
+        .arg(loaded.source.to_string());
+    if let Some(env) = &cli.env {
+        daemon.arg("--env").arg(env);
+    }
+    daemon
         .arg("up")
         .arg("--daemonized")
         .args(services)

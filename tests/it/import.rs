@@ -116,3 +116,84 @@ fn every_corpus_file_translates_into_a_manifest_tend_accepts() {
     assert!(counted >= 95, "the corpus is missing: {counted} files");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+mod run_directly {
+    //! `tend up -c FILE` runs each foreign format as it is.
+
+    use std::time::Duration;
+
+    use crate::harness::{Project, text, wait_until};
+
+    #[test]
+    fn a_procfile_with_its_env_file_and_foremans_ports() {
+        let project = Project::with_manifest(
+            "Procfile",
+            "# a comment\nweb: echo \"web port=$PORT default=${MISSING:-fallback} greeting=$GREETING\" > out-web.txt; exec sleep 300\nworker: echo \"worker port=$PORT\" > out-worker.txt; exec sleep 300\n",
+        );
+        std::fs::write(project.file(".env"), "GREETING=hello\n").unwrap();
+        let _daemon = project.up_ready();
+        wait_until(Duration::from_secs(20), "both processes wrote", || {
+            !project.read("out-web.txt").is_empty() && !project.read("out-worker.txt").is_empty()
+        });
+        assert_eq!(
+            project.read("out-web.txt"),
+            "web port=5000 default=fallback greeting=hello\n"
+        );
+        assert_eq!(project.read("out-worker.txt"), "worker port=5100\n");
+        let status = text(&project.tend(&["status"]).stdout);
+        assert!(
+            status.contains("web") && status.contains("worker"),
+            "{status}"
+        );
+    }
+
+    #[test]
+    fn a_pm2_ecosystem_file_with_an_env_name() {
+        let project = Project::with_manifest(
+            "ecosystem.config.js",
+            r#"// PM2 ecosystem file
+module.exports = {
+  apps: [{
+    name: 'api',
+    script: './api.sh',
+    interpreter: 'bash',
+    instances: 2,
+    env: { GREETING: 'plain' },
+    env_production: { GREETING: 'prod', },
+  }],
+};
+"#,
+        );
+        std::fs::write(
+            project.file("api.sh"),
+            "echo \"$NODE_APP_INSTANCE $GREETING\" >> out.txt\nexec sleep 300\n",
+        )
+        .unwrap();
+        let up = project.tend(&["up", "-d", "--wait", "--env", "production"]);
+        let _daemon = crate::harness::Daemon::attach(&project);
+        assert!(
+            up.status.success(),
+            "{}{}",
+            text(&up.stdout),
+            text(&up.stderr)
+        );
+        wait_until(Duration::from_secs(20), "both instances wrote", || {
+            project.read("out.txt").lines().count() == 2
+        });
+        let mut lines: Vec<String> = project.read("out.txt").lines().map(String::from).collect();
+        lines.sort();
+        assert_eq!(lines, ["0 prod", "1 prod"]);
+    }
+
+    #[test]
+    fn a_process_compose_file_with_a_completed_dependency() {
+        let project = Project::with_manifest(
+            "process-compose.yaml",
+            "version: \"0.5\"\nprocesses:\n  setup:\n    command: echo done > setup.txt\n  app:\n    command: cat setup.txt > app.txt && sleep 300\n    depends_on:\n      setup:\n        condition: process_completed_successfully\n",
+        );
+        let _daemon = project.up_ready();
+        wait_until(Duration::from_secs(20), "app ran after setup", || {
+            project.read("app.txt") == "done\n"
+        });
+    }
+}
