@@ -170,11 +170,16 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceList::new(&manifest));
-    let rpc = Arc::new(supervisor_rpc(
-        &manifest,
-        options.supervisor,
-        options.reading,
-    ));
+    // Pools of supervisord event listeners, when the manifest has any.
+    let listener_io = listeners::wanted(&manifest).then(tokio::sync::mpsc::unbounded_channel);
+    let remote_events = listener_io
+        .is_some()
+        .then(tokio::sync::mpsc::unbounded_channel);
+    let mut rpc = supervisor_rpc(&manifest, options.supervisor, options.reading);
+    if let Some((sender, _)) = &remote_events {
+        rpc = rpc.with_remote_events(sender.clone());
+    }
+    let rpc = Arc::new(rpc);
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens
     // file, a listener or a socket that cannot be set up leave nothing running behind.
@@ -210,8 +215,6 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .filter(|s| s.critical)
         .map(|s| s.name.clone())
         .collect();
-    // Pools of supervisord event listeners, when the manifest has any.
-    let listener_io = listeners::wanted(&manifest).then(tokio::sync::mpsc::unbounded_channel);
     let listener_manifest = listener_io.is_some().then(|| manifest.clone());
     let engine = engine::start(
         manifest,
@@ -222,7 +225,9 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             listener_io: listener_io.as_ref().map(|(sender, _)| sender.clone()),
         },
     )?;
-    if let (Some((_, io)), Some(manifest)) = (listener_io, listener_manifest) {
+    if let (Some((_, io)), Some((_, remote)), Some(manifest)) =
+        (listener_io, remote_events, listener_manifest)
+    {
         let table = rpc.clone();
         let names: listeners::Names = Arc::new(move |instance: &str| {
             let table = table.table();
@@ -233,7 +238,8 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         let events = engine.subscribe();
         let logs = logs.clone();
         tokio::spawn(async move {
-            listeners::run(&manifest, names, identifier, logs, events, io).await
+            let feeds = listeners::Feeds { events, io, remote };
+            listeners::run(&manifest, names, identifier, logs, feeds).await
         });
     }
     let notifier = Arc::new(Notifier::start(

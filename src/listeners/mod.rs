@@ -31,16 +31,24 @@ pub type Names = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 
 /// Run the pools until the engine's event stream ends. `io` brings each listener process's
 /// pipes as the engine spawns it.
+/// What the pools are fed from besides the engine.
+pub struct Feeds {
+    pub events: broadcast::Receiver<EngineEvent>,
+    /// Each listener process's pipes as the engine spawns it.
+    pub io: mpsc::UnboundedReceiver<ListenerIo>,
+    /// `sendRemoteCommEvent`'s (type, data).
+    pub remote: mpsc::UnboundedReceiver<(String, String)>,
+}
+
 pub async fn run(
     manifest: &Manifest,
     names: Names,
     identifier: String,
     logs: LogSink,
-    events: broadcast::Receiver<EngineEvent>,
-    io: mpsc::UnboundedReceiver<ListenerIo>,
+    feeds: Feeds,
 ) {
     let mut pools = Pools::new(manifest, names, identifier, logs);
-    pools.serve(events, io).await;
+    pools.serve(feeds).await;
 }
 
 /// Whether any service of the manifest is an event listener.
@@ -144,11 +152,12 @@ impl Pools {
         }
     }
 
-    async fn serve(
-        &mut self,
-        mut events: broadcast::Receiver<EngineEvent>,
-        mut io: mpsc::UnboundedReceiver<ListenerIo>,
-    ) {
+    async fn serve(&mut self, feeds: Feeds) {
+        let Feeds {
+            mut events,
+            mut io,
+            mut remote,
+        } = feeds;
         self.publish(&Event::SupervisorRunning);
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -161,6 +170,9 @@ impl Pools {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 Some(pipes) = io.recv() => self.adopt(pipes),
+                Some((kind, data)) = remote.recv() => {
+                    self.publish(&Event::RemoteCommunication { kind, data });
+                }
                 Some(message) = self.from_listeners.1.recv() => self.listener_said(message),
                 _ = ticks.tick() => {
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -485,7 +485,7 @@ file=%(here)s/s.sock
 serverurl=unix://%(here)s/s.sock
 [eventlistener:watch]
 command=python3 -u %(here)s/listener.py
-events=PROCESS_STATE,TICK_5,PROCESS_LOG
+events=PROCESS_STATE,TICK_5,PROCESS_LOG,REMOTE_COMMUNICATION
 [program:web]
 command=sh -c 'while true; do echo tick-from-web; sleep 0.2; done'
 stdout_events_enabled=true
@@ -507,6 +507,25 @@ startretries=1
     });
     // The listener itself runs and is listed as supervisord lists it.
     assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "watch").contains("RUNNING"));
+
+    // sendRemoteCommEvent (what supervisor.childutils and other tools call) reaches it.
+    let stream = std::os::unix::net::UnixStream::connect(project.file("s.sock")).unwrap();
+    let body = "<?xml version='1.0'?><methodCall><methodName>supervisor.sendRemoteCommEvent</methodName><params><param><value><string>deploy</string></value></param><param><value><string>v2 is out</string></value></param></params></methodCall>";
+    let answer = crate::harness::http_over(
+        stream,
+        "POST",
+        "/RPC2",
+        &[("Content-Type", "text/xml")],
+        body,
+    );
+    assert!(
+        answer.body.contains("<boolean>1</boolean>"),
+        "{}",
+        answer.body
+    );
+    wait_until(Duration::from_secs(20), "the remote event", || {
+        events().contains("REMOTE_COMMUNICATION watch type:deploy|v2 is out")
+    });
 
     // A program that cannot start: STARTING, BACKOFF (tries:1), STARTING, FATAL; the
     // listener then stops tend, as it would stop supervisord.

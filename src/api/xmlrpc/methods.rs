@@ -410,13 +410,13 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             Err(Fault::new(fault::NO_FILE, process.namespec()))
         }
         "sendRemoteCommEvent" => {
-            args.string(0)?;
-            args.string(1)?;
+            let (kind, data) = (args.string(0)?, args.string(1)?);
             args.count(2)?;
-            Err(Fault::new(
-                fault::FAILED,
-                "tend does not run event listeners, so there is nobody to send it to",
-            ))
+            // Nobody subscribed (or no listeners at all) is fine, as in supervisord.
+            if let Some(events) = &rpc.remote_events {
+                let _ = events.send((kind.to_string(), data.to_string()));
+            }
+            Ok(Value::Bool(true))
         }
         _ => Err(Fault::new(fault::UNKNOWN_METHOD, "")),
     }

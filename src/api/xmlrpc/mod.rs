@@ -39,6 +39,8 @@ pub struct Rpc {
     config: tokio::sync::Mutex<Configs>,
     /// Reads the configuration file again (`reloadConfig`); None: it cannot be re-read.
     reread: Option<Reread>,
+    /// `sendRemoteCommEvent`'s (type, data), for the event listener pools.
+    pub remote_events: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
 }
 
 /// Reads the manifest file again, with supervisord's names for its processes.
@@ -68,7 +70,17 @@ impl Rpc {
                 pending: None,
             }),
             reread,
+            remote_events: None,
         }
+    }
+
+    /// Where `sendRemoteCommEvent` sends its events.
+    pub fn with_remote_events(
+        mut self,
+        events: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    ) -> Rpc {
+        self.remote_events = Some(events);
+        self
     }
 
     /// The processes as they are now.

@@ -1583,7 +1583,7 @@ impl<'a> Cx<'a> {
         if let Some(list) = self.text(section, "events", &names, Sink::Errors) {
             for event in values::list_of_strings(&list.value) {
                 let upper = event.to_uppercase();
-                if !values::EVENT_TYPES.contains(&upper.as_str()) {
+                if crate::config::events::EventType::from_name(&upper).is_none() {
                     self.error(
                         list.file,
                         list.line,
