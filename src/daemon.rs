@@ -43,6 +43,41 @@ pub struct DaemonOptions {
     pub exit_with: Option<String>,
 }
 
+/// `min_fds` / `min_procs`: raise the soft limit (and the hard one, where tend may) so the
+/// children inherit at least that much; refuse to start otherwise, as supervisord does.
+fn raise_limits(settings: &crate::config::model::DaemonSettings) -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let wanted = [
+        (
+            Resource::RLIMIT_NOFILE,
+            settings.min_fds,
+            "min_fds",
+            "open files",
+        ),
+        (
+            Resource::RLIMIT_NPROC,
+            settings.min_procs,
+            "min_procs",
+            "processes",
+        ),
+    ];
+    for (resource, minimum, key, what) in wanted {
+        let Some(minimum) = minimum else { continue };
+        let (soft, hard) = getrlimit(resource).context("reading resource limits")?;
+        if soft >= minimum {
+            continue;
+        }
+        // Within the hard limit anyone may raise the soft one; past it only root may.
+        if setrlimit(resource, minimum, hard.max(minimum)).is_err() {
+            bail!(
+                "[tend] {key} = {minimum}: this environment allows only {soft} {what} and tend \
+                 cannot raise it; raise the limit (ulimit) or lower {key}"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// supervisord's names for the instances: those of the supervisord.conf tend runs, or a
 /// group per service. `reloadConfig` reads the same file again the same way.
 fn supervisor_rpc(
@@ -119,6 +154,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let state_dir = manifest.daemon.state_dir.clone();
     fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    raise_limits(&manifest.daemon)?;
     let socket = manifest.daemon.socket.clone();
     if let Some(dir) = socket.parent() {
         fs::create_dir_all(dir)
@@ -282,8 +318,9 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         services: services_meta,
         history: history.clone(),
         http_listen: remote.as_ref().map(|l| l.local_addr()),
-        rpc,
+        rpc: rpc.clone(),
     };
+    let rpc_state = rpc;
     // Both servers end on this: a watch, so neither can miss the moment.
     let (closing, closed) = tokio::sync::watch::channel(false);
     let until_closed = move || {
@@ -322,6 +359,10 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         _ = quit.recv() => say("received SIGQUIT, stopping everything"),
         _ = shutdown.notified() => say("shutdown requested, stopping everything"),
     }
+    // supervisorctl's calls now get SHUTDOWN_STATE, as supervisord's do while it stops.
+    rpc_state
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let stopping = engine.shutdown();
     tokio::pin!(stopping);
     loop {

@@ -35,6 +35,9 @@ pub struct DaemonSettings {
     pub max_starting: Option<usize>,
     /// A group (name or id) whose members may use the control socket.
     pub socket_group: Option<String>,
+    /// Lower bounds for tend's (and so its children's) RLIMIT_NOFILE and RLIMIT_NPROC.
+    pub min_fds: Option<u64>,
+    pub min_procs: Option<u64>,
     /// The remote API listener; None: off.
     pub http: Option<HttpSettings>,
     pub history: HistorySettings,

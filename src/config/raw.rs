@@ -56,6 +56,13 @@ pub struct RawDaemon {
     /// their turn in start order. Default: no limit.
     #[schemars(range(min = 1))]
     pub max_starting: Option<i64>,
+    /// Raise tend's open-files limit (RLIMIT_NOFILE), which its children inherit, to at least
+    /// this; tend refuses to start if it cannot (supervisord's `minfds`).
+    #[schemars(range(min = 1))]
+    pub min_fds: Option<i64>,
+    /// The same for the number of processes (RLIMIT_NPROC; supervisord's `minprocs`).
+    #[schemars(range(min = 1))]
+    pub min_procs: Option<i64>,
     /// A group allowed to use the control socket (mode 0660); by default only tend's own user
     /// can (0600).
     pub socket_group: Option<IdValue>,

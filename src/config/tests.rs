@@ -125,6 +125,8 @@ fn a_minimal_service_gets_every_default() {
             sample_every: Some(Duration::from_secs(2)),
             max_starting: None,
             socket_group: None,
+            min_fds: None,
+            min_procs: None,
             http: None,
             history: HistorySettings {
                 enabled: true,

@@ -272,6 +272,19 @@ impl Validator<'_> {
                 None
             }
         };
+        let mut limit = |value: Option<i64>, name: &str| match value {
+            None => None,
+            Some(n) if n >= 1 => Some(n as u64),
+            Some(n) => {
+                self.error(
+                    &[key("tend"), key(name)],
+                    format!("must be at least 1, not {n}"),
+                );
+                None
+            }
+        };
+        let min_fds = limit(raw.min_fds, "min_fds");
+        let min_procs = limit(raw.min_procs, "min_procs");
         let socket_group = raw.socket_group.as_ref().and_then(|group| {
             self.identity(group, &[key("tend"), key("socket_group")], Identity::Group)
         });
@@ -292,6 +305,8 @@ impl Validator<'_> {
             sample_every,
             max_starting,
             socket_group,
+            min_fds,
+            min_procs,
             http,
             history,
             notify,

@@ -313,6 +313,7 @@ pub fn translate(
                 .collect();
             control_socket(&imported.server, &mut tree, &mut warnings);
             event_listeners(&imported, &mut tree);
+            inherited_umask(&imported, &mut tree);
             supervisor_environment(&imported, &mut tree, &mut warnings);
             let supervisor = SupervisorNames {
                 processes: imported
@@ -598,6 +599,44 @@ fn event_listeners(imported: &supervisord::Imported, tree: &mut Node) {
                 });
             }
             services.push(service);
+        }
+    }
+}
+
+/// `[supervisord] umask`: supervisord's own, which a program without `umask` inherits.
+fn inherited_umask(imported: &supervisord::Imported, tree: &mut Node) {
+    use crate::config::document::{Entry, Value};
+    let Some(umask) = imported
+        .server
+        .supervisord
+        .as_ref()
+        .and_then(|s| s.umask.as_ref())
+    else {
+        return;
+    };
+    let Some(services) = tree.get("services").and_then(Node::entries) else {
+        return;
+    };
+    let missing: Vec<String> = services
+        .iter()
+        .filter(|s| s.value.get("umask").is_none())
+        .map(|s| s.key.clone())
+        .collect();
+    let Value::Table(root) = &mut tree.value else {
+        return;
+    };
+    for entry in root.iter_mut().filter(|e| e.key == "services") {
+        let Value::Table(services) = &mut entry.value.value else {
+            continue;
+        };
+        for service in services.iter_mut().filter(|s| missing.contains(&s.key)) {
+            if let Value::Table(keys) = &mut service.value.value {
+                keys.push(Entry {
+                    key: "umask".into(),
+                    line: umask.line,
+                    value: Node::new(umask.line, Value::String(umask.value.trim().to_string())),
+                });
+            }
         }
     }
 }

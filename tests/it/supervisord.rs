@@ -737,3 +737,28 @@ fn a_socket_path_that_names_a_file_is_refused_and_the_file_kept() {
     assert!(out(&up).contains("is not a socket"), "{}", out(&up));
     assert_eq!(project.read("precious.txt"), "precious");
 }
+
+#[test]
+fn minfds_raises_the_childrens_limit_or_refuses_to_start() {
+    let project = Project::with_manifest(
+        "supervisord.conf",
+        "[supervisord]\nminfds=2048\n[program:a]\ncommand=sh -c 'ulimit -n > %(here)s/limit.txt; exec sleep 300'\n",
+    );
+    let _daemon = project.up_ready();
+    wait_until(Duration::from_secs(20), "the child wrote its limit", || {
+        !project.read("limit.txt").is_empty()
+    });
+    let limit: u64 = project.read("limit.txt").trim().parse().unwrap_or(u64::MAX);
+    assert!(limit >= 2048, "{limit}");
+    drop(_daemon);
+
+    // Past what the kernel allows anyone (fs.nr_open): refused, nothing started.
+    std::fs::write(
+        project.manifest(),
+        "[supervisord]\nminfds=999999999\n[program:a]\ncommand=sleep 300\n",
+    )
+    .unwrap();
+    let up = project.tend(&["up"]);
+    assert!(!up.status.success());
+    assert!(out(&up).contains("min_fds = 999999999"), "{}", out(&up));
+}

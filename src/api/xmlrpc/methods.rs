@@ -232,11 +232,15 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
         "readLog" | "readMainLog" => {
             let (offset, length) = (args.int(0)?, args.int(1)?);
             args.count(2)?;
-            read_file(&state.state_dir.join("tend.log"), offset, length).map(Value::String)
+            let file = state.state_dir.join("tend.log");
+            off_the_engine(move || read_file(&file, offset, length))
+                .await?
+                .map(Value::String)
         }
         "clearLog" => {
             args.none()?;
-            truncate(&state.state_dir.join("tend.log"))?;
+            let file = state.state_dir.join("tend.log");
+            off_the_engine(move || truncate(&file)).await??;
             Ok(Value::Bool(true))
         }
         "shutdown" => {
@@ -362,7 +366,10 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let process = one_process(&table, name)?;
             let file = log_file(process, method.contains("Stderr"))
                 .ok_or_else(|| Fault::new(fault::NO_FILE, process.namespec()))?;
-            read_file(file, offset, length).map(Value::String)
+            let file = file.to_path_buf();
+            off_the_engine(move || read_file(&file, offset, length))
+                .await?
+                .map(Value::String)
         }
         "tailProcessStdoutLog" | "tailProcessLog" | "tailProcessStderrLog" => {
             let (name, offset, length) = (args.string(0)?, args.int(1)?, args.int(2)?);
@@ -370,7 +377,10 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let process = one_process(&table, name)?;
             // supervisord: no log file (or none yet) is an empty answer, not a fault.
             match log_file(process, method.contains("Stderr")).filter(|f| f.exists()) {
-                Some(file) => Ok(tail_file(file, offset, length)),
+                Some(file) => {
+                    let file = file.to_path_buf();
+                    off_the_engine(move || tail_file(&file, offset, length)).await
+                }
                 None => Ok(Value::Array(vec![
                     Value::String(String::new()),
                     Value::Int(0),
@@ -382,7 +392,8 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             let name = args.string(0)?;
             args.count(1)?;
             let process = one_process(&table, name)?;
-            clear_logs(process)?;
+            let process = process.clone();
+            off_the_engine(move || clear_logs(&process)).await??;
             Ok(Value::Bool(true))
         }
         "clearAllProcessLogs" => {
@@ -391,6 +402,7 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
                 .processes
                 .iter()
                 .map(|p| {
+                    // Truncating is quick (no data is read): done in place.
                     let outcome = clear_logs(p).map(|_| ());
                     result_struct(p, outcome)
                 })
@@ -935,6 +947,15 @@ fn result_struct(process: &Process, outcome: Result<(), Fault>) -> Value {
         ("status".into(), Value::Int(status)),
         ("description".into(), Value::String(description)),
     ])
+}
+
+/// File work off the engine's one thread: a log read may be megabytes.
+async fn off_the_engine<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Fault> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Fault::new(fault::FAILED, e.to_string()))
 }
 
 fn log_file(process: &Process, stderr: bool) -> Option<&Path> {

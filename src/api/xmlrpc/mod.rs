@@ -175,6 +175,9 @@ async fn mainlogtail(State(state): State<AppState>) -> Response {
     follow(state.state_dir.join("tend.log"))
 }
 
+/// The most a follower reads from its file at one check.
+const MAX_FOLLOW_READ: u64 = 1 << 20;
+
 /// How often a followed file is checked for new bytes, as supervisord does.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
@@ -191,7 +194,11 @@ fn follow(path: PathBuf) -> Response {
             if sender.is_closed() {
                 return;
             }
-            let (chunk, next, now_inode) = read_new(&path, offset, inode);
+            let file = path.clone();
+            let read = tokio::task::spawn_blocking(move || read_new(&file, offset, inode));
+            let Ok((chunk, next, now_inode)) = read.await else {
+                return;
+            };
             offset = next;
             inode = now_inode;
             if !chunk.is_empty() && sender.send(Ok(Bytes::from(chunk))).await.is_err() {
@@ -234,10 +241,13 @@ fn read_new(
         }
         Some(at) => at,
     };
-    if size > start && file.seek(SeekFrom::Start(start)).is_ok() {
-        let _ = file.take(size - start).read_to_end(&mut out);
+    // At most this much per check: a follower of a fast writer catches up over a few
+    // checks instead of holding the whole burst in memory.
+    let end = size.min(start + MAX_FOLLOW_READ);
+    if end > start && file.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = file.take(end - start).read_to_end(&mut out);
     }
-    (out, Some(size.max(start)), Some(meta.ino()))
+    (out, Some(end.max(start)), Some(meta.ino()))
 }
 
 /// `%XX` escapes as Python's `urllib.parse.quote` writes them (supervisorctl quotes names).

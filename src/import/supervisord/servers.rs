@@ -117,10 +117,9 @@ impl Cx<'_> {
                 "tend keeps its pid in state_dir/tend.pid; this path is not used",
             );
         }
-        if let Some(umask) = self.typed(&section, "umask", &names, sink, values::octal) {
-            self.warn(umask.file, umask.line, &key("umask"),
-                "tend does not set its own umask; services inherit tend's (set `umask` per service)");
-        }
+        // Validated here; every program without its own `umask` gets it (import/mod.rs),
+        // as supervisord's children inherit supervisord's.
+        self.typed(&section, "umask", &names, sink, values::octal);
         if let Some(flag) = self.typed(&section, "nodaemon", &names, sink, values::boolean) {
             settings.nodaemon_flag = flag.value;
         }
@@ -141,15 +140,19 @@ impl Cx<'_> {
                 self.warn(flag.file, flag.line, &key(k), message);
             }
         }
-        for (k, message) in [
-            (
-                "minfds",
-                "tend does not raise its file descriptor limit; ignored",
-            ),
-            ("minprocs", "tend does not raise its process limit; ignored"),
-        ] {
-            if let Some(n) = self.typed(&section, k, &names, sink, values::integer) {
-                self.warn(n.file, n.line, &key(k), message);
+        // supervisord raises its limits to these; tend does the same with `min_fds` and
+        // `min_procs` (written only when set: supervisord's defaults, 1024 and 200, are
+        // below what Linux gives anyway).
+        for (k, tend_key) in [("minfds", "min_fds"), ("minprocs", "min_procs")] {
+            if let Some(n) = self.typed(&section, k, &names, sink, values::integer)
+                && n.value >= 1
+            {
+                tend.push(Item::leaf(
+                    tend_key,
+                    n.line,
+                    n.file,
+                    Value::Integer(n.value),
+                ));
             }
         }
         for (k, message) in [

@@ -1032,7 +1032,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
     );
     assert_eq!(
         imported.tree.to_json()["tend"],
-        json!({"log": {"max_size": "5MiB", "backups": 3}})
+        json!({"log": {"max_size": "5MiB", "backups": 3}, "min_fds": 4096})
     );
     assert_eq!(line_of(&imported, &["tend", "log", "backups"]), 12);
     assert!(has_warning(
@@ -1047,12 +1047,8 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         13,
         "tend.pid"
     ));
-    assert!(has_warning(
-        &imported,
-        "supervisord.minfds",
-        16,
-        "file descriptor"
-    ));
+    assert_eq!(line_of(&imported, &["tend", "min_fds"]), 16);
+    assert!(warnings_for(&imported, "supervisord.minfds").is_empty());
     assert!(warnings_for(&imported, "supervisord.nodaemon").is_empty());
     assert!(warnings_for(&imported, "rpcinterface:supervisor").is_empty());
 }
