@@ -421,9 +421,18 @@ async fn prepare_listeners(
 ) -> anyhow::Result<(Option<api::remote::RemoteListener>, (UnixListener, PathBuf))> {
     // A bad tokens file is a refusal to start, not a listener that turns everyone away.
     let tokens = match &settings.http {
-        Some(http) => Some(Arc::new(
-            api::tokens::Tokens::load(&http.tokens_file).map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
+        Some(http) => {
+            let mut tokens = match &http.tokens_file {
+                Some(file) => {
+                    api::tokens::Tokens::load(file).map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+                None => api::tokens::Tokens::none(),
+            };
+            if let Some((user, password)) = &http.basic_auth {
+                tokens = tokens.with_basic(user, password);
+            }
+            Some(Arc::new(tokens))
+        }
         None => None,
     };
     let remote = match (&settings.http, tokens) {

@@ -598,17 +598,25 @@ fn authenticate(
     if let Some(wait) = shared.limiter.blocked(key) {
         return Err(Denied::Blocked(wait));
     }
-    let token = match bearer_token(headers) {
-        Ok(Some(token)) => token,
-        Ok(None) => return Err(Denied::Missing),
+    let checked = match basic_credentials(headers) {
+        // supervisorctl over TCP: `[inet_http_server]` username and password.
+        Some(Ok((user, password))) => shared
+            .tokens
+            .check_basic(&user, &password)
+            .ok_or("invalid username or password"),
+        Some(Err(problem)) => Err(problem),
+        None => match bearer_token(headers) {
+            Ok(Some(token)) => shared.tokens.check(token).ok_or("invalid token"),
+            Ok(None) => return Err(Denied::Missing),
+            Err(problem) => Err(problem),
+        },
+    };
+    let (role, who) = match checked {
+        Ok(found) => found,
         Err(problem) => {
             note_failure(shared, ip, key);
             return Err(Denied::Invalid(problem));
         }
-    };
-    let Some((role, who)) = shared.tokens.check(token) else {
-        note_failure(shared, ip, key);
-        return Err(Denied::Invalid("invalid token"));
     };
     shared.limiter.success(key);
     let needed = if method == Method::GET || method == Method::HEAD {
@@ -629,6 +637,28 @@ fn note_failure(shared: &Shared, ip: IpAddr, key: IpAddr) {
             block.as_secs()
         ));
     }
+}
+
+/// `Authorization: Basic base64(user:password)`, when that is the scheme sent.
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), &'static str>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let encoded = encoded.trim();
+    if encoded.len() > 4096 {
+        return Some(Err("Basic credentials are too long"));
+    }
+    let decoded =
+        super::xmlrpc::codec::base64_decode(encoded).ok_or("Basic credentials are not base64");
+    Some(decoded.and_then(|bytes| {
+        let text = String::from_utf8(bytes).map_err(|_| "Basic credentials are not UTF-8")?;
+        let (user, password) = text
+            .split_once(':')
+            .ok_or("Basic credentials must be `user:password`")?;
+        Ok((user.to_string(), password.to_string()))
+    }))
 }
 
 /// The token of a single `Authorization: Bearer TOKEN` header. Err is the reason it is

@@ -55,10 +55,25 @@ impl fmt::Display for Role {
     }
 }
 
-/// The tokens of one tokens file.
+/// The tokens of one tokens file, and the HTTP Basic credentials of a supervisord
+/// `[inet_http_server]`, if any.
 pub struct Tokens {
     path: PathBuf,
     entries: Vec<Entry>,
+    basic: Option<Basic>,
+}
+
+/// `username` / `password` (or `{SHA}` and the hex SHA-1 of the password, as supervisord
+/// accepts), granting `operate`: supervisorctl over TCP.
+struct Basic {
+    user: [u8; 32],
+    password: BasicPassword,
+}
+
+enum BasicPassword {
+    Sha256([u8; 32]),
+    /// supervisord's `{SHA}hex`: only the SHA-1 is known.
+    Sha1([u8; 20]),
 }
 
 struct Entry {
@@ -136,6 +151,57 @@ impl std::error::Error for TokensError {
 impl Tokens {
     /// File format: one token per line `TOKEN ROLE`, blank lines and `#` comments (whole line,
     /// or after whitespace) ignored. Refused unless the file's mode has no group/other bits.
+    /// No tokens at all (a listener with Basic credentials only).
+    pub fn none() -> Tokens {
+        Tokens {
+            path: PathBuf::new(),
+            entries: Vec::new(),
+            basic: None,
+        }
+    }
+
+    /// Also accept `Authorization: Basic` with these credentials, as `operate`.
+    pub fn with_basic(mut self, user: &str, password: &str) -> Tokens {
+        let sha1 = password.strip_prefix("{SHA}").and_then(|hex| {
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<_>>()?;
+            <[u8; 20]>::try_from(bytes).ok()
+        });
+        let password = match sha1 {
+            Some(sha1) => BasicPassword::Sha1(sha1),
+            None => BasicPassword::Sha256(sha256(password.as_bytes())),
+        };
+        self.basic = Some(Basic {
+            user: sha256(user.as_bytes()),
+            password,
+        });
+        self
+    }
+
+    /// Basic credentials: the role and who, if they match (compared in constant time).
+    pub fn check_basic(&self, user: &str, password: &str) -> Option<(Role, String)> {
+        let basic = self.basic.as_ref()?;
+        let user_ok = digests_equal(&sha256(user.as_bytes()), &basic.user);
+        let password_ok = match &basic.password {
+            BasicPassword::Sha256(digest) => digests_equal(&sha256(password.as_bytes()), digest),
+            BasicPassword::Sha1(expected) => {
+                let presented = ring::digest::digest(
+                    &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                    password.as_bytes(),
+                );
+                let diff = presented
+                    .as_ref()
+                    .iter()
+                    .zip(expected)
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+                std::hint::black_box(diff) == 0
+            }
+        };
+        (user_ok & password_ok).then(|| (Role::Operate, format!("basic user {user}")))
+    }
+
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
         let io_err = |source| TokensError::Io {
             path: path.to_owned(),
@@ -216,6 +282,7 @@ impl Tokens {
         Ok(Tokens {
             path: path.to_owned(),
             entries,
+            basic: None,
         })
     }
 
@@ -277,6 +344,26 @@ fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_in_text_or_as_supervisords_sha1() {
+        let plain = Tokens::none().with_basic("admin", "secret");
+        assert_eq!(
+            plain.check_basic("admin", "secret").map(|(role, _)| role),
+            Some(Role::Operate)
+        );
+        assert!(plain.check_basic("admin", "Secret").is_none());
+        assert!(plain.check_basic("root", "secret").is_none());
+        assert!(plain.check("secret").is_none(), "not a bearer token");
+        let sha =
+            Tokens::none().with_basic("admin", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4");
+        assert!(sha.check_basic("admin", "secret").is_some());
+        assert!(
+            sha.check_basic("admin", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4")
+                .is_none()
+        );
+        assert!(Tokens::none().check_basic("admin", "secret").is_none());
+    }
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

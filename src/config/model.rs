@@ -48,8 +48,10 @@ pub struct DaemonSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSettings {
     pub listen: std::net::SocketAddr,
-    /// Absolute.
-    pub tokens_file: PathBuf,
+    /// Absolute; None when only `basic_auth` is accepted.
+    pub tokens_file: Option<PathBuf>,
+    /// `(username, password)` accepted with HTTP Basic, as `operate`.
+    pub basic_auth: Option<(String, String)>,
     /// Certificate chain and key, both absolute.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub metrics_public: bool,

@@ -91,6 +91,20 @@ pub struct RawHttp {
     /// Concurrent connections at most. Default: 64.
     #[schemars(range(min = 1, max = 65536))]
     pub max_connections: Option<i64>,
+    /// HTTP Basic credentials accepted as `operate` (what supervisorctl sends to a
+    /// supervisord `[inet_http_server]`): `{ username, password }`, the password as text or
+    /// `{SHA}` and its hex SHA-1.
+    pub basic_auth: Option<RawBasicAuth>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `username` and `password`"
+)]
+pub struct RawBasicAuth {
+    pub username: String,
+    pub password: String,
 }
 
 /// The `[tend.history]` table.

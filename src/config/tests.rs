@@ -2054,7 +2054,7 @@ command = "sleep 1"
     );
     let http = m.daemon.http.as_ref().expect("the listener is on");
     assert_eq!(http.listen, "127.0.0.1:9100".parse().unwrap());
-    assert_eq!(http.tokens_file, fixture.root().join("tokens"));
+    assert_eq!(http.tokens_file, Some(fixture.root().join("tokens")));
     assert!(http.metrics_public);
     assert_eq!(http.max_connections, 64);
     assert_eq!(m.daemon.socket_group.as_deref(), Some("0"));

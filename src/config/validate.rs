@@ -331,11 +331,19 @@ impl Validator<'_> {
                 None
             }
         };
+        let basic_auth = raw.basic_auth.as_ref().and_then(|b| {
+            if b.username.is_empty() || b.password.is_empty() {
+                self.error(&at("basic_auth"), "needs a non-empty username and password");
+                return None;
+            }
+            Some((b.username.clone(), b.password.clone()))
+        });
         let tokens_file = match &raw.tokens_file {
+            None if basic_auth.is_some() => Some(None),
             None => {
                 self.error(
                     &at("tokens_file"),
-                    "is required with `listen`: the listener accepts only bearer tokens",
+                    "is required with `listen` (or `basic_auth`): the listener never serves anyone unauthenticated",
                 );
                 None
             }
@@ -347,7 +355,7 @@ impl Validator<'_> {
                         format!("{} does not exist", path.display()),
                     );
                 }
-                Some(path)
+                Some(Some(path))
             }
         };
         let tls = match (&raw.tls_cert, &raw.tls_key) {
@@ -379,6 +387,7 @@ impl Validator<'_> {
         Some(HttpSettings {
             listen: listen?,
             tokens_file: tokens_file?,
+            basic_auth,
             tls,
             metrics_public: raw.metrics_public.unwrap_or(false),
             max_connections,

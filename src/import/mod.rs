@@ -531,17 +531,50 @@ fn control_socket(
             "tend has one control socket: the first [unix_http_server]",
         );
     }
+    // The first [inet_http_server] with credentials becomes tend's TCP listener, taking
+    // them as HTTP Basic credentials; tend never listens on TCP without authentication.
+    let mut http = None;
     for inet in &server.inet_http_servers {
-        warn(
-            &inet.section.file,
-            inet.section.line,
-            inet.section.name.clone(),
-            "tend serves supervisorctl's XML-RPC on its unix socket only; use `serverurl = unix://…` (tend's own TCP API is `[tend.http]`, with tokens)",
-        );
+        let credentials = inet.username.as_ref().zip(inet.password.as_ref());
+        match (credentials, &http) {
+            (Some((user, password)), None) => {
+                let line = inet.section.line;
+                let host = match inet.host.as_str() {
+                    "" | "*" => "0.0.0.0".to_string(),
+                    h if h.contains(':') => format!("[{h}]"),
+                    h => h.to_string(),
+                };
+                let text = |s: &str| Node::new(line, Value::String(s.to_string()));
+                let entry = |key: &str, value: Node| Entry {
+                    key: key.into(),
+                    line,
+                    value,
+                };
+                let credentials = vec![
+                    entry("username", text(&user.value)),
+                    entry("password", text(&password.value)),
+                ];
+                let table = vec![
+                    entry("listen", text(&format!("{host}:{}", inet.port_number))),
+                    entry("basic_auth", Node::new(line, Value::Table(credentials))),
+                ];
+                http = Some(entry("http", Node::new(line, Value::Table(table))));
+            }
+            (Some(_), Some(_)) => warn(
+                &inet.section.file,
+                inet.section.line,
+                inet.section.name.clone(),
+                "tend has one TCP listener: the first [inet_http_server] with credentials",
+            ),
+            (None, _) => warn(
+                &inet.section.file,
+                inet.section.line,
+                inet.section.name.clone(),
+                "without username and password tend does not serve this on TCP (supervisord would, to anyone who can connect); use the unix socket, or add credentials",
+            ),
+        }
     }
-    if settings.is_empty() {
-        return;
-    }
+    settings.extend(http);
     let Value::Table(root) = &mut tree.value else {
         return;
     };

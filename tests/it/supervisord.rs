@@ -762,3 +762,36 @@ fn minfds_raises_the_childrens_limit_or_refuses_to_start() {
     assert!(!up.status.success());
     assert!(out(&up).contains("min_fds = 999999999"), "{}", out(&up));
 }
+
+#[test]
+fn supervisorctl_over_tcp_with_inet_http_server_credentials() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The password as supervisord also takes it: {SHA} and the hex SHA-1 of "secret".
+    let conf = format!(
+        "[inet_http_server]\nport=127.0.0.1:{port}\nusername=admin\npassword={{SHA}}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4\n[supervisord]\n[supervisorctl]\nserverurl=http://127.0.0.1:{port}\nusername=admin\npassword=secret\n[program:web]\ncommand=sleep 300\n"
+    );
+    let project = Project::with_manifest("supervisord.conf", &conf);
+    let _daemon = project.up_ready();
+    let status = ctl(&project, &["status"]);
+    assert!(status.status.success(), "{}", out(&status));
+    assert!(status_line(&text(&status.stdout), "web").contains("RUNNING"));
+    let restart = ctl(&project, &["restart", "web"]);
+    assert!(out(&restart).contains("web: started"), "{}", out(&restart));
+    // Wrong credentials are refused, as supervisord refuses them.
+    let wrong = Command::new(supervisorctl_bin())
+        .arg("-c")
+        .arg(project.manifest())
+        .args(["-u", "admin", "-p", "guess", "status"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        out(&wrong).contains("Server requires authentication"),
+        "{}",
+        out(&wrong)
+    );
+}

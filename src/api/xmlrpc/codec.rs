@@ -907,8 +907,9 @@ fn push_base64_lines(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// Decodes base64, ignoring whitespace; padding may be present or not.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+/// Decodes base64, ignoring whitespace; padding may be present or not. Also what the remote
+/// listener reads HTTP Basic credentials with.
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() / 4 * 3);
     let mut acc = 0u32;
     let mut bits = 0u32;
