@@ -706,7 +706,7 @@ impl<'a> Cx<'a> {
         }
         if let Some(defaults) = self.ini.defaults.clone() {
             for (key, value) in &defaults.entries {
-                if !ALL_KNOWN_KEYS.contains(&key.as_str()) {
+                if !is_known_key(key) {
                     self.warn(
                         value.file,
                         value.line,
@@ -719,73 +719,35 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// The keys of every kind of section, for `[DEFAULT]`.
-const ALL_KNOWN_KEYS: &[&str] = &[
-    "files",
-    "logfile",
-    "logfile_maxbytes",
-    "logfile_backups",
-    "loglevel",
-    "pidfile",
-    "umask",
-    "nodaemon",
-    "silent",
-    "minfds",
-    "minprocs",
-    "nocleanup",
-    "childlogdir",
-    "user",
-    "directory",
-    "strip_ansi",
-    "environment",
-    "identifier",
-    "file",
-    "chmod",
-    "chown",
-    "username",
-    "password",
-    "port",
-    "serverurl",
-    "prompt",
-    "history_file",
-    "programs",
-    "priority",
-    "events",
-    "buffer_size",
-    "result_handler",
-    "socket",
-    "socket_backlog",
-    "socket_owner",
-    "socket_mode",
-    "command",
-    "process_name",
-    "numprocs",
-    "numprocs_start",
-    "autostart",
-    "startsecs",
-    "startretries",
-    "autorestart",
-    "exitcodes",
-    "stopsignal",
-    "stopwaitsecs",
-    "stopasgroup",
-    "killasgroup",
-    "redirect_stderr",
-    "stdout_logfile",
-    "stdout_logfile_maxbytes",
-    "stdout_logfile_backups",
-    "stdout_capture_maxbytes",
-    "stdout_events_enabled",
-    "stdout_syslog",
-    "stderr_logfile",
-    "stderr_logfile_maxbytes",
-    "stderr_logfile_backups",
-    "stderr_capture_maxbytes",
-    "stderr_events_enabled",
-    "stderr_syslog",
-    "depends_on",
-    "supervisor.rpcinterface_factory",
-];
+/// Whether some kind of section has this key, for `[DEFAULT]` (whose keys every section
+/// inherits, so a key only one kind knows is still no typo).
+fn is_known_key(key: &str) -> bool {
+    const OTHER_KEYS: &[&str] = &[
+        "files",
+        "file",
+        "chmod",
+        "chown",
+        "username",
+        "password",
+        "port",
+        "serverurl",
+        "prompt",
+        "history_file",
+        "programs",
+        "priority",
+        "depends_on",
+        "supervisor.rpcinterface_factory",
+    ];
+    [
+        servers::SUPERVISORD_KEYS,
+        mapping::PROGRAM_KEYS,
+        mapping::FCGI_KEYS,
+        mapping::LISTENER_KEYS,
+        OTHER_KEYS,
+    ]
+    .iter()
+    .any(|keys| keys.contains(&key))
+}
 
 /// The closest known key, if it is close enough to be a typo.
 fn did_you_mean<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {

@@ -157,7 +157,7 @@ impl Kind {
     }
 }
 
-const PROGRAM_KEYS: &[&str] = &[
+pub(super) const PROGRAM_KEYS: &[&str] = &[
     "command",
     "process_name",
     "numprocs",
@@ -193,8 +193,8 @@ const PROGRAM_KEYS: &[&str] = &[
     // Not supervisord's: people add it for tools like tend; honoured.
     "depends_on",
 ];
-const FCGI_KEYS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
-const LISTENER_KEYS: &[&str] = &["events", "buffer_size", "result_handler"];
+pub(super) const FCGI_KEYS: &[&str] = &["socket", "socket_backlog", "socket_owner", "socket_mode"];
+pub(super) const LISTENER_KEYS: &[&str] = &["events", "buffer_size", "result_handler"];
 
 const DEFAULT_PRIORITY: i64 = 999;
 const DEFAULT_LOG_SIZE: i64 = 50 * 1024 * 1024;

@@ -7,7 +7,7 @@ use super::mapping::Item;
 use super::values;
 use super::*;
 
-const SUPERVISORD_KEYS: &[&str] = &[
+pub(super) const SUPERVISORD_KEYS: &[&str] = &[
     "logfile",
     "logfile_maxbytes",
     "logfile_backups",
