@@ -12,11 +12,30 @@ pub struct EnvFileError {
     pub message: String,
 }
 
+/// One `KEY=VALUE` of an env file and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub line: usize,
+    pub key: String,
+    pub value: String,
+}
+
 /// Parse an env file's text into `(KEY, VALUE)` pairs in file order (a later duplicate
 /// overrides an earlier one when collected into a map). Reports every malformed line.
 pub fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
+    let (assignments, errors) = read(text);
+    if errors.is_empty() {
+        Ok(assignments.into_iter().map(|a| (a.key, a.value)).collect())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every assignment that reads, with its line, and every line that does not: what an
+/// importer compares with another dialect's reading of the same file.
+pub fn read(text: &str) -> (Vec<Assignment>, Vec<EnvFileError>) {
     let lines: Vec<&str> = text.lines().collect();
-    let mut pairs = Vec::new();
+    let mut assignments = Vec::new();
     let mut errors = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -55,15 +74,15 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, Vec<EnvFileError>> {
             _ => Ok(unquoted(value)),
         };
         match parsed {
-            Ok(value) => pairs.push((key.to_string(), value)),
+            Ok(value) => assignments.push(Assignment {
+                line: number,
+                key: key.to_string(),
+                value,
+            }),
             Err(error) => errors.push(error),
         }
     }
-    if errors.is_empty() {
-        Ok(pairs)
-    } else {
-        Err(errors)
-    }
+    (assignments, errors)
 }
 
 fn strip_export(line: &str) -> &str {

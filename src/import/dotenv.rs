@@ -10,13 +10,7 @@
 
 use std::collections::BTreeMap;
 
-/// One assignment and the line it starts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Assignment {
-    pub line: usize,
-    pub key: String,
-    pub value: String,
-}
+pub(crate) use crate::config::envfile::Assignment;
 
 /// foreman's reading: assignments in order; other lines are ignored.
 pub(crate) fn foreman(text: &str) -> Vec<Assignment> {
@@ -58,101 +52,12 @@ pub(crate) fn foreman(text: &str) -> Vec<Assignment> {
     out
 }
 
-/// tend's reading: assignments, and the lines it rejects with why.
+/// tend's reading (the env file reader tend itself uses): assignments, and the lines it
+/// rejects with why.
 pub(crate) fn tend(text: &str) -> (Vec<Assignment>, Vec<(usize, String)>) {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let number = i + 1;
-        let line = lines[i].trim_start();
-        i += 1;
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = match line.strip_prefix("export") {
-            Some(rest) if rest.starts_with([' ', '\t']) => rest.trim_start(),
-            _ => line,
-        };
-        let Some((key, value)) = line.split_once('=') else {
-            errors.push((number, "expected KEY=VALUE".to_string()));
-            continue;
-        };
-        let key = key.trim();
-        let mut chars = key.chars();
-        let valid = chars
-            .next()
-            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-            && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
-        if !valid {
-            errors.push((number, format!("`{key}` is not a variable name")));
-            continue;
-        }
-        let value = value.trim_start_matches([' ', '\t']);
-        let parsed = match value.chars().next() {
-            Some(q @ ('\'' | '"')) => quoted(q, &value[1..], &lines, &mut i),
-            _ => Ok(unquoted(value)),
-        };
-        match parsed {
-            Ok(value) => out.push(Assignment {
-                line: number,
-                key: key.to_string(),
-                value,
-            }),
-            Err(message) => errors.push((number, message)),
-        }
-    }
-    (out, errors)
-}
-
-fn unquoted(value: &str) -> String {
-    let cut = value
-        .char_indices()
-        .find(|&(i, c)| c == '#' && i > 0 && value[..i].ends_with([' ', '\t']))
-        .map_or(value.len(), |(i, _)| i);
-    value[..cut].trim().to_string()
-}
-
-fn quoted(q: char, first: &str, lines: &[&str], next: &mut usize) -> Result<String, String> {
-    let mut out = String::new();
-    let mut current = first;
-    loop {
-        let mut chars = current.char_indices();
-        while let Some((i, c)) = chars.next() {
-            if c == q {
-                let rest = current[i + 1..].trim_start();
-                return if rest.is_empty() || rest.starts_with('#') {
-                    Ok(out)
-                } else {
-                    Err(format!("text after the closing {q}"))
-                };
-            }
-            if c == '\\' && q == '"' {
-                match chars.next() {
-                    Some((_, 'n')) => out.push('\n'),
-                    Some((_, 't')) => out.push('\t'),
-                    Some((_, 'r')) => out.push('\r'),
-                    Some((_, e @ ('"' | '\\' | '$'))) => out.push(e),
-                    Some((_, other)) => {
-                        out.push('\\');
-                        out.push(other);
-                    }
-                    None => out.push('\\'),
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        match lines.get(*next) {
-            Some(line) => {
-                out.push('\n');
-                current = line;
-                *next += 1;
-            }
-            None => return Err(format!("no closing {q}")),
-        }
-    }
+    let (assignments, errors) = crate::config::envfile::read(text);
+    let errors = errors.into_iter().map(|e| (e.line, e.message)).collect();
+    (assignments, errors)
 }
 
 /// Where foreman and tend read `text` differently: `(line, key, message)`.
@@ -258,7 +163,10 @@ mod tests {
                 (4, "C".into(), "v".into()),
             ]
         );
-        assert_eq!(errors, [(5, "expected KEY=VALUE".to_string())]);
+        assert_eq!(
+            errors,
+            [(5, "expected KEY=VALUE, found `bad line`".to_string())]
+        );
     }
 
     #[test]
