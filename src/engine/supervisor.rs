@@ -299,18 +299,22 @@ impl Supervisor {
     fn command(&mut self, command: SupervisorCommand) {
         match command {
             SupervisorCommand::Status { targets, reply } => {
-                let result = self.resolve(&targets).map(|names| {
-                    names
-                        .iter()
-                        .map(|n| {
-                            let mut status = self.instances[n].status.snapshot();
-                            if let Some(warning) = self.dependency_warning(n, &status) {
-                                std::sync::Arc::make_mut(&mut status).warning = Some(warning);
-                            }
-                            status
-                        })
-                        .collect()
-                });
+                // The API asks for everything hundreds of times a second: no name is cloned
+                // and each instance is looked up once.
+                let snapshot = |handle: &Handle| {
+                    let mut status = handle.status.snapshot();
+                    if let Some(warning) = self.dependency_warning(handle, &status) {
+                        std::sync::Arc::make_mut(&mut status).warning = Some(warning);
+                    }
+                    status
+                };
+                let result = if targets.is_empty() || targets.iter().any(|t| t == "all") {
+                    Ok(self.order.iter().map(|n| snapshot(&self.instances[n])).collect())
+                } else {
+                    self.resolve(&targets).map(|names| {
+                        names.iter().map(|n| snapshot(&self.instances[n])).collect()
+                    })
+                };
                 let _ = reply.send(result);
             }
             SupervisorCommand::Start { targets, reply } => match self.resolve(&targets) {
@@ -796,11 +800,11 @@ impl Supervisor {
 
     /// "db is not ready" for a running instance whose dependency is down (what `ignore`
     /// dependents show; the others are being stopped or will restart).
-    fn dependency_warning(&self, name: &str, status: &InstanceStatus) -> Option<String> {
-        if status.state != "running" {
+    fn dependency_warning(&self, handle: &Handle, status: &InstanceStatus) -> Option<String> {
+        if status.state != "running" || handle.service.depends_on.is_empty() {
             return None;
         }
-        let down: Vec<&str> = self.instances[name]
+        let down: Vec<&str> = handle
             .service
             .depends_on
             .iter()
