@@ -309,11 +309,14 @@ impl Supervisor {
                     status
                 };
                 let result = if targets.is_empty() || targets.iter().any(|t| t == "all") {
-                    Ok(self.order.iter().map(|n| snapshot(&self.instances[n])).collect())
+                    Ok(self
+                        .order
+                        .iter()
+                        .map(|n| snapshot(&self.instances[n]))
+                        .collect())
                 } else {
-                    self.resolve(&targets).map(|names| {
-                        names.iter().map(|n| snapshot(&self.instances[n])).collect()
-                    })
+                    self.resolve(&targets)
+                        .map(|names| names.iter().map(|n| snapshot(&self.instances[n])).collect())
                 };
                 let _ = reply.send(result);
             }
