@@ -206,16 +206,14 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceList::new(&manifest));
-    // Pools of supervisord event listeners, when the manifest has any.
-    let listener_io = listeners::wanted(&manifest).then(tokio::sync::mpsc::unbounded_channel);
-    let remote_events = listener_io
-        .is_some()
-        .then(tokio::sync::mpsc::unbounded_channel);
-    let mut rpc = supervisor_rpc(&manifest, options.supervisor, options.reading);
-    if let Some((sender, _)) = &remote_events {
-        rpc = rpc.with_remote_events(sender.clone());
-    }
-    let rpc = Arc::new(rpc);
+    // The pools of supervisord event listeners: always there, since a listener may be added
+    // while tend runs; without listeners their task only follows engine events.
+    let (listener_io, listener_pipes) = tokio::sync::mpsc::unbounded_channel();
+    let (remote_events, remote_feed) = tokio::sync::mpsc::unbounded_channel();
+    let rpc = Arc::new(
+        supervisor_rpc(&manifest, options.supervisor, options.reading)
+            .with_remote_events(remote_events),
+    );
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens
     // file, a listener or a socket that cannot be set up leave nothing running behind.
@@ -251,18 +249,16 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .filter(|s| s.critical)
         .map(|s| s.name.clone())
         .collect();
-    let listener_manifest = listener_io.is_some().then(|| manifest.clone());
+    let listener_manifest = manifest.clone();
     let engine = engine::start(
         manifest,
         EngineOptions {
             containment: containment.clone(),
             logs: logs.clone(),
             notify_socket: state_dir.join("notify.sock"),
-            listener_io: listener_io.as_ref().map(|(sender, _)| sender.clone()),
+            listener_io: Some(listener_io),
         },
     )?;
-    if let (Some((_, io)), Some((_, remote)), Some(manifest)) =
-        (listener_io, remote_events, listener_manifest)
     {
         let table = rpc.clone();
         let names: listeners::Names = Arc::new(move |instance: &str| {
@@ -271,11 +267,14 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             Some((process.group.clone(), process.name.clone()))
         });
         let identifier = rpc.identifier.clone();
-        let events = engine.subscribe();
+        let feeds = listeners::Feeds {
+            events: engine.subscribe(),
+            io: listener_pipes,
+            remote: remote_feed,
+        };
         let logs = logs.clone();
         tokio::spawn(async move {
-            let feeds = listeners::Feeds { events, io, remote };
-            listeners::run(&manifest, names, identifier, logs, feeds).await
+            listeners::run(&listener_manifest, names, identifier, logs, feeds).await
         });
     }
     let notifier = Arc::new(Notifier::start(

@@ -641,7 +641,12 @@ fn note_failure(shared: &Shared, ip: IpAddr, key: IpAddr) {
 
 /// `Authorization: Basic base64(user:password)`, when that is the scheme sent.
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), &'static str>> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        // The bearer path says so for every scheme.
+        return None;
+    }
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

@@ -316,7 +316,7 @@ impl Validator<'_> {
     fn http(&mut self, raw: &RawHttp) -> Option<HttpSettings> {
         let at = |k: &str| [key("tend"), key("http"), key(k)];
         let Some(listen) = &raw.listen else {
-            if raw.tokens_file.is_some() || raw.tls_cert.is_some() {
+            if raw.tokens_file.is_some() || raw.tls_cert.is_some() || raw.basic_auth.is_some() {
                 self.error(&at("listen"), "is required to turn the listener on");
             }
             return None;
@@ -334,6 +334,15 @@ impl Validator<'_> {
         let basic_auth = raw.basic_auth.as_ref().and_then(|b| {
             if b.username.is_empty() || b.password.is_empty() {
                 self.error(&at("basic_auth"), "needs a non-empty username and password");
+                return None;
+            }
+            if let Some(hex) = b.password.strip_prefix("{SHA}")
+                && (hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                self.error(
+                    &at("basic_auth"),
+                    "a `{SHA}` password is `{SHA}` and the 40 hex digits of the password's SHA-1",
+                );
                 return None;
             }
             Some((b.username.clone(), b.password.clone()))

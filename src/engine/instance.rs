@@ -648,7 +648,9 @@ impl InstanceTask {
         stdout: std::os::fd::OwnedFd,
         stdin: Option<std::os::fd::OwnedFd>,
     ) -> std::os::fd::OwnedFd {
-        let (Some(stdin), Some(pool)) = (stdin, &self.ctx.listener_io) else {
+        let (Some(stdin), Some(pool), Some(listener)) =
+            (stdin, &self.ctx.listener_io, &self.service.event_listener)
+        else {
             return stdout;
         };
         let Ok((relay_read, relay_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
@@ -657,6 +659,7 @@ impl InstanceTask {
         let io = crate::engine::ListenerIo {
             instance: self.name.clone(),
             service: self.service.name.clone(),
+            listener: listener.clone(),
             pid,
             stdin,
             stdout,

@@ -56,6 +56,8 @@ pub struct EngineOptions {
 pub struct ListenerIo {
     pub instance: String,
     pub service: String,
+    /// The service's subscription: a pool added while tend runs is created from it.
+    pub listener: crate::config::model::EventListenerSpec,
     pub pid: u32,
     /// Write end of its stdin.
     pub stdin: std::os::fd::OwnedFd,

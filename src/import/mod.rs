@@ -539,10 +539,25 @@ fn control_socket(
         match (credentials, &http) {
             (Some((user, password)), None) => {
                 let line = inet.section.line;
-                let host = match inet.host.as_str() {
-                    "" | "*" => "0.0.0.0".to_string(),
-                    h if h.contains(':') => format!("[{h}]"),
-                    h => h.to_string(),
+                // tend listens on an address, not a name: a name is resolved here.
+                let address = match inet.host.as_str() {
+                    "" | "*" => Some(format!("0.0.0.0:{}", inet.port_number)),
+                    h => std::net::ToSocketAddrs::to_socket_addrs(&(h, inet.port_number))
+                        .ok()
+                        .and_then(|mut all| all.next())
+                        .map(|a| a.to_string()),
+                };
+                let Some(address) = address else {
+                    warn(
+                        &inet.port.file,
+                        inet.port.line,
+                        format!("{}.port", inet.section.name),
+                        &format!(
+                            "`{}` does not resolve here, so tend does not listen on it; write an address",
+                            inet.host
+                        ),
+                    );
+                    continue;
                 };
                 let text = |s: &str| Node::new(line, Value::String(s.to_string()));
                 let entry = |key: &str, value: Node| Entry {
@@ -555,7 +570,7 @@ fn control_socket(
                     entry("password", text(&password.value)),
                 ];
                 let table = vec![
-                    entry("listen", text(&format!("{host}:{}", inet.port_number))),
+                    entry("listen", text(&address)),
                     entry("basic_auth", Node::new(line, Value::Table(credentials))),
                 ];
                 http = Some(entry("http", Node::new(line, Value::Table(table))));
@@ -683,11 +698,23 @@ fn supervisor_environment(
     warnings: &mut Vec<ConfigError>,
 ) {
     use crate::config::document::{Entry, Value};
+    // supervisord's rule: the first unix server, else the inet one (`localhost` for an
+    // empty host).
     let server_url = imported
         .server
         .unix_http_servers
         .first()
-        .map(|u| format!("unix://{}", u.file.value));
+        .map(|u| format!("unix://{}", u.file.value))
+        .or_else(|| {
+            imported.server.inet_http_servers.first().map(|i| {
+                let host = if i.host.is_empty() || i.host == "*" {
+                    "localhost"
+                } else {
+                    i.host.as_str()
+                };
+                format!("http://{host}:{}", i.port_number)
+            })
+        });
     let Value::Table(root) = &mut tree.value else {
         return;
     };
@@ -804,6 +831,28 @@ fn segments(dotted: &str) -> Vec<Segment> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inet_http_server_with_credentials_becomes_the_tcp_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("supervisord.conf");
+        std::fs::write(
+            &path,
+            "[inet_http_server]\nport=localhost:9011\nusername=u\npassword=p\n[supervisord]\n[program:a]\ncommand=sleep 1\n",
+        )
+        .unwrap();
+        let env = |_: &str| None;
+        let translation = translate(&path, &Reading::default(), &env).unwrap();
+        let tree = translation.tree.to_json();
+        assert_eq!(tree["tend"]["http"]["listen"], "127.0.0.1:9011");
+        assert_eq!(tree["tend"]["http"]["basic_auth"]["username"], "u");
+        let env_of_a = &tree["services"]["a"]["env"];
+        assert_eq!(env_of_a["SUPERVISOR_SERVER_URL"], "http://localhost:9011");
+        let loaded = translation.validate(&env, false).unwrap();
+        let http = loaded.manifest.daemon.http.unwrap();
+        assert_eq!(http.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(http.tokens_file, None);
+    }
 
     #[test]
     fn dotted_keys_become_paths() {

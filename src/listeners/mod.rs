@@ -29,8 +29,6 @@ use protocol::{
 /// supervisord's names for an instance: `(group, process)`.
 pub type Names = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 
-/// Run the pools until the engine's event stream ends. `io` brings each listener process's
-/// pipes as the engine spawns it.
 /// What the pools are fed from besides the engine.
 pub struct Feeds {
     pub events: broadcast::Receiver<EngineEvent>,
@@ -40,6 +38,7 @@ pub struct Feeds {
     pub remote: mpsc::UnboundedReceiver<(String, String)>,
 }
 
+/// Run the pools until the engine's event stream ends.
 pub async fn run(
     manifest: &Manifest,
     names: Names,
@@ -49,11 +48,6 @@ pub async fn run(
 ) {
     let mut pools = Pools::new(manifest, names, identifier, logs);
     pools.serve(feeds).await;
-}
-
-/// Whether any service of the manifest is an event listener.
-pub fn wanted(manifest: &Manifest) -> bool {
-    manifest.services.iter().any(|s| s.event_listener.is_some())
 }
 
 struct Pool {
@@ -174,7 +168,7 @@ impl Pools {
                     self.publish(&Event::RemoteCommunication { kind, data });
                 }
                 Some(message) = self.from_listeners.1.recv() => self.listener_said(message),
-                _ = ticks.tick() => {
+                _ = ticks.tick(), if !self.pools.is_empty() => {
                     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                     for tick in self.clock.tick(now.as_secs()) {
                         self.publish(&tick);
@@ -187,11 +181,30 @@ impl Pools {
 
     /// A listener process was spawned: speak the protocol with it.
     fn adopt(&mut self, pipes: ListenerIo) {
-        let Some(pool) = self.pools.iter_mut().find(|p| p.service == pipes.service) else {
-            // A pool added while running (supervisorctl add): it has no subscription here;
-            // dropping the pipes gives the listener end-of-file on stdin.
-            return;
-        };
+        // A listener added while tend runs (supervisorctl add, reload) brings its pool.
+        if !self.pools.iter().any(|p| p.service == pipes.service) {
+            let (pool, buffer) = pool(pipes.service.clone(), pipes.listener.clone());
+            self.pools.push(pool);
+            self.buffers.push(buffer);
+        }
+        let index = self
+            .pools
+            .iter()
+            .position(|p| p.service == pipes.service)
+            .expect("UNWRAP: ensured just above");
+        // A member of the same name is a process that is gone (its exit may not have been
+        // read yet): an event it was busy with goes back to the buffer.
+        if let Some(at) = self.pools[index]
+            .members
+            .iter()
+            .position(|m| m.instance == pipes.instance)
+        {
+            let mut gone = self.pools[index].members.remove(at);
+            if let Some(event) = gone.channel.exited() {
+                self.buffers[index].rebuffer(event);
+            }
+        }
+        let pool = &mut self.pools[index];
         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
         tokio::spawn(write_stdin(pipes.stdin, stdin_rx));
         tokio::spawn(read_stdout(
@@ -201,7 +214,6 @@ impl Pools {
             pipes.log,
             self.from_listeners.0.clone(),
         ));
-        pool.members.retain(|m| m.instance != pipes.instance);
         pool.members.push(Member {
             instance: pipes.instance,
             pid: pipes.pid,
@@ -227,8 +239,15 @@ impl Pools {
                         ListenerOutput::Ready | ListenerOutput::Result { ok: true, .. } => {}
                         ListenerOutput::Result {
                             ok: false, event, ..
+                        } => {
+                            if let Some(event) = event {
+                                self.buffers[pool].rebuffer(event);
+                            }
                         }
-                        | ListenerOutput::ProtocolError { event, .. } => {
+                        ListenerOutput::ProtocolError { message, event, .. } => {
+                            crate::logs::own::say(&format!(
+                                "{instance}: event listener protocol error, no more events for it: {message}"
+                            ));
                             if let Some(event) = event {
                                 self.buffers[pool].rebuffer(event);
                             }

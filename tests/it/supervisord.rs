@@ -799,3 +799,37 @@ fn supervisorctl_over_tcp_with_inet_http_server_credentials() {
         out(&wrong)
     );
 }
+
+#[test]
+fn an_event_listener_added_while_tend_runs_gets_events() {
+    let base = "[unix_http_server]\nfile=%(here)s/s.sock\n[supervisord]\n[supervisorctl]\nserverurl=unix://%(here)s/s.sock\n[program:web]\ncommand=sleep 300\n";
+    let project = Project::with_manifest("supervisord.conf", base);
+    std::fs::write(project.file("listener.py"), LISTENER).unwrap();
+    let _daemon = project.up_ready();
+    std::fs::write(
+        project.manifest(),
+        format!("{base}[eventlistener:late]\ncommand=python3 -u %(here)s/listener.py\nevents=PROCESS_STATE\n"),
+    )
+    .unwrap();
+    let update = ctl(&project, &["update"]);
+    assert!(
+        out(&update).contains("late: added process group"),
+        "{}",
+        out(&update)
+    );
+    wait_until(Duration::from_secs(20), "the listener RUNNING", || {
+        status_line(&text(&ctl(&project, &["status"]).stdout), "late").contains("RUNNING")
+    });
+    ctl(&project, &["restart", "web"]);
+    wait_until(
+        Duration::from_secs(20),
+        "web's restart seen by the listener",
+        || {
+            project
+                .read("events.log")
+                .contains("PROCESS_STATE_STOPPING late processname:web")
+        },
+    );
+    // It keeps running: nothing crash-loops.
+    assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "late").contains("RUNNING"));
+}
