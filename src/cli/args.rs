@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub env: Option<String>,
 
-    /// The daemon's control socket (default: tend.sock in the manifest's state_dir).
+    /// The daemon's control socket (default: the manifest's `[tend] socket`, else tend.sock in
+    /// its state_dir).
     #[arg(
         long,
         global = true,
