@@ -210,6 +210,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     // while tend runs; without listeners their task only follows engine events.
     let (listener_io, listener_pipes) = tokio::sync::mpsc::unbounded_channel();
     let (remote_events, remote_feed) = tokio::sync::mpsc::unbounded_channel();
+    let (announce_stopping, stopping_feed) = tokio::sync::oneshot::channel();
     let rpc = Arc::new(
         supervisor_rpc(&manifest, options.supervisor, options.reading)
             .with_remote_events(remote_events),
@@ -271,6 +272,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             events: engine.subscribe(),
             io: listener_pipes,
             remote: remote_feed,
+            stopping: stopping_feed,
         };
         let logs = logs.clone();
         tokio::spawn(async move {
@@ -358,10 +360,12 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         _ = quit.recv() => say("received SIGQUIT, stopping everything"),
         _ = shutdown.notified() => say("shutdown requested, stopping everything"),
     }
-    // supervisorctl's calls now get SHUTDOWN_STATE, as supervisord's do while it stops.
+    // supervisorctl's calls now get SHUTDOWN_STATE, as supervisord's do while it stops, and
+    // event listeners hear SUPERVISOR_STATE_CHANGE_STOPPING.
     rpc_state
         .shutting_down
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = announce_stopping.send(());
     let stopping = engine.shutdown();
     tokio::pin!(stopping);
     loop {

@@ -36,6 +36,8 @@ pub struct Feeds {
     pub io: mpsc::UnboundedReceiver<ListenerIo>,
     /// `sendRemoteCommEvent`'s (type, data).
     pub remote: mpsc::UnboundedReceiver<(String, String)>,
+    /// Fires when tend begins to stop everything (SUPERVISOR_STATE_CHANGE_STOPPING).
+    pub stopping: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Run the pools until the engine's event stream ends.
@@ -151,7 +153,9 @@ impl Pools {
             mut events,
             mut io,
             mut remote,
+            mut stopping,
         } = feeds;
+        let mut announced = false;
         self.publish(&Event::SupervisorRunning);
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -166,6 +170,11 @@ impl Pools {
                 Some(pipes) = io.recv() => self.adopt(pipes),
                 Some((kind, data)) = remote.recv() => {
                     self.publish(&Event::RemoteCommunication { kind, data });
+                }
+                // Listeners stop last, so they still hear that everything is stopping.
+                Ok(()) = &mut stopping, if !announced => {
+                    announced = true;
+                    self.publish(&Event::SupervisorStopping);
                 }
                 Some(message) = self.from_listeners.1.recv() => self.listener_said(message),
                 _ = ticks.tick(), if !self.pools.is_empty() => {
@@ -436,12 +445,11 @@ impl Pools {
                             Stream::Err if stderr => protocol::Channel::Stderr,
                             _ => continue,
                         };
-                        let mut bytes = line.bytes;
-                        bytes.push(b'\n');
+                        // The line as read, its newline included.
                         let message = FromListener::Line {
                             instance: instance.clone(),
                             channel,
-                            bytes,
+                            bytes: line.bytes,
                         };
                         if pool.send(message).is_err() {
                             return;

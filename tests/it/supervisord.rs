@@ -489,10 +489,14 @@ file=%(here)s/s.sock
 serverurl=unix://%(here)s/s.sock
 [eventlistener:watch]
 command=python3 -u %(here)s/listener.py
-events=PROCESS_STATE,TICK_5,PROCESS_LOG,REMOTE_COMMUNICATION
+events=PROCESS_STATE,TICK_5,PROCESS_LOG,REMOTE_COMMUNICATION,SUPERVISOR_STATE_CHANGE
+buffer_size=100
 [program:web]
 command=sh -c 'while true; do echo tick-from-web; sleep 0.2; done'
 stdout_events_enabled=true
+[program:slowstop]
+command=sh -c 'trap "sleep 1; exit 0" TERM; while true; do sleep 0.1; done'
+stopwaitsecs=10
 [program:doomed]
 command=sh -c 'exit 1'
 autostart=false
@@ -503,12 +507,28 @@ startretries=1
     let daemon = project.up_ready();
     let pid = daemon.pid().unwrap();
     let events = || project.read("events.log");
-    wait_until(Duration::from_secs(20), "web RUNNING and a TICK_5", || {
-        let log = events();
-        log.contains(
+    wait_until(
+        Duration::from_secs(20),
+        "web RUNNING, its output and a TICK_5",
+        || {
+            let log = events();
+            log.contains(
             "PROCESS_STATE_RUNNING watch processname:web groupname:web from_state:STARTING pid:",
         ) && log.contains("TICK_5 watch when:")
-    });
+            && log.contains(" channel:stdout|tick-from-web|\n")
+        },
+    );
+    // PROCESS_LOG_STDOUT: `processname groupname pid channel`, a newline, the line itself.
+    let log = events();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("PROCESS_LOG_STDOUT"))
+        .unwrap();
+    assert!(
+        line.starts_with("PROCESS_LOG_STDOUT watch processname:web groupname:web pid:"),
+        "{line}"
+    );
+    assert!(line.ends_with(" channel:stdout|tick-from-web|"), "{line}");
     // The listener itself runs and is listed as supervisord lists it.
     assert!(status_line(&text(&ctl(&project, &["status"]).stdout), "watch").contains("RUNNING"));
 
@@ -562,6 +582,15 @@ startretries=1
         log.contains(
             "PROCESS_STATE_FATAL watch processname:doomed groupname:doomed from_state:STARTING\n"
         ),
+        "{log}"
+    );
+    // Listeners stop last (slowstop takes a second): they hear that tend is stopping.
+    assert!(
+        log.contains("SUPERVISOR_STATE_CHANGE_RUNNING watch \n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SUPERVISOR_STATE_CHANGE_STOPPING watch \n"),
         "{log}"
     );
 }
