@@ -1937,8 +1937,9 @@ fn did_you_mean<'c>(word: &str, candidates: &'c [String]) -> Option<&'c str> {
         .map(|(_, c)| c.as_str())
 }
 
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance, by characters: what every "did you mean" measures, for the
+/// manifest and for the importers.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

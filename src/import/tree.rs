@@ -1,6 +1,7 @@
 //! Small helpers shared by the importers: building tend's tree, collecting diagnostics,
 //! naming services, and writing text that survives tend's `${VAR}` interpolation.
 
+use crate::config::edit_distance;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -143,26 +144,6 @@ pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
     did_you_mean(word, candidates)
         .map(|c| format!("; did you mean `{c}`?"))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// Whether tend accepts `name` for a service or group: `[A-Za-z0-9][A-Za-z0-9_.-]*`, not `all`.

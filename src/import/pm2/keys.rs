@@ -3,6 +3,7 @@
 
 use super::js::{Js, JsValue};
 use super::values::truthy;
+use crate::config::edit_distance;
 
 /// A JSON-schema type as PM2's validator checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,20 +280,6 @@ pub(crate) fn did_you_mean<'c>(word: &str, candidates: &'c [String]) -> Option<&
         .filter(|&(d, c)| d <= (word.chars().count() / 4).max(1) && c != word)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c.as_str())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
