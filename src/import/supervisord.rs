@@ -17,10 +17,10 @@ mod servers;
 mod shlex;
 mod values;
 
-use crate::config::edit_distance;
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::document::{Entry, Node, Segment, Value};
+use crate::config::edit_distance;
 use expand::{Arg, ExpandError};
 use ini::{Ini, Section};
 use values::{AutoRestart, LogFile, SignalError};

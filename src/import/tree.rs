@@ -1,12 +1,12 @@
 //! Small helpers shared by the importers: building tend's tree, collecting diagnostics,
 //! naming services, and writing text that survives tend's `${VAR}` interpolation.
 
-use crate::config::edit_distance;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::Diagnostic;
 use crate::config::document::{Entry, Node, Value};
+use crate::config::edit_distance;
 
 pub(crate) fn string(line: usize, s: impl Into<String>) -> Node {
     Node::new(line, Value::String(s.into()))
