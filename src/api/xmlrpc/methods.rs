@@ -292,51 +292,32 @@ async fn single(state: &AppState, rpc: &Rpc, method: &str, params: &[Value]) -> 
             args.none()?;
             super::groups::restart(state, rpc).await
         }
-        "startProcess" => {
-            let name = args.string(0)?;
+        "startProcess" | "stopProcess" => {
+            let action = start_or_stop_of(name);
+            let process_name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            match resolve(&table, name)? {
-                Resolved::Group(members) => {
-                    group_action(state, Action::Start, &members, wait).await
+            match resolve(&table, process_name)? {
+                Resolved::Group(members) => group_action(state, action, &members, wait).await,
+                Resolved::Process(p) => {
+                    start_or_stop(state, p, action, wait).await.map(Value::Bool)
                 }
-                Resolved::Process(p) => start(state, p, wait).await.map(Value::Bool),
             }
         }
-        "startProcessGroup" => {
-            let name = args.string(0)?;
+        "startProcessGroup" | "stopProcessGroup" => {
+            let action = start_or_stop_of(name);
+            let group_name = args.string(0)?;
             let wait = args.opt_bool(1)?.unwrap_or(true);
             args.at_most(2)?;
-            let members = group(&table, name)?;
-            group_action(state, Action::Start, &members, wait).await
+            let members = group(&table, group_name)?;
+            group_action(state, action, &members, wait).await
         }
-        "startAllProcesses" => {
+        "startAllProcesses" | "stopAllProcesses" => {
+            let action = start_or_stop_of(name);
             let wait = args.opt_bool(0)?.unwrap_or(true);
             args.at_most(1)?;
             let all: Vec<&Process> = table.processes.iter().collect();
-            group_action(state, Action::Start, &all, wait).await
-        }
-        "stopProcess" => {
-            let name = args.string(0)?;
-            let wait = args.opt_bool(1)?.unwrap_or(true);
-            args.at_most(2)?;
-            match resolve(&table, name)? {
-                Resolved::Group(members) => group_action(state, Action::Stop, &members, wait).await,
-                Resolved::Process(p) => stop(state, p, wait).await.map(Value::Bool),
-            }
-        }
-        "stopProcessGroup" => {
-            let name = args.string(0)?;
-            let wait = args.opt_bool(1)?.unwrap_or(true);
-            args.at_most(2)?;
-            let members = group(&table, name)?;
-            group_action(state, Action::Stop, &members, wait).await
-        }
-        "stopAllProcesses" => {
-            let wait = args.opt_bool(0)?.unwrap_or(true);
-            args.at_most(1)?;
-            let all: Vec<&Process> = table.processes.iter().collect();
-            group_action(state, Action::Stop, &all, wait).await
+            group_action(state, action, &all, wait).await
         }
         "signalProcess" => {
             let (name, signal) = (args.string(0)?, parse_signal(args.signal(1)?)?);
@@ -772,6 +753,15 @@ fn clamp(n: i64) -> i32 {
     n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// `start…` or `stop…` by the method's name.
+fn start_or_stop_of(method: &str) -> Action {
+    if method.starts_with("start") {
+        Action::Start
+    } else {
+        Action::Stop
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Action {
     Start,
@@ -779,55 +769,79 @@ enum Action {
     Signal(Signal),
 }
 
-async fn start(state: &AppState, process: &Process, wait: bool) -> Result<bool, Fault> {
-    let status = status_of(state, process).await?;
-    if is_running_state(&status) {
-        return Err(Fault::new(fault::ALREADY_STARTED, process.namespec()));
-    }
-    let engine = state.engine.clone();
-    let targets = vec![process.instance.clone()];
-    if !wait {
-        tokio::spawn(async move {
-            let _ = engine.start(targets).await;
-        });
-        return Ok(true);
-    }
-    let outcomes = engine
-        .start(targets)
-        .await
-        .map_err(|_| Fault::new(fault::FAILED, "the engine is not answering"))?
-        .map_err(|e| Fault::new(fault::BAD_NAME, e.0))?;
-    match outcomes.into_iter().next() {
-        Some((_, Ok(()))) | None => Ok(true),
-        Some((_, Err(reason))) if reason.starts_with("spawn failed") => {
-            Err(Fault::new(fault::SPAWN_ERROR, process.namespec()))
+/// `startProcess` / `stopProcess` for one process: supervisord's precondition (not yet
+/// running / running), then the same start or stop as a group's.
+async fn start_or_stop(
+    state: &AppState,
+    process: &Process,
+    action: Action,
+    wait: bool,
+) -> Result<bool, Fault> {
+    let running = is_running_state(&*status_of(state, process).await?);
+    match action {
+        Action::Start if running => Err(Fault::new(fault::ALREADY_STARTED, process.namespec())),
+        Action::Stop if !running => Err(Fault::new(fault::NOT_RUNNING, process.namespec())),
+        _ => {
+            let outcomes = engine_start_or_stop(state, action, &[process], wait).await?;
+            match outcomes.into_iter().next() {
+                Some((_, Err(fault))) => Err(fault),
+                _ => Ok(true),
+            }
         }
-        Some((_, Err(_))) => Err(Fault::new(fault::ABNORMAL_TERMINATION, process.namespec())),
     }
 }
 
-async fn stop(state: &AppState, process: &Process, wait: bool) -> Result<bool, Fault> {
-    let status = status_of(state, process).await?;
-    if !is_running_state(&status) {
-        return Err(Fault::new(fault::NOT_RUNNING, process.namespec()));
+/// Start or stop these processes in one engine request (the engine orders them by
+/// dependencies and priority, as supervisord orders a group by priority). Without `wait`
+/// it runs in the background and each counts as done. Each outcome is the fault
+/// supervisord would give: SPAWN_ERROR or ABNORMAL_TERMINATION for a start, FAILED for a
+/// stop.
+async fn engine_start_or_stop(
+    state: &AppState,
+    action: Action,
+    processes: &[&Process],
+    wait: bool,
+) -> Result<Vec<(String, Result<(), Fault>)>, Fault> {
+    let targets: Vec<String> = processes.iter().map(|p| p.instance.clone()).collect();
+    let stop = matches!(action, Action::Stop);
+    if targets.is_empty() {
+        return Ok(Vec::new());
     }
-    let engine = state.engine.clone();
-    let targets = vec![process.instance.clone()];
     if !wait {
+        let engine = state.engine.clone();
+        let done = targets.iter().map(|i| (i.clone(), Ok(()))).collect();
         tokio::spawn(async move {
-            let _ = engine.stop(targets).await;
+            let _ = if stop {
+                engine.stop(targets).await
+            } else {
+                engine.start(targets).await
+            };
         });
-        return Ok(true);
+        return Ok(done);
     }
-    let outcomes = engine
-        .stop(targets)
-        .await
+    let answer = if stop {
+        state.engine.stop(targets).await
+    } else {
+        state.engine.start(targets).await
+    };
+    let outcomes = answer
         .map_err(|_| Fault::new(fault::FAILED, "the engine is not answering"))?
         .map_err(|e| Fault::new(fault::BAD_NAME, e.0))?;
-    match outcomes.into_iter().next() {
-        Some((_, Err(reason))) => Err(Fault::new(fault::FAILED, reason)),
-        _ => Ok(true),
-    }
+    Ok(outcomes
+        .into_iter()
+        .map(|(instance, outcome)| {
+            let process = processes.iter().find(|p| p.instance == instance);
+            let name = process.map_or(instance.clone(), |p| p.namespec());
+            let fault = |reason: String| match action {
+                Action::Start if reason.starts_with("spawn failed") => {
+                    Fault::new(fault::SPAWN_ERROR, &name)
+                }
+                Action::Start => Fault::new(fault::ABNORMAL_TERMINATION, &name),
+                _ => Fault::new(fault::FAILED, reason),
+            };
+            (instance, outcome.map_err(fault))
+        })
+        .collect())
 }
 
 async fn send_signal(state: &AppState, process: &Process, signal: Signal) -> Result<bool, Fault> {
@@ -881,50 +895,7 @@ async fn group_action(
             }
             out
         }
-        Action::Start | Action::Stop => {
-            let targets: Vec<String> = chosen.iter().map(|p| p.instance.clone()).collect();
-            if targets.is_empty() {
-                Vec::new()
-            } else if !wait {
-                let engine = state.engine.clone();
-                let stop = matches!(action, Action::Stop);
-                tokio::spawn(async move {
-                    let _ = if stop {
-                        engine.stop(targets).await
-                    } else {
-                        engine.start(targets).await
-                    };
-                });
-                chosen
-                    .iter()
-                    .map(|p| (p.instance.clone(), Ok(())))
-                    .collect()
-            } else {
-                let answer = if matches!(action, Action::Stop) {
-                    state.engine.stop(targets).await
-                } else {
-                    state.engine.start(targets).await
-                };
-                let outcomes = answer
-                    .map_err(|_| Fault::new(fault::FAILED, "the engine is not answering"))?
-                    .map_err(|e| Fault::new(fault::BAD_NAME, e.0))?;
-                outcomes
-                    .into_iter()
-                    .map(|(instance, outcome)| {
-                        let process = chosen.iter().find(|p| p.instance == instance);
-                        let name = process.map_or(instance.clone(), |p| p.namespec());
-                        let fault = |reason: String| match action {
-                            Action::Start if reason.starts_with("spawn failed") => {
-                                Fault::new(fault::SPAWN_ERROR, &name)
-                            }
-                            Action::Start => Fault::new(fault::ABNORMAL_TERMINATION, &name),
-                            _ => Fault::new(fault::FAILED, reason),
-                        };
-                        (instance, outcome.map_err(fault))
-                    })
-                    .collect()
-            }
-        }
+        Action::Start | Action::Stop => engine_start_or_stop(state, action, &chosen, wait).await?,
     };
     let results = chosen
         .iter()
