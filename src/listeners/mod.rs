@@ -378,14 +378,6 @@ impl Pools {
             }
         };
         let Some(to) = next else { return };
-        let Some((group, process)) = (self.names)(&event.instance) else {
-            return;
-        };
-        let expected = {
-            let codes = self.exit_codes.get(&event.service);
-            let tracked = &self.tracked[&event.instance];
-            matches!(tracked.last_exit, Some(ExitStatus::Code(code)) if codes.is_some_and(|c| c.contains(&code)))
-        };
         let tracked = self
             .tracked
             .get_mut(&event.instance)
@@ -400,14 +392,26 @@ impl Pools {
             _ => {}
         }
         tracked.state = Some(to);
+        let (tries, pid, last_exit) = (tracked.tries, tracked.pid, tracked.last_exit);
+        // States are tracked always (a pool may come later); the event is only built for
+        // a pool that wants it.
+        let kind = protocol::EventKind::ProcessState { state: to };
+        if !self.buffers.iter().any(|b| b.subscription().matches(&kind)) {
+            return;
+        }
+        let Some((group, process)) = (self.names)(&event.instance) else {
+            return;
+        };
+        let codes = self.exit_codes.get(&event.service);
+        let expected = matches!(last_exit, Some(ExitStatus::Code(code)) if codes.is_some_and(|c| c.contains(&code)));
         let state_event = Event::ProcessState {
             to,
             from,
             process,
             group,
-            tries: tracked.tries,
+            tries,
             expected,
-            pid: tracked.pid,
+            pid,
         };
         self.publish(&state_event);
     }
