@@ -604,13 +604,7 @@ fn control_socket(
 /// them and speaks supervisord's protocol with them.
 fn event_listeners(imported: &supervisord::Imported, tree: &mut Node) {
     use crate::config::document::{Entry, Value};
-    let Value::Table(root) = &mut tree.value else {
-        return;
-    };
-    let Some(services) = root.iter_mut().find(|e| e.key == "services") else {
-        return;
-    };
-    let Value::Table(services) = &mut services.value.value else {
+    let Some(services) = services_mut(tree) else {
         return;
     };
     for listener in &imported.listeners {
@@ -662,30 +656,32 @@ fn inherited_umask(imported: &supervisord::Imported, tree: &mut Node) {
     else {
         return;
     };
-    let Some(services) = tree.get("services").and_then(Node::entries) else {
+    let Some(services) = services_mut(tree) else {
         return;
     };
-    let missing: Vec<String> = services
-        .iter()
-        .filter(|s| s.value.get("umask").is_none())
-        .map(|s| s.key.clone())
-        .collect();
-    let Value::Table(root) = &mut tree.value else {
-        return;
-    };
-    for entry in root.iter_mut().filter(|e| e.key == "services") {
-        let Value::Table(services) = &mut entry.value.value else {
-            continue;
-        };
-        for service in services.iter_mut().filter(|s| missing.contains(&s.key)) {
-            if let Value::Table(keys) = &mut service.value.value {
-                keys.push(Entry {
-                    key: "umask".into(),
-                    line: umask.line,
-                    value: Node::new(umask.line, Value::String(umask.value.trim().to_string())),
-                });
-            }
+    for service in services.iter_mut() {
+        if let Value::Table(keys) = &mut service.value.value
+            && !keys.iter().any(|k| k.key == "umask")
+        {
+            keys.push(Entry {
+                key: "umask".into(),
+                line: umask.line,
+                value: Node::new(umask.line, Value::String(umask.value.trim().to_string())),
+            });
         }
+    }
+}
+
+/// The tree's `services` table, to add to.
+fn services_mut(tree: &mut Node) -> Option<&mut Vec<crate::config::document::Entry>> {
+    use crate::config::document::Value;
+    let Value::Table(root) = &mut tree.value else {
+        return None;
+    };
+    let services = root.iter_mut().find(|e| e.key == "services")?;
+    match &mut services.value.value {
+        Value::Table(entries) => Some(entries),
+        _ => None,
     }
 }
 
@@ -715,13 +711,7 @@ fn supervisor_environment(
                 format!("http://{host}:{}", i.port_number)
             })
         });
-    let Value::Table(root) = &mut tree.value else {
-        return;
-    };
-    let Some(services) = root.iter_mut().find(|e| e.key == "services") else {
-        return;
-    };
-    let Value::Table(services) = &mut services.value.value else {
+    let Some(services) = services_mut(tree) else {
         return;
     };
     for service in services.iter_mut() {
