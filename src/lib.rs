@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod export;
 pub mod import;
 pub mod listeners;
 pub mod logs;

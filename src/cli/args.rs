@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, about = "A small, fast process supervisor", long_about = None)]
@@ -148,10 +148,41 @@ pub enum Command {
         /// The file to translate.
         file: PathBuf,
     },
+    /// Write the manifest as systemd units, Kubernetes objects, a Compose file, a PM2
+    /// ecosystem file or a supervisord.conf. What the target cannot express is reported on
+    /// stderr, per service and setting.
+    Export {
+        /// The target.
+        format: ExportFormat,
+        /// Write the files into this directory (created; files there are replaced) instead
+        /// of printing them.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// kubernetes, compose: the container image the programs run in.
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// kubernetes: the namespace written into every object.
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// systemd: the version the units are for (RestartSteps= needs 254).
+        #[arg(long, value_name = "VERSION", default_value_t = 254)]
+        systemd_version: u32,
+        /// Export only these services (and what they depend on).
+        services: Vec<String>,
+    },
     /// Print the JSON Schema of the manifest (for editor completion).
     Schema,
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
+}
+
+/// What `tend export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Systemd,
+    #[value(alias = "k8s")]
+    Kubernetes,
+    Compose,
 }

@@ -14,12 +14,13 @@ use clap::{CommandFactory, Parser};
 
 use crate::config;
 use crate::daemon::{self, DaemonOptions};
+use crate::export;
 use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
     API, ActionRequest, ActionResponse, DaemonInfo, EventRow, InstanceInfo, SummaryReport,
 };
-use args::{Cli, Command};
+use args::{Cli, Command, ExportFormat};
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
@@ -51,6 +52,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         ),
         Command::Check => check(&cli),
         Command::Import { file } => import(&cli, file),
+        Command::Export {
+            format,
+            output,
+            image,
+            namespace,
+            systemd_version,
+            services,
+        } => export(
+            &cli,
+            *format,
+            &ExportTarget {
+                output: output.as_deref(),
+                image: image.as_deref(),
+                namespace: namespace.as_deref(),
+                systemd_version: *systemd_version,
+            },
+            services,
+        ),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
             Ok(0)
@@ -158,6 +177,87 @@ fn import(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
     for warning in &translation.warnings {
         eprintln!("warning: {warning}");
     }
+    Ok(0)
+}
+
+/// `tend export`'s options beyond the format and the services.
+struct ExportTarget<'a> {
+    output: Option<&'a Path>,
+    image: Option<&'a str>,
+    namespace: Option<&'a str>,
+    systemd_version: u32,
+}
+
+/// `tend export FORMAT`: the files on stdout (or into `-o DIR`), then what could not be
+/// mapped on stderr.
+fn export(
+    cli: &Cli,
+    format: ExportFormat,
+    target: &ExportTarget,
+    services: &[String],
+) -> anyhow::Result<i32> {
+    let manifest = load(cli)?.manifest;
+    for name in services {
+        if manifest.service(name).is_none() {
+            let names: Vec<String> = manifest.services.iter().map(|s| s.name.clone()).collect();
+            let hint = config::did_you_mean(name, &names)
+                .map(|c| format!(" (did you mean {c:?}?)"))
+                .unwrap_or_default();
+            return Err(anyhow!("no service named {name:?} in the manifest{hint}"));
+        }
+    }
+    let image = || {
+        target.image.map(str::to_string).ok_or_else(|| {
+            anyhow!("{format:?} needs --image: the container image the programs run in")
+        })
+    };
+    let exported = match format {
+        ExportFormat::Systemd => export::export_systemd_with(
+            &manifest,
+            services,
+            &export::SystemdOptions {
+                systemd_version: target.systemd_version,
+            },
+        ),
+        ExportFormat::Kubernetes => export::export_kubernetes(
+            &manifest,
+            services,
+            &export::KubeOptions {
+                image: image()?,
+                namespace: target.namespace.map(str::to_string),
+            },
+        ),
+        ExportFormat::Compose => export::export_compose(&manifest, services, &image()?),
+    };
+    match target.output {
+        Some(dir) => {
+            for (name, content) in &exported.files {
+                let path = dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                std::fs::write(&path, content)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            let several = exported.files.len() > 1;
+            let mut out = std::io::stdout().lock();
+            for (name, content) in &exported.files {
+                if several {
+                    writeln!(out, "# ==> {name} <==")?;
+                }
+                out.write_all(content.as_bytes())?;
+                if several && !content.ends_with("\n\n") {
+                    writeln!(out)?;
+                }
+            }
+            out.flush()?;
+        }
+    }
+    eprint!("{}", exported.report());
     Ok(0)
 }
 

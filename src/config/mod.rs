@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 pub use graph::start_order;
 pub use model::Manifest;
-pub(crate) use validate::edit_distance;
+pub(crate) use validate::{did_you_mean, edit_distance};
 
 use document::Format;
 

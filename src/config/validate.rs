@@ -1928,7 +1928,7 @@ fn humanize(message: &str) -> String {
 }
 
 /// The closest of `candidates` to `word` within edit distance 2, if any.
-fn did_you_mean<'c>(word: &str, candidates: &'c [String]) -> Option<&'c str> {
+pub(crate) fn did_you_mean<'c>(word: &str, candidates: &'c [String]) -> Option<&'c str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), c))

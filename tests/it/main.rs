@@ -30,3 +30,6 @@ mod notify;
 mod supervisord;
 
 mod import;
+
+// `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
+mod export;
