@@ -170,6 +170,17 @@ pub enum Command {
         /// Export only these services (and what they depend on).
         services: Vec<String>,
     },
+    /// Write a systemd unit that runs `tend up` for this manifest at boot (Type=notify: tend
+    /// tells systemd when its services are up), then say how to enable it.
+    Startup {
+        /// A user unit (~/.config/systemd/user, `systemctl --user`) instead of a system one
+        /// (/etc/systemd/system).
+        #[arg(long)]
+        user: bool,
+        /// Print the unit instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
     /// Print the JSON Schema of the manifest (for editor completion).
     Schema,
     /// Print a shell completion script.

@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             },
             services,
         ),
+        Command::Startup { user, print } => startup(&cli, *user, *print),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
             Ok(0)
@@ -258,6 +259,91 @@ fn export(
         }
     }
     eprint!("{}", exported.report());
+    Ok(0)
+}
+
+/// `tend startup`: the unit that runs this manifest's `tend up` at boot.
+fn startup(cli: &Cli, user_unit: bool, print: bool) -> anyhow::Result<i32> {
+    let path = std::path::absolute(manifest_path(cli)?)?;
+    let manifest = import::load(&path, &reading(cli))
+        .map_err(|errors| anyhow!("{} error(s) in the manifest:\n{errors}", errors.0.len()))?
+        .manifest;
+    let tend = std::env::current_exe().context("finding the tend binary")?;
+    let mut args = vec!["-c".to_string(), path.display().to_string()];
+    if let Some(from) = &cli.from {
+        args.extend(["--from".into(), from.clone()]);
+    }
+    if let Some(env) = &cli.env {
+        args.extend(["--env".into(), env.clone()]);
+    }
+    // A system unit runs as whoever asked for it: the user behind sudo, else this user;
+    // root itself needs no User= line.
+    let run_as = if user_unit {
+        None
+    } else if nix::unistd::geteuid().is_root() {
+        std::env::var("SUDO_USER")
+            .ok()
+            .filter(|u| !u.is_empty() && u != "root")
+    } else {
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    };
+    let unit = export::startup_unit(
+        &manifest,
+        &export::Startup {
+            tend: tend.display().to_string(),
+            args,
+            user_unit,
+            run_as,
+            path: std::env::var("PATH").ok(),
+        },
+    );
+    if print {
+        print!("{unit}");
+        return Ok(0);
+    }
+    let name = export::startup_unit_name(&manifest);
+    let dir = if user_unit {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .ok_or_else(|| anyhow!("neither XDG_CONFIG_HOME nor HOME is set"))?;
+        config.join("systemd/user")
+    } else {
+        PathBuf::from("/etc/systemd/system")
+    };
+    let file = dir.join(&name);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&file, &unit))
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    ": run it with sudo, or use --user, or --print"
+                }
+                _ => "",
+            };
+            anyhow!("cannot write {}: {e}{hint}", file.display())
+        })?;
+    let ctl = if user_unit {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    println!("wrote {}", file.display());
+    println!("start it now and at every boot with:");
+    println!("  {ctl} daemon-reload && {ctl} enable --now {name}");
+    if user_unit {
+        println!("and, for it to start at boot before you log in:");
+        println!("  loginctl enable-linger");
+    }
+    if socket(cli).is_ok_and(|s| s.exists()) {
+        println!(
+            "note: tend is already running for this manifest; `tend down` it before systemd starts its own"
+        );
+    }
     Ok(0)
 }
 

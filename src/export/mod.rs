@@ -13,7 +13,9 @@ mod yaml;
 
 pub use compose::export_compose;
 pub use kubernetes::{KubeOptions, export_kubernetes};
-pub use systemd::{SystemdOptions, export_systemd, export_systemd_with};
+pub use systemd::{
+    Startup, SystemdOptions, export_systemd, export_systemd_with, startup_unit, startup_unit_name,
+};
 
 /// What an exporter produces.
 #[derive(Debug, Clone, Default, PartialEq)]

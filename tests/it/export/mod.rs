@@ -122,3 +122,162 @@ fn exports_a_foreign_file() {
     assert!(stdout.contains("name: \"web\""), "{stdout}");
     assert!(stdout.contains("name: \"worker\""), "{stdout}");
 }
+
+/// `systemd-analyze verify` on one unit file: its exit status and what it said about it.
+fn verify_unit(path: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(path)
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .expect("systemd-analyze");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let about_ours: Vec<&str> = said.lines().filter(|l| l.contains(&name)).collect();
+    (out.status.success(), about_ours.join("\n"))
+}
+
+#[test]
+fn startup_prints_a_unit_that_verifies() {
+    let project = Project::new(MANIFEST);
+    let out = project.tend(&["startup", "--print"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let unit = text(&out.stdout);
+    let manifest = project.manifest().display().to_string();
+    assert!(unit.contains("Type=notify\n"), "{unit}");
+    assert!(
+        unit.contains(&format!(
+            "ExecStart={} -c {manifest} up\n",
+            env!("CARGO_BIN_EXE_tend")
+        )),
+        "{unit}"
+    );
+    // Only tend gets SIGTERM, so that it stops the services in order.
+    assert!(unit.contains("KillMode=mixed\n"), "{unit}");
+    assert!(unit.contains("WantedBy=multi-user.target\n"), "{unit}");
+    let file = project.path().join("tend-test.service");
+    std::fs::write(&file, &unit).unwrap();
+    let (ok, said) = verify_unit(&file);
+    assert!(ok && said.is_empty(), "verify: {said}\n{unit}");
+}
+
+#[test]
+fn startup_writes_a_user_unit() {
+    let project = Project::new(MANIFEST);
+    let config = project.path().join("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
+        .arg("-c")
+        .arg(project.manifest())
+        .args(["startup", "--user"])
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir_name = project
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let name = format!("tend-{dir_name}.service");
+    let file = config.join("systemd/user").join(&name);
+    let unit = std::fs::read_to_string(&file).unwrap();
+    assert!(unit.contains("WantedBy=default.target\n"), "{unit}");
+    assert!(!unit.contains("User="), "{unit}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "systemctl --user daemon-reload && systemctl --user enable --now {name}"
+        )),
+        "{stdout}"
+    );
+    let (ok, said) = verify_unit(&file);
+    assert!(ok && said.is_empty(), "verify: {said}\n{unit}");
+}
+
+/// Datagrams from tend into `messages` until `done` holds of them (bounded).
+fn receive_until(
+    manager: &std::os::unix::net::UnixDatagram,
+    messages: &mut Vec<String>,
+    what: &str,
+    done: &dyn Fn(&[String]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !done(messages) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what}; got {messages:?}"
+        );
+        if let Ok(n) = manager.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+}
+
+/// tend under a service manager: the manager's socket is a datagram socket bound here, as
+/// systemd binds its own; tend must say READY=1 only once its services are ready, ping the
+/// watchdog, and say STOPPING=1 when it stops.
+#[test]
+fn tells_its_service_manager_when_services_are_ready() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+
+    let project = Project::new(
+        r#"
+[services.web]
+command = "/bin/sleep 1000"
+readiness = { exec = "test -e go", interval = "50ms" }
+"#,
+    );
+    let socket_path = project.path().join("manager.sock");
+    let manager = UnixDatagram::bind(&socket_path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tend"))
+        .arg("-c")
+        .arg(project.manifest())
+        .arg("up")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .current_dir(project.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages: Vec<String> = Vec::new();
+    // The watchdog is pinged while the service is still getting ready...
+    receive_until(&manager, &mut messages, "watchdog ping", &|m| {
+        m.iter().any(|m| m == "WATCHDOG=1")
+    });
+    let _daemon = crate::harness::Daemon::attach(&project);
+    project.wait_state("web", "running", Duration::from_secs(30));
+    // Datagrams arrive in order: two more pings after the instance runs show that no
+    // READY=1 was sent before them.
+    let pings = |m: &[String]| m.iter().filter(|m| *m == "WATCHDOG=1").count();
+    let seen = pings(&messages);
+    receive_until(&manager, &mut messages, "more pings", &|m| {
+        pings(m) >= seen + 2
+    });
+    assert!(
+        !messages.iter().any(|m| m.contains("READY=1")),
+        "READY before the service was ready: {messages:?}"
+    );
+    assert_eq!(project.instance("web")["ready"], false);
+    // ...and READY=1 comes once it is.
+    std::fs::write(project.file("go"), "").unwrap();
+    receive_until(&manager, &mut messages, "READY=1", &|m| {
+        m.iter().any(|m| m.starts_with("READY=1\n"))
+    });
+    assert_eq!(project.instance("web")["ready"], true);
+    let ready = messages.iter().find(|m| m.starts_with("READY=1")).unwrap();
+    assert!(ready.contains("STATUS=1 instance(s) ready"), "{ready}");
+    let out = project.tend(&["down"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    receive_until(&manager, &mut messages, "STOPPING=1", &|m| {
+        m.iter().any(|m| m.starts_with("STOPPING=1"))
+    });
+    crate::harness::finish(child, Duration::from_secs(30), "tend up");
+}

@@ -15,6 +15,8 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
+mod manager;
+
 use crate::api::{self, AppState};
 use crate::config::model::Manifest;
 use crate::engine::event::EventKind;
@@ -151,6 +153,7 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
 
 async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result<i32> {
     let manifest = options.manifest;
+    let manager = manager::Manager::from_env().map(Arc::new);
     let state_dir = manifest.daemon.state_dir.clone();
     fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
@@ -251,6 +254,12 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .map(|s| s.name.clone())
         .collect();
     let listener_manifest = manifest.clone();
+    let autostart: Vec<String> = manifest
+        .services
+        .iter()
+        .filter(|s| s.autostart)
+        .map(|s| s.name.clone())
+        .collect();
     let engine = engine::start(
         manifest,
         EngineOptions {
@@ -304,7 +313,15 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
 
     // Queue the initial starts before the socket answers: a client that connects at once
     // (`up -d` waiting) must never see the autostart services as merely stopped.
+    let initial: Vec<String> = if options.services.is_empty() {
+        autostart
+    } else {
+        options.services.clone()
+    };
     engine.start_initial(options.services).await?;
+    if let Some(manager) = &manager {
+        tell_manager_when_settled(manager.clone(), engine.clone(), initial);
+    }
 
     fs::rename(&staging, &socket)
         .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
@@ -366,6 +383,9 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .shutting_down
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = announce_stopping.send(());
+    if let Some(manager) = &manager {
+        manager.stopping();
+    }
     let stopping = engine.shutdown();
     tokio::pin!(stopping);
     loop {
@@ -414,6 +434,45 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     }
     logs.close(std::time::Duration::from_secs(2)).await;
     Ok(exit_code.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// READY=1 to the service manager once the initial services have settled (each ready, or
+/// failed: tend itself is up either way, and STATUS= says which); watchdog pings from the
+/// runtime thread for as long as it turns, when the manager asked for them.
+fn tell_manager_when_settled(
+    manager: Arc<manager::Manager>,
+    engine: engine::EngineHandle,
+    initial: Vec<String>,
+) {
+    if let Some(every) = manager.watchdog_every() {
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                manager.ping();
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let status = if initial.is_empty() {
+            "running, nothing to autostart".to_string()
+        } else {
+            match engine.wait_settled(initial, true).await {
+                Ok(Ok(outcomes)) => {
+                    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+                    let up = outcomes.len() - failed;
+                    match failed {
+                        0 => format!("{up} instance(s) ready"),
+                        _ => format!("{up} instance(s) ready, {failed} failed"),
+                    }
+                }
+                Ok(Err(unknown)) => format!("running ({unknown})"),
+                Err(_) => return,
+            }
+        };
+        manager.ready(&status);
+    });
 }
 
 /// The remote listener (tokens read, TLS loaded, port bound) and the control socket, bound
