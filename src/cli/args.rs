@@ -196,4 +196,6 @@ pub enum ExportFormat {
     #[value(alias = "k8s")]
     Kubernetes,
     Compose,
+    Pm2,
+    Supervisord,
 }

@@ -229,6 +229,8 @@ fn export(
             },
         ),
         ExportFormat::Compose => export::export_compose(&manifest, services, &image()?),
+        ExportFormat::Pm2 => export::export_pm2(&manifest, services),
+        ExportFormat::Supervisord => export::export_supervisord(&manifest, services),
     };
     match target.output {
         Some(dir) => {

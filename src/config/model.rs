@@ -183,6 +183,28 @@ pub struct BackoffSpec {
     pub growth: Growth,
 }
 
+impl BackoffSpec {
+    /// The delay before restart attempt `attempt` (0 for the first restart after a healthy run).
+    /// `unit` is a random number in [-1, 1] that scales the jitter.
+    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+        let spec = self;
+        let initial = spec.initial.as_secs_f64();
+        let max = spec.max.as_secs_f64().max(initial);
+        // powi on a clamped exponent: a long flap streak must not overflow to inf/NaN.
+        let grown = match spec.growth {
+            Growth::Exponential => initial * spec.factor.powi(attempt.min(1024) as i32),
+            Growth::Linear => initial * (f64::from(attempt) + 1.0),
+        };
+        let capped = if grown.is_finite() {
+            grown.min(max)
+        } else {
+            max
+        };
+        let jittered = capped * (1.0 + spec.jitter * unit.clamp(-1.0, 1.0));
+        Duration::from_secs_f64(jittered.clamp(0.0, max * (1.0 + spec.jitter)))
+    }
+}
+
 /// How restart delays grow with each failed start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Growth {

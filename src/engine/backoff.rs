@@ -1,28 +1,6 @@
-//! Restart-delay policy: exponential growth with a cap and jitter. Pure: the random part comes
-//! in as a value so every delay is reproducible in tests.
-
-use std::time::Duration;
-
-use crate::config::model::{BackoffSpec, Growth};
-
-/// The delay before restart attempt `attempt` (0 for the first restart after a healthy run).
-/// `unit` is a random number in [-1, 1] that scales the jitter.
-pub fn delay(spec: &BackoffSpec, attempt: u32, unit: f64) -> Duration {
-    let initial = spec.initial.as_secs_f64();
-    let max = spec.max.as_secs_f64().max(initial);
-    // powi on a clamped exponent: a long flap streak must not overflow to inf/NaN.
-    let grown = match spec.growth {
-        Growth::Exponential => initial * spec.factor.powi(attempt.min(1024) as i32),
-        Growth::Linear => initial * (f64::from(attempt) + 1.0),
-    };
-    let capped = if grown.is_finite() {
-        grown.min(max)
-    } else {
-        max
-    };
-    let jittered = capped * (1.0 + spec.jitter * unit.clamp(-1.0, 1.0));
-    Duration::from_secs_f64(jittered.clamp(0.0, max * (1.0 + spec.jitter)))
-}
+//! Restart-delay jitter, and the tests of the delay policy (`BackoffSpec::delay`, in the
+//! model, since exporters compare it with other supervisors' delays). Pure: the random part
+//! comes in as a value so every delay is reproducible in tests.
 
 /// A small deterministic generator (xorshift64*) for jitter; seeded per instance so two
 /// instances of one service do not restart in lockstep.
@@ -46,7 +24,10 @@ impl Jitter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::model::{BackoffSpec, Growth};
 
     fn spec(initial_ms: u64, max_ms: u64, factor: f64, jitter: f64) -> BackoffSpec {
         BackoffSpec {
@@ -64,19 +45,15 @@ mod tests {
             growth: Growth::Linear,
             ..spec(1000, 5000, 2.0, 0.0)
         };
-        let delays: Vec<u64> = (0..7)
-            .map(|a| delay(&s, a, 0.0).as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = (0..7).map(|a| s.delay(a, 0.0).as_millis() as u64).collect();
         assert_eq!(delays, [1000, 2000, 3000, 4000, 5000, 5000, 5000]);
-        assert_eq!(delay(&s, u32::MAX, 0.0), Duration::from_secs(5));
+        assert_eq!(s.delay(u32::MAX, 0.0), Duration::from_secs(5));
     }
 
     #[test]
     fn grows_exponentially_up_to_the_cap() {
         let s = spec(1000, 30_000, 2.0, 0.0);
-        let delays: Vec<u64> = (0..8)
-            .map(|a| delay(&s, a, 0.0).as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = (0..8).map(|a| s.delay(a, 0.0).as_millis() as u64).collect();
         assert_eq!(delays, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
     }
 
@@ -84,18 +61,18 @@ mod tests {
     fn zero_initial_means_immediate_restart() {
         let s = spec(0, 0, 2.0, 0.1);
         for attempt in 0..50 {
-            assert_eq!(delay(&s, attempt, 1.0), Duration::ZERO);
+            assert_eq!(s.delay(attempt, 1.0), Duration::ZERO);
         }
     }
 
     #[test]
     fn jitter_stays_within_its_band() {
         let s = spec(1000, 30_000, 2.0, 0.1);
-        assert_eq!(delay(&s, 0, -1.0), Duration::from_millis(900));
-        assert_eq!(delay(&s, 0, 1.0), Duration::from_millis(1100));
+        assert_eq!(s.delay(0, -1.0), Duration::from_millis(900));
+        assert_eq!(s.delay(0, 1.0), Duration::from_millis(1100));
         let mut jitter = Jitter::new(42);
         for _ in 0..1000 {
-            let d = delay(&s, 2, jitter.next_unit()).as_millis();
+            let d = s.delay(2, jitter.next_unit()).as_millis();
             assert!((3600..=4400).contains(&d), "{d}");
         }
     }
@@ -103,7 +80,7 @@ mod tests {
     #[test]
     fn huge_attempt_counts_do_not_overflow() {
         let s = spec(1000, 5000, 10.0, 0.0);
-        assert_eq!(delay(&s, u32::MAX, 0.0), Duration::from_secs(5));
+        assert_eq!(s.delay(u32::MAX, 0.0), Duration::from_secs(5));
     }
 
     #[test]

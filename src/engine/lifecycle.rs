@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::config::model::{BackoffSpec, RestartLimit, RestartPolicy, ServiceSpec};
 use crate::config::signal::Signal;
-use crate::engine::backoff::{self, Jitter};
+use crate::engine::backoff::Jitter;
 
 /// How long to wait after SIGKILL before declaring the tree gone anyway (a process stuck in
 /// uninterruptible sleep cannot be killed any faster, and a stop must end).
@@ -661,7 +661,10 @@ impl Lifecycle {
         if settled {
             self.attempt = 0;
         }
-        let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
+        let delay = self
+            .policy
+            .backoff
+            .delay(self.attempt, self.jitter.next_unit());
         self.attempt = self.attempt.saturating_add(1);
         self.recent_restarts.push_back(now);
         self.count_restart(cause);
@@ -697,7 +700,10 @@ impl Lifecycle {
             self.attempt = 0;
             return (self.fatal(now), vec![]);
         }
-        let delay = backoff::delay(&self.policy.backoff, self.attempt, self.jitter.next_unit());
+        let delay = self
+            .policy
+            .backoff
+            .delay(self.attempt, self.jitter.next_unit());
         self.attempt = self.attempt.saturating_add(1);
         self.count_restart(cause);
         if delay.is_zero() {

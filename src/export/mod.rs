@@ -8,11 +8,15 @@ use crate::config::model::{BackoffSpec, LogSpec, Manifest, Program, RestartLimit
 
 pub mod compose;
 pub mod kubernetes;
+pub mod pm2;
+pub mod supervisord;
 pub mod systemd;
 mod yaml;
 
 pub use compose::export_compose;
 pub use kubernetes::{KubeOptions, export_kubernetes};
+pub use pm2::export_pm2;
+pub use supervisord::export_supervisord;
 pub use systemd::{
     Startup, SystemdOptions, export_systemd, export_systemd_with, startup_unit, startup_unit_name,
 };

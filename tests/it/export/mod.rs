@@ -6,13 +6,28 @@ use std::path::PathBuf;
 use crate::harness::{Project, text};
 
 mod kubernetes_compose;
+// PM2 ecosystem files: run by the real PM2, and imported back into the same manifest.
+mod pm2;
+mod pm2_roundtrip;
+// supervisord.conf: run by the real supervisord, read by its own parser over generated
+// manifests, and imported back into the same manifest.
+mod supervisord;
+mod supervisord_generate;
+mod supervisord_oracle;
+mod supervisord_roundtrip;
 mod systemd;
 
 /// A program from the test tools venv (target/tools, filled by ./scripts/test).
 pub fn tool(name: &str) -> PathBuf {
+    tool_at(&format!("bin/{name}"))
+}
+
+/// A file under target/tools (./scripts/test fills it: a Python venv, and npm packages in
+/// node/).
+pub fn tool_at(relative: &str) -> PathBuf {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/tools/bin")
-        .join(name);
+        .join("target/tools")
+        .join(relative);
     assert!(
         path.exists(),
         "{} not found (./scripts/test installs the test tools into target/tools)",
