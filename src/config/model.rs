@@ -277,6 +277,9 @@ pub struct ServiceSpec {
     /// Environment set for the child on top of tend's own, env files first, then `env`.
     /// Values may still hold `{instance}` / `{port}`.
     pub env: BTreeMap<String, String>,
+    /// The env files `env` took values from (absolute, in order): exporters name them, since
+    /// copying their values (secrets, often) into another tool's files is the user's call.
+    pub env_files: Vec<PathBuf>,
     pub user: Option<String>,
     pub group: Option<String>,
     pub umask: Option<u32>,

@@ -142,6 +142,7 @@ fn a_minimal_service_gets_every_default() {
             program: Program::Exec(vec!["python".into(), "-m".into(), "http.server".into()]),
             cwd: None,
             env: BTreeMap::new(),
+            env_files: Vec::new(),
             user: None,
             group: None,
             umask: None,

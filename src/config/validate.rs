@@ -670,6 +670,13 @@ impl Validator<'_> {
         let at = |field: &str| join(&base, &[key(field)]);
 
         let file_env = self.env_files_of(raw, &at("env_file"));
+        let env_files: Vec<PathBuf> = raw
+            .env_file
+            .iter()
+            .flat_map(|list| list.0.iter())
+            .filter(|file| !file.trim().is_empty())
+            .map(|file| clean(&self.base_dir.join(file)))
+            .collect();
         let process_env = self.env;
         let lookup = |var: &str| file_env.get(var).cloned().or_else(|| process_env(var));
 
@@ -852,6 +859,7 @@ impl Validator<'_> {
             program: program?,
             cwd,
             env,
+            env_files,
             user,
             group,
             umask,

@@ -18,7 +18,10 @@ use crate::config::model::{
 };
 
 use super::yaml::{self, Map, Node};
-use super::{Export, ceil_secs, note_common, project_name, select, split_host_port, uses_instance};
+use super::{
+    Export, ceil_secs, note_common, note_env_files, project_name, select, split_host_port,
+    uses_instance,
+};
 
 /// The output file's name.
 pub const FILE: &str = "compose.yaml";
@@ -74,6 +77,13 @@ fn cpus(c: f64) -> String {
 pub fn export_compose(manifest: &Manifest, services: &[String], image: &str) -> Export {
     let mut export = Export::default();
     let selected = select(manifest, services, &mut export);
+    for svc in &selected {
+        note_env_files(
+            svc,
+            &mut export,
+            "Compose's `env_file:` reads the same KEY=VALUE lines: point it at the file and delete those entries to keep them out of compose.yaml",
+        );
+    }
     let mut all = Map::new();
     for svc in &selected {
         let node = service(manifest, svc, &selected, image, &mut export);

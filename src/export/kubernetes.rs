@@ -22,8 +22,8 @@ use crate::config::signal::Signal;
 
 use super::yaml::{self, Map, Node};
 use super::{
-    Export, ceil_secs, dns_label, is_local, note_common, parse_http_url, project_name, select,
-    split_host_port, uses_instance,
+    Export, ceil_secs, dns_label, is_local, note_common, note_env_files, parse_http_url,
+    project_name, select, split_host_port, uses_instance,
 };
 
 /// The image of the init containers that wait for dependencies: it has `sh`, `nc` and
@@ -76,6 +76,13 @@ pub fn export_kubernetes(
 ) -> Export {
     let mut export = Export::default();
     let selected = select(manifest, services, &mut export);
+    for svc in &selected {
+        note_env_files(
+            svc,
+            &mut export,
+            "put secrets in a Secret (kubectl create secret generic --from-env-file=PATH) and use envFrom instead",
+        );
+    }
     let project = project_name(manifest);
 
     let mut front = Vec::new();

@@ -148,6 +148,28 @@ pub(crate) fn dns_label(raw: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// `env_file`: tend merged its values into `env` when it read the manifest, so the target
+/// gets them inline. Said once per service, with `instead`: the target's way to keep them
+/// in a file of their own.
+pub(crate) fn note_env_files(svc: &ServiceSpec, export: &mut Export, instead: &str) {
+    if svc.env_files.is_empty() {
+        return;
+    }
+    let files: Vec<String> = svc
+        .env_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    export.note(
+        &svc.name,
+        "env_file",
+        format!(
+            "the values from {} are written inline, as tend read them; {instead}",
+            files.join(", ")
+        ),
+    );
+}
+
 /// Whole seconds, rounded up (Kubernetes and Compose's `retries` count in whole units).
 pub(crate) fn ceil_secs(d: Duration) -> i64 {
     let s = d.as_secs() as i64;

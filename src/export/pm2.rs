@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-use super::{Export, select};
+use super::{Export, note_env_files, select};
 use crate::config::model::{
     BackoffSpec, CheckSpec, Condition, Growth, Kind, LogFormat, LogSpec, LogTarget, Manifest,
     ProbeSpec, Program, RestartLimit, RestartPolicy, ServiceSpec, expand_placeholders,
@@ -109,6 +109,13 @@ const PM2_KEYS: &[&str] = &[
 pub fn export_pm2(manifest: &Manifest, services: &[String]) -> Export {
     let mut export = Export::default();
     let selected = select(manifest, services, &mut export);
+    for svc in &selected {
+        note_env_files(
+            svc,
+            &mut export,
+            "PM2 has no env file key: keep ecosystem.config.json as private as the file",
+        );
+    }
     if selected.is_empty() {
         export.note(
             "",

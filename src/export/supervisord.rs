@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Export, select};
+use super::{Export, note_env_files, select};
 use crate::config::model::{
     BackoffSpec, Condition, DEFAULT_SYSLOG_SOCKET, HttpSettings, Kind, LogFormat, LogSpec,
     LogTarget, Manifest, OnUnready, Program, RestartLimit, RestartPolicy, ServiceSpec,
@@ -54,6 +54,13 @@ const DAEMON: &str = "[tend]";
 pub fn export_supervisord(manifest: &Manifest, services: &[String]) -> Export {
     let mut export = Export::default();
     let chosen = select(manifest, services, &mut export);
+    for svc in &chosen {
+        note_env_files(
+            svc,
+            &mut export,
+            "supervisord has no env file key: keep supervisord.conf as private as the file",
+        );
+    }
     let mut conf = String::new();
     header(manifest, &mut conf);
     daemon(manifest, &mut conf, &mut export);

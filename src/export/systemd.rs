@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{Export, select};
+use super::{Export, note_env_files, select};
 
 use crate::config::Manifest;
 use crate::config::model::{
@@ -57,6 +57,13 @@ pub fn export_systemd_with(
 ) -> Export {
     let mut out = Export::default();
     let selected = select(manifest, services, &mut out);
+    for svc in &selected {
+        note_env_files(
+            svc,
+            &mut out,
+            "delete those Environment= lines and add EnvironmentFile=PATH to keep them out of the unit (systemd reads KEY=VALUE lines and quotes, but not `export` or ${VAR})",
+        );
+    }
     let target = target_name(manifest);
     manifest_wide(manifest, &mut out);
 

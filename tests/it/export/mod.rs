@@ -296,3 +296,29 @@ readiness = { exec = "test -e go", interval = "50ms" }
     });
     crate::harness::finish(child, Duration::from_secs(30), "tend up");
 }
+
+#[test]
+fn every_target_says_where_env_file_values_went() {
+    let project = Project::new(
+        r#"
+[services.api]
+command = "/bin/sleep 1000"
+env_file = "secrets.env"
+"#,
+    );
+    std::fs::write(project.file("secrets.env"), "TOKEN=s3cret\n").unwrap();
+    let secrets = project.file("secrets.env").display().to_string();
+    for format in ["systemd", "kubernetes", "compose", "pm2", "supervisord"] {
+        let out = project.tend(&["export", format, "--image", "app:1"]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        // The value is there (tend read it), and the report says from where.
+        assert!(text(&out.stdout).contains("s3cret"), "{format}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "env_file: the values from {secrets} are written inline"
+            )),
+            "{format}: {stderr}"
+        );
+    }
+}
