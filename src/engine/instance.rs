@@ -617,6 +617,7 @@ impl InstanceTask {
             cgroup: tree.cgroup_dir(),
             pid_env,
             stdin_pipe: self.service.event_listener.is_some(),
+            listen_fds: Vec::new(),
         };
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);

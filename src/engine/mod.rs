@@ -186,6 +186,7 @@ impl EngineHandle {
             cgroup: None,
             pid_env: Vec::new(),
             stdin_pipe: false,
+            listen_fds: Vec::new(),
         };
         spawn::run_once(&self.spawner, request, timeout).await
     }
