@@ -242,6 +242,15 @@ pub(crate) fn note_common(svc: &ServiceSpec, export: &mut Export, target: &str) 
             "supervisord event listeners need tend (or supervisord) as the supervisor",
         );
     }
+    if !svc.sockets.is_empty() {
+        export.note(
+            n,
+            "sockets",
+            format!(
+                "{target} passes no listening sockets (LISTEN_FDS): the program must bind its port itself, or run under a socket-activation wrapper in the image (e.g. systemd-socket-activate)"
+            ),
+        );
+    }
     let r = &svc.resources;
     if r.max_memory.is_some() {
         export.note(
