@@ -2375,6 +2375,21 @@ fn socket_errors_name_their_keys() {
             "no socket named `http`; define it in a `[sockets.http]` table"
         )]
     );
+    // tend's own sockets are not for services.
+    let errors = Fixture::new().errors(
+        "tend.toml",
+        "[sockets.a]\nlisten = \"unix:.tend/tend.sock\"\n[sockets.b]\nlisten = \"unix:.tend/notify.sock\"\n",
+    );
+    let messages: Vec<&str> = errors.iter().map(|e| e.3.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{errors:?}");
+    assert!(
+        messages[0].ends_with("is tend's control socket"),
+        "{errors:?}"
+    );
+    assert!(
+        messages[1].ends_with("is tend's sd_notify socket"),
+        "{errors:?}"
+    );
     // A socket whose table has a mistake is still a known name.
     let errors = Fixture::new().errors(
         "tend.toml",

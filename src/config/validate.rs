@@ -141,6 +141,23 @@ impl Validator<'_> {
         let socket_names = names_in("sockets");
         let daemon = self.daemon(root.get("tend"), &service_names);
         let sockets = self.sockets(root.get("sockets"));
+        for socket in &sockets {
+            if let Listen::Unix { path, .. } = &socket.listen {
+                let taken = [
+                    (&daemon.socket, "tend's control socket"),
+                    (
+                        &daemon.state_dir.join("notify.sock"),
+                        "tend's sd_notify socket",
+                    ),
+                ];
+                if let Some((_, what)) = taken.iter().find(|(p, _)| *p == path) {
+                    self.error(
+                        &[key("sockets"), key(&socket.name), key("listen")],
+                        format!("{} is {what}", path.display()),
+                    );
+                }
+            }
+        }
         let services = self.services(root.get("services"), &socket_names);
         self.socket_warnings(&sockets, &services);
         Some(Manifest {
