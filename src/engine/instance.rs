@@ -246,8 +246,10 @@ impl InstanceTask {
                 Some(Input::Stop)
             }
             InstanceCommand::Restart { reply } => {
+                // Never answered from the state now: a running instance's goal already
+                // holds, but a restart is done only once its successor runs.
                 if let Some(reply) = reply {
-                    self.pend(Goal::Run, reply);
+                    self.pending.push((Goal::Run, reply));
                 }
                 Some(Input::Restart)
             }
