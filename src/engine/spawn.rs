@@ -598,7 +598,13 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         Some(entry) => entry.1 = value.into(),
         None => env.push((key.into(), value.into())),
     };
-    for (key, value) in &request.env {
+    // A pid variable is the child's own, whatever a service's `env` says: a second entry
+    // of the same name would be the one a program's getenv finds first.
+    for (key, value) in request
+        .env
+        .iter()
+        .filter(|(key, _)| !request.pid_env.contains(key))
+    {
         set(key, value);
     }
     if let Some(c) = &request.credentials {
@@ -815,6 +821,22 @@ mod tests {
             .map(|fd| format!("socket:[{}]", inode(fd)))
             .collect();
         assert_eq!(held, wanted);
+    }
+
+    #[test]
+    fn a_pid_variable_set_in_env_is_the_child_s_pid_all_the_same() {
+        let mut request = request(&[], "/");
+        // Shells take the last of two entries, glibc's getenv the first: count them.
+        request.argv[2] =
+            "echo \"$LISTEN_PID $$ $(tr '\\0' '\\n' < /proc/$$/environ | grep -c ^LISTEN_PID=)\""
+                .into();
+        request.env.push(("LISTEN_PID".into(), "1".into()));
+        let table = super::ProcessTable::default();
+        let child = super::spawn(&table, request).expect("spawn");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out).unwrap();
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid as i32), None);
+        assert_eq!(out, format!("{0} {0} 1\n", child.pid));
     }
 
     #[test]
