@@ -76,6 +76,7 @@ async fn handlers_answer_on_a_real_engine() {
             logs: logs.clone(),
             notify_socket: dir.path().join("notify.sock"),
             listener_io: None,
+            sockets: Default::default(),
         },
     )
     .unwrap();

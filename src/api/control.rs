@@ -22,7 +22,7 @@ use crate::engine::event::InstanceStatus;
 use crate::engine::lifecycle::ExitStatus;
 use crate::protocol::{
     ActionRequest, ActionResponse, ActionResult, DaemonInfo, InstanceInfo, ProbeInfo, ServiceInfo,
-    ShutdownResponse, SignalRequest, TargetSignal,
+    ShutdownResponse, SignalRequest, SocketInfo, TargetSignal,
 };
 use crate::store::{ActionRow, Record};
 
@@ -34,6 +34,16 @@ pub async fn info(State(state): State<AppState>) -> Json<DaemonInfo> {
         state_dir: state.state_dir.display().to_string(),
         uptime_ms: state.started.elapsed().as_millis() as u64,
         http_listen: state.http_listen.map(|a| a.to_string()),
+        sockets: state
+            .engine
+            .sockets()
+            .sockets
+            .iter()
+            .map(|s| SocketInfo {
+                name: s.spec.name.clone(),
+                address: s.address.clone(),
+            })
+            .collect(),
     })
 }
 

@@ -16,6 +16,56 @@ pub struct Manifest {
     pub daemon: DaemonSettings,
     /// Services in the order they appear in the file.
     pub services: Vec<ServiceSpec>,
+    /// `[sockets.NAME]` in the order they appear in the file.
+    pub sockets: Vec<SocketSpec>,
+    /// What validation accepted but a person should hear about (`tend check`, `tend up`).
+    pub warnings: Vec<crate::config::ConfigError>,
+}
+
+/// One `[sockets.NAME]` table: a listening socket tend binds at startup, keeps open for its
+/// whole life and passes to every instance of the services that name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SocketSpec {
+    /// Also its name in LISTEN_FDNAMES.
+    pub name: String,
+    pub listen: Listen,
+    /// listen(2)'s queue length.
+    pub backlog: u32,
+}
+
+/// What `backlog` is when not set: glibc's SOMAXCONN and the kernel's default
+/// net.core.somaxconn since Linux 5.4, as systemd's `Backlog=` default.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+
+/// Where a socket listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// Port 0: the kernel picks one at each start.
+    Tcp {
+        address: std::net::SocketAddr,
+        reuse_port: bool,
+    },
+    Unix {
+        /// Absolute.
+        path: PathBuf,
+        mode: u32,
+        /// A user and a group (names or ids) that own the socket file.
+        owner: Option<String>,
+        group: Option<String>,
+    },
+}
+
+/// The mode a unix socket file gets when `mode` is not set: systemd's `SocketMode=` default.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o666;
+
+impl std::fmt::Display for Listen {
+    /// As written in a manifest: `tcp://0.0.0.0:80`, `tcp://[::]:80`, `unix:/run/app.sock`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp { address, .. } => write!(f, "tcp://{address}"),
+            Listen::Unix { path, .. } => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// The `[tend]` table.
@@ -314,6 +364,8 @@ pub struct ServiceSpec {
     pub critical: bool,
     /// A supervisord event listener: fed events on stdin, answering on stdout.
     pub event_listener: Option<EventListenerSpec>,
+    /// Names of `[sockets]` every instance receives, in this order, from fd 3 on.
+    pub sockets: Vec<String>,
 }
 
 /// `[services.NAME.event_listener]`: the events a listener pool subscribes to.
@@ -553,6 +605,10 @@ pub fn expand_placeholders(s: &str, index: u32, port: Option<u32>) -> String {
 impl Manifest {
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn socket(&self, name: &str) -> Option<&SocketSpec> {
+        self.sockets.iter().find(|s| s.name == name)
     }
 
     /// The directory relative paths in the manifest are resolved from.

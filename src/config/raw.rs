@@ -12,7 +12,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// A tend manifest: `[tend]` daemon settings and one `[services.NAME]` table per service.
+/// A tend manifest: `[tend]` daemon settings, one `[services.NAME]` table per service and
+/// one `[sockets.NAME]` table per listening socket tend binds for them.
 //
 // The schema's root. The loader reads its parts (`RawDaemon`, each `RawService`) one by
 // one, so that a broken service cannot hide another's errors; this type supplies the
@@ -31,6 +32,36 @@ pub struct RawManifest {
     /// starting with a letter or digit; `all` is reserved.
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
     pub services: Option<BTreeMap<String, RawService>>,
+    /// Listening sockets tend binds at startup and keeps open for its whole life, passed to
+    /// the services that name them (systemd's socket passing: LISTEN_FDS, fds from 3). A
+    /// name is letters, digits, `_`, `.` and `-`, starting with a letter or digit; it is
+    /// the socket's name in LISTEN_FDNAMES.
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN, "maxLength": 255 }))]
+    pub sockets: Option<BTreeMap<String, RawSocket>>,
+}
+
+/// One `[sockets.NAME]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of socket settings")]
+pub struct RawSocket {
+    /// Where to listen: "tcp://0.0.0.0:8080", "tcp://[::]:8080" (an IP address, not a host
+    /// name; port 0 lets the kernel pick) or "unix:/run/app/app.sock" (a relative path
+    /// resolves against the manifest's directory).
+    pub listen: Option<String>,
+    /// Length of the queue of connections not yet accepted. Default: 4096 (the kernel caps
+    /// it at net.core.somaxconn).
+    #[schemars(range(min = 1, max = 65535))]
+    pub backlog: Option<i64>,
+    /// tcp only: set SO_REUSEPORT, so other processes (another tend, a program binding the
+    /// port itself) may bind the same address too. Default: false.
+    pub reuse_port: Option<bool>,
+    /// unix only: the socket file's mode, as octal text such as "660". Default: "666"
+    /// (the directory, owner and group decide who reaches it, as with systemd).
+    pub mode: Option<ModeValue>,
+    /// unix only: the socket file's owner, a user name or a numeric uid. Default: tend's user.
+    pub owner: Option<IdValue>,
+    /// unix only: the socket file's group, a group name or a numeric gid. Default: tend's group.
+    pub group: Option<IdValue>,
 }
 
 /// Service and group names; `:` is left out because `web:2` names an instance.
@@ -256,6 +287,10 @@ pub struct RawService {
     pub priority: Option<i64>,
     /// Groups this service belongs to, to act on several services by one name.
     pub groups: Option<Vec<String>>,
+    /// Sockets from `[sockets]` this service receives, in this order, as fds 3, 4, ... with
+    /// LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set (systemd socket activation). Every
+    /// instance gets the same sockets; the kernel spreads connections across them.
+    pub sockets: Option<Vec<String>>,
     /// Where the output goes and how it is kept: files, rotation, timestamps, tail buffer.
     pub logs: Option<RawLogs>,
     /// When an instance is ready: a probe, a log line or sd_notify. Default: up for min_uptime.
@@ -743,6 +778,18 @@ loose_type!(
 );
 
 loose_type!(
+    /// A file mode: octal text such as "660", or an integer taken as is (TOML `0o660`).
+    ModeValue, "octal text such as \"660\" or an integer", numbers: true, floats: false, bools: false,
+    schema: {
+        "anyOf": [
+            { "type": "string", "pattern": "^[0-7]{1,4}$" },
+            { "type": "integer", "minimum": 0, "maximum": 511 }
+        ],
+        "examples": ["660", "600"]
+    }
+);
+
+loose_type!(
     /// An environment variable's value; integers and booleans are written as text.
     EnvValue, "a string, an integer or a boolean", numbers: true, floats: false, bools: true,
     schema: { "type": ["string", "integer", "boolean"] }
@@ -966,6 +1013,9 @@ mod tests {
         let names = field_names::<RawService>();
         assert!(names.contains(&"command".to_string()));
         assert!(names.contains(&"stop_timeout".to_string()));
-        assert_eq!(field_names::<RawManifest>(), ["services", "tend"]);
+        assert_eq!(
+            field_names::<RawManifest>(),
+            ["services", "sockets", "tend"]
+        );
     }
 }

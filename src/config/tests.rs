@@ -171,6 +171,7 @@ fn a_minimal_service_gets_every_default() {
             resources: ResourceSpec::default(),
             critical: false,
             event_listener: None,
+            sockets: vec![],
         }]
     );
 }
@@ -666,7 +667,7 @@ fn the_manifest_must_be_a_table() {
             "tend.yaml",
             1,
             "",
-            "a manifest is a table of `[tend]` and `[services.NAME]`, found an array"
+            "a manifest is a table of `[tend]`, `[services.NAME]` and `[sockets.NAME]`, found an array"
         )]
     );
     let errors = Fixture::new().errors("tend.yaml", "services: [web]\ntend: 1\n");
@@ -1578,11 +1579,12 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "max_gpu_memory",
         "critical",
         "event_listener",
+        "sockets",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 42, "a key was added: list it above");
-    for table in ["RawProbe", "RawCheck", "RawOwnLog"] {
+    assert_eq!(service.len(), 43, "a key was added: list it above");
+    for table in ["RawProbe", "RawCheck", "RawOwnLog", "RawSocket"] {
         assert_eq!(
             defs[table]["additionalProperties"],
             serde_json::json!(false),
@@ -1615,6 +1617,15 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
     assert!(text.contains("on-failure"));
     assert!(text.contains("\"completed\""));
     assert!(text.contains(raw::NAME_PATTERN.replace('\\', "\\\\").as_str()));
+    let socket = defs["RawSocket"]["properties"]
+        .as_object()
+        .expect("properties");
+    let keys: Vec<&str> = socket.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["backlog", "group", "listen", "mode", "owner", "reuse_port"]
+    );
+    assert!(schema["properties"]["sockets"].is_object());
 }
 
 #[test]
@@ -2160,4 +2171,308 @@ command = "sleep 1"
     assert_eq!(errors[0].1, Some(2));
     assert_eq!(errors[0].2, "tend.notify[0].on[0]");
     assert!(errors[0].3.contains("fatal"), "{errors:?}");
+}
+
+#[test]
+fn sockets_load_with_their_defaults_and_services_name_them() {
+    let fixture = Fixture::new();
+    let m = fixture.ok(
+        "tend.toml",
+        &lines(&[
+            "[sockets.http]",
+            "listen = \"tcp://0.0.0.0:8080\"",
+            "[sockets.v6]",
+            "listen = \"tcp://[::]:${PORT}\"",
+            "backlog = 128",
+            "reuse_port = true",
+            "[sockets.admin]",
+            "listen = \"unix:run/admin.sock\"",
+            "mode = \"660\"",
+            "owner = 0",
+            "group = \"0\"",
+            "[sockets.plain]",
+            "listen = \"unix:/tmp/tend-test-plain.sock\"",
+            "[services.web]",
+            "command = \"serve\"",
+            "instances = 2",
+            "sockets = [\"v6\", \"http\", \"admin\"]",
+            "[services.other]",
+            "command = \"serve\"",
+            "sockets = [\"plain\"]",
+        ]),
+    );
+    assert_eq!(
+        m.sockets,
+        [
+            SocketSpec {
+                name: "http".into(),
+                listen: Listen::Tcp {
+                    address: "0.0.0.0:8080".parse().unwrap(),
+                    reuse_port: false,
+                },
+                backlog: DEFAULT_BACKLOG,
+            },
+            SocketSpec {
+                name: "v6".into(),
+                listen: Listen::Tcp {
+                    address: "[::]:8080".parse().unwrap(),
+                    reuse_port: true,
+                },
+                backlog: 128,
+            },
+            SocketSpec {
+                name: "admin".into(),
+                listen: Listen::Unix {
+                    path: fixture.root().join("run/admin.sock"),
+                    mode: 0o660,
+                    owner: Some("0".into()),
+                    group: Some("0".into()),
+                },
+                backlog: DEFAULT_BACKLOG,
+            },
+            SocketSpec {
+                name: "plain".into(),
+                listen: Listen::Unix {
+                    path: "/tmp/tend-test-plain.sock".into(),
+                    mode: DEFAULT_SOCKET_MODE,
+                    owner: None,
+                    group: None,
+                },
+                backlog: DEFAULT_BACKLOG,
+            },
+        ]
+    );
+    assert_eq!(
+        m.services[0].sockets,
+        ["v6", "http", "admin"],
+        "in the order listed"
+    );
+    assert_eq!(m.services[1].sockets, ["plain"]);
+    assert_eq!(m.sockets[1].listen.to_string(), "tcp://[::]:8080");
+    assert_eq!(
+        m.sockets[2].listen.to_string(),
+        format!("unix:{}", fixture.root().join("run/admin.sock").display())
+    );
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    assert!(web(&["command = \"x\""]).sockets.is_empty());
+}
+
+#[test]
+fn socket_errors_name_their_keys() {
+    let long = format!("unix:/{}", "d".repeat(110));
+    let text = lines(&[
+        "[sockets.a]",                             // 1
+        "listen = \"http://0.0.0.0:80\"",          // 2
+        "[sockets.b]",                             // 3
+        "listen = \"tcp://0.0.0.0\"",              // 4
+        "[sockets.c]",                             // 5
+        "listen = \"tcp://localhost:80\"",         // 6
+        "[sockets.d]",                             // 7
+        "listen = \"tcp://::1:80\"",               // 8
+        "[sockets.e]",                             // 9
+        "listen = \"tcp://127.0.0.1:99999\"",      // 10
+        "[sockets.f]",                             // 11
+        "listen = \"tcp://127.0.0.1:81\"",         // 12
+        "mode = \"600\"",                          // 13
+        "backlog = 0",                             // 14
+        "[sockets.g]",                             // 15
+        "listen = \"unix:run/g.sock\"",            // 16
+        "reuse_port = true",                       // 17
+        "mode = \"999\"",                          // 18
+        "[sockets.h]",                             // 19
+        "backlg = 5",                              // 20
+        "[sockets.\"bad:name\"]",                  // 21
+        "listen = \"tcp://127.0.0.1:82\"",         // 22
+        "[sockets.i]",                             // 23
+        "listen = \"tcp://127.0.0.1:82\"",         // 24
+        "[sockets.j]",                             // 25
+        &format!("listen = \"{long}\""),           // 26
+        "[sockets.k]",                             // 27
+        "listen = \"unix:@abstract\"",             // 28
+        "[sockets.http]",                          // 29
+        "listen = \"tcp://127.0.0.1:83\"",         // 30
+        "[services.web]",                          // 31
+        "command = \"x\"",                         // 32
+        "sockets = [\"htp\", \"http\", \"http\"]", // 33
+    ]);
+    let errors = Fixture::new().errors("tend.toml", &text);
+    let found: Vec<(Option<usize>, &str)> = errors
+        .iter()
+        .map(|(_, line, key, _)| (*line, key.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(2), "sockets.a.listen"),
+            (Some(4), "sockets.b.listen"),
+            (Some(6), "sockets.c.listen"),
+            (Some(8), "sockets.d.listen"),
+            (Some(10), "sockets.e.listen"),
+            (Some(13), "sockets.f.mode"),
+            (Some(14), "sockets.f.backlog"),
+            (Some(17), "sockets.g.reuse_port"),
+            (Some(18), "sockets.g.mode"),
+            (Some(19), "sockets.h"),
+            (Some(20), "sockets.h.backlg"),
+            (Some(21), "sockets.bad:name"),
+            (Some(24), "sockets.i.listen"),
+            (Some(26), "sockets.j.listen"),
+            (Some(28), "sockets.k.listen"),
+            (Some(33), "services.web.sockets[0]"),
+            (Some(33), "services.web.sockets[2]"),
+        ],
+        "{errors:#?}"
+    );
+    let message = |key: &str| {
+        errors
+            .iter()
+            .find(|(_, _, k, _)| k == key)
+            .map(|(_, _, _, m)| m.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        message("sockets.a.listen"),
+        "`http://0.0.0.0:80` is not a listen address: use tcp://HOST:PORT (HOST an IP address, IPv6 in brackets) or unix:PATH"
+    );
+    assert!(message("sockets.b.listen").contains("no port"));
+    assert!(message("sockets.c.listen").contains("host names are not resolved"));
+    assert!(message("sockets.d.listen").contains("tcp://[::1]:80"));
+    assert!(message("sockets.e.listen").contains("`99999` is not a port"));
+    assert_eq!(message("sockets.f.mode"), "applies to unix sockets only");
+    assert_eq!(
+        message("sockets.f.backlog"),
+        "must be between 1 and 65535, not 0"
+    );
+    assert_eq!(
+        message("sockets.g.reuse_port"),
+        "applies to tcp sockets only"
+    );
+    assert!(message("sockets.g.mode").contains("not an octal mode"));
+    assert!(message("sockets.h").contains("missing `listen`"));
+    assert_eq!(
+        message("sockets.h.backlg"),
+        "unknown key `backlg`; did you mean `backlog`?"
+    );
+    assert!(message("sockets.bad:name").contains("not a valid socket name"));
+    assert_eq!(
+        message("sockets.i.listen"),
+        "the same address as socket `bad:name`"
+    );
+    assert!(message("sockets.j.listen").contains("at most 107"));
+    assert!(message("sockets.k.listen").contains("abstract"));
+    assert_eq!(
+        message("services.web.sockets[0]"),
+        "no socket named `htp`; did you mean `http`?"
+    );
+    assert_eq!(message("services.web.sockets[2]"), "`http` is listed twice");
+
+    // Without any [sockets], the hint says where a socket is defined.
+    assert_eq!(
+        web_errors(&["command = \"x\"", "sockets = [\"http\"]"]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.sockets[0]",
+            "no socket named `http`; define it in a `[sockets.http]` table"
+        )]
+    );
+    // tend's own sockets are not for services.
+    let errors = Fixture::new().errors(
+        "tend.toml",
+        "[sockets.a]\nlisten = \"unix:.tend/tend.sock\"\n[sockets.b]\nlisten = \"unix:.tend/notify.sock\"\n",
+    );
+    let messages: Vec<&str> = errors.iter().map(|e| e.3.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{errors:?}");
+    assert!(
+        messages[0].ends_with("is tend's control socket"),
+        "{errors:?}"
+    );
+    assert!(
+        messages[1].ends_with("is tend's sd_notify socket"),
+        "{errors:?}"
+    );
+    // A socket whose table has a mistake is still a known name.
+    let errors = Fixture::new().errors(
+        "tend.toml",
+        "[sockets.http]\nlisten = \"tcp://x:1\"\n[services.web]\ncommand = \"x\"\nsockets = [\"http\"]\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].2, "sockets.http.listen");
+}
+
+#[test]
+fn socket_errors_in_yaml_have_lines_too() {
+    let errors = Fixture::new().errors(
+        "tend.yaml",
+        "sockets:\n  http:\n    listen: tcp://0.0.0.0:80\n    reuse_port: yes\nservices:\n  web:\n    command: x\n    sockets: [htpp]\n",
+    );
+    let found: Vec<(Option<usize>, &str)> = errors
+        .iter()
+        .map(|(_, line, key, _)| (*line, key.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(4), "sockets.http.reuse_port"),
+            (Some(8), "services.web.sockets[0]"),
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[1].3.contains("did you mean `http`?"), "{errors:?}");
+}
+
+#[test]
+fn probes_of_a_shared_port_and_unused_sockets_are_warnings() {
+    let fixture = Fixture::new();
+    let m = fixture.ok(
+        "tend.toml",
+        &lines(&[
+            "[sockets.http]",                                          // 1
+            "listen = \"tcp://0.0.0.0:8080\"",                         // 2
+            "[sockets.spare]",                                         // 3
+            "listen = \"tcp://0.0.0.0:8081\"",                         // 4
+            "[services.web]",                                          // 5
+            "command = \"serve\"",                                     // 6
+            "instances = 2",                                           // 7
+            "sockets = [\"http\"]",                                    // 8
+            "readiness = { http = \"http://127.0.0.1:8080/health\" }", // 9
+            "liveness = { tcp = \"127.0.0.1:8080\" }",                 // 10
+            "[services.one]",                                          // 11
+            "command = \"serve\"",                                     // 12
+            "sockets = [\"http\"]",                                    // 13
+            "readiness = { http = \"http://127.0.0.1:8080/\" }",       // 14
+            "liveness = { http = \"http://127.0.0.1:9000/\" }",        // 15
+        ]),
+    );
+    let warnings: Vec<(Option<usize>, &str)> = m
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (Some(3), "sockets.spare"),
+            (Some(9), "services.web.readiness.http"),
+            (Some(10), "services.web.liveness.tcp"),
+        ],
+        "one instance asked over http is told apart: no warning for `one`; {:#?}",
+        m.warnings
+    );
+    assert!(m.warnings[0].message.contains("no service receives"));
+    assert!(
+        m.warnings[1].message.contains("all 2 instances share"),
+        "{}",
+        m.warnings[1].message
+    );
+    assert!(
+        m.warnings[2].message.contains("always passes"),
+        "{}",
+        m.warnings[2].message
+    );
+    // `tend check` and `tend up` print them through the loader.
+    let loaded =
+        crate::import::load_with_env(&m.path, &crate::import::Reading::default(), &test_env)
+            .unwrap();
+    assert_eq!(loaded.warnings, m.warnings);
 }

@@ -13,16 +13,17 @@ use serde::de::DeserializeOwned;
 use crate::config::document::{Dotted, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_JOURNAL_SOCKET, DEFAULT_SYSLOG_SOCKET,
-    DaemonSettings, Dependency, Growth, HistorySettings, HttpSettings, Kind, LogFormat, LogSpec,
-    LogTarget, Manifest, NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec,
-    Program, ResourceSpec, RestartLimit, RestartPolicy, ServiceSpec, TIMESTAMP_DIRECTIVES,
+    BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_BACKLOG, DEFAULT_JOURNAL_SOCKET,
+    DEFAULT_SOCKET_MODE, DEFAULT_SYSLOG_SOCKET, DaemonSettings, Dependency, Growth,
+    HistorySettings, HttpSettings, Kind, Listen, LogFormat, LogSpec, LogTarget, Manifest,
+    NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec, Program,
+    ResourceSpec, RestartLimit, RestartPolicy, ServiceSpec, SocketSpec, TIMESTAMP_DIRECTIVES,
 };
 use crate::config::raw::{
     self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
     RawCondition, RawDaemon, RawGrowth, RawHistory, RawHttp, RawKind, RawLogFormat, RawLogs,
     RawManifest, RawNoticeKind, RawNotify, RawOnUnready, RawPayloadFormat, RawProbe, RawRestart,
-    RawRestartLimit, RawService, RawStatus, SizeValue, UmaskValue,
+    RawRestartLimit, RawService, RawSocket, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
 use crate::config::{duration, envfile, graph, interpolate, size};
@@ -48,6 +49,7 @@ pub(crate) fn validate(
         env,
         this_machine,
         errors: Vec::new(),
+        warnings: Vec::new(),
         env_files: HashMap::new(),
     };
     let manifest = validator.manifest();
@@ -78,6 +80,8 @@ struct Validator<'a> {
     /// Whether the manifest is for this machine: users and groups must exist here.
     this_machine: bool,
     errors: Vec<ConfigError>,
+    /// What is allowed but probably not meant; reported only when there is no error.
+    warnings: Vec<ConfigError>,
     /// Env files already read, by absolute path: each is read once, and a malformed one is
     /// reported once however many services use it.
     env_files: HashMap<PathBuf, Result<Vec<(String, String)>, String>>,
@@ -94,13 +98,23 @@ impl Validator<'_> {
         ));
     }
 
+    fn warning(&mut self, path: &[Segment], message: impl Into<String>) {
+        let line = self.root.line_of(path);
+        self.warnings.push(ConfigError::new(
+            self.file,
+            Some(line),
+            Dotted(path).to_string(),
+            message,
+        ));
+    }
+
     fn manifest(&mut self) -> Option<Manifest> {
         let root = self.root;
         let Some(entries) = root.entries() else {
             self.error(
                 &[],
                 format!(
-                    "a manifest is a table of `[tend]` and `[services.NAME]`, found {}",
+                    "a manifest is a table of `[tend]`, `[services.NAME]` and `[sockets.NAME]`, found {}",
                     root.kind()
                 ),
             );
@@ -113,19 +127,45 @@ impl Validator<'_> {
             }
         }
 
-        let service_names: Vec<String> = root
-            .get("services")
-            .and_then(|n| match &n.value {
-                Value::Table(entries) => Some(entries.iter().map(|e| e.key.clone()).collect()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let names_in = |table: &str| -> Vec<String> {
+            root.get(table)
+                .and_then(|n| match &n.value {
+                    Value::Table(entries) => Some(entries.iter().map(|e| e.key.clone()).collect()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let service_names = names_in("services");
+        // Every name written, valid or not: a service naming a socket whose table has a
+        // mistake gets that mistake reported, not also "no such socket".
+        let socket_names = names_in("sockets");
         let daemon = self.daemon(root.get("tend"), &service_names);
-        let services = self.services(root.get("services"));
+        let sockets = self.sockets(root.get("sockets"));
+        for socket in &sockets {
+            if let Listen::Unix { path, .. } = &socket.listen {
+                let taken = [
+                    (&daemon.socket, "tend's control socket"),
+                    (
+                        &daemon.state_dir.join("notify.sock"),
+                        "tend's sd_notify socket",
+                    ),
+                ];
+                if let Some((_, what)) = taken.iter().find(|(p, _)| *p == path) {
+                    self.error(
+                        &[key("sockets"), key(&socket.name), key("listen")],
+                        format!("{} is {what}", path.display()),
+                    );
+                }
+            }
+        }
+        let services = self.services(root.get("services"), &socket_names);
+        self.socket_warnings(&sockets, &services);
         Some(Manifest {
             path: self.file.to_path_buf(),
             daemon,
             services,
+            sockets,
+            warnings: std::mem::take(&mut self.warnings),
         })
     }
 
@@ -550,7 +590,7 @@ impl Validator<'_> {
         })
     }
 
-    fn services(&mut self, node: Option<&Node>) -> Vec<ServiceSpec> {
+    fn services(&mut self, node: Option<&Node>, socket_names: &[String]) -> Vec<ServiceSpec> {
         let entries = match node {
             None => return Vec::new(),
             Some(n) => match &n.value {
@@ -589,7 +629,7 @@ impl Validator<'_> {
         for (name, raw, broken) in &raws {
             let refs = dependency_refs(name, raw.as_ref().and_then(|r| r.depends_on.as_ref()));
             if let Some(raw) = raw
-                && let Some(spec) = self.service(name, raw, broken, &refs, &names)
+                && let Some(spec) = self.service(name, raw, broken, &refs, &names, socket_names)
             {
                 specs.push(spec);
             }
@@ -664,6 +704,7 @@ impl Validator<'_> {
         broken: &HashSet<String>,
         deps: &DependencyRefs,
         service_names: &[String],
+        socket_names: &[String],
     ) -> Option<ServiceSpec> {
         let errors_before = self.errors.len();
         let base = [key("services"), key(name)];
@@ -825,6 +866,7 @@ impl Validator<'_> {
             }
         }
         let groups = self.groups(raw.groups.as_deref(), &at("groups"), service_names);
+        let sockets = self.service_sockets(raw.sockets.as_deref(), &at("sockets"), socket_names);
         let logs = self.logs(raw.logs.as_ref(), &at("logs"));
         let readiness = self.probe(raw.readiness.as_ref(), &base, ProbeRole::Readiness);
         let liveness = self.probe(raw.liveness.as_ref(), &base, ProbeRole::Liveness);
@@ -891,7 +933,276 @@ impl Validator<'_> {
                 .event_listener
                 .as_ref()
                 .and_then(|l| self.event_listener(l, &at("event_listener"), kind)),
+            sockets,
         })
+    }
+
+    /// A service's `sockets`: names of `[sockets]` tables, each once.
+    fn service_sockets(
+        &mut self,
+        names: Option<&[String]>,
+        path: &[Segment],
+        socket_names: &[String],
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, name) in names.unwrap_or_default().iter().enumerate() {
+            let at = join(path, &[Segment::Index(i)]);
+            if !socket_names.contains(name) {
+                let hint = match did_you_mean(name, socket_names) {
+                    Some(known) => format!("; did you mean `{known}`?"),
+                    None if socket_names.is_empty() => {
+                        format!("; define it in a `[sockets.{name}]` table")
+                    }
+                    None => String::new(),
+                };
+                self.error(&at, format!("no socket named `{name}`{hint}"));
+            } else if out.contains(name) {
+                self.error(&at, format!("`{name}` is listed twice"));
+            } else {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// The `[sockets]` tables, in file order; a socket with a mistake is left out (reported).
+    fn sockets(&mut self, node: Option<&Node>) -> Vec<SocketSpec> {
+        let entries = match node {
+            None => return Vec::new(),
+            Some(n) => match &n.value {
+                Value::Null => return Vec::new(),
+                Value::Table(entries) => entries,
+                _ => {
+                    self.error(
+                        &[key("sockets")],
+                        format!("expected a table of sockets, found {}", n.kind()),
+                    );
+                    return Vec::new();
+                }
+            },
+        };
+        let mut specs: Vec<SocketSpec> = Vec::new();
+        for entry in entries {
+            let path = [key("sockets"), key(&entry.key)];
+            if let Err(message) = check_socket_name(&entry.key) {
+                self.error(&path, message);
+            }
+            let (raw, broken) = self.collect::<RawSocket>(&entry.value, &path);
+            let Some(spec) = raw.and_then(|raw| self.socket(&entry.key, &raw, &broken)) else {
+                continue;
+            };
+            let same = specs
+                .iter()
+                .find(|other| match (&other.listen, &spec.listen) {
+                    (Listen::Tcp { address: a, .. }, Listen::Tcp { address: b, .. }) => {
+                        a == b && a.port() != 0
+                    }
+                    (Listen::Unix { path: a, .. }, Listen::Unix { path: b, .. }) => a == b,
+                    _ => false,
+                });
+            if let Some(other) = same {
+                let message = format!("the same address as socket `{}`", other.name);
+                self.error(&join(&path, &[key("listen")]), message);
+                continue;
+            }
+            specs.push(spec);
+        }
+        specs
+    }
+
+    fn socket(
+        &mut self,
+        name: &str,
+        raw: &RawSocket,
+        broken: &HashSet<String>,
+    ) -> Option<SocketSpec> {
+        let base = [key("sockets"), key(name)];
+        let at = |field: &str| join(&base, &[key(field)]);
+        let errors_before = self.errors.len();
+        let backlog = match raw.backlog {
+            None => DEFAULT_BACKLOG,
+            Some(n @ 1..=65535) => n as u32,
+            Some(n) => {
+                self.error(
+                    &at("backlog"),
+                    format!("must be between 1 and 65535, not {n}"),
+                );
+                DEFAULT_BACKLOG
+            }
+        };
+        let Some(written) = &raw.listen else {
+            if !broken.contains("listen") {
+                self.error(
+                    &base,
+                    "missing `listen`: an address such as \"tcp://0.0.0.0:8080\" or \"unix:/run/app.sock\"",
+                );
+            }
+            return None;
+        };
+        let env = self.env;
+        let written = self.interpolate(written, &at("listen"), env)?;
+        let listen = match parse_listen(&written) {
+            Err(message) => {
+                self.error(&at("listen"), message);
+                None
+            }
+            Ok(ListenAddress::Tcp(address)) => {
+                for (field, set) in [
+                    ("mode", raw.mode.is_some()),
+                    ("owner", raw.owner.is_some()),
+                    ("group", raw.group.is_some()),
+                ] {
+                    if set {
+                        self.error(&at(field), "applies to unix sockets only");
+                    }
+                }
+                Some(Listen::Tcp {
+                    address,
+                    reuse_port: raw.reuse_port.unwrap_or(false),
+                })
+            }
+            Ok(ListenAddress::Unix(path)) => {
+                if raw.reuse_port.is_some() {
+                    self.error(&at("reuse_port"), "applies to tcp sockets only");
+                }
+                let path = clean(&self.base_dir.join(path));
+                // sockaddr_un holds 107 bytes and a NUL.
+                if path.as_os_str().len() > 107 {
+                    self.error(
+                        &at("listen"),
+                        format!(
+                            "{} is {} bytes long; a unix socket path can have at most 107",
+                            path.display(),
+                            path.as_os_str().len()
+                        ),
+                    );
+                }
+                let mode = match &raw.mode {
+                    None => Some(DEFAULT_SOCKET_MODE),
+                    Some(mode) => self.mode(mode, &at("mode")),
+                };
+                let owner = raw
+                    .owner
+                    .as_ref()
+                    .and_then(|u| self.identity(u, &at("owner"), Identity::User));
+                let group = raw
+                    .group
+                    .as_ref()
+                    .and_then(|g| self.identity(g, &at("group"), Identity::Group));
+                mode.map(|mode| Listen::Unix {
+                    path,
+                    mode,
+                    owner,
+                    group,
+                })
+            }
+        };
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        Some(SocketSpec {
+            name: name.to_string(),
+            listen: listen?,
+            backlog,
+        })
+    }
+
+    /// What validation cannot refuse but a person should hear: a socket nobody receives,
+    /// and probes of a socket's port, which reach whichever instance the kernel picks (or
+    /// only the kernel's queue).
+    fn socket_warnings(&mut self, sockets: &[SocketSpec], services: &[ServiceSpec]) {
+        for socket in sockets {
+            if !services.iter().any(|s| s.sockets.contains(&socket.name)) {
+                self.warning(
+                    &[key("sockets"), key(&socket.name)],
+                    "no service receives this socket (list it in a service's `sockets`); tend binds it all the same",
+                );
+            }
+        }
+        for service in services {
+            let ports: Vec<(u16, &str)> = service
+                .sockets
+                .iter()
+                .filter_map(|name| sockets.iter().find(|s| &s.name == name))
+                .filter_map(|s| match s.listen {
+                    Listen::Tcp { address, .. } if address.port() != 0 => {
+                        Some((address.port(), s.name.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if ports.is_empty() {
+                continue;
+            }
+            let probes = [
+                ("readiness", &service.readiness),
+                ("liveness", &service.liveness),
+                ("startup", &service.startup),
+            ];
+            for (role, probe) in probes {
+                let Some(probe) = probe else { continue };
+                for (check, field) in std::iter::once((&probe.check, None))
+                    .chain(probe.fallback.iter().map(|f| (f, Some("fallback"))))
+                {
+                    let Some((kind, port)) = probe_port(check, service) else {
+                        continue;
+                    };
+                    let Some((_, socket)) = ports.iter().find(|(p, _)| *p == port) else {
+                        continue;
+                    };
+                    let message = match kind {
+                        "tcp" => format!(
+                            "connects to port {port} of socket `{socket}`, which tend keeps listening: the connection succeeds even before the program accepts anything, so this check always passes; probe a port of each instance's own, or use exec or notify"
+                        ),
+                        _ if service.instances > 1 => format!(
+                            "asks port {port} of socket `{socket}`, which all {} instances share: the kernel picks which one answers, so the probe cannot tell them apart; probe a port of each instance's own, or use exec or notify",
+                            service.instances
+                        ),
+                        _ => continue,
+                    };
+                    let mut path = vec![key("services"), key(&service.name), key(role)];
+                    path.extend(field.map(key));
+                    path.push(key(kind));
+                    self.warning(&path, message);
+                }
+            }
+        }
+    }
+
+    /// A unix socket's `mode`: permission bits, as octal text or an integer.
+    fn mode(&mut self, value: &raw::ModeValue, path: &[Segment]) -> Option<u32> {
+        let mode = match &value.0 {
+            Loose::Text(text) => {
+                let digits = text.trim();
+                if digits.is_empty()
+                    || digits.len() > 4
+                    || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                {
+                    self.error(
+                        path,
+                        format!("`{text}` is not an octal mode such as \"660\""),
+                    );
+                    return None;
+                }
+                u32::from_str_radix(digits, 8).ok()?
+            }
+            Loose::Integer(n) => u32::try_from(*n).unwrap_or(u32::MAX),
+            other => {
+                self.error(
+                    path,
+                    format!("`{other}` is not an octal mode such as \"660\""),
+                );
+                return None;
+            }
+        };
+        if mode > 0o777 {
+            self.error(
+                path,
+                format!("mode {mode:#o} is out of range: permission bits only, at most 0o777"),
+            );
+            return None;
+        }
+        Some(mode)
     }
 
     fn resources(&mut self, raw: &RawService, base: &[Segment]) -> ResourceSpec {
@@ -1862,6 +2173,114 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         return Err("`all` is reserved: it names every service".into());
     }
     Ok(())
+}
+
+/// Socket names follow service names (they become systemd unit names on export), which
+/// also keeps them within what LISTEN_FDNAMES allows: ASCII, no `:`, at most 255 bytes.
+fn check_socket_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "`{name}` is not a valid socket name: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+        ));
+    }
+    if name.len() > 255 {
+        return Err(format!(
+            "a socket name can have at most 255 characters (LISTEN_FDNAMES), not {}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A `listen` address as written, before the path is resolved.
+enum ListenAddress {
+    Tcp(std::net::SocketAddr),
+    Unix(String),
+}
+
+/// `tcp://IPV4:PORT`, `tcp://[IPV6]:PORT` or `unix:PATH`.
+fn parse_listen(written: &str) -> Result<ListenAddress, String> {
+    if let Some(rest) = written.strip_prefix("tcp://") {
+        let Some((host, port)) = rest.rsplit_once(':') else {
+            return Err(format!("`{written}` has no port: write tcp://HOST:PORT"));
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            return Err(format!("`{written}`: `{port}` is not a port (0 to 65535)"));
+        };
+        if host.is_empty() {
+            return Err(format!(
+                "`{written}` has no address: use 0.0.0.0 (every IPv4 address), [::] (every address) or 127.0.0.1"
+            ));
+        }
+        let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6
+                .parse::<std::net::Ipv6Addr>()
+                .map(std::net::IpAddr::V6)
+                .map_err(|_| format!("`{written}`: `{v6}` is not an IPv6 address"))?,
+            None => match host.parse::<std::net::Ipv4Addr>() {
+                Ok(v4) => std::net::IpAddr::V4(v4),
+                Err(_) if host.parse::<std::net::Ipv6Addr>().is_ok() => {
+                    return Err(format!(
+                        "`{written}`: an IPv6 address goes in brackets: tcp://[{host}]:{port}"
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "`{written}`: `{host}` is not an IP address (host names are not resolved): use 0.0.0.0, 127.0.0.1 or [::]"
+                    ));
+                }
+            },
+        };
+        return Ok(ListenAddress::Tcp(std::net::SocketAddr::new(ip, port)));
+    }
+    if let Some(path) = written.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(format!(
+                "`{written}` has no path: write unix:/run/app/app.sock (or a path relative to the manifest)"
+            ));
+        }
+        if path.starts_with('@') {
+            return Err(format!(
+                "`{written}`: abstract unix sockets are not supported; use a path"
+            ));
+        }
+        return Ok(ListenAddress::Unix(path.to_string()));
+    }
+    Err(format!(
+        "`{written}` is not a listen address: use tcp://HOST:PORT (HOST an IP address, IPv6 in brackets) or unix:PATH"
+    ))
+}
+
+/// What kind of check a probe is and the port it reaches, for instance 0 (a `{port}` of
+/// the instance's own is never a shared socket's).
+fn probe_port(check: &CheckSpec, service: &ServiceSpec) -> Option<(&'static str, u16)> {
+    let expand = |s: &str| crate::config::model::expand_placeholders(s, 0, service.port(0));
+    match check {
+        CheckSpec::Tcp(address) => {
+            let address = expand(address);
+            let (_, port) = address.rsplit_once(':')?;
+            Some(("tcp", port.parse().ok()?))
+        }
+        CheckSpec::Http { url, .. } => {
+            let url = expand(url);
+            let rest = url.strip_prefix("http://")?;
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            // After an IPv6 address's `]`, or after the host.
+            let after_host = match authority.rsplit_once(']') {
+                Some((_, after)) => after,
+                None => authority.rsplit_once(':').map_or("", |(_, port)| port),
+            };
+            let port = after_host.trim_start_matches(':');
+            match port {
+                "" => Some(("http", 80)),
+                port => Some(("http", port.parse().ok()?)),
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Drop `.` components so that `./logs` beside the manifest prints as `/dir/logs`.

@@ -16,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 mod manager;
+mod sockets;
 
 use crate::api::{self, AppState};
 use crate::config::model::Manifest;
@@ -171,6 +172,11 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         );
     }
     clean_up_after_crash(&state_dir);
+    // Bound once a crashed run's children are stopped (they may still hold them), and before
+    // any service starts or the control socket answers: a socket tend cannot have is a
+    // refusal to start, naming it.
+    let sockets = Arc::new(sockets::bind_all(&manifest.sockets)?);
+    let _socket_files = sockets::Cleanup(sockets.clone());
 
     if std::process::id() != 1 {
         // Orphans of our children are re-parented to us, so escaped descendants stay findable
@@ -207,6 +213,12 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         redirect_std: !options.console,
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
+    for socket in &sockets.sockets {
+        say(&format!(
+            "socket {} listening on {}",
+            socket.spec.name, socket.address
+        ));
+    }
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceList::new(&manifest));
     // The pools of supervisord event listeners: always there, since a listener may be added
@@ -267,6 +279,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             logs: logs.clone(),
             notify_socket: state_dir.join("notify.sock"),
             listener_io: Some(listener_io),
+            sockets,
         },
     )?;
     {

@@ -507,6 +507,7 @@ impl ExecRunner for SpawnExec {
             cgroup: None,
             pid_env: Vec::new(),
             stdin_pipe: false,
+            listen_fds: Vec::new(),
         };
         let spawner = self.spawner.clone();
         Box::pin(async move {

@@ -43,6 +43,8 @@ pub struct InstanceContext {
     pub gpus: Option<Arc<crate::engine::resources::GpuSampler>>,
     /// Where event listeners' pipes go.
     pub listener_io: Option<mpsc::UnboundedSender<crate::engine::ListenerIo>>,
+    /// The `[sockets]`, for the services that name them.
+    pub sockets: Arc<crate::engine::sockets::SocketSet>,
 }
 
 /// What a pending reply is waiting for.
@@ -244,8 +246,10 @@ impl InstanceTask {
                 Some(Input::Stop)
             }
             InstanceCommand::Restart { reply } => {
+                // Never answered from the state now: a running instance's goal already
+                // holds, but a restart is done only once its successor runs.
                 if let Some(reply) = reply {
-                    self.pend(Goal::Run, reply);
+                    self.pending.push((Goal::Run, reply));
                 }
                 Some(Input::Restart)
             }
@@ -592,11 +596,19 @@ impl InstanceTask {
                 env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
             }
         }
-        let pid_env = if self.health.uses_notify() && self.service.watchdog.is_some() {
+        let mut pid_env = if self.health.uses_notify() && self.service.watchdog.is_some() {
             vec!["WATCHDOG_PID".to_string()]
         } else {
             Vec::new()
         };
+        // After `probe_env` was taken: an exec check is not handed the sockets, and its
+        // LISTEN_PID would not be its own.
+        let passed = self.ctx.sockets.for_service(&self.service);
+        if !passed.fds.is_empty() {
+            env.push(("LISTEN_FDS".into(), passed.fds.len().to_string()));
+            env.push(("LISTEN_FDNAMES".into(), passed.names.join(":")));
+            pid_env.push("LISTEN_PID".into());
+        }
         let cwd = spec
             .cwd
             .map(PathBuf::from)
@@ -617,6 +629,7 @@ impl InstanceTask {
             cgroup: tree.cgroup_dir(),
             pid_env,
             stdin_pipe: self.service.event_listener.is_some(),
+            listen_fds: passed.fds,
         };
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);

@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod notify;
 pub mod probe;
 pub mod resources;
+pub mod sockets;
 pub mod spawn;
 pub mod supervisor;
 pub mod tree;
@@ -48,6 +49,8 @@ pub struct EngineOptions {
     /// Where an event listener's pipes go each time one is spawned; None: no one speaks
     /// the protocol, and listeners get no events.
     pub listener_io: Option<mpsc::UnboundedSender<ListenerIo>>,
+    /// The `[sockets]` the daemon bound, passed to the services that name them.
+    pub sockets: Arc<sockets::SocketSet>,
 }
 
 /// The pipes of a freshly spawned event listener process, for whoever speaks the protocol
@@ -76,6 +79,7 @@ pub struct EngineHandle {
     spawner: Spawner,
     /// The manifest's directory: where one-shot commands run.
     base_dir: std::path::PathBuf,
+    sockets: Arc<sockets::SocketSet>,
 }
 
 /// Start the engine inside the current tokio runtime: the reaper, the spawner thread, the
@@ -125,6 +129,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
             .map(|every| (every, tokio::time::Instant::now())),
         gpus: load_gpus(&manifest),
         listener_io: options.listener_io,
+        sockets: options.sockets.clone(),
     };
     let supervisor = Supervisor::new(manifest, ctx);
     tokio::spawn(supervisor.run(inbox, changes_rx));
@@ -134,6 +139,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         processes: table,
         spawner,
         base_dir,
+        sockets: options.sockets,
     })
 }
 
@@ -186,8 +192,14 @@ impl EngineHandle {
             cgroup: None,
             pid_env: Vec::new(),
             stdin_pipe: false,
+            listen_fds: Vec::new(),
         };
         spawn::run_once(&self.spawner, request, timeout).await
+    }
+
+    /// The `[sockets]` tend listens on.
+    pub fn sockets(&self) -> &sockets::SocketSet {
+        &self.sockets
     }
 
     /// Whether a pid is a child tend spawned and has not reaped yet.

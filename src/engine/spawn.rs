@@ -49,6 +49,10 @@ pub struct SpawnRequest {
     /// Give the child a pipe as stdin (an event listener reads its events there) instead of
     /// /dev/null.
     pub stdin_pipe: bool,
+    /// Listening sockets the child gets as fds 3, 4, … (systemd's socket passing; the
+    /// request's env says LISTEN_FDS and LISTEN_FDNAMES, and `pid_env` LISTEN_PID). Shared:
+    /// tend keeps its own, and every instance gets the same sockets.
+    pub listen_fds: Vec<Arc<OwnedFd>>,
 }
 
 /// A running child: its pid (also its process group id), its exit notification and the read
@@ -235,6 +239,10 @@ struct Prepared {
     /// `NAME=` entries for `pid_env`, each with room for a pid: allocated here and reached
     /// only through these raw pointers, so the child may write into its copy of them.
     pid_slots: Vec<PidSlot>,
+    /// The sockets to pass, in order, and room for the child to note where it moved each
+    /// (as `pid_slots`: allocated here, written only by the child through the pointer).
+    listen: Vec<RawFd>,
+    moved: *mut RawFd,
 }
 
 struct PidSlot {
@@ -256,6 +264,13 @@ impl Drop for Prepared {
                 Box::from_raw(std::ptr::slice_from_raw_parts_mut(slot.entry, slot.len))
             });
         }
+        // SAFETY: made by Box::into_raw in `prepare` with `listen.len()` elements.
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.moved,
+                self.listen.len(),
+            ))
+        });
     }
 }
 
@@ -420,14 +435,21 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
         if libc::setpgid(0, 0) != 0 {
             fail(fds.status);
         }
+        let status = match p.listen.len() {
+            0 => fds.status,
+            n => pass_sockets_above(p, n as RawFd, fds.status),
+        };
         if libc::dup2(fds.stdin, 0) < 0
             || libc::dup2(fds.stdout, 1) < 0
             || libc::dup2(fds.stderr, 2) < 0
         {
-            fail(fds.status);
+            fail(status);
+        }
+        if !p.listen.is_empty() && !pass_sockets_down(p) {
+            fail(status);
         }
         if libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(fds.status);
+            fail(status);
         }
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -437,12 +459,12 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
             0,
         ) != 0
         {
-            fail(fds.status);
+            fail(status);
         }
         // tend died between fork and prctl: the signal will never come, so do not run.
         if libc::getppid() != p.parent {
             *libc::__errno_location() = libc::ESRCH;
-            fail(fds.status);
+            fail(status);
         }
         if let Some(mask) = p.umask {
             libc::umask(mask as libc::mode_t);
@@ -455,7 +477,7 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
                 || libc::syscall(libc::SYS_setgid, c.gid) != 0
                 || libc::syscall(libc::SYS_setuid, c.uid) != 0)
         {
-            fail(fds.status);
+            fail(status);
         }
         if !p.pid_slots.is_empty() {
             let pid = libc::syscall(libc::SYS_getpid) as u64;
@@ -466,7 +488,50 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
         let argv_ptrs = p.argv_ptrs();
         let envp_ptrs = p.envp_ptrs();
         libc::execve(p.program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
-        fail(fds.status)
+        fail(status)
+    }
+}
+
+/// The first half of handing over the sockets: every source fd, and the status pipe that
+/// `fail` writes to, is copied to a number at or above `3 + n`, close-on-exec. Then nothing
+/// the second half writes onto 3 … 3+n−1 can be a source still to be read (a socket tend
+/// happened to open at 3), nor the status pipe. Done before stdio is set up, so a source
+/// that sits at 0, 1 or 2 is safe too. Returns the status pipe's new number (the old one
+/// where the copy failed: `pass_sockets_down` then fails, reporting through it).
+///
+/// # Safety
+/// In the forked child only, with `p.moved` holding `n` slots.
+unsafe fn pass_sockets_above(p: &Prepared, n: RawFd, status: RawFd) -> RawFd {
+    unsafe {
+        for (i, &source) in p.listen.iter().enumerate() {
+            *p.moved.add(i) = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, 3 + n);
+        }
+        match libc::fcntl(status, libc::F_DUPFD_CLOEXEC, 3 + n) {
+            -1 => status,
+            moved => moved,
+        }
+    }
+}
+
+/// The second half: each copy onto 3, 4, … in order, without close-on-exec. Every copy is
+/// at 3+n or above, so `dup2` never has old == new (which would leave the flag set); it is
+/// cleared explicitly all the same, as the one thing that must hold at exec.
+///
+/// # Safety
+/// In the forked child only, after `pass_sockets_above`.
+unsafe fn pass_sockets_down(p: &Prepared) -> bool {
+    unsafe {
+        for i in 0..p.listen.len() {
+            let moved = *p.moved.add(i);
+            let target = 3 + i as RawFd;
+            if moved < 0
+                || libc::dup2(moved, target) < 0
+                || libc::fcntl(target, libc::F_SETFD, 0) < 0
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -533,7 +598,13 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         Some(entry) => entry.1 = value.into(),
         None => env.push((key.into(), value.into())),
     };
-    for (key, value) in &request.env {
+    // A pid variable is the child's own, whatever a service's `env` says: a second entry
+    // of the same name would be the one a program's getenv finds first.
+    for (key, value) in request
+        .env
+        .iter()
+        .filter(|(key, _)| !request.pid_env.contains(key))
+    {
         set(key, value);
     }
     if let Some(c) = &request.credentials {
@@ -577,6 +648,8 @@ fn prepare(request: &SpawnRequest) -> io::Result<Prepared> {
         argv_ptrs: Vec::new(),
         envp_ptrs: Vec::new(),
         pid_slots: Vec::new(),
+        listen: request.listen_fds.iter().map(|fd| fd.as_raw_fd()).collect(),
+        moved: Box::into_raw(vec![-1; request.listen_fds.len()].into_boxed_slice()) as *mut RawFd,
     };
     for name in &request.pid_env {
         let mut entry = name.as_bytes().to_vec();
@@ -673,6 +746,122 @@ mod tests {
             assert_eq!(&slot[..text.len()], text.as_bytes());
             assert_eq!(slot[text.len()], 0);
         }
+    }
+
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::sync::Arc;
+
+    /// Many sockets, so that their fd numbers (the lowest free ones of this process) fall
+    /// inside 3 … 3+n−1, in an order that a plain dup2 loop would clobber.
+    fn sockets(n: usize) -> Vec<Arc<OwnedFd>> {
+        let mut fds: Vec<Arc<OwnedFd>> = (0..n)
+            .map(|_| {
+                let socket = std::os::unix::net::UnixDatagram::unbound().unwrap();
+                Arc::new(OwnedFd::from(socket))
+            })
+            .collect();
+        fds.reverse();
+        fds
+    }
+
+    fn inode(fd: &OwnedFd) -> u64 {
+        nix::sys::stat::fstat(fd).unwrap().st_ino
+    }
+
+    fn request(fds: &[Arc<OwnedFd>], cwd: &str) -> super::SpawnRequest {
+        // readlink, not the shell's own view: what the exec'd process holds at 3, 4, ….
+        let script = format!(
+            "echo \"$LISTEN_PID $$ $LISTEN_FDS\"; for fd in $(seq 3 {}); do readlink /proc/$$/fd/$fd; done",
+            2 + fds.len()
+        );
+        super::SpawnRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), script],
+            env: vec![("LISTEN_FDS".into(), fds.len().to_string())],
+            cwd: cwd.into(),
+            credentials: None,
+            umask: None,
+            cgroup: None,
+            pid_env: vec!["LISTEN_PID".into()],
+            stdin_pipe: false,
+            listen_fds: fds.to_vec(),
+        }
+    }
+
+    #[test]
+    fn sockets_land_on_3_and_up_in_order_even_when_sources_sit_there() {
+        let fds = sockets(100);
+        let n = fds.len() as i32;
+        assert!(
+            fds.iter().any(|fd| (3..3 + n).contains(&fd.as_raw_fd())),
+            "no source inside the target range: the test would not test the overlap"
+        );
+        let table = super::ProcessTable::default();
+        let child = super::spawn(&table, request(&fds, "/")).expect("spawn");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out).unwrap();
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid as i32), None);
+        assert_eq!(
+            status,
+            Ok(nix::sys::wait::WaitStatus::Exited(
+                nix::unistd::Pid::from_raw(child.pid as i32),
+                0
+            )),
+            "{out}"
+        );
+        let mut lines = out.lines();
+        let pid = child.pid.to_string();
+        assert_eq!(
+            lines.next(),
+            Some(format!("{pid} {pid} 100").as_str()),
+            "LISTEN_PID is the child's own pid"
+        );
+        let held: Vec<&str> = lines.collect();
+        let wanted: Vec<String> = fds
+            .iter()
+            .map(|fd| format!("socket:[{}]", inode(fd)))
+            .collect();
+        assert_eq!(held, wanted);
+    }
+
+    #[test]
+    fn a_pid_variable_set_in_env_is_the_child_s_pid_all_the_same() {
+        let mut request = request(&[], "/");
+        // Shells take the last of two entries, glibc's getenv the first: count them.
+        request.argv[2] =
+            "echo \"$LISTEN_PID $$ $(tr '\\0' '\\n' < /proc/$$/environ | grep -c ^LISTEN_PID=)\""
+                .into();
+        request.env.push(("LISTEN_PID".into(), "1".into()));
+        let table = super::ProcessTable::default();
+        let child = super::spawn(&table, request).expect("spawn");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out).unwrap();
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid as i32), None);
+        assert_eq!(out, format!("{0} {0} 1\n", child.pid));
+    }
+
+    #[test]
+    fn a_failure_after_the_sockets_moved_is_still_reported() {
+        // Sockets made and then closed leave low numbers free for the pipes the spawn opens,
+        // the status pipe among them: inside the range the sockets are moved onto. Had a
+        // dup2 overwritten it, the chdir failure would go unheard and the spawn succeed.
+        let mut fds = sockets(100);
+        fds.truncate(60);
+        let lowest_free = std::fs::File::open("/dev/null").unwrap();
+        assert!(
+            lowest_free.as_raw_fd() < 3 + fds.len() as i32,
+            "no free number inside the target range: the test would not test the status pipe"
+        );
+        drop(lowest_free);
+        let table = super::ProcessTable::default();
+        let error = super::spawn(&table, request(&fds, "/nonexistent/tend-test")).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+        let pid = table
+            .lock()
+            .keys()
+            .copied()
+            .next()
+            .expect("the child was forked");
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
     }
 }
 

@@ -210,6 +210,9 @@ impl Supervisor {
         if self.shutting_down {
             return Err("tend is shutting down".into());
         }
+        if let Some(why) = self.ctx.sockets.refuse_change(&manifest.sockets) {
+            return Err(why);
+        }
         for spec in &manifest.services {
             if let Some(kept) = self.services.get(&spec.name)
                 && **kept != *spec

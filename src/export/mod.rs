@@ -170,6 +170,19 @@ pub(crate) fn note_env_files(svc: &ServiceSpec, export: &mut Export, instead: &s
     );
 }
 
+/// `sockets`: only systemd passes listening sockets (LISTEN_FDS) as tend does.
+pub(crate) fn note_sockets(svc: &ServiceSpec, export: &mut Export, target: &str, wrapper_in: &str) {
+    if !svc.sockets.is_empty() {
+        export.note(
+            &svc.name,
+            "sockets",
+            format!(
+                "{target} passes no listening sockets (LISTEN_FDS): the program must bind its port itself, or run under a socket-activation wrapper {wrapper_in} (e.g. systemd-socket-activate)"
+            ),
+        );
+    }
+}
+
 /// Whole seconds, rounded up (Kubernetes and Compose's `retries` count in whole units).
 pub(crate) fn ceil_secs(d: Duration) -> i64 {
     let s = d.as_secs() as i64;
@@ -268,6 +281,7 @@ pub(crate) fn note_common(svc: &ServiceSpec, export: &mut Export, target: &str) 
             "supervisord event listeners need tend (or supervisord) as the supervisor",
         );
     }
+    note_sockets(svc, export, target, "in the image");
     let r = &svc.resources;
     if r.max_memory.is_some() {
         export.note(

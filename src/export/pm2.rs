@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-use super::{Export, note_env_files, select};
+use super::{Export, note_env_files, note_sockets, select};
 use crate::config::model::{
     BackoffSpec, CheckSpec, Condition, Growth, Kind, LogFormat, LogSpec, LogTarget, Manifest,
     ProbeSpec, Program, RestartLimit, RestartPolicy, ServiceSpec, expand_placeholders,
@@ -110,6 +110,7 @@ pub fn export_pm2(manifest: &Manifest, services: &[String]) -> Export {
     let mut export = Export::default();
     let selected = select(manifest, services, &mut export);
     for svc in &selected {
+        note_sockets(svc, &mut export, "PM2", "as the program");
         note_env_files(
             svc,
             &mut export,

@@ -13,7 +13,12 @@
 //!   values and working directory that hold `{port}`, and the instance's GPUs. `{port}` in
 //!   the command becomes `${PORT}` (`${TEND_PORT}`), substituted by systemd at start;
 //! - the target is `tend-DIR.target`, DIR being the manifest's directory (two manifests on
-//!   one host get two targets); services with `autostart = false` are not wanted by it.
+//!   one host get two targets); services with `autostart = false` are not wanted by it;
+//! - `[sockets.NAME]` becomes `NAME.socket` (FileDescriptorName=NAME, so LISTEN_FDNAMES is
+//!   what tend passes), wanted by the target as tend binds every socket at start. Each
+//!   service that names it gets `Sockets=` (a template's every instance shares the one
+//!   socket, as under tend), `Requires=` and `After=`; `Service=` is the first of them (an
+//!   instance `NAME@0.service` for a template, which `Service=` cannot name).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,8 +28,8 @@ use super::{Export, note_env_files, select};
 
 use crate::config::Manifest;
 use crate::config::model::{
-    CheckSpec, Condition, Growth, Kind, LogFormat, LogSpec, LogTarget, OnUnready, ProbeSpec,
-    Program, RestartLimit, RestartPolicy, ServiceSpec,
+    CheckSpec, Condition, Growth, Kind, Listen, LogFormat, LogSpec, LogTarget, OnUnready,
+    ProbeSpec, Program, RestartLimit, RestartPolicy, ServiceSpec,
 };
 
 /// Knobs of the export; [`export_systemd`] uses the defaults.
@@ -66,8 +71,9 @@ pub fn export_systemd_with(
     }
     let target = target_name(manifest);
     manifest_wide(manifest, &mut out);
+    let sockets = socket_units(manifest, &selected, &target, &mut out);
 
-    let mut wants = Vec::new();
+    let mut wants: Vec<String> = sockets.iter().map(|(_, unit)| unit.clone()).collect();
     let mut binds = Vec::new();
     for spec in selected {
         let units = unit_names(spec);
@@ -85,7 +91,14 @@ pub fn export_systemd_with(
             // a failed start), the target stops, and with it every unit PartOf= it.
             binds.extend(units.iter().cloned());
         }
-        ServiceExport::new(manifest, spec, &target, options, &mut out).write();
+        let mut export = ServiceExport::new(manifest, spec, &target, options, &mut out);
+        export.sockets = spec
+            .sockets
+            .iter()
+            .filter(|name| sockets.iter().any(|(n, _)| n == *name))
+            .map(|name| format!("{name}.socket"))
+            .collect();
+        export.write();
     }
 
     let mut t = String::new();
@@ -109,6 +122,99 @@ pub fn export_systemd_with(
     t.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     out.files.push((target, t));
     out
+}
+
+/// A `.socket` unit for each socket a selected service names; returns (socket name, unit
+/// name) of those written. A socket on port 0 has no unit: systemd needs a port.
+fn socket_units(
+    manifest: &Manifest,
+    selected: &[&ServiceSpec],
+    target: &str,
+    out: &mut Export,
+) -> Vec<(String, String)> {
+    let mut written = Vec::new();
+    for socket in &manifest.sockets {
+        let users: Vec<&&ServiceSpec> = selected
+            .iter()
+            .filter(|s| s.sockets.contains(&socket.name))
+            .collect();
+        let Some(first) = users.first() else {
+            if manifest
+                .services
+                .iter()
+                .all(|s| !s.sockets.contains(&socket.name))
+            {
+                out.unmapped.push((
+                    "[sockets]".into(),
+                    socket.name.clone(),
+                    "no service receives it; no .socket unit written".into(),
+                ));
+            }
+            continue;
+        };
+        let mut body = String::new();
+        match &socket.listen {
+            Listen::Tcp {
+                address,
+                reuse_port,
+            } => {
+                if address.port() == 0 {
+                    for user in &users {
+                        out.unmapped.push(note(
+                            user,
+                            &format!("sockets.{}", socket.name),
+                            "port 0 (the kernel picks) has no systemd equivalent: choose a port; no .socket unit written",
+                        ));
+                    }
+                    continue;
+                }
+                let _ = writeln!(body, "ListenStream={address}");
+                if *reuse_port {
+                    body.push_str(
+                        "ReusePort=yes
+",
+                    );
+                }
+            }
+            Listen::Unix {
+                path,
+                mode,
+                owner,
+                group,
+            } => {
+                let _ = writeln!(
+                    body,
+                    "ListenStream={}",
+                    esc_spec(&path.display().to_string())
+                );
+                let _ = writeln!(body, "SocketMode={mode:04o}");
+                if let Some(owner) = owner {
+                    let _ = writeln!(body, "SocketUser={}", esc_spec(owner));
+                }
+                if let Some(group) = group {
+                    let _ = writeln!(body, "SocketGroup={}", esc_spec(group));
+                }
+                // tend removes the file when it stops.
+                body.push_str(
+                    "RemoveOnStop=yes
+",
+                );
+            }
+        }
+        let _ = writeln!(body, "Backlog={}", socket.backlog);
+        let _ = writeln!(body, "FileDescriptorName={}", socket.name);
+        let _ = writeln!(body, "Service={}", unit_names(first)[0]);
+        let unit = format!("{}.socket", socket.name);
+        let content = format!(
+            "# Generated by tend export systemd from {}\n[Unit]\nDescription=tend socket {} ({})\nPartOf={target}\n\n[Socket]\n{body}\n[Install]\nWantedBy={target}\n",
+            esc_comment(&manifest.path.display().to_string()),
+            socket.name,
+            esc_spec(&manifest.path.display().to_string()),
+        );
+        out.files.push((unit.clone(), content));
+        written.push((socket.name.clone(), unit));
+    }
+    written
 }
 
 /// `tend-DIR.target`, DIR the manifest directory's name reduced to unit-name characters.
@@ -205,6 +311,8 @@ struct ServiceExport<'a> {
     template: bool,
     /// The variable `{port}` in the command is taken from, for a template with port_base.
     port_var: Option<&'static str>,
+    /// The `.socket` units it receives, in the service's order.
+    sockets: Vec<String>,
 }
 
 impl<'a> ServiceExport<'a> {
@@ -231,6 +339,7 @@ impl<'a> ServiceExport<'a> {
             out,
             template,
             port_var,
+            sockets: Vec::new(),
         }
     }
 
@@ -254,6 +363,9 @@ impl<'a> ServiceExport<'a> {
         );
         let _ = writeln!(unit, "PartOf={}", self.target);
         self.dependencies(&mut unit);
+        for socket in &self.sockets {
+            let _ = writeln!(unit, "Requires={socket}\nAfter={socket}");
+        }
         if spec.restart != RestartPolicy::Never {
             // tend allows max_restarts restarts within the window; systemd counts starts,
             // the first one included.
@@ -300,6 +412,16 @@ impl<'a> ServiceExport<'a> {
         let _ = writeln!(service, "KillSignal=SIG{}", spec.stop_signal.name());
         let _ = writeln!(service, "TimeoutStopSec={}", secs(spec.stop_timeout));
         service.push_str("KillMode=control-group\n");
+        for socket in &self.sockets {
+            let _ = writeln!(service, "Sockets={socket}");
+        }
+        if self.sockets.len() > 1 {
+            self.unmapped(
+                "sockets",
+                "systemd passes several sockets in no set order, not in the order listed: \
+                 take them by name from LISTEN_FDNAMES (FileDescriptorName= is the socket's name)",
+            );
+        }
         self.identity(&mut service);
         self.environment(&mut service);
         self.resources(&mut service);

@@ -212,9 +212,9 @@ pub fn load_with_env(
     if source == Source::Tend {
         let manifest = config::load_with_env(path, env)?;
         return Ok(Loaded {
+            warnings: manifest.warnings.clone(),
             manifest,
             source,
-            warnings: Vec::new(),
             supervisor: None,
         });
     }
@@ -350,12 +350,16 @@ impl Translation {
         this_machine: bool,
     ) -> Result<Loaded, ConfigErrors> {
         match config::validate_tree(&self.file, &self.tree, env, this_machine) {
-            Ok(manifest) => Ok(Loaded {
-                manifest,
-                source: self.source,
-                warnings: self.warnings,
-                supervisor: self.supervisor,
-            }),
+            Ok(manifest) => {
+                let mut warnings = self.warnings.clone();
+                warnings.extend(manifest.warnings.iter().map(|w| self.relocate(w.clone())));
+                Ok(Loaded {
+                    manifest,
+                    source: self.source,
+                    warnings,
+                    supervisor: self.supervisor,
+                })
+            }
             Err(errors) => {
                 let errors = errors.into_iter().map(|e| self.relocate(e)).collect();
                 Err(ConfigErrors::sorted(errors, &self.file))

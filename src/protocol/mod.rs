@@ -125,6 +125,17 @@ pub struct DaemonInfo {
     /// Where the remote API listens (`[tend.http]`), as bound: with `:0` the port chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
+    /// The `[sockets]` tend listens on for its services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<SocketInfo>,
+}
+
+/// One of `[sockets]`, as bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocketInfo {
+    pub name: String,
+    /// `tcp://ADDRESS:PORT` (the port the kernel chose, for port 0) or `unix:PATH`.
+    pub address: String,
 }
 
 /// One service and its instances (`GET /api/v1/services`, `GET /api/v1/services/{name}`).

@@ -46,13 +46,20 @@ fn history_records_exits_and_actions_and_survives_a_restart() {
                     .any(|e| e["to_state"] == "fatal")
             },
         );
-        let audit = project.http("GET", "/api/v1/audit", "").json();
-        let restart = audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["action"] == "restart")
-            .unwrap_or_else(|| panic!("no restart in the audit: {audit}"));
+        // The audit is written in batches too.
+        let restarted = || {
+            let audit = project.http("GET", "/api/v1/audit", "").json();
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["action"] == "restart")
+                .cloned()
+        };
+        wait_until(Duration::from_secs(10), "the restart in the audit", || {
+            restarted().is_some()
+        });
+        let restart = restarted().expect("the restart in the audit");
         assert_eq!(restart["origin"], "unix");
         assert_eq!(restart["targets"], "web");
         assert_eq!(restart["ok"], true);

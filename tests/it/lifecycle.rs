@@ -124,6 +124,26 @@ min_uptime = "100ms"
 }
 
 #[test]
+fn restart_answers_once_the_new_process_runs() {
+    // Slow to stop: a restart that answered at once would leave the old process in status.
+    let p = Project::new(
+        r#"
+[services.app]
+command = "sh -c 'trap \"sleep 0.5; exit 0\" TERM; while true; do sleep 0.05; done'"
+min_uptime = "100ms"
+"#,
+    );
+    let _d = p.up_ready();
+    let first = p.instance("app")["pid"].as_i64().unwrap() as i32;
+    let out = p.tend(&["restart", "app"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = p.instance("app");
+    assert_eq!(app["state"], "running", "{app}");
+    assert_ne!(app["pid"].as_i64(), Some(i64::from(first)), "{app}");
+    assert!(!alive(first));
+}
+
+#[test]
 fn killed_child_is_restarted_at_once_with_zero_backoff() {
     let p = Project::new(
         r#"

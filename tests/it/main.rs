@@ -31,5 +31,8 @@ mod supervisord;
 
 mod import;
 
+// [sockets]: bound by tend, passed to real children (LISTEN_FDS), shared by instances.
+mod sockets;
+
 // `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
 mod export;

@@ -114,6 +114,14 @@ pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
         ));
     };
     let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e))?;
+    // Checked before anything is stopped: the engine would refuse the new set only after.
+    if let Some(why) = state
+        .engine
+        .sockets()
+        .refuse_change(&fresh.manifest.sockets)
+    {
+        return Err(Fault::new(fault::CANT_REREAD, why));
+    }
     let state = state.clone();
     let rpc = state.rpc.clone();
     tokio::spawn(async move {
@@ -137,6 +145,7 @@ pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
             .collect();
         let mut next = configs.active.clone();
         next.manifest.services = fresh.manifest.services;
+        next.manifest.sockets = fresh.manifest.sockets;
         next.names = fresh.names;
         configs.pending = None;
         if apply(&state, &rpc, &mut configs.active, next).await.is_ok() && !autostart.is_empty() {
@@ -161,6 +170,9 @@ pub async fn add_group(state: &AppState, rpc: &Rpc, group: &str) -> Result<Value
         return Err(Fault::new(fault::BAD_NAME, group));
     }
     let mut next = configs.active.clone();
+    // The sockets the added services name are the file's: the engine refuses them if they
+    // are not the ones tend bound.
+    next.manifest.sockets = pending.manifest.sockets.clone();
     for name in &services {
         let spec = pending
             .manifest

@@ -511,3 +511,32 @@ pids_max = 100
     assert_eq!(svc["deploy"]["resources"]["limits"]["pids"], 100);
     assert_eq!(docs[0]["services"]["seed"]["user"], "root");
 }
+
+#[test]
+fn sockets_are_reported_not_dropped_by_kubernetes_and_compose() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        "[sockets.http]\nlisten = \"tcp://0.0.0.0:8080\"\n[services.web]\ncommand = \"./web\"\nsockets = [\"http\"]\n",
+    );
+    let kube = export_kubernetes(
+        &m,
+        &[],
+        &KubeOptions {
+            image: "img".into(),
+            namespace: None,
+        },
+    );
+    assert!(has_note(&kube, "web", "sockets"), "{:?}", kube.unmapped);
+    let compose = export_compose(&m, &[], "img");
+    assert!(
+        has_note(&compose, "web", "sockets"),
+        "{:?}",
+        compose.unmapped
+    );
+    assert!(
+        compose.report().contains("LISTEN_FDS"),
+        "{}",
+        compose.report()
+    );
+}

@@ -298,12 +298,16 @@ readiness = { exec = "test -e go", interval = "50ms" }
 }
 
 #[test]
-fn every_target_says_where_env_file_values_went() {
+fn every_target_says_where_env_file_values_went_and_what_became_of_sockets() {
     let project = Project::new(
         r#"
+[sockets.http]
+listen = "tcp://127.0.0.1:8080"
+
 [services.api]
 command = "/bin/sleep 1000"
 env_file = "secrets.env"
+sockets = ["http"]
 "#,
     );
     std::fs::write(project.file("secrets.env"), "TOKEN=s3cret\n").unwrap();
@@ -320,5 +324,8 @@ env_file = "secrets.env"
             )),
             "{format}: {stderr}"
         );
+        // systemd passes sockets as tend does; the others cannot.
+        let socket_note = stderr.contains("sockets: ") && stderr.contains("LISTEN_FDS");
+        assert_eq!(socket_note, format != "systemd", "{format}: {stderr}");
     }
 }

@@ -305,3 +305,111 @@ fn small_manifests_verify() {
         assert!(ours.is_empty(), "manifest {i}: {}", ours.join("\n"));
     }
 }
+
+const SOCKETS: &str = r#"
+[sockets.http]
+listen = "tcp://[::]:8080"
+backlog = 128
+reuse_port = true
+[sockets.admin]
+listen = "unix:run/admin.sock"
+mode = "660"
+owner = "0"
+group = "0"
+[sockets.spare]
+listen = "tcp://127.0.0.1:9999"
+[sockets.random]
+listen = "tcp://127.0.0.1:0"
+
+[services.web]
+command = "/bin/sleep 1000"
+instances = 2
+sockets = ["http", "admin"]
+
+[services.api]
+command = "/bin/sleep 1000"
+sockets = ["http", "random"]
+"#;
+
+#[test]
+fn sockets_become_socket_units_shared_by_their_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), SOCKETS);
+    let export = export_systemd_with(
+        &m,
+        &[],
+        &SystemdOptions {
+            systemd_version: 252,
+        },
+    );
+    let text = verify(dir.path(), &export, &["web@0.service", "web@1.service"]);
+    for line in ours(&text, dir.path()) {
+        assert!(line.contains("Unknown key 'Restart"), "{line}");
+    }
+    let get = |n: &str| {
+        &export
+            .files
+            .iter()
+            .find(|(f, _)| f == n)
+            .unwrap_or_else(|| panic!("no {n}"))
+            .1
+    };
+    let http = get("http.socket");
+    assert!(
+        http.contains(
+            "[Socket]\nListenStream=[::]:8080\nReusePort=yes\nBacklog=128\nFileDescriptorName=http\nService=web@0.service\n"
+        ),
+        "{http}"
+    );
+    let admin = get("admin.socket");
+    let path = dir.path().join("app/run/admin.sock");
+    assert!(
+        admin.contains(&format!(
+            "ListenStream={}\nSocketMode=0660\nSocketUser=0\nSocketGroup=0\nRemoveOnStop=yes\nBacklog=4096\nFileDescriptorName=admin\n",
+            path.display()
+        )),
+        "{admin}"
+    );
+    let web = get("web@.service");
+    assert!(
+        web.contains(
+            "Requires=http.socket\nAfter=http.socket\nRequires=admin.socket\nAfter=admin.socket\n"
+        ),
+        "{web}"
+    );
+    assert!(
+        web.contains("Sockets=http.socket\nSockets=admin.socket\n"),
+        "every instance of the template gets the same sockets: {web}"
+    );
+    let api = get("api.service");
+    assert!(api.contains("Sockets=http.socket\n"), "{api}");
+    assert!(!api.contains("random"), "{api}");
+    let target = get("tend-app.target");
+    assert!(
+        target.contains("Wants=http.socket\nWants=admin.socket\n"),
+        "{target}"
+    );
+    let files: Vec<&str> = export.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!files.contains(&"spare.socket"), "{files:?}");
+    assert!(!files.contains(&"random.socket"), "{files:?}");
+    let unmapped: Vec<String> = export
+        .unmapped
+        .iter()
+        .map(|(s, k, _)| format!("{s}.{k}"))
+        .collect();
+    for u in ["[sockets].spare", "api.sockets.random", "web.sockets"] {
+        assert!(unmapped.iter().any(|x| x == u), "{u} not in {unmapped:?}");
+    }
+
+    // Exporting one service brings only its sockets, and names it as their service.
+    let export = export_systemd(&m, &["api".to_string()]);
+    let files: Vec<&str> = export.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!files.contains(&"admin.socket"), "{files:?}");
+    let http = &export
+        .files
+        .iter()
+        .find(|(f, _)| f == "http.socket")
+        .unwrap()
+        .1;
+    assert!(http.contains("Service=api.service\n"), "{http}");
+}
