@@ -487,11 +487,11 @@ fn environment_quoting() {
 environment=SHARED="s",OVER="global"
 [program:a]
 command=a
-environment=OVER="local",PATH="/usr/bin:/bin",Q='it''s',E="",COMMA="a,b",ESC="x\"y"
+environment=OVER="local",PATH="/usr/bin:/bin",Q="it's",E="",COMMA="a,b",ESC="x\"
 "#);
     assert_eq!(
         service(&imported, "a")["env"],
-        json!({"SHARED": "s", "OVER": "local", "PATH": "/usr/bin:/bin", "Q": "its", "E": "", "COMMA": "a,b", "ESC": "x\"y"})
+        json!({"SHARED": "s", "OVER": "local", "PATH": "/usr/bin:/bin", "Q": "it's", "E": "", "COMMA": "a,b", "ESC": "x\\"})
     );
     assert_eq!(line_of(&imported, &["services", "a", "env", "SHARED"]), 2);
     assert_eq!(line_of(&imported, &["services", "a", "env", "OVER"]), 5);
@@ -533,6 +533,68 @@ fn environment_surprises() {
             .message
             .contains("closing")
     );
+}
+
+/// supervisord reads `environment=` with Python's shlex in non-POSIX mode and strips
+/// quote characters from both ends of each value; every expected value here is what
+/// supervisord 4.3.0 gives the child (or refuses).
+#[test]
+fn environment_is_read_as_supervisord_reads_it() {
+    let imported = ok(r#"[program:a]
+command=a
+environment=TWO="it's \\",ONE="it's \",MIXED=a'b"c,STRIP="'x'",HASH="x#y",
+  BARE=/usr/bin:/bin,EMPTY=''
+"#);
+    assert_eq!(
+        service(&imported, "a")["env"],
+        json!({"TWO": "it's \\\\", "ONE": "it's \\", "MIXED": "a'b\"c", "STRIP": "x", "HASH": "x#y", "BARE": "/usr/bin:/bin", "EMPTY": ""})
+    );
+    assert_eq!(line_of(&imported, &["services", "a", "env", "BARE"]), 4);
+    // `command=` is still split by `shlex.split`, in POSIX mode: quotes are removed and
+    // escapes work (`"\$x"` keeps its backslash there, unlike in sh, hence `args`).
+    let imported = ok(r#"[program:a]
+command=/bin/echo "it's \"x\"" a'b' "\$x"
+"#);
+    assert_eq!(
+        service(&imported, "a")["args"],
+        json!(["/bin/echo", "it's \"x\"", "ab", "\\$x"])
+    );
+
+    // Refused by supervisord ("Unexpected end of key/value pairs"): a quoted token ends
+    // at its closing quote, and `é` is no word character there. The error says where.
+    for (value, odd) in [(r#"A="a"'b',B=1"#, "'b'"), ("A=aé,B=1", "é")] {
+        let errors = err(&format!(
+            "[supervisord]\n[program:a]\ncommand=a\nenvironment={value}\n"
+        ));
+        let error = error_at(&errors, "program:a.environment");
+        assert_eq!(error.line, 4, "{value}");
+        assert!(error.file.ends_with("supervisord.conf"), "{value}");
+        assert!(
+            error.message.contains("Unexpected end of key/value pairs"),
+            "{value}: {}",
+            error.message
+        );
+        assert!(
+            error
+                .message
+                .contains(&format!("`{odd}` after the value of `A`")),
+            "{value}: {}",
+            error.message
+        );
+    }
+    // No escapes: `"x\"` is a whole token, and `y"` after it is skipped as the separator.
+    let imported = ok("[program:a]\ncommand=a\nenvironment=A=\"x\\\"y\"\n");
+    assert_eq!(service(&imported, "a")["env"], json!({"A": "x\\"}));
+    assert!(has_warning(
+        &imported,
+        "program:a.environment",
+        3,
+        "`y\"` where a `,` belongs"
+    ));
+    let errors = err("[program:a]\ncommand=a\nenvironment=A=1,B=\"x\n");
+    let error = error_at(&errors, "program:a.environment");
+    assert!(error.message.contains("no closing quotation"));
+    assert_eq!(error.line, 3);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -36,26 +36,11 @@ const SUPERVISOR_VARS: [&str; 4] = [
     "SUPERVISOR_SERVER_URL",
 ];
 
-/// tend's importer reads supervisord's `environment=` with POSIX escapes in double quotes,
-/// and with quotes inside a bare word opening a quoted part; supervisord does neither
-/// (STATUS.md, importer bug 1). The exporter writes a double-quoted value only when it
-/// holds a `'`, and a bare value only when it holds both quote kinds, so these are the
-/// values the importer misreads.
-fn importer_misreads(value: &str) -> bool {
-    let single = value.contains('\'');
-    let double = value.contains('"');
-    single && (double || value.contains("\\\\") || value.ends_with('\\'))
-}
-
-/// `spec` without the environment values tend's importer misreads (tests/oracle.rs and
-/// tests/supervisord.rs check that supervisord reads them right).
-///
-/// Also without `$` right before `{instance}` in a service with several instances: the
+/// `spec` without `$` right before `{instance}` in a service with several instances: the
 /// importer then splits the program into one service per process (importer bug 2); nor
 /// `{instance}` in its log file names (bug 3).
 fn without_importer_bug(mut spec: Spec) -> Spec {
     for svc in &mut spec.services {
-        svc.env.retain(|(_, value)| !importer_misreads(value));
         if svc.instances.unwrap_or(1) > 1 {
             let fix = |s: &mut String| *s = s.replace("${instance}", "$ {instance}");
             match &mut svc.program {
@@ -373,11 +358,13 @@ proptest! {
     }
 }
 
-/// Importer bug 1 (STATUS.md): supervisord reads `environment=` without escapes, tend's
-/// importer with POSIX ones. Fails once tend reads it as supervisord does; then drop
-/// [`importer_misreads`].
+/// supervisord reads `environment=` with Python's shlex in non-POSIX mode (no escapes,
+/// quotes inside a word kept, quoted tokens ending at their closing quote, ASCII word
+/// characters) and strips quote characters from both ends of each value; the importer
+/// reads it the same way. Expected values are what supervisord 4.3.0 gives the child
+/// (tests/it/export/supervisord.rs runs it).
 #[test]
-fn importer_bug_environment_is_read_with_posix_escapes() {
+fn environment_is_read_as_supervisord_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("supervisord.conf");
     let read = |environment: &str| {
@@ -388,34 +375,25 @@ fn importer_bug_environment_is_read_with_posix_escapes() {
         .unwrap();
         import(&conf).map(|m| m.service("p").unwrap().env["A"].clone())
     };
-    // supervisord 4.3.0 gives the child `it's \\` (two backslashes): tests/supervisord.rs.
-    assert_eq!(
-        read(r#"A="it's \\""#).unwrap(),
-        r"it's \",
-        "the importer halves them"
-    );
-    // supervisord: `it's \`; the importer takes `\"` as an escaped quote.
-    assert!(
-        read(r#"A="it's \""#)
-            .unwrap_err()
-            .contains("no closing quotation")
-    );
-    // supervisord: `a'b"c` (quotes inside a word are kept); the importer opens a quote.
-    assert!(
-        read(r#"A=a'b"c"#)
-            .unwrap_err()
-            .contains("no closing quotation")
-    );
-    // supervisord strips quote characters from both ends of every value: `x`.
-    assert_eq!(
-        read(r#"A="'x'""#).unwrap(),
-        "'x'",
-        "the importer keeps them"
-    );
-    // supervisord refuses these two ("Unexpected end of key/value pairs"): a quoted token
-    // ends at its closing quote, and `é` is no word character in non-POSIX shlex.
-    assert_eq!(read(r#"A="a"'b',B=1"#).unwrap(), "ab");
-    assert_eq!(read("A=aé,B=1").unwrap(), "aé");
+    // Backslashes are kept as written, both of them.
+    assert_eq!(read(r#"A="it's \\""#).unwrap(), r"it's \\");
+    // `\"` escapes nothing: the quote closes the value.
+    assert_eq!(read(r#"A="it's \""#).unwrap(), r"it's \");
+    // Quotes inside a bare word are characters of it.
+    assert_eq!(read(r#"A=a'b"c"#).unwrap(), r#"a'b"c"#);
+    // Quote characters are stripped from both ends of every value.
+    assert_eq!(read(r#"A="'x'""#).unwrap(), "x");
+    // Refused by supervisord ("Unexpected end of key/value pairs"): a quoted token ends at
+    // its closing quote, and `é` is no word character in non-POSIX shlex.
+    for environment in [r#"A="a"'b',B=1"#, "A=aé,B=1"] {
+        let error = read(environment).expect_err(environment);
+        assert!(
+            error.contains("Unexpected end of key/value pairs")
+                && error.contains("supervisord.conf:4:")
+                && error.contains("program:p.environment"),
+            "{environment}: {error}"
+        );
+    }
 }
 
 /// Importer bug 2 (STATUS.md): with numprocs > 1, a `$` right before `%(process_num)d`
