@@ -80,11 +80,18 @@ impl Item {
         }
     }
 
-    /// This item with `{instance}` replaced by `index` in every string (what tend does
-    /// per instance in `command`, `args`, `env` and `cwd`).
+    /// This item as tend runs instance `index` of it, escaped again: every string (all
+    /// [`escape`]d) gets its `$${` read back as `${` (tend's interpolation, done when the
+    /// manifest loads) and then `{instance}` replaced by `index` (what tend does per
+    /// instance in `command`, `args`, `env` and `cwd`). Comparing with the escaped strings
+    /// of the real process, as escaping is one to one, compares what each would run:
+    /// replacing `{instance}` in the escaped text instead would read `$%(process_num)d`'s
+    /// `$${instance}` as `$$0`.
     fn instantiate(&self, index: usize) -> Item {
         let text = |v: &Value| match v {
-            Value::String(s) => Value::String(s.replace("{instance}", &index.to_string())),
+            Value::String(s) => Value::String(escape(
+                &unescape(s).replace("{instance}", &index.to_string()),
+            )),
             other => other.clone(),
         };
         Item {
@@ -112,6 +119,12 @@ impl Item {
 /// `${` is tend's interpolation; supervisord passes it on untouched, so it is escaped.
 fn escape(text: &str) -> String {
     text.replace("${", "$${")
+}
+
+/// The text [`escape`] was given: each `$${` read back as `${`, as tend's interpolation
+/// reads it.
+fn unescape(text: &str) -> String {
+    text.replace("$${", "${")
 }
 
 /// A name tend accepts (`[A-Za-z0-9][A-Za-z0-9_.-]*`, not `all`), changing as little

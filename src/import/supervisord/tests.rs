@@ -664,6 +664,35 @@ fn process_num_everywhere_tend_expands_becomes_instance() {
     assert_eq!(w["instances"], json!(2));
 }
 
+/// `${` is escaped as `$${` for tend; the template must be checked against the processes
+/// as tend reads it back, or `$%(process_num)d` (`$${instance}`, `$0` for instance 0)
+/// looks like `$$0` and the program is split.
+#[test]
+fn dollar_before_process_num_becomes_instance() {
+    let imported = ok(
+        "[program:p]\ncommand=/bin/echo $%(process_num)d\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\nenvironment=N=\"${%(process_num)d}\",M=\"$${x}\"\ndirectory=/srv/$%(process_num)d\n",
+    );
+    let services = imported.tree.to_json()["services"].clone();
+    assert_eq!(
+        services.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["p"]
+    );
+    let p = &services["p"];
+    assert_eq!(p["instances"], json!(2));
+    assert_eq!(p["command"], json!("/bin/echo $${instance}"));
+    assert_eq!(p["env"]["N"], json!("$${{instance}}"));
+    assert_eq!(p["env"]["M"], json!("$$${x}"));
+    assert_eq!(p["cwd"], json!("/srv/$${instance}"));
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .all(|w| !w.key.ends_with("numprocs")),
+        "{:?}",
+        imported.warnings
+    );
+}
+
 #[test]
 fn padded_process_num_is_split_into_services() {
     let imported = ok(

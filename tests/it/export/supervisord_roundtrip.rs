@@ -36,22 +36,11 @@ const SUPERVISOR_VARS: [&str; 4] = [
     "SUPERVISOR_SERVER_URL",
 ];
 
-/// `spec` without `$` right before `{instance}` in a service with several instances: the
-/// importer then splits the program into one service per process (importer bug 2); nor
-/// `{instance}` in its log file names (bug 3).
+/// `spec` without `{instance}` in the log file names of a service with several instances:
+/// the importer then splits the program into one service per process (importer bug 3).
 fn without_importer_bug(mut spec: Spec) -> Spec {
     for svc in &mut spec.services {
         if svc.instances.unwrap_or(1) > 1 {
-            let fix = |s: &mut String| *s = s.replace("${instance}", "$ {instance}");
-            match &mut svc.program {
-                Prog::Args(args) => args.iter_mut().for_each(fix),
-                Prog::Shell(line) => fix(line),
-            }
-            svc.env.iter_mut().for_each(|(_, v)| fix(v));
-            if let Some(cwd) = &mut svc.cwd {
-                fix(cwd);
-            }
-            // Importer bug 3: a literal `{instance}` in a log file name splits it too.
             for target in [&mut svc.logs.stdout, &mut svc.logs.stderr]
                 .into_iter()
                 .flatten()
@@ -396,12 +385,11 @@ fn environment_is_read_as_supervisord_reads_it() {
     }
 }
 
-/// Importer bug 2 (STATUS.md): with numprocs > 1, a `$` right before `%(process_num)d`
-/// makes the importer split the program into one service per process, because it checks
-/// its `{instance}` template after escaping `${` as `$${`. Fails once tend reads it as one
-/// service with instances = 2.
+/// With numprocs > 1, a `$` right before `%(process_num)d` is one service with
+/// `instances`: the importer checks its `{instance}` template as tend reads it (`$${instance}`
+/// is `${instance}` once loaded, `$0` for instance 0), not as escaped text (`$$0`).
 #[test]
-fn importer_bug_dollar_before_process_num_splits_the_program() {
+fn dollar_before_process_num_is_one_service_with_instances() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("supervisord.conf");
     std::fs::write(
@@ -411,8 +399,15 @@ fn importer_bug_dollar_before_process_num_splits_the_program() {
     .unwrap();
     let imported = import(&conf).unwrap();
     let names: Vec<&str> = imported.services.iter().map(|s| s.name.as_str()).collect();
-    // Expected: one service `p`, instances = 2, argv ["/bin/echo", "$0"] / ["/bin/echo", "$1"].
-    assert_eq!(names, ["p_0", "p_1"]);
+    assert_eq!(names, ["p"]);
+    let p = imported.service("p").unwrap();
+    assert_eq!(p.instances, 2);
+    for i in 0..2 {
+        assert_eq!(
+            run_of(p, i, dir.path()).argv,
+            ["/bin/echo".to_string(), format!("${i}")]
+        );
+    }
 }
 
 /// Importer bug 3 (STATUS.md): with numprocs > 1 and `%(process_num)d` in the command,
