@@ -105,15 +105,6 @@ impl Item {
             ..self.clone()
         }
     }
-
-    fn mentions_instance(&self) -> bool {
-        let text = |v: &Value| matches!(v, Value::String(s) if s.contains("{instance}"));
-        match &self.val {
-            Val::Leaf(v) => text(v),
-            Val::List(items) => items.iter().any(|(_, v)| text(v)),
-            Val::Table(items) => items.iter().any(Item::mentions_instance),
-        }
-    }
 }
 
 /// `${` is tend's interpolation; supervisord passes it on untouched, so it is escaped.
@@ -873,7 +864,15 @@ impl<'a> Cx<'a> {
 
     /// The per-instance template (`{instance}` for process_num), when it reproduces every
     /// process exactly.
+    ///
+    /// Only `head` (command, args, env, cwd) is instantiated by tend. Log settings are
+    /// used as written for every instance (tend replaces no placeholder in a log file
+    /// name), so the processes must have the same logs: then whatever they hold, a
+    /// literal `{instance}` included, means the same to tend as to supervisord.
     fn template(&mut self, per: &PerProcess, reals: &[Proc]) -> Option<Vec<Item>> {
+        if reals.iter().any(|p| p.logs != reals[0].logs) {
+            return None;
+        }
         let template = self.process(per, Arg::Verbatim("{instance}".into()), Sink::Quiet)?;
         let fits = reals.iter().enumerate().all(|(i, p)| {
             template
@@ -882,8 +881,6 @@ impl<'a> Cx<'a> {
                 .map(|item| item.instantiate(i))
                 .collect::<Vec<_>>()
                 == p.head
-                && template.logs == p.logs
-                && !template.logs.as_ref().is_some_and(Item::mentions_instance)
         });
         fits.then_some(template.head)
     }

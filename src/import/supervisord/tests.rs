@@ -755,6 +755,27 @@ fn per_process_log_files_split() {
     assert!(has_warning(&imported, "program:w.numprocs", 4, "`logs`"));
 }
 
+/// tend writes log file names as they are (no `{instance}` there), so a literal
+/// `{instance}` in one is the same file for every process, as under supervisord: it does
+/// not stop the rest from becoming `{instance}`.
+#[test]
+fn literal_instance_in_a_shared_log_file_is_kept() {
+    let imported = ok(
+        "[program:p]\ncommand=/bin/true\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\nenvironment=N='%(process_num)d'\nstdout_logfile=/dir/{instance}.log\nstderr_logfile=/dir/%(program_name)s-{instance}.err\n",
+    );
+    let services = imported.tree.to_json()["services"].clone();
+    assert_eq!(
+        services.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["p"]
+    );
+    let p = &services["p"];
+    assert_eq!(p["instances"], json!(2));
+    assert_eq!(p["env"]["N"], json!("{instance}"));
+    assert_eq!(p["logs"]["stdout"], json!("/dir/{instance}.log"));
+    assert_eq!(p["logs"]["stderr"], json!("/dir/p-{instance}.err"));
+    assert_eq!(imported.processes[1].instance, Some(1));
+}
+
 #[test]
 fn numprocs_errors() {
     let errors = err(

@@ -36,22 +36,6 @@ const SUPERVISOR_VARS: [&str; 4] = [
     "SUPERVISOR_SERVER_URL",
 ];
 
-/// `spec` without `{instance}` in the log file names of a service with several instances:
-/// the importer then splits the program into one service per process (importer bug 3).
-fn without_importer_bug(mut spec: Spec) -> Spec {
-    for svc in &mut spec.services {
-        if svc.instances.unwrap_or(1) > 1 {
-            for target in [&mut svc.logs.stdout, &mut svc.logs.stderr]
-                .into_iter()
-                .flatten()
-            {
-                *target = target.replace("{instance}", "{i}");
-            }
-        }
-    }
-    spec
-}
-
 struct Diff(Vec<String>);
 
 impl Diff {
@@ -325,7 +309,6 @@ proptest! {
     #[test]
     fn export_then_import_gives_back_what_was_not_reported(spec in manifest(false)) {
         let dir = tempfile::tempdir().unwrap();
-        let spec = without_importer_bug(spec);
         let original = load(dir.path(), &spec);
         let export = export_supervisord(&original, &[]);
         // Elsewhere than the manifest, so nothing depends on the file's own directory.
@@ -410,24 +393,27 @@ fn dollar_before_process_num_is_one_service_with_instances() {
     }
 }
 
-/// Importer bug 3 (STATUS.md): with numprocs > 1 and `%(process_num)d` in the command,
-/// environment or directory, a literal `{instance}` in a log file name (which tend does not
-/// expand there) makes the importer split the program, as if the name differed per process. Fails once tend reads it as one service with instances = 2.
+/// With numprocs > 1 and `%(process_num)d` in the command, environment or directory, a
+/// literal `{instance}` in a log file name (which tend does not expand there, so every
+/// process writes that one file, as under supervisord) is kept as it is, in one service
+/// with `instances`.
 #[test]
-fn importer_bug_literal_instance_in_a_log_name_splits_the_program() {
+fn literal_instance_in_a_log_name_is_one_service_with_instances() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("supervisord.conf");
+    let log = format!("{}/{{instance}}.log", dir.path().display());
     std::fs::write(
         &conf,
         format!(
-            "[supervisord]\n[program:p]\ncommand=/bin/true\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\nenvironment=N='%(process_num)d'\nstdout_logfile={}/{{instance}}.log\n",
-            dir.path().display()
+            "[supervisord]\n[program:p]\ncommand=/bin/true\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\nenvironment=N='%(process_num)d'\nstdout_logfile={log}\n"
         ),
     )
     .unwrap();
     let imported = import(&conf).unwrap();
     let names: Vec<&str> = imported.services.iter().map(|s| s.name.as_str()).collect();
-    // Expected: one service `p` with instances = 2, env N = "{instance}" and
-    // stdout = "DIR/{instance}.log".
-    assert_eq!(names, ["p_0", "p_1"]);
+    assert_eq!(names, ["p"]);
+    let p = imported.service("p").unwrap();
+    assert_eq!(p.instances, 2);
+    assert_eq!(p.env["N"], "{instance}");
+    assert_eq!(p.logs.stdout, LogTarget::File(Some(log.into())));
 }
