@@ -152,6 +152,10 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
 }
 
 async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result<i32> {
+    // SIGHUP is `tend apply`: the manifest read again and its changes carried out. Taken
+    // from the start, so that one sent while tend starts is applied once it runs instead of
+    // ending it (its default action).
+    let mut hangup = signal(SignalKind::hangup())?;
     let manifest = options.manifest;
     let manager = manager::Manager::from_env().map(Arc::new);
     let state_dir = manifest.daemon.state_dir.clone();
@@ -363,9 +367,6 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
-    // SIGHUP is `tend apply`: the manifest read again and its changes carried out (as PID 1
-    // nothing else would give it a default action, which would end the supervisor).
-    let mut hangup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break say("received SIGTERM, stopping everything"),
