@@ -2,6 +2,7 @@
 //! metrics and the OpenAPI document, on the unix socket and (with tokens) on TCP. Handlers turn
 //! requests into `EngineHandle` calls; a bad request gets a 4xx with a JSON body, never a crash.
 
+pub mod apply;
 pub mod control;
 pub mod history;
 pub mod logs;
@@ -46,8 +47,8 @@ pub struct AppState {
     pub started_at: SystemTime,
     /// Notified when a client asks the daemon to shut down.
     pub shutdown: Arc<Notify>,
-    /// What the manifest says of each service, in manifest order (it changes when
-    /// supervisorctl adds or removes a group).
+    /// What the manifest says of each service, in manifest order (it changes with `tend
+    /// apply` and when supervisorctl adds or removes a group).
     pub services: Arc<ServiceList>,
     /// None when `[tend.history] enabled = false`.
     pub history: Option<History>,
@@ -64,6 +65,8 @@ pub struct ServiceMeta {
     pub kind: Kind,
     pub autostart: bool,
     pub depends_on: Vec<String>,
+    /// Going fatal ends tend.
+    pub critical: bool,
 }
 
 impl ServiceMeta {
@@ -76,6 +79,7 @@ impl ServiceMeta {
                 kind: s.kind,
                 autostart: s.autostart,
                 depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
+                critical: s.critical,
             })
             .collect()
     }
@@ -123,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/actions/{action}", post(control::action))
         .route("/api/v1/wait", get(control::wait))
         .route("/api/v1/shutdown", post(control::shutdown))
+        .route("/api/v1/plan", get(apply::plan))
+        .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/logs", get(logs::lines))
         .route("/api/v1/logs/stream", get(logs::stream))
         .route("/api/v1/events", get(history::events))

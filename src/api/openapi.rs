@@ -12,9 +12,9 @@ use crate::api::control::{TargetAction, TargetsQuery};
 use crate::api::history::{AuditQuery, EventsQuery, SamplesQuery, StreamQuery, SummaryQuery};
 use crate::api::logs::{LogEntry, LogQuery};
 use crate::protocol::{
-    ActionRequest, ActionResponse, ActionRow, DaemonInfo, ErrorBody, EventRow, InstanceInfo,
-    Liveness, ReadyReport, SampleRow, ServiceInfo, ShutdownResponse, SignalRequest, SummaryReport,
-    TargetSignal,
+    ActionRequest, ActionResponse, ActionRow, ApplyReport, DaemonInfo, ErrorBody, EventRow,
+    InstanceInfo, Liveness, ManifestErrors, PlanReport, ReadyReport, SampleRow, ServiceInfo,
+    ShutdownResponse, SignalRequest, SummaryReport, TargetSignal,
 };
 
 pub async fn document() -> Json<Value> {
@@ -261,6 +261,29 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
             )
         },
         Operation {
+            errors: &[409, 422],
+            ..op(
+                "get",
+                "/api/v1/plan",
+                "plan",
+                "What apply would do: the manifest file read again and compared with what runs (422: the file is invalid, with every error)",
+                "config",
+                Answer::Json(200, out::<PlanReport>(r)),
+            )
+        },
+        Operation {
+            errors: &[409, 422, 503],
+            operate: true,
+            ..op(
+                "post",
+                "/api/v1/apply",
+                "apply",
+                "Read the manifest file again and carry out its changes: add, remove and restart only what changed (422: the file is invalid, nothing is changed)",
+                "config",
+                Answer::Json(200, out::<ApplyReport>(r)),
+            )
+        },
+        Operation {
             query: Some(input::<LogQuery>(q)),
             errors: &[404],
             ..op(
@@ -398,6 +421,7 @@ pub fn build() -> Value {
     let mut r = responses();
     let mut q = requests();
     let error = out::<ErrorBody>(&mut r);
+    let manifest_errors = out::<ManifestErrors>(&mut r);
     let operations = operations(&mut r, &mut q);
     let mut paths = Map::new();
     for op in operations {
@@ -437,15 +461,26 @@ pub fn build() -> Value {
                 401 => "missing or unknown token (TCP listener)",
                 403 => "the token's role may not do this",
                 404 => "no such service, instance or group",
+                409 => {
+                    "the change cannot be made now (tend is stopping, or something started meanwhile)"
+                }
+                422 => {
+                    "the manifest is invalid: every error, with file, line and key; nothing changed"
+                }
                 413 => "the body is too large",
                 415 => "the body is not `Content-Type: application/json`",
                 429 => "too many failed authentications from this address",
                 503 => "not available right now",
                 _ => "error",
             };
+            let schema = if status == 422 {
+                &manifest_errors
+            } else {
+                &error
+            };
             responses.insert(
                 status.to_string(),
-                json!({"description": text, "content": {"application/json": {"schema": error}}}),
+                json!({"description": text, "content": {"application/json": {"schema": schema}}}),
             );
         }
         let mut parameters = path_parameters(op.path);

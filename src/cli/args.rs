@@ -138,6 +138,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what `tend apply` would do: the daemon reads its manifest again and compares it
+    /// with what it runs. Exit status as diff(1): 0 no changes, 1 changes, 2 trouble.
+    Diff {
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Carry out the changes of the manifest (also SIGHUP to the daemon): add, remove and
+    /// restart only what changed; an invalid manifest changes nothing.
+    Apply {
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop everything and exit the daemon.
     Down,
     /// Validate the manifest without starting anything (also a foreign file: see `import`).

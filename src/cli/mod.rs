@@ -18,7 +18,8 @@ use crate::export;
 use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
-    API, ActionRequest, ActionResponse, DaemonInfo, EventRow, InstanceInfo, SummaryReport,
+    API, ActionRequest, ActionResponse, ApplyReport, DaemonInfo, EventRow, InstanceInfo,
+    PlanReport, SummaryReport,
 };
 use args::{Cli, Command, ExportFormat};
 
@@ -583,20 +584,133 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             } => events(&client, service.as_deref(), since, *limit, *json).await,
             Command::Summary { window, json } => summary(&client, window, *json).await,
             Command::Down => down(&client).await,
+            Command::Diff { json } => diff(&client, *json).await,
+            Command::Apply { json } => apply(&client, *json).await,
             _ => unreachable!("offline commands are handled before"),
         }
     });
+    // diff(1)'s convention: 1 says "there are changes", so trouble is 2.
+    let failed = if matches!(cli.command, Command::Diff { .. }) {
+        2
+    } else {
+        1
+    };
     match result {
         Err(ClientError::NotRunning(path)) => {
             eprintln!("tend: not running (no daemon at {})", path.display());
-            Ok(1)
+            Ok(failed)
+        }
+        Err(ClientError::Api {
+            status: 422,
+            message,
+        }) => {
+            // The manifest does not read: every error, one a line, as `tend check` prints them.
+            let count = message.lines().count();
+            eprintln!("{message}");
+            eprintln!("{count} error(s) in the manifest: nothing was changed");
+            Ok(failed)
         }
         Err(e) => {
             eprintln!("tend: {e}");
-            Ok(1)
+            Ok(failed)
         }
         Ok(code) => Ok(code),
     }
+}
+
+/// `tend diff`: the plan; exit 1 when there is anything to apply (`[tend]` changes too).
+async fn diff(client: &Client, json: bool) -> Result<i32, ClientError> {
+    let plan: PlanReport = client.get(&format!("{API}/plan")).await?;
+    let changes = plan.changes_services() || !plan.daemon_changes.is_empty();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    } else {
+        let _ = out.write_all(render_plan(&plan).as_bytes());
+    }
+    Ok(i32::from(changes))
+}
+
+/// `tend apply`: the plan as carried out, then what was stopped and started; exit 1 when
+/// an instance did not start.
+async fn apply(client: &Client, json: bool) -> Result<i32, ClientError> {
+    let report: ApplyReport = client
+        .post(&format!("{API}/apply"), &serde_json::json!({}))
+        .await?;
+    let code = i32::from(!report.ok);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return Ok(code);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(render_plan(&report.plan).as_bytes());
+    if !report.stopped.is_empty() {
+        let _ = writeln!(out, "stopped: {}", report.stopped.join(", "));
+    }
+    let started: Vec<&str> = report
+        .started
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.instance.as_str())
+        .collect();
+    if !started.is_empty() {
+        let _ = writeln!(out, "started: {}", started.join(", "));
+    }
+    drop(out);
+    for failed in report.started.iter().filter(|r| !r.ok) {
+        eprintln!(
+            "{}: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("did not start")
+        );
+    }
+    Ok(code)
+}
+
+/// One line per service: `+` added, `-` removed, `~` changed (the settings, and what
+/// happens), `=` unchanged; then the `[tend]` settings that wait for a restart of tend.
+pub fn render_plan(plan: &PlanReport) -> String {
+    let mut text = String::new();
+    for name in &plan.added {
+        text.push_str(&format!("+ {name} (added)\n"));
+    }
+    for name in &plan.removed {
+        text.push_str(&format!("- {name} (removed)\n"));
+    }
+    for change in &plan.changed {
+        let how = match (change.action.as_str(), change.instances) {
+            ("scale", Some(scale)) => format!(
+                "scale from {} to {} instances, the others untouched",
+                scale.from, scale.to
+            ),
+            ("update", _) => "update, nothing restarts".to_string(),
+            (action, _) => action.to_string(),
+        };
+        text.push_str(&format!(
+            "~ {}: {} changed ({how})\n",
+            change.name,
+            change.settings.join(", ")
+        ));
+    }
+    for name in &plan.unchanged {
+        text.push_str(&format!("= {name} unchanged\n"));
+    }
+    for key in &plan.daemon_changes {
+        text.push_str(&format!(
+            "! {key} changed: not applied while tend runs (`tend down && tend up`)\n"
+        ));
+    }
+    if plan.is_empty() {
+        text.push_str("no changes\n");
+    }
+    text
 }
 
 /// The instances the targets name (all of them for none), as the daemon sees them now.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod graph;
 pub mod interpolate;
 pub mod model;
+pub mod plan;
 pub(crate) mod raw;
 pub mod signal;
 pub mod size;

@@ -95,7 +95,7 @@ fn supervisor_rpc(
     };
     let path = manifest.path.clone();
     let reread: api::xmlrpc::Reread = Box::new(move || {
-        let loaded = import::load(&path, &reading).map_err(|errors| errors.to_string())?;
+        let loaded = import::load(&path, &reading)?;
         Ok(api::xmlrpc::Config {
             names: given_names(&loaded.supervisor.unwrap_or_default()),
             manifest: loaded.manifest,
@@ -153,6 +153,10 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
 }
 
 async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result<i32> {
+    // SIGHUP is `tend apply`: the manifest read again and its changes carried out. Taken
+    // from the start, so that one sent while tend starts is applied once it runs instead of
+    // ending it (its default action).
+    let mut hangup = signal(SignalKind::hangup())?;
     let manifest = options.manifest;
     let manager = manager::Manager::from_env().map(Arc::new);
     let state_dir = manifest.daemon.state_dir.clone();
@@ -259,12 +263,6 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         }
         false => None,
     };
-    let manifest_critical: std::collections::HashSet<String> = manifest
-        .services
-        .iter()
-        .filter(|s| s.critical)
-        .map(|s| s.name.clone())
-        .collect();
     let listener_manifest = manifest.clone();
     let autostart: Vec<String> = manifest
         .services
@@ -317,7 +315,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     report_events(
         engine.subscribe(),
         Ending {
-            critical: manifest_critical,
+            services: services_meta.clone(),
             exit_with: options.exit_with.clone(),
             shutdown: shutdown.clone(),
             code: exit_code.clone(),
@@ -352,6 +350,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         rpc: rpc.clone(),
     };
     let rpc_state = rpc;
+    let reload_state = state.clone();
     // Both servers end on this: a watch, so neither can miss the moment.
     let (closing, closed) = tokio::sync::watch::channel(false);
     let until_closed = move || {
@@ -381,14 +380,19 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
-    // As PID 1 nothing else would give these a default action; here they are simply ignored
-    // rather than killing the supervisor (reload arrives with a later issue).
-    let _hangup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        _ = terminate.recv() => say("received SIGTERM, stopping everything"),
-        _ = interrupt.recv() => say("received SIGINT, stopping everything (again to kill)"),
-        _ = quit.recv() => say("received SIGQUIT, stopping everything"),
-        _ = shutdown.notified() => say("shutdown requested, stopping everything"),
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break say("received SIGTERM, stopping everything"),
+            _ = interrupt.recv() => break say("received SIGINT, stopping everything (again to kill)"),
+            _ = quit.recv() => break say("received SIGQUIT, stopping everything"),
+            _ = shutdown.notified() => break say("shutdown requested, stopping everything"),
+            _ = hangup.recv() => {
+                // On its own task: the stops and starts take a while, and a signal to end
+                // tend must be heard meanwhile. Applies queue behind one another.
+                let state = reload_state.clone();
+                tokio::spawn(async move { api::apply::on_hangup(&state).await });
+            }
+        }
     }
     // supervisorctl's calls now get SHUTDOWN_STATE, as supervisord's do while it stops, and
     // event listeners hear SUPERVISOR_STATE_CHANGE_STOPPING.
@@ -647,14 +651,22 @@ fn new_run_id() -> String {
 
 /// What ends the daemon besides a signal or `tend down`.
 struct Ending {
-    /// Services with `critical = true`.
-    critical: std::collections::HashSet<String>,
+    /// The supervised services as they are now (`critical` among them: `tend apply` may
+    /// change it).
+    services: Arc<api::ServiceList>,
     exit_with: Option<String>,
     shutdown: Arc<Notify>,
     code: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Ending {
+    fn is_critical(&self, service: &str) -> bool {
+        self.services
+            .current()
+            .iter()
+            .any(|s| s.name == service && s.critical)
+    }
+
     fn end(&self, code: i32, why: String) {
         say(&why);
         self.code.store(code, std::sync::atomic::Ordering::SeqCst);
@@ -693,7 +705,7 @@ fn report_events(
                         } else {
                             say(&format!("{}: {from} -> {to} ({reason})", event.instance));
                         }
-                        if *to == "fatal" && ending.critical.contains(&event.service) {
+                        if *to == "fatal" && ending.is_critical(&event.service) {
                             ending.end(
                                 1,
                                 format!(

@@ -64,8 +64,9 @@ pub enum SupervisorCommand {
         routed: oneshot::Sender<()>,
     },
     /// Supervise exactly the manifest's services from now on: new ones are added (stopped),
-    /// missing ones removed. Refused, changing nothing, when a service to remove is not at
-    /// rest or a kept one has a different spec.
+    /// missing ones removed, changed ones take their new spec: in their running instances
+    /// when only supervisor settings or the count changed, else in new instances (stopped).
+    /// Refused, changing nothing, when an instance to remove or replace is not at rest.
     Reconfigure {
         manifest: Box<crate::config::Manifest>,
         reply: oneshot::Sender<Result<(), String>>,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::model::{Condition, Manifest, OnUnready, ServiceSpec};
+use crate::config::plan;
 use crate::engine::command::{
     InstanceCommand, Outcome, Outcomes, SupervisorCommand, UnknownTarget,
 };
@@ -205,7 +206,11 @@ impl Supervisor {
         self.depended = depended;
     }
 
-    /// [`SupervisorCommand::Reconfigure`].
+    /// [`SupervisorCommand::Reconfigure`]. A kept service whose spec changed is taken in one
+    /// of two ways, decided by [`plan::compare`]: when only supervisor settings or the count
+    /// (between 2 or more) differ, its instances keep running with the new spec (a scale
+    /// drops the highest indices and adds new ones, stopped); otherwise every instance is
+    /// replaced by a new task, stopped. Whatever leaves must be at rest.
     fn reconfigure(&mut self, manifest: &Manifest) -> Result<(), String> {
         if self.shutting_down {
             return Err("tend is shutting down".into());
@@ -213,26 +218,39 @@ impl Supervisor {
         if let Some(why) = self.ctx.sockets.refuse_change(&manifest.sockets) {
             return Err(why);
         }
-        for spec in &manifest.services {
-            if let Some(kept) = self.services.get(&spec.name)
-                && **kept != *spec
-            {
-                return Err(format!(
-                    "service `{}` has changed: remove it before adding it again",
-                    spec.name
-                ));
+        // Services whose every instance is replaced, and those whose running instances
+        // take the new spec as they are.
+        let mut replaced: Vec<&ServiceSpec> = Vec::new();
+        let mut updated: Vec<&ServiceSpec> = Vec::new();
+        let mut leaving_instances: HashSet<String> = HashSet::new();
+        let mut removed: Vec<String> = Vec::new();
+        for (name, kept) in &self.services {
+            match manifest.service(name) {
+                None => {
+                    removed.push(name.clone());
+                    leaving_instances.extend((0..kept.instances).map(|i| kept.instance_name(i)));
+                }
+                Some(spec) if **kept == *spec => {}
+                Some(spec) => {
+                    let restart = plan::compare(kept, spec)
+                        .iter()
+                        .any(|s| s.effect == plan::Effect::Restart);
+                    let first_leaving = if restart {
+                        replaced.push(spec);
+                        0
+                    } else {
+                        updated.push(spec);
+                        spec.instances
+                    };
+                    leaving_instances
+                        .extend((first_leaving..kept.instances).map(|i| kept.instance_name(i)));
+                }
             }
         }
-        let removed: Vec<String> = self
-            .services
-            .keys()
-            .filter(|name| manifest.service(name).is_none())
-            .cloned()
-            .collect();
         let leaving: Vec<String> = self
             .order
             .iter()
-            .filter(|i| removed.contains(&self.instances[*i].service.name))
+            .filter(|i| leaving_instances.contains(*i))
             .cloned()
             .collect();
         if let Some(busy) = leaving.iter().find(|i| {
@@ -259,11 +277,27 @@ impl Supervisor {
             self.services.remove(name);
             self.dependency_ready.remove(name);
         }
+        // `adopt` gives a replaced service its new spec and new tasks; its readiness as a
+        // dependency is kept, so dependents see it come back.
+        for spec in replaced {
+            self.services.remove(&spec.name);
+        }
         for instance in &leaving {
             // Dropping the handle closes its mailbox: the task ends.
             self.instances.remove(instance);
             self.held.remove(instance);
             self.restart_on_return.remove(instance);
+        }
+        for spec in updated {
+            // The tasks keep the spec they were made with: it differs only in what the
+            // supervisor reads, which it reads from the handle.
+            let spec = Arc::new(spec.clone());
+            for handle in self.instances.values_mut() {
+                if handle.service.name == spec.name {
+                    handle.service = spec.clone();
+                }
+            }
+            self.services.insert(spec.name.clone(), spec);
         }
         // A plan finishes when every instance in it has been signalled and answered: drop
         // the leaving ones from all three, or it would wait for them for ever.

@@ -985,7 +985,8 @@ pub fn startup_unit_name(manifest: &Manifest) -> String {
     format!("{}.service", target.trim_end_matches(".target"))
 }
 
-/// The unit that runs `tend up` for `manifest` at boot. tend speaks sd_notify to systemd
+/// The unit that runs `tend up` for `manifest` at boot, and `tend apply` on `systemctl
+/// reload`. tend speaks sd_notify to systemd
 /// (READY=1 once its autostart services have settled), so the unit is Type=notify; only
 /// tend gets SIGTERM on stop (KillMode=mixed) so that it stops its services in dependency
 /// order, with time for the longest chain of stop timeouts.
@@ -1000,11 +1001,17 @@ pub fn startup_unit(manifest: &Manifest, startup: &Startup) -> String {
         u.push_str("Wants=network-online.target\nAfter=network-online.target\n");
     }
     u.push_str("\n[Service]\nType=notify\nNotifyAccess=main\n");
-    let mut argv = vec![startup.tend.clone()];
-    argv.extend(startup.args.iter().cloned());
-    argv.push("up".into());
-    let line: Vec<String> = argv.iter().map(|a| exec_arg(a)).collect();
-    let _ = writeln!(u, "ExecStart={}", line.join(" "));
+    let command = |verb: &str| {
+        let mut argv = vec![startup.tend.clone()];
+        argv.extend(startup.args.iter().cloned());
+        argv.push(verb.into());
+        let line: Vec<String> = argv.iter().map(|a| exec_arg(a)).collect();
+        line.join(" ")
+    };
+    let _ = writeln!(u, "ExecStart={}", command("up"));
+    // `systemctl reload` is `tend apply`: it waits for the changes and fails, changing
+    // nothing, on an invalid manifest.
+    let _ = writeln!(u, "ExecReload={}", command("apply"));
     let _ = writeln!(
         u,
         "WorkingDirectory={}",

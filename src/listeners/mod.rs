@@ -201,6 +201,15 @@ impl Pools {
             .iter()
             .position(|p| p.service == pipes.service)
             .expect("UNWRAP: ensured just above");
+        // `tend apply` restarted the listener with another subscription: its pool takes it,
+        // and what the old one buffered (for events it asked for) is dropped.
+        let buffer = &self.buffers[index];
+        if buffer.subscription() != &pipes.listener.subscription
+            || buffer.buffer_size() != pipes.listener.buffer_size.max(1)
+        {
+            let (_, fresh) = pool(pipes.service.clone(), pipes.listener.clone());
+            self.buffers[index] = fresh;
+        }
         // A member of the same name is a process that is gone (its exit may not have been
         // read yet): an event it was busy with goes back to the buffer.
         if let Some(at) = self.pools[index]

@@ -137,6 +137,9 @@ pub struct InstanceLog {
     /// stalls, over the daemon's life: the log counters of the metrics.
     captured: [AtomicU64; 2],
     dropped: AtomicU64,
+    /// Counts the logs this instance had: its log settings changed while tend ran (`tend
+    /// apply`), and the writer replaces its files and format when a newer one shows up.
+    generation: u64,
 }
 
 /// Log readiness: the first line (of either stream) that matches `pattern` is sent.
@@ -427,25 +430,44 @@ impl LogSink {
 
     fn register(&self, service: &ServiceSpec, index: u32) -> Arc<InstanceLog> {
         let name = service.instance_name(index);
+        let stem = file_stem(&service.name, index, service.instances);
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        registry
-            .entry(name.clone())
-            .or_insert_with(|| {
-                Arc::new(InstanceLog {
-                    name: name.into(),
-                    service: service.name.clone(),
-                    index,
-                    stem: file_stem(&service.name, index, service.instances),
-                    spec: service.logs.clone(),
-                    tail: Mutex::new(Tail::new(service.logs.tail)),
-                    follow: std::sync::OnceLock::new(),
-                    pending: Mutex::default(),
-                    watch: Mutex::default(),
-                    captured: Default::default(),
-                    dropped: AtomicU64::new(0),
-                })
-            })
-            .clone()
+        let previous = match registry.get(name.as_str()) {
+            Some(log) if log.spec == service.logs && log.stem == stem => return log.clone(),
+            previous => previous.cloned(),
+        };
+        // New, or its log settings changed (`tend apply` replaced the instance): a new log,
+        // which keeps the tail, the followers and the counters of the one it succeeds.
+        let mut tail = Tail::new(service.logs.tail);
+        let follow = std::sync::OnceLock::new();
+        let mut captured = [0, 0];
+        let mut dropped = 0;
+        if let Some(previous) = &previous {
+            for line in previous.tail().last(usize::MAX, None, None) {
+                tail.push(line.time, line.stream, &line.bytes);
+            }
+            if let Some(sender) = previous.follow.get() {
+                let _ = follow.set(sender.clone());
+            }
+            captured = [Stream::Out, Stream::Err].map(|s| previous.captured_bytes(s));
+            dropped = previous.dropped_bytes();
+        }
+        let log = Arc::new(InstanceLog {
+            name: name.as_str().into(),
+            service: service.name.clone(),
+            index,
+            stem,
+            spec: service.logs.clone(),
+            tail: Mutex::new(tail),
+            follow,
+            pending: Mutex::default(),
+            watch: Mutex::default(),
+            captured: captured.map(AtomicU64::new),
+            dropped: AtomicU64::new(dropped),
+            generation: previous.map_or(0, |p| p.generation + 1),
+        });
+        registry.insert(name, log.clone());
+        log
     }
 
     /// Arm log readiness for an instance's next process: the first output line matching

@@ -400,10 +400,43 @@ impl Writer {
         }
     }
 
+    /// Close an instance's channel when its log settings changed: its partial lines and
+    /// files are written out under the old settings; the next batch opens the new ones.
+    /// Output of the old process that arrives later goes through the new channel.
+    fn retire(&mut self, name: &Arc<str>) {
+        let Some(channel) = self.channels.get(name) else {
+            return;
+        };
+        let old = channel.log.clone();
+        let partial = [
+            channel.splitters[0].has_partial(),
+            channel.splitters[1].has_partial(),
+        ];
+        if partial.contains(&true) {
+            self.process(&old, &[], partial);
+        }
+        if let Some(mut channel) = self.channels.remove(name) {
+            for sink in &mut channel.sinks {
+                if let Sink::File(sink) = sink
+                    && let Some(file) = &mut sink.file
+                {
+                    let _ = file.flush();
+                }
+            }
+        }
+    }
+
     /// Split `chunks` into lines, write them, keep the tail and feed followers; then write out
     /// the partial line of each stream in `flush`. Output goes out chunk by chunk, so the
     /// scratch space stays small whatever the batch holds.
     fn process(&mut self, log: &Arc<InstanceLog>, chunks: &[Chunk], flush: [bool; 2]) {
+        if self
+            .channels
+            .get(&log.name)
+            .is_some_and(|c| c.log.generation < log.generation)
+        {
+            self.retire(&log.name);
+        }
         let dir = self.dir.clone();
         let now = SystemTime::now();
         let channel = self
@@ -881,6 +914,13 @@ impl ConsolePrinter {
     /// Print complete lines (each ends in a newline), each with the instance's prefix, in one
     /// write.
     fn print<'a>(&mut self, instance: &str, lines: impl Iterator<Item = &'a [u8]>) {
+        if !self.colours.contains_key(instance) {
+            // An instance added while tend runs (`tend apply`): the next colour, and the
+            // prefixes widen from now on if its name is longer.
+            let next = PALETTE[self.colours.len() % PALETTE.len()];
+            self.colours.insert(instance.to_string(), next);
+            self.width = self.width.max(instance.len());
+        }
         let padded = format!("{instance:<width$}", width = self.width);
         let prefix = match (self.colour, self.colours.get(instance)) {
             (true, Some(code)) => format!("\x1b[{code}m{padded} |\x1b[0m "),

@@ -231,3 +231,89 @@ fn signal_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             .collect::<Vec<_>>(),
     })
 }
+
+/// `GET /api/v1/plan`: what `tend apply` would do, comparing the manifest file as it reads
+/// now with the one the daemon runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanReport {
+    /// The file read (the one the daemon was started with).
+    pub manifest: String,
+    /// Services in the file that the daemon does not supervise yet.
+    pub added: Vec<String>,
+    /// Services the daemon supervises that the file no longer has.
+    pub removed: Vec<String>,
+    pub changed: Vec<ServiceChangeInfo>,
+    pub unchanged: Vec<String>,
+    /// `[tend]` settings that differ (`tend.http`, `tend.state_dir`): tend takes them only
+    /// when it starts (`tend down && tend up`); apply leaves them.
+    pub daemon_changes: Vec<String>,
+}
+
+impl PlanReport {
+    /// Whether applying it would change any service.
+    pub fn changes_services(&self) -> bool {
+        !self.added.is_empty() || !self.removed.is_empty() || !self.changed.is_empty()
+    }
+
+    /// Whether the file says nothing new at all (`[tend]` included).
+    pub fn is_empty(&self) -> bool {
+        !self.changes_services() && self.daemon_changes.is_empty()
+    }
+}
+
+/// One service whose settings differ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceChangeInfo {
+    pub name: String,
+    /// `restart`: its instances are replaced (those running are started again); `scale`:
+    /// instances are added or the highest removed, the others untouched; `update`: only
+    /// supervisor settings (autostart, priority, groups, depends_on, critical), no process
+    /// is touched.
+    pub action: String,
+    /// The manifest keys that differ: `command`, `env.PORT`, `logs.max_size`,
+    /// `depends_on.db`, `instances`...
+    pub settings: Vec<String>,
+    /// For `scale`: the number of instances before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<ScaleInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScaleInfo {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// `POST /api/v1/apply`: the plan and what was done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyReport {
+    pub plan: PlanReport,
+    /// Instances stopped: those of removed and restarted services that were running, and
+    /// those a scale took away.
+    pub stopped: Vec<String>,
+    /// Instances started (restarted services that were running, added autostart services,
+    /// new instances of a running scaled service), each with its outcome.
+    pub started: Vec<ActionResult>,
+    /// Every instance that was to start did.
+    pub ok: bool,
+}
+
+/// 422 from `GET /api/v1/plan` and `POST /api/v1/apply`: the manifest does not read or
+/// does not validate; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ManifestErrors {
+    /// Every error, one per line, as `FILE:LINE: KEY: MESSAGE`.
+    pub error: String,
+    pub errors: Vec<ManifestError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ManifestError {
+    pub file: String,
+    /// Absent when the error concerns the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The dotted key (`services.web.depends_on`); empty for the whole file.
+    pub key: String,
+    pub message: String,
+}

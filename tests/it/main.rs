@@ -26,6 +26,8 @@ mod history;
 mod remote;
 // Notifications: a webhook retried after a 500, a command with the event in its env.
 mod notify;
+// `tend diff` and `tend apply` (and SIGHUP): each kind of change, an invalid manifest.
+mod apply;
 
 mod supervisord;
 

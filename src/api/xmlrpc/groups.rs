@@ -3,7 +3,6 @@
 //! told the new set of services and refuses anything that would disturb a running one.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::codec::Value;
 use super::methods::{Fault, fault};
@@ -20,7 +19,7 @@ pub async fn reload_config(rpc: &Rpc) -> Result<Value, Fault> {
             "this configuration cannot be re-read",
         ));
     };
-    let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e))?;
+    let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e.to_string()))?;
     let mut configs = rpc.config.lock().await;
     let old = ProcessTable::new(&configs.active.manifest, &configs.active.names);
     let new = ProcessTable::new(&fresh.manifest, &fresh.names);
@@ -113,7 +112,7 @@ pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
             "this configuration cannot be re-read",
         ));
     };
-    let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e))?;
+    let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e.to_string()))?;
     // Checked before anything is stopped: the engine would refuse the new set only after.
     if let Some(why) = state
         .engine
@@ -130,10 +129,7 @@ pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
         let mut empty = configs.active.clone();
         empty.manifest.services.clear();
         empty.names.clear();
-        if apply(&state, &rpc, &mut configs.active, empty)
-            .await
-            .is_err()
-        {
+        if apply(&state, &mut configs.active, empty).await.is_err() {
             return;
         }
         let autostart: Vec<String> = fresh
@@ -148,7 +144,7 @@ pub async fn restart(state: &AppState, rpc: &Rpc) -> Result<Value, Fault> {
         next.manifest.sockets = fresh.manifest.sockets;
         next.names = fresh.names;
         configs.pending = None;
-        if apply(&state, &rpc, &mut configs.active, next).await.is_ok() && !autostart.is_empty() {
+        if apply(&state, &mut configs.active, next).await.is_ok() && !autostart.is_empty() {
             drop(configs);
             let _ = state.engine.start(autostart).await;
         }
@@ -212,7 +208,7 @@ pub async fn add_group(state: &AppState, rpc: &Rpc, group: &str) -> Result<Value
             ));
         }
     }
-    apply(state, rpc, &mut configs.active, next).await?;
+    apply(state, &mut configs.active, next).await?;
     // supervisord starts an added group's autostart processes.
     let autostart: Vec<String> = services
         .iter()
@@ -276,26 +272,13 @@ pub async fn remove_group(state: &AppState, rpc: &Rpc, group: &str) -> Result<Va
             ),
         ));
     }
-    apply(state, rpc, &mut configs.active, next).await?;
+    apply(state, &mut configs.active, next).await?;
     Ok(Value::Bool(true))
 }
 
-/// Hand the engine the new set of services, then publish the names for it.
-async fn apply(
-    state: &AppState,
-    rpc: &Rpc,
-    active: &mut Config,
-    next: Config,
-) -> Result<(), Fault> {
-    state
-        .engine
-        .reconfigure(next.manifest.clone())
+/// [`super::commit`], answering a refusal with supervisord's FAILED fault.
+async fn apply(state: &AppState, active: &mut Config, next: Config) -> Result<(), Fault> {
+    super::commit(state, active, next)
         .await
-        .map_err(|_| Fault::new(fault::FAILED, "the engine is not answering"))?
-        .map_err(|e| Fault::new(fault::FAILED, e))?;
-    *rpc.table.write().unwrap_or_else(|p| p.into_inner()) =
-        Arc::new(ProcessTable::new(&next.manifest, &next.names));
-    state.services.replace(&next.manifest);
-    *active = next;
-    Ok(())
+        .map_err(|e| Fault::new(fault::FAILED, e))
 }

@@ -26,7 +26,7 @@ pub use methods::{METHODS, supervisor_state};
 pub use names::{GivenName, ProcessTable};
 
 use super::AppState;
-use crate::config::Manifest;
+use crate::config::{ConfigErrors, Manifest};
 
 /// What the XML-RPC interface knows beyond the engine.
 pub struct Rpc {
@@ -35,7 +35,8 @@ pub struct Rpc {
     pub identifier: String,
     /// Set by `supervisor.shutdown`: every later call gets SHUTDOWN_STATE.
     pub shutting_down: AtomicBool,
-    /// The configuration in force and the last one `reloadConfig` read; one change at a time.
+    /// The configuration in force and the last one `reloadConfig` read; one change at a
+    /// time, whether from supervisorctl or `tend apply`.
     config: tokio::sync::Mutex<Configs>,
     /// Reads the configuration file again (`reloadConfig`); None: it cannot be re-read.
     reread: Option<Reread>,
@@ -43,8 +44,9 @@ pub struct Rpc {
     pub remote_events: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
 }
 
-/// Reads the manifest file again, with supervisord's names for its processes.
-pub type Reread = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+/// Reads the manifest file again, as it was read at start, with supervisord's names for its
+/// processes: what `reloadConfig`, `supervisor.restart` and `tend apply` read.
+pub type Reread = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// A manifest with the supervisord names given to its instances.
 #[derive(Debug, Clone)]
@@ -53,8 +55,9 @@ pub struct Config {
     pub names: Vec<GivenName>,
 }
 
-struct Configs {
-    active: Config,
+pub struct Configs {
+    /// What the engine supervises now, under the daemon settings it started with.
+    pub active: Config,
     /// What `reloadConfig` read last, for `addProcessGroup`.
     pending: Option<Config>,
 }
@@ -87,6 +90,33 @@ impl Rpc {
     pub fn table(&self) -> Arc<ProcessTable> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Read the manifest file again; None when this configuration cannot be re-read.
+    pub fn reread(&self) -> Option<Result<Config, ConfigErrors>> {
+        self.reread.as_ref().map(|reread| reread())
+    }
+
+    /// The configuration in force, held until the guard is dropped: no other change of the
+    /// supervised set (supervisorctl's or another apply) can come in between.
+    pub async fn configs(&self) -> tokio::sync::MutexGuard<'_, Configs> {
+        self.config.lock().await
+    }
+}
+
+/// Hand the engine the new set of services, then publish it to everything that names
+/// services: supervisord's process table, the API's service list (and with it `critical`).
+/// Changes nothing when the engine refuses.
+pub async fn commit(state: &AppState, active: &mut Config, next: Config) -> Result<(), String> {
+    state
+        .engine
+        .reconfigure(next.manifest.clone())
+        .await
+        .map_err(|_| "the engine is not answering".to_string())??;
+    *state.rpc.table.write().unwrap_or_else(|p| p.into_inner()) =
+        Arc::new(ProcessTable::new(&next.manifest, &next.names));
+    state.services.replace(&next.manifest);
+    *active = next;
+    Ok(())
 }
 
 /// Bodies larger than this are refused: supervisorctl's calls are a few hundred bytes.

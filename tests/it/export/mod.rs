@@ -167,6 +167,13 @@ fn startup_prints_a_unit_that_verifies() {
         )),
         "{unit}"
     );
+    assert!(
+        unit.contains(&format!(
+            "ExecReload={} -c {manifest} apply\n",
+            env!("CARGO_BIN_EXE_tend")
+        )),
+        "{unit}"
+    );
     // Only tend gets SIGTERM, so that it stops the services in order.
     assert!(unit.contains("KillMode=mixed\n"), "{unit}");
     assert!(unit.contains("WantedBy=multi-user.target\n"), "{unit}");

@@ -1,0 +1,371 @@
+//! `tend diff` and `tend apply` (and SIGHUP): the manifest file read again, the way it was
+//! read at start, compared with the one the daemon runs ([`crate::config::plan`]), and the
+//! difference carried out through the engine. An invalid file changes nothing.
+//!
+//! The order: stop what leaves or is replaced (only those instances, dependents among them
+//! first; an unchanged dependent keeps running, as with `tend restart`), hand the engine the
+//! new set ([`crate::engine::EngineHandle::reconfigure`], through [`super::xmlrpc::commit`],
+//! which also renames everything for supervisorctl and the API), then start what was running
+//! before and the added autostart services. `[tend]` settings are never taken live.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::{ApiError, AppState, Caller};
+use crate::config::ConfigErrors;
+use crate::config::model::ServiceSpec;
+use crate::config::plan::{self, Action, Plan, ServiceChange};
+use crate::protocol::{
+    ActionResult, ApplyReport, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
+    ServiceChangeInfo,
+};
+
+/// Why nothing (or not everything) was done.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The file does not read or validate: 422 with every error.
+    Invalid(ConfigErrors),
+    Api(ApiError),
+}
+
+impl From<ApiError> for ApplyError {
+    fn from(e: ApiError) -> Self {
+        ApplyError::Api(e)
+    }
+}
+
+impl From<crate::engine::EngineGone> for ApplyError {
+    fn from(e: crate::engine::EngineGone) -> Self {
+        ApplyError::Api(e.into())
+    }
+}
+
+impl From<crate::engine::command::UnknownTarget> for ApplyError {
+    fn from(e: crate::engine::command::UnknownTarget) -> Self {
+        ApplyError::Api(e.into())
+    }
+}
+
+impl ApplyError {
+    /// One line per error, for tend's log and the audit.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ApplyError::Invalid(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+            ApplyError::Api(e) => vec![e.message.clone()],
+        }
+    }
+}
+
+impl IntoResponse for ApplyError {
+    fn into_response(self) -> Response {
+        match self {
+            ApplyError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(ManifestErrors {
+                    error: errors.to_string(),
+                    errors: errors
+                        .0
+                        .iter()
+                        .map(|e| ManifestError {
+                            file: e.file.display().to_string(),
+                            line: e.line,
+                            key: e.key.clone(),
+                            message: e.message.clone(),
+                        })
+                        .collect(),
+                }),
+            )
+                .into_response(),
+            ApplyError::Api(e) => e.into_response(),
+        }
+    }
+}
+
+/// `GET /api/v1/plan`.
+pub async fn plan(State(state): State<AppState>) -> Result<Json<PlanReport>, ApplyError> {
+    let fresh = reread(&state)?;
+    let configs = state.rpc.configs().await;
+    let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
+    Ok(Json(report(&plan, &state)))
+}
+
+/// `POST /api/v1/apply`.
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Result<Json<ApplyReport>, ApplyError> {
+    let result = carry_out(&state).await;
+    audit(&state, caller.map(|c| c.0), &result);
+    result.map(Json)
+}
+
+/// SIGHUP: apply, and say what was done (or every error) in tend's own log.
+pub async fn on_hangup(state: &AppState) {
+    crate::logs::own::say("SIGHUP: reading the manifest again");
+    let result = carry_out(state).await;
+    match &result {
+        Ok(report) => {
+            for line in summary(report) {
+                crate::logs::own::say(&format!("apply: {line}"));
+            }
+        }
+        Err(e) => {
+            for line in e.lines() {
+                crate::logs::own::say(&format!("apply: {line}"));
+            }
+            crate::logs::own::say("apply: nothing was changed");
+        }
+    }
+    audit(
+        state,
+        Some(Caller {
+            origin: "signal".into(),
+            who: "SIGHUP".into(),
+            role: crate::api::Role::Operate,
+        }),
+        &result,
+    );
+}
+
+fn audit(state: &AppState, caller: Option<Caller>, result: &Result<ApplyReport, ApplyError>) {
+    let Some(history) = &state.history else {
+        return;
+    };
+    let (ok, text) = match result {
+        Ok(report) => (report.ok, summary(report).join("; ")),
+        Err(e) => (false, e.lines().join("; ")),
+    };
+    super::control::audit(
+        history,
+        caller.unwrap_or_else(Caller::unknown),
+        "apply",
+        "all".into(),
+        ok,
+        text,
+    );
+}
+
+/// What an apply did, a line per kind of change.
+pub fn summary(report: &ApplyReport) -> Vec<String> {
+    let plan = &report.plan;
+    let mut lines = Vec::new();
+    if !plan.changes_services() {
+        lines.push("no service changed".to_string());
+    }
+    let list = |names: &[String]| names.join(", ");
+    if !plan.added.is_empty() {
+        lines.push(format!("added {}", list(&plan.added)));
+    }
+    if !plan.removed.is_empty() {
+        lines.push(format!("removed {}", list(&plan.removed)));
+    }
+    for change in &plan.changed {
+        lines.push(format!(
+            "{} {}: {}",
+            change.action,
+            change.name,
+            change.settings.join(", ")
+        ));
+    }
+    if !report.stopped.is_empty() {
+        lines.push(format!("stopped {}", list(&report.stopped)));
+    }
+    let started: Vec<String> = report
+        .started
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.instance.clone())
+        .collect();
+    if !started.is_empty() {
+        lines.push(format!("started {}", list(&started)));
+    }
+    for failed in report.started.iter().filter(|r| !r.ok) {
+        lines.push(format!(
+            "{} did not start: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("failed")
+        ));
+    }
+    if !plan.daemon_changes.is_empty() {
+        lines.push(format!(
+            "not applied, needs `tend down && tend up`: {}",
+            list(&plan.daemon_changes)
+        ));
+    }
+    lines
+}
+
+/// The file again, exactly as the daemon read it at start.
+fn reread(state: &AppState) -> Result<super::xmlrpc::Config, ApplyError> {
+    match state.rpc.reread() {
+        Some(Ok(config)) => Ok(config),
+        Some(Err(errors)) => Err(ApplyError::Invalid(errors)),
+        None => Err(ApiError::new(StatusCode::CONFLICT, "this manifest cannot be re-read").into()),
+    }
+}
+
+/// How a restarted service's running instances move to their new spec.
+enum Replacement {
+    /// Stopped before the engine takes the new spec, started after it.
+    StopThenStart,
+}
+
+/// The one place the way of replacing a changed service is chosen. Rolling reload (start
+/// new instances beside the old ones, wait until each is ready, then stop an old one) is
+/// to plug in here, as a second [`Replacement`] that [`carry_out`] runs after the commit.
+fn replacement(_change: &ServiceChange, _old: &ServiceSpec, _new: &ServiceSpec) -> Replacement {
+    Replacement::StopThenStart
+}
+
+/// Read the file again and carry out its plan; the report says what was done.
+pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
+    let fresh = reread(state)?;
+    let mut configs = state.rpc.configs().await;
+    let old = configs.active.manifest.clone();
+    let plan = plan::plan(&old, &fresh.manifest);
+    let mut report = ApplyReport {
+        plan: report(&plan, state),
+        stopped: Vec::new(),
+        started: Vec::new(),
+        ok: true,
+    };
+    if !plan.changes_services() {
+        return Ok(report);
+    }
+    // Refused before anything stops: the engine would refuse the new set only after.
+    if let Some(why) = state
+        .engine
+        .sockets()
+        .refuse_change(&fresh.manifest.sockets)
+    {
+        return Err(
+            ApiError::new(StatusCode::CONFLICT, format!("nothing was changed: {why}")).into(),
+        );
+    }
+    let statuses = state.engine.status(Vec::new()).await??;
+    let at_rest = |state: &str| matches!(state, "stopped" | "exited" | "fatal");
+    let running: HashSet<&str> = statuses
+        .iter()
+        .filter(|s| !at_rest(s.state) && s.state != "stopping")
+        .map(|s| s.service.as_str())
+        .collect();
+    let live: HashSet<&str> = statuses
+        .iter()
+        .filter(|s| !at_rest(s.state))
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut leaving: Vec<String> = Vec::new();
+    let mut to_start: Vec<String> = Vec::new();
+    for name in &plan.removed {
+        let spec = old
+            .service(name)
+            .expect("UNWRAP: the plan names old services");
+        leaving.extend((0..spec.instances).map(|i| spec.instance_name(i)));
+    }
+    for change in &plan.changed {
+        let was = old
+            .service(&change.name)
+            .expect("UNWRAP: changed is in both");
+        let now = fresh
+            .manifest
+            .service(&change.name)
+            .expect("UNWRAP: changed is in both");
+        let up = running.contains(change.name.as_str());
+        match change.action {
+            Action::Restart => match replacement(change, was, now) {
+                Replacement::StopThenStart => {
+                    leaving.extend((0..was.instances).map(|i| was.instance_name(i)));
+                    if up {
+                        to_start.push(change.name.clone());
+                    }
+                }
+            },
+            Action::Scale { from, to } => {
+                // The highest indices go; new ones start when the service runs.
+                leaving.extend((to..from).map(|i| was.instance_name(i)));
+                if up {
+                    to_start.extend((from..to).map(|i| now.instance_name(i)));
+                }
+            }
+            Action::Update => {}
+        }
+    }
+    for name in &plan.added {
+        if fresh.manifest.service(name).is_some_and(|s| s.autostart) {
+            to_start.push(name.clone());
+        }
+    }
+    // Only what runs needs stopping; the engine takes the rest as it is.
+    let to_stop: Vec<String> = leaving
+        .into_iter()
+        .filter(|i| live.contains(i.as_str()))
+        .collect();
+    if !to_stop.is_empty() {
+        let outcomes = state.engine.stop(to_stop.clone()).await??;
+        report.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
+    }
+    let mut next = configs.active.clone();
+    next.manifest.services = fresh.manifest.services;
+    next.names = fresh.names;
+    if let Err(refused) = super::xmlrpc::commit(state, &mut configs.active, next).await {
+        // Something started in between (a `tend start` of a stopped service): put back
+        // what was stopped for the change, and leave the rest as it was.
+        drop(configs);
+        if !to_stop.is_empty() {
+            let _ = state.engine.start(to_stop).await;
+        }
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the change was refused, nothing was changed: {refused}"),
+        )
+        .into());
+    }
+    // Starting waits for min_uptime: another change need not wait for that.
+    drop(configs);
+    if !to_start.is_empty() {
+        let outcomes = state.engine.start(to_start).await??;
+        report.started = outcomes
+            .into_iter()
+            .map(|(instance, outcome)| ActionResult {
+                instance,
+                ok: outcome.is_ok(),
+                error: outcome.err(),
+            })
+            .collect();
+        report.ok = report.started.iter().all(|r| r.ok);
+    }
+    Ok(report)
+}
+
+/// The plan on the wire.
+fn report(plan: &Plan, state: &AppState) -> PlanReport {
+    PlanReport {
+        manifest: state.manifest.display().to_string(),
+        added: plan.added.clone(),
+        removed: plan.removed.clone(),
+        changed: plan
+            .changed
+            .iter()
+            .map(|change| ServiceChangeInfo {
+                name: change.name.clone(),
+                action: match change.action {
+                    Action::Restart => "restart",
+                    Action::Scale { .. } => "scale",
+                    Action::Update => "update",
+                }
+                .to_string(),
+                settings: change.settings.iter().map(|s| s.key.clone()).collect(),
+                instances: match change.action {
+                    Action::Scale { from, to } => Some(ScaleInfo { from, to }),
+                    _ => None,
+                },
+            })
+            .collect(),
+        unchanged: plan.unchanged.clone(),
+        daemon_changes: plan.daemon.clone(),
+    }
+}
