@@ -1306,6 +1306,15 @@ fn id_node(got: &Got<'_>) -> Node {
 
 /// autorestart, stop_exit_codes, min_uptime, max_restarts, restart_delay,
 /// exp_backoff_restart_delay.
+///
+/// `max_restarts: N` becomes `max_restarts = N - 1` with `restart_limit = "unstable"`.
+/// PM2 (lib/God.js handleExit) counts an exit as unstable when the run was shorter than
+/// `min_uptime`, and gives up (status `errored`) once `unstable_restarts >= max_restarts`:
+/// at the N-th unstable exit (the ⌈N⌉-th for a fraction), after N - 1 restarts. tend's
+/// `max_restarts` counts restarts: it goes `fatal` at the failed start after them. So
+/// PM2's default 16 is 15. A 0 that reaches PM2 (`maxRestarts: 0`, or `max_restarts:
+/// "0"`; a number 0 under `max_restarts` itself reads as unset) holds at the first exit,
+/// however long the run lasted: PM2 never restarts the app, which is `restart = "never"`.
 fn restarts(r: &mut Reader<'_, '_>, table: &mut Table) {
     let line = r.app_line;
     let autorestart = r.get_bool("autorestart");
@@ -1315,8 +1324,20 @@ fn restarts(r: &mut Reader<'_, '_>, table: &mut Table) {
     let restart_delay = r.get_num("restart_delay");
     let exp_backoff = r.get_num("exp_backoff_restart_delay");
 
-    if let Some((false, prop)) = autorestart {
-        table.put("restart", prop.line, string(prop.value.line, "never"));
+    let never = match (autorestart, max_restarts) {
+        (Some((false, prop)), _) => Some((prop, "`autorestart: false` (in PM2 as in tend)")),
+        (_, Some((n, prop))) if n.ceil() <= 0.0 => {
+            r.warn(
+                prop.line,
+                &prop.key,
+                "PM2 gives up at the first exit with 0 here, however long the run lasted (`unstable_restarts >= max_restarts` holds at once), and never restarts the app: imported as `restart = \"never\"`",
+            );
+            Some((prop, "`max_restarts` 0 (PM2 never restarts the app)"))
+        }
+        _ => None,
+    };
+    if let Some((cause, why)) = never {
+        table.put("restart", cause.line, string(cause.value.line, "never"));
         let inert: Vec<&Prop> = [
             stop_exit_codes.as_ref().map(|g| g.prop),
             min_uptime.map(|(_, p)| p),
@@ -1326,12 +1347,13 @@ fn restarts(r: &mut Reader<'_, '_>, table: &mut Table) {
         ]
         .into_iter()
         .flatten()
+        .filter(|p| !std::ptr::eq(*p, cause))
         .collect();
         for prop in inert {
             r.warn(
                 prop.line,
                 &prop.key,
-                "no effect with `autorestart: false` (in PM2 as in tend); not imported",
+                format!("no effect with {why}; not imported"),
             );
         }
         return;
@@ -1442,11 +1464,12 @@ fn restarts(r: &mut Reader<'_, '_>, table: &mut Table) {
     let (uptime, uptime_line) =
         min_uptime.map_or((PM2_MIN_UPTIME_MS, line), |(ms, p)| (ms, p.line));
     table.string("min_uptime", uptime_line, duration(uptime));
+    // Restarts before PM2 gives up: see above (a 0 was handled there).
     let (limit, limit_line) = max_restarts.map_or((PM2_MAX_RESTARTS, line), |(n, p)| (n, p.line));
     table.put(
         "max_restarts",
         limit_line,
-        integer(limit_line, js_parse_int_number(limit).max(0.0) as i64),
+        integer(limit_line, (limit.ceil() - 1.0).max(0.0) as i64),
     );
     table.string("restart_limit", limit_line, "unstable");
 }

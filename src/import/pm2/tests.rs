@@ -130,7 +130,7 @@ fn the_shapes_pm2_accepts() {
         "{apps: [{script: 'a.js', max_restarts: 0x10}]}",
         None,
     );
-    assert_eq!(only(&json5)["max_restarts"], 16);
+    assert_eq!(only(&json5)["max_restarts"], 15);
 }
 
 #[test]
@@ -406,7 +406,8 @@ fn restart_policy_defaults_are_pm2s() {
     let imported = ok(&app("name: 'a',\nscript: 'a.js',"));
     let svc = only(&imported);
     assert_eq!(svc["min_uptime"], "1s");
-    assert_eq!(svc["max_restarts"], 16);
+    // PM2's 16 is the unstable exit it gives up at: 15 restarts.
+    assert_eq!(svc["max_restarts"], 15);
     assert_eq!(svc["restart_limit"], "unstable");
     assert_eq!(svc["backoff"], json!({"initial": "0s"}));
     assert_eq!(svc["stop_signal"], "INT");
@@ -421,7 +422,7 @@ fn restart_settings() {
     ));
     let svc = only(&imported);
     assert_eq!(svc["min_uptime"], "2s");
-    assert_eq!(svc["max_restarts"], 5);
+    assert_eq!(svc["max_restarts"], 4);
     assert_eq!(
         svc["backoff"],
         json!({"initial": "3s", "factor": 1.0, "jitter": 0.0})
@@ -446,7 +447,7 @@ fn restart_settings() {
 
     // PM2 reads a 0 under a key with aliases as unset: its default 16 applies.
     let zero = ok(&app("name: 'a',\nscript: 'a.js',\nmax_restarts: 0,"));
-    assert_eq!(only(&zero)["max_restarts"], 16);
+    assert_eq!(only(&zero)["max_restarts"], 15);
     assert_warned(&zero, "apps[0].max_restarts", "reads a 0 here as not set");
 
     let too_short = errors(&app("name: 'a',\nscript: 'a.js',\nmin_uptime: 50,"));
@@ -463,6 +464,46 @@ fn restart_settings() {
         "{}",
         list(&bad_unit)
     );
+}
+
+/// PM2 gives up at the N-th unstable exit (`unstable_restarts >= max_restarts` in
+/// lib/God.js handleExit), after N - 1 restarts; tend's `max_restarts` counts restarts.
+/// Checked with PM2 7.0.4: `max_restarts: 3` runs a failing app 3 times, 1 once, 2.5
+/// three times, and a 0 that reaches it (`maxRestarts: 0`, `max_restarts: '0'`) once,
+/// even after a run longer than min_uptime.
+#[test]
+fn max_restarts_counts_the_exit_pm2_gives_up_at() {
+    for (written, restarts) in [("3", 3 - 1), ("1", 0), ("2.5", 2), ("'7'", 6), ("16", 15)] {
+        let imported = ok(&app(&format!(
+            "name: 'a',\nscript: 'a.js',\nmax_restarts: {written},"
+        )));
+        let svc = only(&imported);
+        assert_eq!(svc["max_restarts"], restarts, "{written}");
+        assert_eq!(svc["restart_limit"], "unstable", "{written}");
+        assert!(svc.get("restart").is_none(), "{written}");
+    }
+
+    for written in ["maxRestarts: 0", "max_restarts: '0'"] {
+        let imported = ok(&app(&format!(
+            "name: 'a',\nscript: 'a.js',\n{written},\nmin_uptime: 2000,\nrestart_delay: 100,"
+        )));
+        let svc = only(&imported);
+        assert_eq!(svc["restart"], "never", "{written}");
+        assert!(svc.get("max_restarts").is_none(), "{written}");
+        assert!(svc.get("min_uptime").is_none(), "{written}");
+        assert!(svc.get("backoff").is_none(), "{written}");
+        let key = written.split(':').next().unwrap();
+        assert_warned(
+            &imported,
+            &format!("apps[0].{key}"),
+            "imported as `restart = \"never\"`",
+        );
+        assert_warned(
+            &imported,
+            "apps[0].restart_delay",
+            "no effect with `max_restarts` 0",
+        );
+    }
 }
 
 #[test]

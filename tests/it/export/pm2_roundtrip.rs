@@ -11,9 +11,9 @@
 //! 2. **What PM2 can carry comes back exactly**: the program (argv per instance), cwd, every
 //!    environment variable per instance (so `{instance}`, `{port}`, `port_base`, `PORT`,
 //!    `TEND_SERVICE`, `TEND_INSTANCE`), instances, autostart, user, the restart policy, the
-//!    exit codes of `on-failure`, stop_timeout and min_uptime where PM2 can hold them, and
-//!    max_memory, never differ; max_restarts comes back as one more (see
-//!    [`IMPORTER_MAX_RESTARTS_OFFSET`]).
+//!    exit codes of `on-failure`, stop_timeout and min_uptime where PM2 can hold them,
+//!    max_restarts (written N + 1, as PM2 gives up at its N-th unstable exit, after N − 1
+//!    restarts, and read back as N − 1), and max_memory, never differ.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,12 +25,6 @@ use tend::config::model::{
     BackoffSpec, Growth, LogTarget, Manifest, Program, RestartLimit, RestartPolicy, ServiceSpec,
 };
 use tend::export::pm2::{FILE_NAME, export_pm2};
-
-/// KNOWN IMPORTER BUG (STATUS.md): PM2 gives up at the N-th unstable exit, i.e. after N − 1
-/// restarts, but tend's importer maps PM2's `max_restarts: N` to tend's `max_restarts = N`
-/// (N restarts). The exporter writes N + 1 for tend's N, which is what PM2 needs; the importer
-/// then reads N + 1. When the importer is fixed (N → N − 1), this becomes 0.
-const IMPORTER_MAX_RESTARTS_OFFSET: u32 = 1;
 
 /// KNOWN IMPORTER BUG (STATUS.md): the importer's `tend_name` (src/import/pm2/app.rs), meant
 /// for PM2 names tend refuses, also rewrites valid tend names: it collapses a run of `-` into
@@ -593,12 +587,7 @@ fn comparable(spec: &ServiceSpec, base: &Path, original: bool) -> BTreeMap<Strin
     if spec.restart != RestartPolicy::Never {
         put("backoff", backoff_behaviour(&spec.backoff));
         put("min_uptime", format!("{:?}", spec.min_uptime));
-        let offset = if original {
-            IMPORTER_MAX_RESTARTS_OFFSET
-        } else {
-            0
-        };
-        put("max_restarts", format!("{}", spec.max_restarts + offset));
+        put("max_restarts", format!("{}", spec.max_restarts));
         let window = match spec.restart_limit {
             RestartLimit::Window => format!(" within {:?}", spec.restart_window),
             RestartLimit::Unstable => String::new(),
