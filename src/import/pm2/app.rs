@@ -697,30 +697,33 @@ fn default_name(script: &str) -> String {
     }
 }
 
-/// A tend service name for a PM2 name: other characters become `-` (as PM2 does for its
-/// log file names), a leading non-alphanumeric is dropped.
+/// A tend service name for a PM2 name: the name itself when tend accepts it (`a--0`,
+/// `web-`). Otherwise each run of other characters becomes one `-` (PM2 makes them `-` in
+/// its log file names), or none where a `-` is next to it or at the end, and a leading
+/// non-alphanumeric is dropped: `my app!` → `my-app`, `a - b` → `a-b`, `web-!` → `web-`.
 fn tend_name(name: &str) -> String {
-    let replaced: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    // `my app!` → `my-app`, not `my-app-`; `a && b` → `a-b`.
-    let mut collapsed = String::with_capacity(replaced.len());
-    for c in replaced.chars() {
-        if !(c == '-' && collapsed.ends_with('-')) {
-            collapsed.push(c);
+    if check_name(name).is_ok() {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    // Whether the last character is a `-` put in for refused ones (and only for them).
+    let mut ours = false;
+    for c in name.chars() {
+        if c == '-' && ours {
+            // The `-` put in stands for this one too.
+            ours = false;
+        } else if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+            out.push(c);
+            ours = false;
+        } else if !out.ends_with('-') {
+            out.push('-');
+            ours = true;
         }
     }
-    let trimmed = collapsed
-        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
-        .trim_end_matches('-');
-    match trimmed {
+    if ours {
+        out.pop();
+    }
+    match out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric()) {
         "" => "app".to_string(),
         "all" => "all-app".to_string(),
         other => other.to_string(),

@@ -177,6 +177,69 @@ fn name_defaults_to_the_script_and_is_made_valid() {
     assert_warned(&imported, "apps[5]", "imported as `dup-2`");
 }
 
+/// Names tend accepts (`[A-Za-z0-9][A-Za-z0-9_.-]*`, not `all`) are kept as written, with
+/// no warning; only refused ones are renamed, and only their refused characters change.
+#[test]
+fn valid_tend_names_are_kept() {
+    let valid = ["a--0", "web-", "x.-_y", "0-", "a---b--"];
+    let body: Vec<String> = valid
+        .iter()
+        .map(|n| format!("{{ name: '{n}', script: 'a.js' }},"))
+        .collect();
+    let imported = ok(&format!(
+        "module.exports = {{ apps: [\n{}\n] }}",
+        body.join("\n")
+    ));
+    let services = imported.tree.to_json()["services"].clone();
+    let mut names: Vec<&str> = services
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = valid.to_vec();
+    names.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(names, want);
+    assert!(
+        !imported
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("not a valid tend service name")),
+        "{}",
+        list(&imported.warnings)
+    );
+
+    let renamed = [
+        ("my--app!", "my--app"),
+        ("web-!", "web-"),
+        ("a - b", "a-b"),
+        ("-x y-", "x-y-"),
+        ("é", "app"),
+        ("api:v2", "api-v2"),
+    ];
+    let body: Vec<String> = renamed
+        .iter()
+        .map(|(n, _)| format!("{{ name: '{n}', script: 'a.js' }},"))
+        .collect();
+    let imported = ok(&format!(
+        "module.exports = {{ apps: [\n{}\n] }}",
+        body.join("\n")
+    ));
+    for (i, (written, name)) in renamed.iter().enumerate() {
+        assert!(
+            !service(&imported, name).is_null(),
+            "{written} → {name}: {:#}",
+            imported.tree.to_json()
+        );
+        assert_warned(
+            &imported,
+            &format!("apps[{i}].name"),
+            &format!("`{written}` is not a valid tend service name"),
+        );
+    }
+}
+
 #[test]
 fn interpreters_follow_the_extension() {
     let imported = ok(

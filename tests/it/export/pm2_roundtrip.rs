@@ -26,20 +26,6 @@ use tend::config::model::{
 };
 use tend::export::pm2::{FILE_NAME, export_pm2};
 
-/// KNOWN IMPORTER BUG (STATUS.md): the importer's `tend_name` (src/import/pm2/app.rs), meant
-/// for PM2 names tend refuses, also rewrites valid tend names: it collapses a run of `-` into
-/// one and drops trailing `-` (`a--0` → `a-0`, with a warning that `a--0` is not a valid
-/// name). The name the importer gives a service; the identity once that is fixed.
-fn imported_name(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if !(c == '-' && out.ends_with('-')) {
-            out.push(c);
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 // --- Generated manifests -----------------------------------------------------------------
 
 /// Pieces of awkward strings: quotes, spaces, `$`, `%`, backslashes, newlines, braces,
@@ -532,7 +518,7 @@ fn backoff_behaviour(b: &BackoffSpec) -> String {
 /// PM2 has no use for with `autorestart: false` and the importer drops; log rotation when
 /// nothing is written to a file or the service does not rotate (PM2 never rotates; the
 /// importer gives tend's default rotation, which is then ignored).
-fn comparable(spec: &ServiceSpec, base: &Path, original: bool) -> BTreeMap<String, String> {
+fn comparable(spec: &ServiceSpec, base: &Path) -> BTreeMap<String, String> {
     let mut c = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         c.insert(k.to_string(), v);
@@ -565,15 +551,8 @@ fn comparable(spec: &ServiceSpec, base: &Path, original: bool) -> BTreeMap<Strin
     );
     let vars: BTreeSet<&String> = instances.iter().flat_map(|i| i.env.keys()).collect();
     for var in vars {
-        let values: Vec<Option<String>> = instances
-            .iter()
-            .map(|i| i.env.get(var).cloned())
-            // tend's TEND_SERVICE is the name, which the importer changes (known bug).
-            .map(|v| match v {
-                Some(name) if original && var == "TEND_SERVICE" => Some(imported_name(&name)),
-                other => other,
-            })
-            .collect();
+        let values: Vec<Option<String>> =
+            instances.iter().map(|i| i.env.get(var).cloned()).collect();
         put(&format!("env.{var}"), format!("{values:?}"));
     }
     put("user", format!("{:?}", spec.user));
@@ -765,7 +744,7 @@ fn round_trip(services: &[Gen]) -> Result<(), TestCaseError> {
     prop_assert_eq!(imported.services.len(), original.services.len());
 
     for spec in &original.services {
-        let Some(back) = imported.service(&imported_name(&spec.name)) else {
+        let Some(back) = imported.service(&spec.name) else {
             return Err(TestCaseError::fail(format!(
                 "{} missing after import\n{json}",
                 spec.name
@@ -782,8 +761,8 @@ fn round_trip(services: &[Gen]) -> Result<(), TestCaseError> {
             text,
             json
         );
-        let a = comparable(spec, &original.base_dir(), true);
-        let b = comparable(back, &imported.base_dir(), false);
+        let a = comparable(spec, &original.base_dir());
+        let b = comparable(back, &imported.base_dir());
         let notes: Vec<&str> = export
             .unmapped
             .iter()
@@ -892,15 +871,22 @@ fn awkward_strings_survive() {
     round_trip(&[service(false), service(true)]).unwrap();
 }
 
-/// The importer bug above, pinned: when this fails, the importer keeps valid names and
-/// [`imported_name`] should become the identity.
+/// Names tend accepts come back as they are, without a warning, even those the importer
+/// once "repaired" (`a--0` became `a-0`, `web-` became `web`): only names tend refuses are
+/// renamed.
 #[test]
-fn known_importer_bug_renames_valid_names() {
+fn valid_names_come_back_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tend.toml");
-    std::fs::write(&path, "[services.a--0]\ncommand = \"sleep 1\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[services.a--0]\ncommand = \"sleep 1\"\n[services.web-]\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap();
     let manifest = tend::config::load(&path).unwrap();
-    assert_eq!(manifest.services[0].name, "a--0", "a valid tend name");
+    let names =
+        |m: &Manifest| -> Vec<String> { m.services.iter().map(|s| s.name.clone()).collect() };
+    assert_eq!(names(&manifest), ["a--0", "web-"], "valid tend names");
     let export = export_pm2(&manifest, &[]);
     let eco = dir.path().join(FILE_NAME);
     std::fs::write(&eco, &export.files[0].1).unwrap();
@@ -909,11 +895,13 @@ fn known_importer_bug_renames_valid_names() {
         environment: None,
     };
     let loaded = tend::import::load(&eco, &reading).unwrap();
-    assert_eq!(loaded.manifest.services[0].name, "a-0");
+    assert_eq!(names(&loaded.manifest), ["a--0", "web-"]);
     assert!(
-        loaded
+        !loaded
             .warnings
             .iter()
-            .any(|w| w.to_string().contains("is not a valid tend service name"))
+            .any(|w| w.to_string().contains("is not a valid tend service name")),
+        "{:?}",
+        loaded.warnings
     );
 }
