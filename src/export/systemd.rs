@@ -4,7 +4,7 @@
 //! reads nothing. It returns the files to write (a name relative to the unit directory, and
 //! the content) and every setting it could not express in systemd, with the reason.
 //!
-//! Choices (see STATUS.md for the reasoning):
+//! Choices (docs/export.md has the whole table):
 //! - one `NAME.service` per service; `instances > 1` gives a template `NAME@.service` whose
 //!   instances `NAME@0` … `NAME@N-1` are wanted by the target (`{instance}` becomes `%i`);
 //! - `{port}` (port_base + instance) cannot be computed by systemd, so each instance of a

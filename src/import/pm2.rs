@@ -7,7 +7,7 @@
 //!
 //! What tend does differently from PM2 is a warning naming the file, line and key; what
 //! PM2 itself would refuse, and JavaScript code where the program to run is decided, are
-//! errors. See `IMPORT.md` for the mapping and the choices made.
+//! errors. See docs/migrating.md for the mapping and the choices made.
 
 mod app;
 pub mod js;

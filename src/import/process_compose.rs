@@ -1,5 +1,5 @@
 //! process-compose YAML to tend services. The mapping tables and every choice where the
-//! two differ are in IMPORT.md; the comments here say why at the point of each rule.
+//! two differ are in docs/migrating.md; the comments here say why at the point of each rule.
 //!
 //! process-compose reads its file in this order, and so does the import:
 //! 1. `${...}` is expanded over the whole text (envsubst rules, `$$` escapes a `$`, an

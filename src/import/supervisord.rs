@@ -7,7 +7,7 @@
 //! line of the INI file it came from, so tend's own validator can check it and point at
 //! the INI lines. What tend cannot do the same way is reported as a warning
 //! ([`Imported::warnings`]), never dropped silently; what supervisord itself would refuse
-//! is an error. IMPORT.md has the mapping table and the reasons behind each choice.
+//! is an error. docs/migrating.md has the mapping table and the reasons behind each choice.
 
 mod expand;
 mod glob;

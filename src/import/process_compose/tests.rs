@@ -1,4 +1,4 @@
-//! One test per mapping rule (IMPORT.md's table), on small files, with no disk access.
+//! One test per mapping rule (docs/migrating.md's table), on small files, with no disk access.
 
 use super::*;
 use serde_json::{Value as J, json};

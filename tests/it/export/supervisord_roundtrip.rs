@@ -1,8 +1,10 @@
 //! Export, then import with tend's own supervisord importer: every setting both directions
 //! carry must come back exactly, unless the exporter reported it.
 //!
-//! The comparison is one projection per service ([`check_service`]); what it leaves out, and
-//! why, is in STATUS.md ("What the round trip compares").
+//! The comparison is one projection per service ([`check_service`]). It leaves out
+//! `state_dir` (the importer puts it beside the imported file), the `TEND_*` variables
+//! (tend's own) and `SUPERVISOR_*` (the importer adds supervisord's to every service),
+//! `port_base` itself (compared through each instance's values) and the order of services.
 
 use std::collections::BTreeMap;
 use std::path::Path;
