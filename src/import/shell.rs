@@ -4,8 +4,8 @@
 //! ...]`); every other one becomes an ordinary `command` with `shell = true`.
 //!
 //! The check looks only at unquoted text, for constructs a POSIX shell rejects or reads
-//! differently. It can miss bash-isms (that is what the warning about `/bin/sh` in
-//! docs/migrating.md is for); it should not flag POSIX commands.
+//! differently. It can miss bash-isms (docs/migrating.md says so: "bash-only syntax keeps
+//! bash" covers only what this finds); it should not flag POSIX commands.
 
 /// The first bash-only construct in `command`, named for a message.
 pub(crate) fn bash_only(command: &str) -> Option<&'static str> {
