@@ -1171,38 +1171,7 @@ impl Validator<'_> {
 
     /// A unix socket's `mode`: permission bits, as octal text or an integer.
     fn mode(&mut self, value: &raw::ModeValue, path: &[Segment]) -> Option<u32> {
-        let mode = match &value.0 {
-            Loose::Text(text) => {
-                let digits = text.trim();
-                if digits.is_empty()
-                    || digits.len() > 4
-                    || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-                {
-                    self.error(
-                        path,
-                        format!("`{text}` is not an octal mode such as \"660\""),
-                    );
-                    return None;
-                }
-                u32::from_str_radix(digits, 8).ok()?
-            }
-            Loose::Integer(n) => u32::try_from(*n).unwrap_or(u32::MAX),
-            other => {
-                self.error(
-                    path,
-                    format!("`{other}` is not an octal mode such as \"660\""),
-                );
-                return None;
-            }
-        };
-        if mode > 0o777 {
-            self.error(
-                path,
-                format!("mode {mode:#o} is out of range: permission bits only, at most 0o777"),
-            );
-            return None;
-        }
-        Some(mode)
+        self.permission_bits(&value.0, path, "mode", "660")
     }
 
     fn resources(&mut self, raw: &RawService, base: &[Segment]) -> ResourceSpec {
@@ -1747,7 +1716,18 @@ impl Validator<'_> {
     }
 
     fn umask(&mut self, value: &UmaskValue, path: &[Segment]) -> Option<u32> {
-        let mask = match &value.0 {
+        self.permission_bits(&value.0, path, "umask", "022")
+    }
+
+    /// Permission bits (a `umask`, a socket's `mode`), as octal text or an integer.
+    fn permission_bits(
+        &mut self,
+        value: &Loose,
+        path: &[Segment],
+        what: &str,
+        example: &str,
+    ) -> Option<u32> {
+        let bits = match value {
             Loose::Text(text) => {
                 let digits = text.trim();
                 if digits.is_empty()
@@ -1756,7 +1736,7 @@ impl Validator<'_> {
                 {
                     self.error(
                         path,
-                        format!("`{text}` is not an octal umask such as \"022\""),
+                        format!("`{text}` is not an octal {what} such as \"{example}\""),
                     );
                     return None;
                 }
@@ -1765,26 +1745,26 @@ impl Validator<'_> {
             Loose::Integer(n) => match u32::try_from(*n) {
                 Ok(n) => n,
                 Err(_) => {
-                    self.error(path, format!("umask {n} is out of range (0 to 0o777)"));
+                    self.error(path, format!("{what} {n} is out of range (0 to 0o777)"));
                     return None;
                 }
             },
             other => {
                 self.error(
                     path,
-                    format!("`{other}` is not an octal umask such as \"022\""),
+                    format!("`{other}` is not an octal {what} such as \"{example}\""),
                 );
                 return None;
             }
         };
-        if mask > 0o777 {
+        if bits > 0o777 {
             self.error(
                 path,
-                format!("umask {mask:#o} is out of range (at most 0o777)"),
+                format!("{what} {bits:#o} is out of range (at most 0o777)"),
             );
             return None;
         }
-        Some(mask)
+        Some(bits)
     }
 
     fn exit_codes(&mut self, codes: Option<&[i64]>, path: &[Segment]) -> Vec<i32> {

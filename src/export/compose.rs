@@ -19,8 +19,8 @@ use crate::config::model::{
 
 use super::yaml::{self, Map, Node};
 use super::{
-    Export, ceil_secs, note_common, note_env_files, project_name, select, split_host_port,
-    uses_instance,
+    Export, ceil_secs, note_common, note_env_files, note_replica_index, project_name, select,
+    split_host_port,
 };
 
 /// The output file's name.
@@ -118,14 +118,9 @@ fn service(
     let n = &svc.name;
     note_common(svc, export, "Compose");
     if svc.instances > 1 {
-        let setting = if uses_instance(svc) {
-            "{instance}"
-        } else {
-            "TEND_INSTANCE"
-        };
-        export.note(
-            n,
-            setting,
+        note_replica_index(
+            svc,
+            export,
             "replicas of a Compose service have no index (rendered as 0 / left unset); declare one service per instance if each needs its own",
         );
     }

@@ -22,8 +22,8 @@ use crate::config::signal::Signal;
 
 use super::yaml::{self, Map, Node};
 use super::{
-    Export, ceil_secs, dns_label, is_local, note_common, note_env_files, parse_http_url,
-    project_name, select, split_host_port, uses_instance,
+    Export, ceil_secs, dns_label, is_local, note_common, note_env_files, note_replica_index,
+    parse_http_url, project_name, select, split_host_port,
 };
 
 /// The image of the init containers that wait for dependencies: it has `sh`, `nc` and
@@ -194,14 +194,9 @@ fn workload(
     note_common(svc, export, "Kubernetes");
 
     if !is_job && svc.instances > 1 {
-        let setting = if uses_instance(svc) {
-            "{instance}"
-        } else {
-            "TEND_INSTANCE"
-        };
-        export.note(
-            n,
-            setting,
+        note_replica_index(
+            svc,
+            export,
             "replicas of a Deployment have no index (rendered as 0 / left unset); a StatefulSet gives each pod an ordinal (label apps.kubernetes.io/pod-index)",
         );
     }

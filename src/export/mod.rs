@@ -183,6 +183,17 @@ pub(crate) fn note_sockets(svc: &ServiceSpec, export: &mut Export, target: &str,
     }
 }
 
+/// Replicas that cannot tell which instance they are: said under `{instance}` when the
+/// service uses it, else under `TEND_INSTANCE` (which tend sets anyway).
+pub(crate) fn note_replica_index(svc: &ServiceSpec, export: &mut Export, why: &str) {
+    let setting = if uses_instance(svc) {
+        "{instance}"
+    } else {
+        "TEND_INSTANCE"
+    };
+    export.note(&svc.name, setting, why);
+}
+
 /// Whole seconds, rounded up (Kubernetes and Compose's `retries` count in whole units).
 pub(crate) fn ceil_secs(d: Duration) -> i64 {
     let s = d.as_secs() as i64;
