@@ -329,6 +329,7 @@ async fn perform(
         "start" => engine.start(request.targets).await??,
         "stop" => engine.stop(request.targets).await??,
         "restart" => engine.restart(request.targets).await??,
+        "reload" => engine.reload(request.targets).await??,
         "signal" => {
             let name = request
                 .signal
@@ -343,7 +344,7 @@ async fn perform(
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown action `{other}` (start, stop, restart, signal)"),
+                format!("unknown action `{other}` (start, stop, restart, reload, signal)"),
             ));
         }
     };

@@ -555,6 +555,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             Command::Start { targets } => action(&client, "start", targets, None).await,
             Command::Stop { targets } => action(&client, "stop", targets, None).await,
             Command::Restart { targets } => action(&client, "restart", targets, None).await,
+            Command::Reload { targets } => action(&client, "reload", targets, None).await,
             Command::Signal { signal, targets } => {
                 action(&client, "signal", targets, Some(signal.clone())).await
             }
@@ -863,6 +864,7 @@ pub fn render_events(rows: &[EventRow]) -> String {
                     e.to_state.as_deref().unwrap_or("?")
                 ),
                 "spawn" => format!("spawned pid {}", e.pid.unwrap_or(0)),
+                "reload" => format!("reload {}", e.to_state.as_deref().unwrap_or("?")),
                 "exit" => match (e.exit_code, &e.signal) {
                     (Some(code), _) => {
                         format!("pid {} exited with code {code}", e.pid.unwrap_or(0))
@@ -1079,6 +1081,7 @@ fn past_tense(verb: &str) -> &'static str {
         "start" => "started",
         "stop" => "stopped",
         "restart" => "restarted",
+        "reload" => "reloaded",
         _ => "signalled",
     }
 }

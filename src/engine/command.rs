@@ -63,6 +63,21 @@ pub enum SupervisorCommand {
         message: Box<crate::engine::notify::Notification>,
         routed: oneshot::Sender<()>,
     },
+    /// How to reload the targets: per service, its way of reloading and its instances, in
+    /// start order. Marks those services as reloading until `ReloadEnd`; a service already
+    /// reloading is listed as `refused`.
+    ReloadPlan {
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<ReloadGroup>, UnknownTarget>>,
+    },
+    /// Reload one instance by overlap (see [`InstanceCommand::Reload`]).
+    ReloadInstance {
+        instance: String,
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Outcome>,
+    },
+    /// The reload of these services is over (whatever the outcome).
+    ReloadEnd { services: Vec<String> },
     /// Supervise exactly the manifest's services from now on: new ones are added (stopped),
     /// missing ones removed, changed ones take their new spec: in their running instances
     /// when only supervisor settings or the count changed, else in new instances (stopped).
@@ -71,6 +86,66 @@ pub enum SupervisorCommand {
         manifest: Box<crate::config::Manifest>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// How a service is reloaded (`tend reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// `reload_signal`: the signal is sent to each instance's process group.
+    Signal(Signal),
+    /// The service receives `[sockets]`: each instance's replacement starts beside it, and
+    /// the old process stops once the replacement is ready. No connection is refused.
+    Overlap,
+    /// No sockets, several instances: a rolling restart, each instance stopped, started and
+    /// ready before the next (a replacement could not bind the old one's port).
+    RollingRestart,
+    /// One instance, no sockets: a plain restart.
+    Restart,
+}
+
+impl ReloadMode {
+    /// How `spec` is reloaded.
+    pub fn of(spec: &crate::config::model::ServiceSpec) -> ReloadMode {
+        use crate::config::model::Kind;
+        if let Some(signal) = spec.reload_signal {
+            ReloadMode::Signal(signal)
+        } else if !spec.sockets.is_empty()
+            && spec.kind == Kind::Service
+            && spec.event_listener.is_none()
+        {
+            ReloadMode::Overlap
+        } else if spec.instances > 1 {
+            ReloadMode::RollingRestart
+        } else {
+            ReloadMode::Restart
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            ReloadMode::Signal(signal) => format!("sending SIG{} (reload_signal)", signal.name()),
+            ReloadMode::Overlap => "replacing each instance beside the running one".into(),
+            ReloadMode::RollingRestart => {
+                "restarting one instance after another (no sockets to share)".into()
+            }
+            ReloadMode::Restart => "restarting (no sockets to share)".into(),
+        }
+    }
+}
+
+/// One service's part of a reload.
+#[derive(Debug, Clone)]
+pub struct ReloadGroup {
+    pub service: String,
+    pub mode: ReloadMode,
+    /// Its target instances, in start order.
+    pub instances: Vec<String>,
+    /// How many are replaced at once (`max_surge`).
+    pub surge: usize,
+    /// How long a replacement may take to become ready (`reload_timeout`).
+    pub timeout: std::time::Duration,
+    /// Why this reload of the service does nothing (another one is under way).
+    pub refused: Option<String>,
 }
 
 /// Requests to one instance task.
@@ -97,5 +172,16 @@ pub enum InstanceCommand {
         reply: oneshot::Sender<Outcome>,
     },
     Kill,
-    Notify(Box<crate::engine::notify::Notification>),
+    /// An sd_notify message from the tree of `leader` (the instance's process, or the
+    /// replacement of a reload).
+    Notify {
+        message: Box<crate::engine::notify::Notification>,
+        leader: u32,
+    },
+    /// Replace the running process by a new one without a gap (see
+    /// [`crate::engine::lifecycle::Input::Reload`]); answered once the reload is over.
+    Reload {
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Outcome>,
+    },
 }
