@@ -431,6 +431,15 @@ impl EngineHandle {
                     .unwrap_or_else(|_| Err("the instance went away".into()))
             }
             ReloadMode::RollingRestart | ReloadMode::Restart | ReloadMode::Signal(_) => {
+                // A reload replaces what runs; starting what does not is `tend start`'s.
+                let state = match self.status(vec![name.to_string()]).await {
+                    Ok(Ok(statuses)) => statuses.first().map_or("gone", |s| s.state),
+                    Ok(Err(unknown)) => return Err(unknown.to_string()),
+                    Err(gone) => return Err(gone.to_string()),
+                };
+                if state != "running" {
+                    return Err(format!("not running ({state})"));
+                }
                 self.emit(
                     service,
                     name,
