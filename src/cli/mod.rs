@@ -664,12 +664,28 @@ async fn apply(client: &Client, json: bool) -> Result<i32, ClientError> {
     if !started.is_empty() {
         let _ = writeln!(out, "started: {}", started.join(", "));
     }
+    let reloaded: Vec<&str> = report
+        .reloaded
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.instance.as_str())
+        .collect();
+    if !reloaded.is_empty() {
+        let _ = writeln!(out, "reloaded: {}", reloaded.join(", "));
+    }
     drop(out);
     for failed in report.started.iter().filter(|r| !r.ok) {
         eprintln!(
             "{}: {}",
             failed.instance,
             failed.error.as_deref().unwrap_or("did not start")
+        );
+    }
+    for failed in report.reloaded.iter().filter(|r| !r.ok) {
+        eprintln!(
+            "{}: not reloaded, the old process runs with the previous settings: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("failed")
         );
     }
     Ok(code)
@@ -692,6 +708,10 @@ pub fn render_plan(plan: &PlanReport) -> String {
                 scale.from, scale.to
             ),
             ("update", _) => "update, nothing restarts".to_string(),
+            ("reload", _) => {
+                "reload: a new process beside each running instance, the old one stopped once it is ready"
+                    .to_string()
+            }
             (action, _) => action.to_string(),
         };
         text.push_str(&format!(

@@ -68,6 +68,8 @@ pub enum SupervisorCommand {
     /// reloading is listed as `refused`.
     ReloadPlan {
         targets: Vec<String>,
+        /// New processes are wanted (`tend apply`): `reload_signal` does not do.
+        replace: bool,
         reply: oneshot::Sender<Result<Vec<ReloadGroup>, UnknownTarget>>,
     },
     /// Reload one instance by overlap (see [`InstanceCommand::Reload`]).
@@ -84,6 +86,12 @@ pub enum SupervisorCommand {
     /// Refused, changing nothing, when an instance to remove or replace is not at rest.
     Reconfigure {
         manifest: Box<crate::config::Manifest>,
+        /// Changed services whose running instances keep running with the new spec, to be
+        /// replaced by a reload (`tend apply`'s rolling reload): their tasks stay, and each
+        /// process started from now on, a reload's replacement first, runs the new spec.
+        /// Only services that can overlap ([`ReloadMode::overlaps`]) with an unchanged
+        /// instance count; others listed here are replaced as usual.
+        rolling: Vec<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -104,21 +112,27 @@ pub enum ReloadMode {
 }
 
 impl ReloadMode {
-    /// How `spec` is reloaded.
-    pub fn of(spec: &crate::config::model::ServiceSpec) -> ReloadMode {
-        use crate::config::model::Kind;
-        if let Some(signal) = spec.reload_signal {
+    /// How `spec` is reloaded; with `replace` (new processes wanted), never by signal.
+    pub fn of(spec: &crate::config::model::ServiceSpec, replace: bool) -> ReloadMode {
+        if let Some(signal) = spec.reload_signal.filter(|_| !replace) {
             ReloadMode::Signal(signal)
-        } else if !spec.sockets.is_empty()
-            && spec.kind == Kind::Service
-            && spec.event_listener.is_none()
-        {
+        } else if ReloadMode::overlaps(spec) {
             ReloadMode::Overlap
         } else if spec.instances > 1 {
             ReloadMode::RollingRestart
         } else {
             ReloadMode::Restart
         }
+    }
+
+    /// Whether a replacement can run beside an instance's process: the service receives
+    /// `[sockets]` (the old and the new process accept on the same socket; without one, the
+    /// new process could not bind the port the old one holds). A long-running service, not
+    /// an event listener (whose pipes belong to its pool).
+    pub fn overlaps(spec: &crate::config::model::ServiceSpec) -> bool {
+        !spec.sockets.is_empty()
+            && spec.kind == crate::config::model::Kind::Service
+            && spec.event_listener.is_none()
     }
 
     pub fn describe(self) -> String {
@@ -178,6 +192,9 @@ pub enum InstanceCommand {
         message: Box<crate::engine::notify::Notification>,
         leader: u32,
     },
+    /// The service's spec changed (`tend apply`, rolling): a process started from now on
+    /// runs `spec`; a running one is left as it is until a reload replaces it.
+    Respec(std::sync::Arc<crate::config::model::ServiceSpec>),
     /// Replace the running process by a new one without a gap (see
     /// [`crate::engine::lifecycle::Input::Reload`]); answered once the reload is over.
     Reload {

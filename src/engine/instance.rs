@@ -80,12 +80,17 @@ pub struct InstanceTask {
     reload_replies: Vec<oneshot::Sender<ReloadOutcome>>,
     /// The reply of the reload request being stepped, answered at once if it is refused.
     reload_request: Option<oneshot::Sender<ReloadOutcome>>,
+    /// A newer spec (`tend apply`, rolling) than the running process's: the next process
+    /// started, a reload's replacement first, runs it.
+    next_spec: Option<Arc<ServiceSpec>>,
 }
 
 /// A process of the instance beside its current one, during a reload: its own tree (and
 /// cgroup), exit and probes, so that neither process is ever mistaken for the other.
 struct Second {
     pid: u32,
+    /// The spec it was started with.
+    spec: Arc<ServiceSpec>,
     tree: InstanceTree,
     exit: Option<oneshot::Receiver<ExitStatus>>,
     health: Health,
@@ -176,6 +181,7 @@ impl InstanceTask {
             second: None,
             reload_replies: Vec::new(),
             reload_request: None,
+            next_spec: None,
         };
         (task, receiver)
     }
@@ -316,11 +322,21 @@ impl InstanceTask {
             InstanceCommand::Notify { message, leader } => self.notified(&message, leader),
             InstanceCommand::Reload { timeout, reply } => {
                 self.reload_request = Some(reply);
+                let spec = self.next_spec.as_ref().unwrap_or(&self.service);
                 Some(Input::Reload {
                     timeout,
                     // Without a readiness check a process is ready once up for min_uptime.
-                    by_uptime: self.service.readiness.is_none(),
+                    by_uptime: spec.readiness.is_none(),
                 })
+            }
+            InstanceCommand::Respec(spec) => {
+                self.next_spec = Some(spec);
+                if !matches!(self.lifecycle.state(), State::Running { .. }) {
+                    // No process runs the old spec (or it is stopping): take it now.
+                    self.adopt_next_spec();
+                    self.publish();
+                }
+                None
             }
         }
     }
@@ -465,34 +481,6 @@ impl InstanceTask {
         self.emit(EventKind::Warning { message });
     }
 
-    /// Write the service's cgroup limits into the instance's cgroup (before the spawn);
-    /// where that is impossible, say so once.
-    fn apply_limits(&mut self, cgroup: Option<&std::path::Path>) {
-        let limits = &self.service.resources;
-        if limits.memory_max.is_none() && limits.cpu_max.is_none() && limits.pids_max.is_none() {
-            return;
-        }
-        let result = match cgroup {
-            Some(dir) => crate::engine::resources::apply_limits(
-                dir,
-                limits.memory_max,
-                limits.cpu_max,
-                limits.pids_max,
-            )
-            .map_err(|e| e.to_string()),
-            None => Err("tend is not managing cgroups here (cgroup v2 not writable)".into()),
-        };
-        if let Err(why) = result
-            && !self.usage.limits_reported
-        {
-            self.usage.limits_reported = true;
-            crate::logs::own::say(&format!(
-                "{}: cannot apply memory_max/cpu_max/pids_max: {why}",
-                self.name
-            ));
-        }
-    }
-
     /// Act on what the probes concluded: publish a readiness change, or restart an
     /// unhealthy instance through the stop path.
     fn judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
@@ -515,6 +503,20 @@ impl InstanceTask {
                 Some(Input::Unhealthy { reason })
             }
         }
+    }
+
+    /// Take the newer spec: its settings, restart policy, credentials and probes, for the
+    /// process about to start (or, at a reload, the one that just took over).
+    fn adopt_next_spec(&mut self) {
+        let Some(spec) = self.next_spec.take() else {
+            return;
+        };
+        self.credentials = resolve_credentials(&spec);
+        self.lifecycle.policy = Policy::from_spec(&spec);
+        if !self.health.is_running() {
+            self.health = Health::new(spec.clone(), self.index);
+        }
+        self.service = spec;
     }
 
     /// What the replacement's probes (or sd_notify) concluded: ready, or failed.
@@ -703,8 +705,23 @@ impl InstanceTask {
         self.usage.meter.reset();
         self.usage.cpu_before += std::mem::take(&mut self.usage.cpu_run);
         let old_pid = old_tree.leader().unwrap_or_default();
+        // The instance now runs the spec the replacement was started with (`tend apply`'s),
+        // under its restart policy; the old process's stop was decided under the old one.
+        if self
+            .next_spec
+            .as_ref()
+            .is_some_and(|next| Arc::ptr_eq(next, &second.spec))
+        {
+            self.next_spec = None;
+        }
+        let old_spec = std::mem::replace(&mut self.service, second.spec.clone());
+        if !Arc::ptr_eq(&old_spec, &self.service) {
+            self.credentials = resolve_credentials(&self.service);
+            self.lifecycle.policy = Policy::from_spec(&self.service);
+        }
         self.second = Some(Box::new(Second {
             pid: old_pid,
+            spec: old_spec,
             tree: old_tree,
             exit: old_exit,
             health: old_health,
@@ -786,6 +803,9 @@ impl InstanceTask {
     }
 
     async fn spawn(&mut self) -> Input {
+        // A new process runs the newest spec; nothing runs the old one any more.
+        self.health.stop();
+        self.adopt_next_spec();
         if let Err(reason) = &self.credentials {
             return Input::SpawnFailed {
                 reason: reason.clone(),
@@ -799,8 +819,21 @@ impl InstanceTask {
             );
         }
         let cgroup = self.tree.as_ref().and_then(InstanceTree::cgroup_dir);
-        self.apply_limits(cgroup.as_deref());
-        let (request, exec) = self.request(cgroup, self.health.uses_notify());
+        apply_limits(
+            &self.name,
+            &self.service,
+            cgroup.as_deref(),
+            &mut self.usage.limits_reported,
+        );
+        let credentials = self.credentials.clone().ok().flatten();
+        let (request, exec) = request(
+            &self.service,
+            self.index,
+            &self.ctx,
+            credentials,
+            cgroup,
+            self.health.uses_notify(),
+        );
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);
         self.usage.meter.reset();
@@ -828,20 +861,41 @@ impl InstanceTask {
     /// settings, the same sockets, in a tree (and cgroup) of its own, with probes of its own.
     /// Its output goes to the instance's log like the current process's.
     async fn spawn_replacement(&mut self) -> Input {
-        if let Err(reason) = &self.credentials {
-            return Input::ReplacementSpawnFailed {
-                reason: reason.clone(),
-            };
-        }
+        // The replacement runs the newest spec (`tend apply`); the current process keeps
+        // its own until it is replaced.
+        let spec = self
+            .next_spec
+            .clone()
+            .unwrap_or_else(|| self.service.clone());
+        let credentials = match &self.next_spec {
+            Some(next) => resolve_credentials(next),
+            None => self.credentials.clone(),
+        };
+        let credentials = match credentials {
+            Ok(credentials) => credentials,
+            Err(reason) => return Input::ReplacementSpawnFailed { reason },
+        };
         let alternate = !self.tree.as_ref().is_some_and(InstanceTree::is_alternate);
-        let mut tree =
-            self.ctx
-                .containment
-                .instance_slot(&self.service.name, self.index, alternate);
+        let mut tree = self
+            .ctx
+            .containment
+            .instance_slot(&spec.name, self.index, alternate);
         let cgroup = tree.cgroup_dir();
-        self.apply_limits(cgroup.as_deref());
-        let mut health = Health::new(self.service.clone(), self.index);
-        let (request, exec) = self.request(cgroup, health.uses_notify());
+        apply_limits(
+            &self.name,
+            &spec,
+            cgroup.as_deref(),
+            &mut self.usage.limits_reported,
+        );
+        let mut health = Health::new(spec.clone(), self.index);
+        let (request, exec) = request(
+            &spec,
+            self.index,
+            &self.ctx,
+            credentials,
+            cgroup,
+            health.uses_notify(),
+        );
         // A log readiness pattern is matched on the instance's log, which both processes
         // write: a line only a starting process prints tells them apart.
         health.arm_log(&self.ctx.logs);
@@ -852,10 +906,11 @@ impl InstanceTask {
                 // pipes need no pool here.
                 self.ctx
                     .logs
-                    .capture(&self.service, self.index, child.stdout, child.stderr);
+                    .capture(&spec, self.index, child.stdout, child.stderr);
                 health.start(Arc::new(exec));
                 self.second = Some(Box::new(Second {
                     pid: child.pid,
+                    spec: spec.clone(),
                     tree,
                     exit: Some(child.exit),
                     health,
@@ -879,70 +934,6 @@ impl InstanceTask {
                 }
             }
         }
-    }
-
-    /// What a spawn of this instance's program needs: the request, and how its exec probes
-    /// run. `notify` gives it NOTIFY_SOCKET. Credentials must have resolved.
-    fn request(&self, cgroup: Option<PathBuf>, notify: bool) -> (SpawnRequest, SpawnExec) {
-        let credentials = self.credentials.clone().ok().flatten();
-        // Expanded here rather than kept: an idle instance should hold as little as possible.
-        let spec = self.service.instance(self.index);
-        let argv = match spec.program {
-            Program::Exec(argv) => argv,
-            Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line],
-        };
-        let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
-        env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
-        let gpus = self.service.resources.gpus_of(self.index);
-        if !gpus.is_empty() {
-            env.push(("CUDA_VISIBLE_DEVICES".into(), gpus.join(",")));
-        }
-        let probe_env = env.clone();
-        if notify {
-            env.push((
-                "NOTIFY_SOCKET".into(),
-                self.ctx.notify_socket.to_string_lossy().into_owned(),
-            ));
-            if let Some(watchdog) = self.service.watchdog {
-                env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
-            }
-        }
-        let mut pid_env = if notify && self.service.watchdog.is_some() {
-            vec!["WATCHDOG_PID".to_string()]
-        } else {
-            Vec::new()
-        };
-        // After `probe_env` was taken: an exec check is not handed the sockets, and its
-        // LISTEN_PID would not be its own.
-        let passed = self.ctx.sockets.for_service(&self.service);
-        if !passed.fds.is_empty() {
-            env.push(("LISTEN_FDS".into(), passed.fds.len().to_string()));
-            env.push(("LISTEN_FDNAMES".into(), passed.names.join(":")));
-            pid_env.push("LISTEN_PID".into());
-        }
-        let cwd = spec
-            .cwd
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.ctx.base_dir.clone());
-        let exec = SpawnExec {
-            spawner: self.ctx.spawner.clone(),
-            env: probe_env,
-            cwd: cwd.clone(),
-            credentials: credentials.clone(),
-            umask: self.service.umask,
-        };
-        let request = SpawnRequest {
-            argv,
-            env,
-            cwd,
-            credentials,
-            umask: self.service.umask,
-            cgroup,
-            pid_env,
-            stdin_pipe: self.service.event_listener.is_some(),
-            listen_fds: passed.fds,
-        };
-        (request, exec)
     }
 
     /// An event listener's stdin and stdout go to the pool that speaks the protocol with it;
@@ -1094,6 +1085,108 @@ impl InstanceTask {
             service: self.service.name.clone(),
             kind,
         });
+    }
+}
+
+/// What a spawn of instance `index` of `service` needs: the request, and how its exec
+/// probes run. `notify` gives it NOTIFY_SOCKET.
+fn request(
+    service: &ServiceSpec,
+    index: u32,
+    ctx: &InstanceContext,
+    credentials: Option<Credentials>,
+    cgroup: Option<PathBuf>,
+    notify: bool,
+) -> (SpawnRequest, SpawnExec) {
+    // Expanded here rather than kept: an idle instance should hold as little as possible.
+    let spec = service.instance(index);
+    let argv = match spec.program {
+        Program::Exec(argv) => argv,
+        Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line],
+    };
+    let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
+    env.push((RUN_ID_VAR.into(), ctx.containment.run_id().to_string()));
+    let gpus = service.resources.gpus_of(index);
+    if !gpus.is_empty() {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), gpus.join(",")));
+    }
+    let probe_env = env.clone();
+    if notify {
+        env.push((
+            "NOTIFY_SOCKET".into(),
+            ctx.notify_socket.to_string_lossy().into_owned(),
+        ));
+        if let Some(watchdog) = service.watchdog {
+            env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
+        }
+    }
+    let mut pid_env = if notify && service.watchdog.is_some() {
+        vec!["WATCHDOG_PID".to_string()]
+    } else {
+        Vec::new()
+    };
+    // After `probe_env` was taken: an exec check is not handed the sockets, and its
+    // LISTEN_PID would not be its own.
+    let passed = ctx.sockets.for_service(service);
+    if !passed.fds.is_empty() {
+        env.push(("LISTEN_FDS".into(), passed.fds.len().to_string()));
+        env.push(("LISTEN_FDNAMES".into(), passed.names.join(":")));
+        pid_env.push("LISTEN_PID".into());
+    }
+    let cwd = spec
+        .cwd
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctx.base_dir.clone());
+    let exec = SpawnExec {
+        spawner: ctx.spawner.clone(),
+        env: probe_env,
+        cwd: cwd.clone(),
+        credentials: credentials.clone(),
+        umask: service.umask,
+    };
+    let request = SpawnRequest {
+        argv,
+        env,
+        cwd,
+        credentials,
+        umask: service.umask,
+        cgroup,
+        pid_env,
+        stdin_pipe: service.event_listener.is_some(),
+        listen_fds: passed.fds,
+    };
+    (request, exec)
+}
+
+/// Write the service's cgroup limits into an instance's cgroup (before the spawn); where
+/// that is impossible, say so once (`reported`).
+fn apply_limits(
+    name: &str,
+    service: &ServiceSpec,
+    cgroup: Option<&std::path::Path>,
+    reported: &mut bool,
+) {
+    let limits = &service.resources;
+    if limits.memory_max.is_none() && limits.cpu_max.is_none() && limits.pids_max.is_none() {
+        return;
+    }
+    let result = match cgroup {
+        Some(dir) => crate::engine::resources::apply_limits(
+            dir,
+            limits.memory_max,
+            limits.cpu_max,
+            limits.pids_max,
+        )
+        .map_err(|e| e.to_string()),
+        None => Err("tend is not managing cgroups here (cgroup v2 not writable)".into()),
+    };
+    if let Err(why) = result
+        && !*reported
+    {
+        *reported = true;
+        crate::logs::own::say(&format!(
+            "{name}: cannot apply memory_max/cpu_max/pids_max: {why}"
+        ));
     }
 }
 

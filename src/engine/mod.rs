@@ -306,8 +306,29 @@ impl EngineHandle {
         &self,
         targets: Vec<String>,
     ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.reload_or_replace(targets, false).await
+    }
+
+    /// [`EngineHandle::reload`] for new processes (`tend apply`'s rolling reload):
+    /// `reload_signal` is not used.
+    pub async fn replace(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.reload_or_replace(targets, true).await
+    }
+
+    async fn reload_or_replace(
+        &self,
+        targets: Vec<String>,
+        replace: bool,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
         let groups = match self
-            .ask(|reply| SupervisorCommand::ReloadPlan { targets, reply })
+            .ask(|reply| SupervisorCommand::ReloadPlan {
+                targets,
+                replace,
+                reply,
+            })
             .await?
         {
             Ok(groups) => groups,
@@ -491,9 +512,14 @@ impl EngineHandle {
 
     /// Supervise exactly `manifest`'s services from now on (see
     /// [`SupervisorCommand::Reconfigure`]).
-    pub async fn reconfigure(&self, manifest: Manifest) -> Result<Result<(), String>, EngineGone> {
+    pub async fn reconfigure(
+        &self,
+        manifest: Manifest,
+        rolling: Vec<String>,
+    ) -> Result<Result<(), String>, EngineGone> {
         self.ask(|reply| SupervisorCommand::Reconfigure {
             manifest: Box::new(manifest),
+            rolling,
             reply,
         })
         .await

@@ -214,7 +214,7 @@ impl Supervisor {
     /// (between 2 or more) differ, its instances keep running with the new spec (a scale
     /// drops the highest indices and adds new ones, stopped); otherwise every instance is
     /// replaced by a new task, stopped. Whatever leaves must be at rest.
-    fn reconfigure(&mut self, manifest: &Manifest) -> Result<(), String> {
+    fn reconfigure(&mut self, manifest: &Manifest, rolling: &[String]) -> Result<(), String> {
         if self.shutting_down {
             return Err("tend is shutting down".into());
         }
@@ -225,6 +225,8 @@ impl Supervisor {
         // take the new spec as they are.
         let mut replaced: Vec<&ServiceSpec> = Vec::new();
         let mut updated: Vec<&ServiceSpec> = Vec::new();
+        // Changed services whose tasks stay and take the new spec for their next process.
+        let mut respecced: Vec<&ServiceSpec> = Vec::new();
         let mut leaving_instances: HashSet<String> = HashSet::new();
         let mut removed: Vec<String> = Vec::new();
         for (name, kept) in &self.services {
@@ -238,6 +240,15 @@ impl Supervisor {
                     let restart = plan::compare(kept, spec)
                         .iter()
                         .any(|s| s.effect == plan::Effect::Restart);
+                    if restart
+                        && rolling.contains(name)
+                        && kept.instances == spec.instances
+                        && ReloadMode::overlaps(kept)
+                        && ReloadMode::overlaps(spec)
+                    {
+                        respecced.push(spec);
+                        continue;
+                    }
                     let first_leaving = if restart {
                         replaced.push(spec);
                         0
@@ -290,6 +301,16 @@ impl Supervisor {
             self.instances.remove(instance);
             self.held.remove(instance);
             self.restart_on_return.remove(instance);
+        }
+        for spec in respecced {
+            let spec = Arc::new(spec.clone());
+            for handle in self.instances.values_mut() {
+                if handle.service.name == spec.name {
+                    handle.service = spec.clone();
+                    handle.send(InstanceCommand::Respec(spec.clone()));
+                }
+            }
+            self.services.insert(spec.name.clone(), spec);
         }
         for spec in updated {
             // The tasks keep the spec they were made with: it differs only in what the
@@ -458,8 +479,15 @@ impl Supervisor {
                 self.route_notification(message);
                 let _ = routed.send(());
             }
-            SupervisorCommand::ReloadPlan { targets, reply } => {
-                let _ = reply.send(self.resolve(&targets).map(|names| self.reload_plan(&names)));
+            SupervisorCommand::ReloadPlan {
+                targets,
+                replace,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.resolve(&targets)
+                        .map(|names| self.reload_plan(&names, replace)),
+                );
             }
             SupervisorCommand::ReloadInstance {
                 instance,
@@ -476,15 +504,19 @@ impl Supervisor {
                     self.reloading.remove(&service);
                 }
             }
-            SupervisorCommand::Reconfigure { manifest, reply } => {
-                let _ = reply.send(self.reconfigure(&manifest));
+            SupervisorCommand::Reconfigure {
+                manifest,
+                rolling,
+                reply,
+            } => {
+                let _ = reply.send(self.reconfigure(&manifest, &rolling));
             }
         }
     }
 
     /// [`SupervisorCommand::ReloadPlan`]: the named instances grouped by service, in start
     /// order, each service with the way it reloads; they are marked as reloading.
-    fn reload_plan(&mut self, names: &[String]) -> Vec<ReloadGroup> {
+    fn reload_plan(&mut self, names: &[String], replace: bool) -> Vec<ReloadGroup> {
         let mut groups: Vec<ReloadGroup> = Vec::new();
         for name in names {
             let spec = &self.instances[name].service;
@@ -492,7 +524,7 @@ impl Supervisor {
                 Some(group) => group.instances.push(name.clone()),
                 None => groups.push(ReloadGroup {
                     service: spec.name.clone(),
-                    mode: ReloadMode::of(spec),
+                    mode: ReloadMode::of(spec, replace),
                     instances: vec![name.clone()],
                     surge: spec.max_surge.max(1) as usize,
                     timeout: spec.reload_timeout,

@@ -325,3 +325,99 @@ min_uptime = "100ms"
     assert_eq!(text(&out.stderr), "plain: not running (stopped)\n");
     assert_eq!(p.state_of("plain"), "stopped");
 }
+
+fn environ_has(pid: u64, entry: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .any(|e| e == entry.as_bytes())
+}
+
+#[test]
+fn apply_reloads_a_changed_service_with_sockets_without_a_gap() {
+    let manifest = |version: &str, extra: &str| {
+        web(
+            2,
+            &format!("env = {{ VERSION = \"{version}\" }}\nreload_timeout = \"3s\"\n{extra}"),
+        )
+    };
+    let p = project(&manifest("1", ""));
+    let _d = p.up_ready();
+    let address = address(&p);
+    let before = pids(&p, "web");
+    let (load, threads) = load(&address, 2);
+    wait_until(Duration::from_secs(10), "the load to get going", || {
+        load.requests.load(Ordering::Relaxed) > 20
+    });
+
+    std::fs::write(p.manifest(), manifest("2", "")).unwrap();
+    let diff = p.tend(&["diff"]);
+    assert!(
+        text(&diff.stdout).contains("~ web: env.VERSION changed (reload: "),
+        "{}",
+        text(&diff.stdout)
+    );
+    let out = p.tend(&["apply"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("reloaded: web:0, web:1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("stopped:"),
+        "{}",
+        text(&out.stdout)
+    );
+    let after = pids(&p, "web");
+    for (old, new) in before.iter().zip(&after) {
+        assert_ne!(old, new);
+        assert!(
+            environ_has(*new, "VERSION=2"),
+            "pid {new} runs the new settings"
+        );
+        assert!(!alive(*old as i32));
+    }
+
+    // A release that never becomes ready: the old processes keep serving, and apply says so.
+    std::fs::write(p.file("never-ready"), "").unwrap();
+    std::fs::write(p.manifest(), manifest("3", "")).unwrap();
+    let out = p.tend(&["apply"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("web:0: not reloaded, the old process runs with the previous settings: the replacement (pid")
+            && stderr.contains("was not ready within 3s (reload_timeout)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("web:1: not reloaded, the old process runs with the previous settings: not reloaded: the reload of web stopped when web:0 failed"),
+        "{stderr}"
+    );
+    assert_eq!(pids(&p, "web"), after, "the old processes still serve");
+    // The new settings are in force: the next process runs them.
+    std::fs::remove_file(p.file("never-ready")).unwrap();
+    let out = p.tend(&["reload", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for pid in pids(&p, "web") {
+        assert!(environ_has(pid, "VERSION=3"), "pid {pid}");
+    }
+
+    load.stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let failures = load.failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        load.requests.load(Ordering::Relaxed),
+        &failures[..failures.len().min(10)]
+    );
+}
