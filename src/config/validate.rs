@@ -1182,8 +1182,17 @@ impl Validator<'_> {
                             "connects to port {port} of socket `{socket}`, which tend keeps listening: the connection succeeds even before the program accepts anything, so this check always passes; probe a port of each instance's own, or use exec or notify"
                         ),
                         _ if service.instances > 1 => format!(
-                            "asks port {port} of socket `{socket}`, which all {} instances share: the kernel picks which one answers, so the probe cannot tell them apart; probe a port of each instance's own, or use exec or notify",
-                            service.instances
+                            "asks port {port} of socket `{socket}`, which all {} instances share: the kernel picks which one answers, so the probe cannot tell them apart{}; probe a port of each instance's own, or use exec or notify",
+                            service.instances,
+                            if role == "readiness" {
+                                ", nor, during `tend reload`, a replacement from the process it replaces"
+                            } else {
+                                ""
+                            }
+                        ),
+                        // One instance is told apart, except from its own replacement.
+                        _ if role == "readiness" => format!(
+                            "asks port {port} of socket `{socket}`: during `tend reload` (or a rolling `tend apply`) the process being replaced answers it too, so the probe cannot tell when the replacement is ready; use notify, or probe a port of the process's own"
                         ),
                         _ => continue,
                     };
