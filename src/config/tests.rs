@@ -2511,7 +2511,9 @@ fn probes_of_a_shared_port_and_unused_sockets_are_warnings() {
         m.warnings[1].message
     );
     assert!(
-        m.warnings[3].message.contains("cannot tell when the replacement is ready"),
+        m.warnings[3]
+            .message
+            .contains("cannot tell when the replacement is ready"),
         "{}",
         m.warnings[3].message
     );
