@@ -164,6 +164,7 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
         instance: status.index,
         state: status.state.to_string(),
         pid: status.pid,
+        replacement_pid: status.replacement_pid,
         uptime_ms: status
             .started
             .map(|s| now.saturating_duration_since(s).as_millis() as u64),

@@ -775,6 +775,10 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                     notes.push("unhealthy".into());
                 }
                 notes.extend(i.warning.clone());
+                // A reload under way, or one that failed: the old release still runs.
+                if i.reason.starts_with("reloading") || i.reason.starts_with("reload failed") {
+                    notes.push(i.reason.clone());
+                }
                 notes.extend(i.notify_phase.clone());
                 notes.extend(i.status_text.clone());
                 notes.join("; ")

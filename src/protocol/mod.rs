@@ -21,6 +21,10 @@ pub struct InstanceInfo {
     pub instance: u32,
     pub state: String,
     pub pid: Option<u32>,
+    /// During a reload: the replacement starting beside `pid`, until it is ready and takes
+    /// over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_pid: Option<u32>,
     /// Milliseconds since the current process started, while there is one.
     pub uptime_ms: Option<u64>,
     pub restarts: u32,
