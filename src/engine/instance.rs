@@ -522,16 +522,11 @@ impl InstanceTask {
     /// What the replacement's probes (or sd_notify) concluded: ready, or failed.
     fn second_judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
         let second = self.second.as_mut()?;
-        let transitions = second.health.take_transitions();
+        // Not published as the instance's probe events: a replacement's failing liveness
+        // is no unhealthy instance (nothing restarts); the reload's own events say it.
+        second.health.take_transitions();
         let pid = second.pid;
         let ready = second.health.ready();
-        for (role, passing, detail) in transitions {
-            self.emit(EventKind::ProbeChanged {
-                role: role.name(),
-                passing,
-                detail: format!("replacement pid {pid}: {detail}"),
-            });
-        }
         if self.lifecycle.replacement_pid() != Some(pid) {
             return None;
         }
