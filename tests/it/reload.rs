@@ -204,7 +204,20 @@ fn a_rolling_reload_under_load_fails_no_request() {
 
 #[test]
 fn a_replacement_that_never_becomes_ready_is_stopped_and_the_old_ones_kept() {
-    let p = project(&web(3, "reload_timeout = \"2s\"\nmax_surge = 2"));
+    never_ready("");
+}
+
+#[test]
+fn without_cgroups_too_a_failed_replacement_leaves_nothing_behind() {
+    // Process groups alone: the replacement's group is stopped, not the old one's.
+    never_ready("[tend]\ncgroups = \"off\"\n");
+}
+
+fn never_ready(tend: &str) {
+    let p = project(&format!(
+        "{tend}{}",
+        web(3, "reload_timeout = \"2s\"\nmax_surge = 2")
+    ));
     let d = p.up_ready();
     let run_id = d.run_id.clone().expect("run id");
     let before = pids(&p, "web");
