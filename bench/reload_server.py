@@ -67,7 +67,9 @@ def stop(signum, frame):
 
 signal.signal(signal.SIGTERM, stop)
 never_ready = os.path.exists("never-ready")
+print(f"serving {os.getpid()}", flush=True)
 if not never_ready:
     notify("READY=1")
 server.serve_forever(poll_interval=0.05)
 server.server_close()
+print(f"stopped {os.getpid()}", flush=True)

@@ -110,7 +110,8 @@ fn a_rolling_reload_under_load_fails_no_request() {
     wait_until(Duration::from_secs(10), "the load to get going", || {
         load.requests.load(Ordering::Relaxed) > 20
     });
-    let mut seen: Vec<u64> = pids(&p, "web");
+    let first = pids(&p, "web");
+    let mut seen: Vec<u64> = first.clone();
     for round in 0..3 {
         let before = pids(&p, "web");
         let served_before = load.requests.load(Ordering::Relaxed);
@@ -200,6 +201,15 @@ fn a_rolling_reload_under_load_fails_no_request() {
         0,
         "a reload is not a restart"
     );
+    // Both processes' output went to the instance's log: the old one's last words and the
+    // replacement's first, each line whole.
+    let now = pids(&p, "web");
+    wait_until(Duration::from_secs(10), "both processes in the log", || {
+        let out = p.tend(&["logs", "-n", "100", "--no-prefix", "web:0"]);
+        let lines = text(&out.stdout);
+        lines.contains(&format!("stopped {}\n", first[0]))
+            && lines.contains(&format!("serving {}\n", now[0]))
+    });
 }
 
 #[test]
