@@ -266,8 +266,17 @@ fn never_ready(tend: &str) {
     let pid: u64 = body.split(' ').nth(1).unwrap().trim().parse().unwrap();
     assert!(before.contains(&pid), "{body}");
 
-    // Fixed: the next reload goes through.
+    // Fixed (and given time: the suite loads the machine): the next reload goes through.
     std::fs::remove_file(p.file("never-ready")).unwrap();
+    std::fs::write(
+        p.manifest(),
+        format!(
+            "{tend}{}",
+            web(3, "reload_timeout = \"60s\"\nmax_surge = 2")
+        ),
+    )
+    .unwrap();
+    assert!(p.tend(&["apply"]).status.success());
     let out = p.tend(&["reload", "web:1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "web:1: reloaded\n");
@@ -358,13 +367,15 @@ fn environ_has(pid: u64, entry: &str) -> bool {
 
 #[test]
 fn apply_reloads_a_changed_service_with_sockets_without_a_gap() {
-    let manifest = |version: &str, extra: &str| {
+    // A generous timeout where a replacement must become ready (the suite loads the
+    // machine), a short one where it must not.
+    let manifest = |version: &str, timeout: &str| {
         web(
             2,
-            &format!("env = {{ VERSION = \"{version}\" }}\nreload_timeout = \"3s\"\n{extra}"),
+            &format!("env = {{ VERSION = \"{version}\" }}\nreload_timeout = \"{timeout}\"\n"),
         )
     };
-    let p = project(&manifest("1", ""));
+    let p = project(&manifest("1", "60s"));
     let _d = p.up_ready();
     let address = address(&p);
     let before = pids(&p, "web");
@@ -373,7 +384,7 @@ fn apply_reloads_a_changed_service_with_sockets_without_a_gap() {
         load.requests.load(Ordering::Relaxed) > 20
     });
 
-    std::fs::write(p.manifest(), manifest("2", "")).unwrap();
+    std::fs::write(p.manifest(), manifest("2", "60s")).unwrap();
     let diff = p.tend(&["diff"]);
     assert!(
         text(&diff.stdout).contains("~ web: env.VERSION changed (reload: "),
@@ -408,8 +419,9 @@ fn apply_reloads_a_changed_service_with_sockets_without_a_gap() {
     }
 
     // A release that never becomes ready: the old processes keep serving, and apply says so.
+    // reload_timeout changes at once (an update), so the new one governs this reload.
     std::fs::write(p.file("never-ready"), "").unwrap();
-    std::fs::write(p.manifest(), manifest("3", "")).unwrap();
+    std::fs::write(p.manifest(), manifest("3", "3s")).unwrap();
     let out = p.tend(&["apply"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
@@ -425,6 +437,15 @@ fn apply_reloads_a_changed_service_with_sockets_without_a_gap() {
     assert_eq!(pids(&p, "web"), after, "the old processes still serve");
     // The new settings are in force: the next process runs them.
     std::fs::remove_file(p.file("never-ready")).unwrap();
+    std::fs::write(p.manifest(), manifest("3", "60s")).unwrap();
+    let out = p.tend(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("~ web: reload_timeout changed (update, nothing restarts)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(pids(&p, "web"), after, "an update restarts nothing");
     let out = p.tend(&["reload", "web"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for pid in pids(&p, "web") {
