@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::{ApiError, AppState, Caller};
 use crate::config::ConfigErrors;
-use crate::config::model::ServiceSpec;
+use crate::config::model::{Manifest, ServiceSpec};
 use crate::config::plan::{self, Action, Plan, ServiceChange};
+use crate::engine::command::ReloadMode;
 use crate::protocol::{
     ActionResult, ApplyReport, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
     ServiceChangeInfo,
@@ -90,7 +91,12 @@ pub async fn plan(State(state): State<AppState>) -> Result<Json<PlanReport>, App
     let fresh = reread(&state)?;
     let configs = state.rpc.configs().await;
     let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
-    Ok(Json(report(&plan, &state)))
+    Ok(Json(report(
+        &plan,
+        &state,
+        &configs.active.manifest,
+        &fresh.manifest,
+    )))
 }
 
 /// `POST /api/v1/apply`.
@@ -190,6 +196,22 @@ pub fn summary(report: &ApplyReport) -> Vec<String> {
             failed.error.as_deref().unwrap_or("failed")
         ));
     }
+    let reloaded: Vec<String> = report
+        .reloaded
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.instance.clone())
+        .collect();
+    if !reloaded.is_empty() {
+        lines.push(format!("reloaded {}", list(&reloaded)));
+    }
+    for failed in report.reloaded.iter().filter(|r| !r.ok) {
+        lines.push(format!(
+            "{} was not reloaded, its old process runs: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("failed")
+        ));
+    }
     if !plan.daemon_changes.is_empty() {
         lines.push(format!(
             "not applied, needs `tend down && tend up`: {}",
@@ -209,16 +231,30 @@ fn reread(state: &AppState) -> Result<super::xmlrpc::Config, ApplyError> {
 }
 
 /// How a restarted service's running instances move to their new spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Replacement {
     /// Stopped before the engine takes the new spec, started after it.
     StopThenStart,
+    /// Rolling reload: the engine takes the new spec while they run; then each gets a
+    /// replacement beside it (`max_surge` at a time), and the old process stops once the
+    /// replacement is ready. No gap, and a replacement that fails leaves the old running.
+    Rolling,
 }
 
-/// The one place the way of replacing a changed service is chosen. Rolling reload (start
-/// new instances beside the old ones, wait until each is ready, then stop an old one) is
-/// to plug in here, as a second [`Replacement`] that [`carry_out`] runs after the commit.
-fn replacement(_change: &ServiceChange, _old: &ServiceSpec, _new: &ServiceSpec) -> Replacement {
-    Replacement::StopThenStart
+/// The one place the way of replacing a changed service is chosen: a rolling reload when
+/// old and new processes can share the service's `[sockets]` (before and after the
+/// change) and the instance count stays; else stop, then start. The same rule as `tend
+/// reload`'s ([`ReloadMode::overlaps`]), so that one service reloads one way.
+fn replacement(change: &ServiceChange, old: &ServiceSpec, new: &ServiceSpec) -> Replacement {
+    if change.action == Action::Restart
+        && old.instances == new.instances
+        && ReloadMode::overlaps(old)
+        && ReloadMode::overlaps(new)
+    {
+        Replacement::Rolling
+    } else {
+        Replacement::StopThenStart
+    }
 }
 
 /// Read the file again and carry out its plan; the report says what was done.
@@ -228,9 +264,10 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
     let old = configs.active.manifest.clone();
     let plan = plan::plan(&old, &fresh.manifest);
     let mut report = ApplyReport {
-        plan: report(&plan, state),
+        plan: report(&plan, state, &old, &fresh.manifest),
         stopped: Vec::new(),
         started: Vec::new(),
+        reloaded: Vec::new(),
         ok: true,
     };
     if !plan.changes_services() {
@@ -260,6 +297,9 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         .collect();
     let mut leaving: Vec<String> = Vec::new();
     let mut to_start: Vec<String> = Vec::new();
+    // Services reloaded in place, and their instances that run now.
+    let mut rolling: Vec<String> = Vec::new();
+    let mut to_reload: Vec<String> = Vec::new();
     for name in &plan.removed {
         let spec = old
             .service(name)
@@ -282,6 +322,17 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
                     if up {
                         to_start.push(change.name.clone());
                     }
+                }
+                Replacement::Rolling => {
+                    rolling.push(change.name.clone());
+                    // Only running instances are replaced; the others take the new spec
+                    // at their next start.
+                    to_reload.extend(
+                        statuses
+                            .iter()
+                            .filter(|s| s.service == change.name && s.state == "running")
+                            .map(|s| s.name.clone()),
+                    );
                 }
             },
             Action::Scale { from, to } => {
@@ -311,7 +362,9 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
     let mut next = configs.active.clone();
     next.manifest.services = fresh.manifest.services;
     next.names = fresh.names;
-    if let Err(refused) = super::xmlrpc::commit(state, &mut configs.active, next).await {
+    if let Err(refused) =
+        super::xmlrpc::commit_rolling(state, &mut configs.active, next, rolling).await
+    {
         // Something started in between (a `tend start` of a stopped service): put back
         // what was stopped for the change, and leave the rest as it was.
         drop(configs);
@@ -324,8 +377,19 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         )
         .into());
     }
-    // Starting waits for min_uptime: another change need not wait for that.
+    // Starting waits for min_uptime, a reload for readiness: another change need not wait.
     drop(configs);
+    if !to_reload.is_empty() {
+        let outcomes = state.engine.replace(to_reload).await??;
+        report.reloaded = outcomes
+            .into_iter()
+            .map(|(instance, outcome)| ActionResult {
+                instance,
+                ok: outcome.is_ok(),
+                error: outcome.err(),
+            })
+            .collect();
+    }
     if !to_start.is_empty() {
         let outcomes = state.engine.start(to_start).await??;
         report.started = outcomes
@@ -336,13 +400,13 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
                 error: outcome.err(),
             })
             .collect();
-        report.ok = report.started.iter().all(|r| r.ok);
     }
+    report.ok = report.started.iter().chain(&report.reloaded).all(|r| r.ok);
     Ok(report)
 }
 
-/// The plan on the wire.
-fn report(plan: &Plan, state: &AppState) -> PlanReport {
+/// The plan on the wire: a restart that is carried out as a rolling reload says `reload`.
+fn report(plan: &Plan, state: &AppState, old: &Manifest, new: &Manifest) -> PlanReport {
     PlanReport {
         manifest: state.manifest.display().to_string(),
         added: plan.added.clone(),
@@ -353,6 +417,16 @@ fn report(plan: &Plan, state: &AppState) -> PlanReport {
             .map(|change| ServiceChangeInfo {
                 name: change.name.clone(),
                 action: match change.action {
+                    Action::Restart
+                        if old
+                            .service(&change.name)
+                            .zip(new.service(&change.name))
+                            .is_some_and(|(was, now)| {
+                                replacement(change, was, now) == Replacement::Rolling
+                            }) =>
+                    {
+                        "reload"
+                    }
                     Action::Restart => "restart",
                     Action::Scale { .. } => "scale",
                     Action::Update => "update",

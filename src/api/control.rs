@@ -164,6 +164,7 @@ pub fn instance_info(status: &InstanceStatus, now: Instant) -> InstanceInfo {
         instance: status.index,
         state: status.state.to_string(),
         pid: status.pid,
+        replacement_pid: status.replacement_pid,
         uptime_ms: status
             .started
             .map(|s| now.saturating_duration_since(s).as_millis() as u64),
@@ -329,6 +330,7 @@ async fn perform(
         "start" => engine.start(request.targets).await??,
         "stop" => engine.stop(request.targets).await??,
         "restart" => engine.restart(request.targets).await??,
+        "reload" => engine.reload(request.targets).await??,
         "signal" => {
             let name = request
                 .signal
@@ -343,7 +345,7 @@ async fn perform(
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("unknown action `{other}` (start, stop, restart, signal)"),
+                format!("unknown action `{other}` (start, stop, restart, reload, signal)"),
             ));
         }
     };

@@ -35,10 +35,10 @@ pub struct EventsQuery {
     /// Only this instance's events (`web:2`).
     #[serde(default)]
     pub instance: Option<String>,
-    /// Comma-separated kinds: state, spawn, exit, ready, probe, warning.
+    /// Comma-separated kinds: state, spawn, exit, ready, probe, warning, reload.
     #[serde(default)]
     #[schemars(regex(
-        pattern = r"^((state|spawn|exit|probe|warning)(,(state|spawn|exit|probe|warning))*)?$"
+        pattern = r"^((state|spawn|exit|ready|probe|warning|reload)(,(state|spawn|exit|ready|probe|warning|reload))*)?$"
     ))]
     pub kind: Option<String>,
     /// Only events newer than this long ago: seconds or a duration like `1h`.
@@ -55,7 +55,9 @@ pub struct EventsQuery {
     pub limit: Option<usize>,
 }
 
-const KINDS: [&str; 6] = ["state", "spawn", "exit", "ready", "probe", "warning"];
+const KINDS: [&str; 7] = [
+    "state", "spawn", "exit", "ready", "probe", "warning", "reload",
+];
 
 fn ago(text: &Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
     ago_from(SystemTime::now(), text, what)

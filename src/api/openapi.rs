@@ -181,7 +181,7 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 "post",
                 "/api/v1/services/{target}/{action}",
                 "actOnTarget",
-                "start, stop or restart a service, `name:N` instance, group or `all`",
+                "start, stop, restart or reload a service, `name:N` instance, group or `all` (reload: a replacement beside each instance of a service with sockets, ready before the old process stops; `reload_signal`; else a rolling restart)",
                 "actions",
                 Answer::Json(200, out::<ActionResponse>(r)),
             )
@@ -219,7 +219,7 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 "post",
                 "/api/v1/actions/{action}",
                 "act",
-                "start, stop or restart several targets at once",
+                "start, stop, restart or reload several targets at once (reload answers once it is over: a failed replacement is stopped, the old processes keep running, and the instances are listed with the reason)",
                 "actions",
                 Answer::Json(200, out::<ActionResponse>(r)),
             )
@@ -407,7 +407,9 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             let schema = match name {
-                "action" => json!({"type": "string", "enum": ["start", "stop", "restart"]}),
+                "action" => {
+                    json!({"type": "string", "enum": ["start", "stop", "restart", "reload"]})
+                }
                 // `all` is a target in every manifest: it lets a fuzzer reach the actions.
                 "target" => json!({"type": "string", "minLength": 1, "examples": ["all"]}),
                 _ => json!({"type": "string", "minLength": 1}),

@@ -88,6 +88,14 @@ pub enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
+    /// Replace targets' processes without downtime: with `[sockets]`, a new process starts
+    /// beside each instance (max_surge at a time) and the old one stops once the new one is
+    /// ready; with `reload_signal`, that signal is sent; otherwise a rolling restart. Exits 1
+    /// naming each instance not reloaded, and why.
+    Reload {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
     /// Send a signal (HUP, SIGUSR1, 10, ...) to targets' process groups.
     Signal {
         signal: String,

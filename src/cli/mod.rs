@@ -555,6 +555,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             Command::Start { targets } => action(&client, "start", targets, None).await,
             Command::Stop { targets } => action(&client, "stop", targets, None).await,
             Command::Restart { targets } => action(&client, "restart", targets, None).await,
+            Command::Reload { targets } => action(&client, "reload", targets, None).await,
             Command::Signal { signal, targets } => {
                 action(&client, "signal", targets, Some(signal.clone())).await
             }
@@ -663,12 +664,28 @@ async fn apply(client: &Client, json: bool) -> Result<i32, ClientError> {
     if !started.is_empty() {
         let _ = writeln!(out, "started: {}", started.join(", "));
     }
+    let reloaded: Vec<&str> = report
+        .reloaded
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.instance.as_str())
+        .collect();
+    if !reloaded.is_empty() {
+        let _ = writeln!(out, "reloaded: {}", reloaded.join(", "));
+    }
     drop(out);
     for failed in report.started.iter().filter(|r| !r.ok) {
         eprintln!(
             "{}: {}",
             failed.instance,
             failed.error.as_deref().unwrap_or("did not start")
+        );
+    }
+    for failed in report.reloaded.iter().filter(|r| !r.ok) {
+        eprintln!(
+            "{}: not reloaded, the old process runs with the previous settings: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("failed")
         );
     }
     Ok(code)
@@ -691,6 +708,10 @@ pub fn render_plan(plan: &PlanReport) -> String {
                 scale.from, scale.to
             ),
             ("update", _) => "update, nothing restarts".to_string(),
+            ("reload", _) => {
+                "reload: a new process beside each running instance, the old one stopped once it is ready"
+                    .to_string()
+            }
             (action, _) => action.to_string(),
         };
         text.push_str(&format!(
@@ -754,6 +775,10 @@ pub fn render_status(instances: &[InstanceInfo]) -> String {
                     notes.push("unhealthy".into());
                 }
                 notes.extend(i.warning.clone());
+                // A reload under way, or one that failed: the old release still runs.
+                if i.reason.starts_with("reloading") || i.reason.starts_with("reload failed") {
+                    notes.push(i.reason.clone());
+                }
                 notes.extend(i.notify_phase.clone());
                 notes.extend(i.status_text.clone());
                 notes.join("; ")
@@ -863,6 +888,7 @@ pub fn render_events(rows: &[EventRow]) -> String {
                     e.to_state.as_deref().unwrap_or("?")
                 ),
                 "spawn" => format!("spawned pid {}", e.pid.unwrap_or(0)),
+                "reload" => format!("reload {}", e.to_state.as_deref().unwrap_or("?")),
                 "exit" => match (e.exit_code, &e.signal) {
                     (Some(code), _) => {
                         format!("pid {} exited with code {code}", e.pid.unwrap_or(0))
@@ -1079,6 +1105,7 @@ fn past_tense(verb: &str) -> &'static str {
         "start" => "started",
         "stop" => "stopped",
         "restart" => "restarted",
+        "reload" => "reloaded",
         _ => "signalled",
     }
 }

@@ -349,6 +349,12 @@ pub struct ServiceSpec {
     pub cooldown: Option<Duration>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// `tend reload` sends this signal instead of replacing the processes.
+    pub reload_signal: Option<Signal>,
+    /// How long a replacement may take to become ready during a reload.
+    pub reload_timeout: Duration,
+    /// How many instances a reload replaces at once (at least 1).
+    pub max_surge: u32,
     pub depends_on: Vec<Dependency>,
     pub priority: i64,
     pub groups: Vec<String>,

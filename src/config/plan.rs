@@ -165,6 +165,9 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
         cooldown,
         stop_signal,
         stop_timeout,
+        reload_signal,
+        reload_timeout,
+        max_surge,
         depends_on,
         priority,
         groups,
@@ -217,6 +220,15 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
     out.field("cooldown", cooldown, &new.cooldown, Restart);
     out.field("stop_signal", stop_signal, &new.stop_signal, Restart);
     out.field("stop_timeout", stop_timeout, &new.stop_timeout, Restart);
+    // Read by the supervisor when a reload is asked for, never by a process.
+    out.field("reload_signal", reload_signal, &new.reload_signal, Update);
+    out.field(
+        "reload_timeout",
+        reload_timeout,
+        &new.reload_timeout,
+        Update,
+    );
+    out.field("max_surge", max_surge, &new.max_surge, Update);
     dependency_settings(&mut out, depends_on, &new.depends_on);
     out.field("priority", priority, &new.priority, Update);
     out.field("groups", groups, &new.groups, Update);

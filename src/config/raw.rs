@@ -280,6 +280,15 @@ pub struct RawService {
     pub stop_signal: Option<SignalValue>,
     /// How long to wait after `stop_signal` before sending KILL. Default: "10s".
     pub stop_timeout: Option<DurationValue>,
+    /// `tend reload`: instead of replacing the processes, send them this signal (HUP for
+    /// programs that reload their configuration on it, as nginx does). Default: none.
+    pub reload_signal: Option<SignalValue>,
+    /// `tend reload` and `tend apply`: how long a replacement may take to become ready before
+    /// it is stopped and the old process kept. Default: "60s".
+    pub reload_timeout: Option<DurationValue>,
+    /// `tend reload` and `tend apply`: how many instances are replaced at once. Default: 1.
+    #[schemars(range(min = 1))]
+    pub max_surge: Option<i64>,
     /// Services to start first: a list of names (wait until started), or a table of
     /// name = "started" | "healthy" | "completed".
     pub depends_on: Option<DependsOn>,

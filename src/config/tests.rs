@@ -160,6 +160,9 @@ fn a_minimal_service_gets_every_default() {
             cooldown: None,
             stop_signal: Signal::Term,
             stop_timeout: Duration::from_secs(10),
+            reload_signal: None,
+            reload_timeout: Duration::from_secs(60),
+            max_surge: 1,
             depends_on: vec![],
             priority: 0,
             groups: vec![],
@@ -1222,6 +1225,42 @@ fn backoff_rules() {
 }
 
 #[test]
+fn reload_settings() {
+    let spec = web(&["command = \"x\""]);
+    assert_eq!(
+        (spec.reload_signal, spec.reload_timeout, spec.max_surge),
+        (None, Duration::from_secs(60), 1)
+    );
+    let spec = web(&[
+        "command = \"x\"",
+        "reload_signal = \"SIGHUP\"",
+        "reload_timeout = \"90s\"",
+        "max_surge = 3",
+    ]);
+    assert_eq!(
+        (spec.reload_signal, spec.reload_timeout, spec.max_surge),
+        (Some(Signal::Hup), Duration::from_secs(90), 3)
+    );
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "reload_signal = \"BOGUS\"",
+        "reload_timeout = \"0s\"",
+        "max_surge = 0",
+    ]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "services.web.reload_signal",
+            "services.web.reload_timeout",
+            "services.web.max_surge"
+        ],
+        "{errors:?}"
+    );
+    assert_eq!(errors[2].3, "must be at least 1, not 0");
+}
+
+#[test]
 fn durations_and_signals() {
     let spec = web(&[
         "command = \"x\"",
@@ -1560,6 +1599,9 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "cooldown",
         "stop_signal",
         "stop_timeout",
+        "reload_signal",
+        "reload_timeout",
+        "max_surge",
         "depends_on",
         "priority",
         "groups",
@@ -1583,7 +1625,7 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 43, "a key was added: list it above");
+    assert_eq!(service.len(), 46, "a key was added: list it above");
     for table in ["RawProbe", "RawCheck", "RawOwnLog", "RawSocket"] {
         assert_eq!(
             defs[table]["additionalProperties"],
@@ -2455,15 +2497,25 @@ fn probes_of_a_shared_port_and_unused_sockets_are_warnings() {
             (Some(3), "sockets.spare"),
             (Some(9), "services.web.readiness.http"),
             (Some(10), "services.web.liveness.tcp"),
+            (Some(14), "services.one.readiness.http"),
         ],
-        "one instance asked over http is told apart: no warning for `one`; {:#?}",
+        "one instance asked over http is told apart, but not from its replacement in a \
+         reload: its liveness has no warning, its readiness has; {:#?}",
         m.warnings
     );
     assert!(m.warnings[0].message.contains("no service receives"));
     assert!(
-        m.warnings[1].message.contains("all 2 instances share"),
+        m.warnings[1].message.contains("all 2 instances share")
+            && m.warnings[1].message.contains("during `tend reload`"),
         "{}",
         m.warnings[1].message
+    );
+    assert!(
+        m.warnings[3]
+            .message
+            .contains("cannot tell when the replacement is ready"),
+        "{}",
+        m.warnings[3].message
     );
     assert!(
         m.warnings[2].message.contains("always passes"),

@@ -854,6 +854,30 @@ impl Validator<'_> {
                 Signal::Term
             }),
         };
+        let reload_signal = raw.reload_signal.as_ref().and_then(|value| {
+            Signal::from_str(&value.0.to_string())
+                .map_err(|e| self.error(&at("reload_signal"), e.to_string()))
+                .ok()
+        });
+        let reload_timeout = self.duration_or(
+            raw.reload_timeout.as_ref(),
+            &at("reload_timeout"),
+            Duration::from_secs(60),
+        );
+        if reload_timeout.is_zero() {
+            self.error(
+                &at("reload_timeout"),
+                "must be longer than 0s: a replacement needs time to become ready",
+            );
+        }
+        let max_surge = match raw.max_surge {
+            None => 1,
+            Some(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
+            Some(n) => {
+                self.error(&at("max_surge"), format!("must be at least 1, not {n}"));
+                1
+            }
+        };
         let mut depends_on: Vec<Dependency> = Vec::new();
         for (service, condition, on_unready, _) in &deps.entries {
             // Duplicates are reported with the other dependency checks.
@@ -919,6 +943,9 @@ impl Validator<'_> {
             cooldown,
             stop_signal,
             stop_timeout,
+            reload_signal,
+            reload_timeout,
+            max_surge,
             depends_on,
             logs,
             priority: raw.priority.unwrap_or(0),
@@ -1155,8 +1182,17 @@ impl Validator<'_> {
                             "connects to port {port} of socket `{socket}`, which tend keeps listening: the connection succeeds even before the program accepts anything, so this check always passes; probe a port of each instance's own, or use exec or notify"
                         ),
                         _ if service.instances > 1 => format!(
-                            "asks port {port} of socket `{socket}`, which all {} instances share: the kernel picks which one answers, so the probe cannot tell them apart; probe a port of each instance's own, or use exec or notify",
-                            service.instances
+                            "asks port {port} of socket `{socket}`, which all {} instances share: the kernel picks which one answers, so the probe cannot tell them apart{}; probe a port of each instance's own, or use exec or notify",
+                            service.instances,
+                            if role == "readiness" {
+                                ", nor, during `tend reload`, a replacement from the process it replaces"
+                            } else {
+                                ""
+                            }
+                        ),
+                        // One instance is told apart, except from its own replacement.
+                        _ if role == "readiness" => format!(
+                            "asks port {port} of socket `{socket}`: during `tend reload` (or a rolling `tend apply`) the process being replaced answers it too, so the probe cannot tell when the replacement is ready; use notify, or probe a port of the process's own"
                         ),
                         _ => continue,
                     };

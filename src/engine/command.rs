@@ -63,14 +63,103 @@ pub enum SupervisorCommand {
         message: Box<crate::engine::notify::Notification>,
         routed: oneshot::Sender<()>,
     },
+    /// How to reload the targets: per service, its way of reloading and its instances, in
+    /// start order. Marks those services as reloading until `ReloadEnd`; a service already
+    /// reloading is listed as `refused`.
+    ReloadPlan {
+        targets: Vec<String>,
+        /// New processes are wanted (`tend apply`): `reload_signal` does not do.
+        replace: bool,
+        reply: oneshot::Sender<Result<Vec<ReloadGroup>, UnknownTarget>>,
+    },
+    /// Reload one instance by overlap (see [`InstanceCommand::Reload`]).
+    ReloadInstance {
+        instance: String,
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Outcome>,
+    },
+    /// The reload of these services is over (whatever the outcome).
+    ReloadEnd { services: Vec<String> },
     /// Supervise exactly the manifest's services from now on: new ones are added (stopped),
     /// missing ones removed, changed ones take their new spec: in their running instances
     /// when only supervisor settings or the count changed, else in new instances (stopped).
     /// Refused, changing nothing, when an instance to remove or replace is not at rest.
     Reconfigure {
         manifest: Box<crate::config::Manifest>,
+        /// Changed services whose running instances keep running with the new spec, to be
+        /// replaced by a reload (`tend apply`'s rolling reload): their tasks stay, and each
+        /// process started from now on, a reload's replacement first, runs the new spec.
+        /// Only services that can overlap ([`ReloadMode::overlaps`]) with an unchanged
+        /// instance count; others listed here are replaced as usual.
+        rolling: Vec<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// How a service is reloaded (`tend reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// `reload_signal`: the signal is sent to each instance's process group.
+    Signal(Signal),
+    /// The service receives `[sockets]`: each instance's replacement starts beside it, and
+    /// the old process stops once the replacement is ready. No connection is refused.
+    Overlap,
+    /// No sockets, several instances: a rolling restart, each instance stopped, started and
+    /// ready before the next (a replacement could not bind the old one's port).
+    RollingRestart,
+    /// One instance, no sockets: a plain restart.
+    Restart,
+}
+
+impl ReloadMode {
+    /// How `spec` is reloaded; with `replace` (new processes wanted), never by signal.
+    pub fn of(spec: &crate::config::model::ServiceSpec, replace: bool) -> ReloadMode {
+        if let Some(signal) = spec.reload_signal.filter(|_| !replace) {
+            ReloadMode::Signal(signal)
+        } else if ReloadMode::overlaps(spec) {
+            ReloadMode::Overlap
+        } else if spec.instances > 1 {
+            ReloadMode::RollingRestart
+        } else {
+            ReloadMode::Restart
+        }
+    }
+
+    /// Whether a replacement can run beside an instance's process: the service receives
+    /// `[sockets]` (the old and the new process accept on the same socket; without one, the
+    /// new process could not bind the port the old one holds). A long-running service, not
+    /// an event listener (whose pipes belong to its pool).
+    pub fn overlaps(spec: &crate::config::model::ServiceSpec) -> bool {
+        !spec.sockets.is_empty()
+            && spec.kind == crate::config::model::Kind::Service
+            && spec.event_listener.is_none()
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            ReloadMode::Signal(signal) => format!("sending SIG{} (reload_signal)", signal.name()),
+            ReloadMode::Overlap => "replacing each instance beside the running one".into(),
+            ReloadMode::RollingRestart => {
+                "restarting one instance after another (no sockets to share)".into()
+            }
+            ReloadMode::Restart => "restarting (no sockets to share)".into(),
+        }
+    }
+}
+
+/// One service's part of a reload.
+#[derive(Debug, Clone)]
+pub struct ReloadGroup {
+    pub service: String,
+    pub mode: ReloadMode,
+    /// Its target instances, in start order.
+    pub instances: Vec<String>,
+    /// How many are replaced at once (`max_surge`).
+    pub surge: usize,
+    /// How long a replacement may take to become ready (`reload_timeout`).
+    pub timeout: std::time::Duration,
+    /// Why this reload of the service does nothing (another one is under way).
+    pub refused: Option<String>,
 }
 
 /// Requests to one instance task.
@@ -97,5 +186,19 @@ pub enum InstanceCommand {
         reply: oneshot::Sender<Outcome>,
     },
     Kill,
-    Notify(Box<crate::engine::notify::Notification>),
+    /// An sd_notify message from the tree of `leader` (the instance's process, or the
+    /// replacement of a reload).
+    Notify {
+        message: Box<crate::engine::notify::Notification>,
+        leader: u32,
+    },
+    /// The service's spec changed (`tend apply`, rolling): a process started from now on
+    /// runs `spec`; a running one is left as it is until a reload replaces it.
+    Respec(std::sync::Arc<crate::config::model::ServiceSpec>),
+    /// Replace the running process by a new one without a gap (see
+    /// [`crate::engine::lifecycle::Input::Reload`]); answered once the reload is over.
+    Reload {
+        timeout: std::time::Duration,
+        reply: oneshot::Sender<Outcome>,
+    },
 }

@@ -44,6 +44,15 @@ pub enum EventKind {
         passing: bool,
         detail: String,
     },
+    /// A step of a reload (`tend reload`, `tend apply`): `started` (a replacement runs beside
+    /// the current process; `pid` is the replacement's), `replaced` (it took over; its pid),
+    /// `done` (the old process is gone) or `failed` (the old process still serves).
+    /// `signalled`: `reload_signal` was sent instead. `detail` says it in words.
+    Reload {
+        step: &'static str,
+        pid: Option<u32>,
+        detail: String,
+    },
 }
 
 /// Where an instance publishes its status and the supervisor reads it: a shared cell holding
@@ -92,6 +101,9 @@ pub struct InstanceStatus {
     pub index: u32,
     pub state: &'static str,
     pub pid: Option<u32>,
+    /// During a reload, the replacement running beside `pid` until it is ready (sd_notify
+    /// messages from its tree are routed by it).
+    pub replacement_pid: Option<u32>,
     /// When the current process started, while there is one.
     pub started: Option<Instant>,
     /// Ready: by its readiness probe, or else up past `min_uptime`.

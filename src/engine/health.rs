@@ -184,6 +184,11 @@ impl Health {
         }
     }
 
+    /// Whether a process is being checked (between [`Health::start`] and [`Health::stop`]).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
     /// The process is gone (or going): stop its probes and forget what they said.
     pub fn stop(&mut self) {
         for task in self.tasks.drain(..) {

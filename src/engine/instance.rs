@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::config::model::{Kind, Program, ServiceSpec};
+use crate::engine::command::Outcome as ReloadOutcome;
 use crate::engine::command::{InstanceCommand, Outcome};
 use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
 use crate::engine::health::{Health, SpawnExec, Verdict};
@@ -72,6 +73,28 @@ pub struct InstanceTask {
     usage: Usage,
     /// The process the program named its main one over sd_notify (MAINPID), and its exit.
     main: Option<(u32, oneshot::Receiver<ExitStatus>)>,
+    /// The second process of a reload: the replacement until it takes over, then the old
+    /// process while it stops (the lifecycle's [`Reload`] says which).
+    second: Option<Box<Second>>,
+    /// Who waits for the reload under way: answered when it is over.
+    reload_replies: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// The reply of the reload request being stepped, answered at once if it is refused.
+    reload_request: Option<oneshot::Sender<ReloadOutcome>>,
+    /// A newer spec (`tend apply`, rolling) than the running process's: the next process
+    /// started, a reload's replacement first, runs it.
+    next_spec: Option<Arc<ServiceSpec>>,
+}
+
+/// A process of the instance beside its current one, during a reload: its own tree (and
+/// cgroup), exit and probes, so that neither process is ever mistaken for the other.
+struct Second {
+    pid: u32,
+    /// The spec it was started with.
+    spec: Arc<ServiceSpec>,
+    tree: InstanceTree,
+    exit: Option<oneshot::Receiver<ExitStatus>>,
+    health: Health,
+    awaiting_tree: bool,
 }
 
 /// What sampling knows of the current process tree.
@@ -114,6 +137,7 @@ impl InstanceTask {
             index,
             state: "stopped",
             pid: None,
+            replacement_pid: None,
             started: None,
             ready: false,
             restarts: 0,
@@ -154,6 +178,10 @@ impl InstanceTask {
             health,
             usage: Usage::default(),
             main: None,
+            second: None,
+            reload_replies: Vec::new(),
+            reload_request: None,
+            next_spec: None,
         };
         (task, receiver)
     }
@@ -162,17 +190,21 @@ impl InstanceTask {
         loop {
             let deadline = self.lifecycle.deadline();
             let watchdog = self.health.watchdog_due();
+            let second_watchdog = self.second.as_ref().and_then(|s| s.health.watchdog_due());
             let sample_at = self.next_sample();
-            // One timer for all three: each is a few hundred bytes held by every idle task.
-            let wake = [deadline, watchdog, sample_at].into_iter().flatten().min();
+            // One timer for all: each is a few hundred bytes held by every idle task.
+            let wake = [deadline, watchdog, second_watchdog, sample_at]
+                .into_iter()
+                .flatten()
+                .min();
             let input = tokio::select! {
                 biased;
                 status = wait_exit(&mut self.exit) => {
                     self.exit = None;
                     // A MAINPID sent just before the leader exited may still be queued.
-                    for queued in commands.take(|c| matches!(c, InstanceCommand::Notify(_))) {
-                        if let InstanceCommand::Notify(message) = queued {
-                            self.notified(&message);
+                    for queued in commands.take(|c| matches!(c, InstanceCommand::Notify { .. })) {
+                        if let InstanceCommand::Notify { message, leader } = queued {
+                            self.notified(&message, leader);
                         }
                     }
                     if let Some(pid) = self.lifecycle.state().pid() {
@@ -180,6 +212,18 @@ impl InstanceTask {
                     }
                     Some(self.hand_over().unwrap_or(Input::Exited(status)))
                 }
+                happened = second_next(&mut self.second) => match happened {
+                    SecondEvent::Exited(status) => {
+                        // Not an `Exited` event: the instance's process is still running, and
+                        // those who follow its states (event listeners) must not think
+                        // otherwise.
+                        if let Some(second) = &mut self.second {
+                            second.exit = None;
+                        }
+                        Some(Input::SecondExited(status))
+                    }
+                    SecondEvent::Verdict(verdict) => self.second_judged(verdict),
+                },
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => break,
@@ -193,12 +237,18 @@ impl InstanceTask {
                     } else if watchdog.is_some_and(|at| now >= at) {
                         let verdict = self.health.watchdog_expired();
                         self.judged(Some(verdict))
+                    } else if second_watchdog.is_some_and(|at| now >= at) {
+                        let verdict = self.second.as_mut().map(|s| s.health.watchdog_expired());
+                        self.second_judged(verdict)
                     } else {
                         self.sample()
                     }
                 }
                 _ = sleep(TREE_POLL), if self.awaiting_tree => {
                     self.tree_is_empty().then_some(Input::TreeEmpty)
+                }
+                _ = sleep(TREE_POLL), if self.second.as_ref().is_some_and(|s| s.awaiting_tree) => {
+                    self.second_tree_is_empty().then_some(Input::SecondTreeEmpty)
                 }
             };
             if let Some(input) = input {
@@ -208,9 +258,12 @@ impl InstanceTask {
             }
         }
         // The engine is gone: make sure nothing of ours outlives it.
+        let table = self.ctx.spawner.table().clone();
         if let Some(tree) = &self.tree {
-            let table = self.ctx.spawner.table().clone();
             tree.kill(&|pid| table.is_ours(pid));
+        }
+        if let Some(second) = &self.second {
+            second.tree.kill(&|pid| table.is_ours(pid));
         }
     }
 
@@ -266,11 +319,45 @@ impl InstanceTask {
                 None
             }
             InstanceCommand::Kill => Some(Input::Kill),
-            InstanceCommand::Notify(message) => self.notified(&message),
+            InstanceCommand::Notify { message, leader } => self.notified(&message, leader),
+            InstanceCommand::Reload { timeout, reply } => {
+                self.reload_request = Some(reply);
+                let spec = self.next_spec.as_ref().unwrap_or(&self.service);
+                Some(Input::Reload {
+                    timeout,
+                    // Without a readiness check a process is ready once up for min_uptime.
+                    by_uptime: spec.readiness.is_none(),
+                })
+            }
+            InstanceCommand::Respec(spec) => {
+                self.next_spec = Some(spec);
+                if !matches!(self.lifecycle.state(), State::Running { .. }) {
+                    // No process runs the old spec (or it is stopping): take it now.
+                    self.adopt_next_spec();
+                    self.publish();
+                }
+                None
+            }
         }
     }
 
-    fn notified(&mut self, message: &crate::engine::notify::Notification) -> Option<Input> {
+    /// An sd_notify message from the tree of `sender_leader`: the replacement of a reload
+    /// (its readiness), or the instance's process.
+    fn notified(
+        &mut self,
+        message: &crate::engine::notify::Notification,
+        sender_leader: u32,
+    ) -> Option<Input> {
+        if let Some(second) = &mut self.second
+            && second.pid == sender_leader
+        {
+            // The old process saying goodbye (STOPPING=1) while it retires changes nothing.
+            if self.lifecycle.replacement_pid() != Some(sender_leader) {
+                return None;
+            }
+            let verdict = second.health.notified(message);
+            return self.second_judged(verdict);
+        }
         let State::Running { pid: leader, .. } = *self.lifecycle.state() else {
             return None;
         };
@@ -394,34 +481,6 @@ impl InstanceTask {
         self.emit(EventKind::Warning { message });
     }
 
-    /// Write the service's cgroup limits into the instance's cgroup (before the spawn);
-    /// where that is impossible, say so once.
-    fn apply_limits(&mut self) {
-        let limits = &self.service.resources;
-        if limits.memory_max.is_none() && limits.cpu_max.is_none() && limits.pids_max.is_none() {
-            return;
-        }
-        let result = match self.tree.as_ref().and_then(|t| t.cgroup_dir()) {
-            Some(dir) => crate::engine::resources::apply_limits(
-                &dir,
-                limits.memory_max,
-                limits.cpu_max,
-                limits.pids_max,
-            )
-            .map_err(|e| e.to_string()),
-            None => Err("tend is not managing cgroups here (cgroup v2 not writable)".into()),
-        };
-        if let Err(why) = result
-            && !self.usage.limits_reported
-        {
-            self.usage.limits_reported = true;
-            crate::logs::own::say(&format!(
-                "{}: cannot apply memory_max/cpu_max/pids_max: {why}",
-                self.name
-            ));
-        }
-    }
-
     /// Act on what the probes concluded: publish a readiness change, or restart an
     /// unhealthy instance through the stop path.
     fn judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
@@ -444,6 +503,50 @@ impl InstanceTask {
                 Some(Input::Unhealthy { reason })
             }
         }
+    }
+
+    /// Take the newer spec: its settings, restart policy, credentials and probes, for the
+    /// process about to start (or, at a reload, the one that just took over).
+    fn adopt_next_spec(&mut self) {
+        let Some(spec) = self.next_spec.take() else {
+            return;
+        };
+        self.credentials = resolve_credentials(&spec);
+        self.lifecycle.policy = Policy::from_spec(&spec);
+        if !self.health.is_running() {
+            self.health = Health::new(spec.clone(), self.index);
+        }
+        self.service = spec;
+    }
+
+    /// What the replacement's probes (or sd_notify) concluded: ready, or failed.
+    fn second_judged(&mut self, verdict: Option<Verdict>) -> Option<Input> {
+        let second = self.second.as_mut()?;
+        // Not published as the instance's probe events: a replacement's failing liveness
+        // is no unhealthy instance (nothing restarts); the reload's own events say it.
+        second.health.take_transitions();
+        let pid = second.pid;
+        let ready = second.health.ready();
+        if self.lifecycle.replacement_pid() != Some(pid) {
+            return None;
+        }
+        match verdict? {
+            Verdict::Changed if ready => Some(Input::ReplacementReady),
+            Verdict::Changed => None,
+            Verdict::Unhealthy(reason) => Some(Input::ReplacementUnhealthy { reason }),
+        }
+    }
+
+    fn second_tree_is_empty(&mut self) -> bool {
+        let table = self.ctx.spawner.table().clone();
+        let Some(second) = &mut self.second else {
+            return true;
+        };
+        let empty = second.tree.is_empty(true, &|pid| table.is_ours(pid));
+        if empty {
+            second.awaiting_tree = false;
+        }
+        empty
     }
 
     /// Queue a reply, answering at once when the goal already holds.
@@ -477,18 +580,28 @@ impl InstanceTask {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
             let before = self.lifecycle.state().clone();
+            let reload_before = self.lifecycle.reload().cloned();
             let effects = self.lifecycle.step(input, Instant::now());
             let after = self.lifecycle.state().clone();
             // Published before the effects run: while a spawn is in flight the supervisor must
             // see `starting`, not the `stopped` it came from (or a shutdown could finish early).
             if before != after {
                 self.transitioned(&before, &after);
+            } else if reload_before.as_ref() != self.lifecycle.reload() {
+                // The replacement's pid routes its sd_notify messages: the supervisor must
+                // know it as soon as it runs. (And the reason says how the reload goes.)
+                self.publish();
             }
             for effect in effects {
                 if let Some(next) = self.carry_out(effect).await {
                     queue.push_back(next);
                 }
             }
+        }
+        if self.reload_request.is_some() {
+            // Stepped and neither refused nor begun: cannot happen, but never leave a caller
+            // waiting.
+            self.reload_replies.extend(self.reload_request.take());
         }
     }
 
@@ -521,7 +634,135 @@ impl InstanceTask {
                 self.stop_leftovers().await;
                 None
             }
+            Effect::SpawnReplacement => {
+                if let Some(reply) = self.reload_request.take() {
+                    self.reload_replies.push(reply);
+                }
+                Some(self.spawn_replacement().await)
+            }
+            Effect::Promote => {
+                self.promote();
+                None
+            }
+            Effect::SignalSecond(signal) => {
+                if let Some(second) = &self.second {
+                    second.tree.signal(signal.number(), true, &owned);
+                }
+                None
+            }
+            Effect::KillSecond => {
+                if let Some(second) = &self.second {
+                    second.tree.kill(&owned);
+                }
+                None
+            }
+            Effect::AwaitSecondEmpty => {
+                if self.second_tree_is_empty() {
+                    Some(Input::SecondTreeEmpty)
+                } else {
+                    if let Some(second) = &mut self.second {
+                        second.awaiting_tree = true;
+                    }
+                    None
+                }
+            }
+            Effect::ReloadRefused(why) => {
+                if let Some(reply) = self.reload_request.take() {
+                    let _ = reply.send(Err(why));
+                }
+                None
+            }
+            Effect::ReloadFinished(outcome) => {
+                self.reload_finished(outcome);
+                None
+            }
         }
+    }
+
+    /// The replacement is ready: it becomes the instance's process (tree, exit, probes), and
+    /// the process it replaces becomes the second one, which the lifecycle now stops. The
+    /// lifecycle has already made the replacement's pid the current one.
+    fn promote(&mut self) {
+        let Some(mut second) = self.second.take() else {
+            return;
+        };
+        let Some(old_tree) = self.tree.replace(second.tree) else {
+            // No current tree (cannot happen while running): nothing to retire.
+            return;
+        };
+        let old_exit = std::mem::replace(&mut self.exit, second.exit.take());
+        std::mem::swap(&mut self.health, &mut second.health);
+        let mut old_health = second.health;
+        // The old process's probes and MAINPID follow-up end here: it is only stopped now.
+        old_health.stop();
+        self.forget_main();
+        // CPU counted so far stays in the counter; the meter starts over on the new tree.
+        self.usage.meter.reset();
+        self.usage.cpu_before += std::mem::take(&mut self.usage.cpu_run);
+        let old_pid = old_tree.leader().unwrap_or_default();
+        // The instance now runs the spec the replacement was started with (`tend apply`'s),
+        // under its restart policy; the old process's stop was decided under the old one.
+        if self
+            .next_spec
+            .as_ref()
+            .is_some_and(|next| Arc::ptr_eq(next, &second.spec))
+        {
+            self.next_spec = None;
+        }
+        let old_spec = std::mem::replace(&mut self.service, second.spec.clone());
+        if !Arc::ptr_eq(&old_spec, &self.service) {
+            self.credentials = resolve_credentials(&self.service);
+            self.lifecycle.policy = Policy::from_spec(&self.service);
+        }
+        self.second = Some(Box::new(Second {
+            pid: old_pid,
+            spec: old_spec,
+            tree: old_tree,
+            exit: old_exit,
+            health: old_health,
+            awaiting_tree: false,
+        }));
+        let pid = self.lifecycle.state().pid().unwrap_or_default();
+        self.emit(EventKind::Reload {
+            step: "replaced",
+            pid: Some(pid),
+            detail: format!("pid {pid} is ready and took over; stopping pid {old_pid}"),
+        });
+        self.publish();
+    }
+
+    /// The reload is over and its second process gone: answer who waited, and say how it went.
+    fn reload_finished(&mut self, outcome: ReloadOutcome) {
+        if let Some(second) = self.second.take() {
+            second.tree.remove();
+        }
+        match &outcome {
+            Ok(()) => {
+                let pid = self.lifecycle.state().pid();
+                crate::logs::own::say(&format!(
+                    "{}: reloaded{}",
+                    self.name,
+                    pid.map(|p| format!(", now pid {p}")).unwrap_or_default()
+                ));
+                self.emit(EventKind::Reload {
+                    step: "done",
+                    pid,
+                    detail: "the old process is gone".into(),
+                });
+            }
+            Err(why) => {
+                crate::logs::own::say(&format!("{}: reload failed: {why}", self.name));
+                self.emit(EventKind::Reload {
+                    step: "failed",
+                    pid: self.lifecycle.state().pid(),
+                    detail: why.clone(),
+                });
+            }
+        }
+        for reply in self.reload_replies.drain(..) {
+            let _ = reply.send(outcome.clone());
+        }
+        self.publish();
     }
 
     fn tree_is_empty(&mut self) -> bool {
@@ -557,14 +798,14 @@ impl InstanceTask {
     }
 
     async fn spawn(&mut self) -> Input {
-        let credentials = match &self.credentials {
-            Ok(credentials) => credentials.clone(),
-            Err(reason) => {
-                return Input::SpawnFailed {
-                    reason: reason.clone(),
-                };
-            }
-        };
+        // A new process runs the newest spec; nothing runs the old one any more.
+        self.health.stop();
+        self.adopt_next_spec();
+        if let Err(reason) = &self.credentials {
+            return Input::SpawnFailed {
+                reason: reason.clone(),
+            };
+        }
         if self.tree.is_none() {
             self.tree = Some(
                 self.ctx
@@ -572,71 +813,29 @@ impl InstanceTask {
                     .instance(&self.service.name, self.index),
             );
         }
-        self.apply_limits();
-        let tree = self.tree.as_mut().expect("UNWRAP: set just above");
-        // Expanded here rather than kept: an idle instance should hold as little as possible.
-        let spec = self.service.instance(self.index);
-        let argv = match spec.program {
-            Program::Exec(argv) => argv,
-            Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line],
-        };
-        let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
-        env.push((RUN_ID_VAR.into(), self.ctx.containment.run_id().to_string()));
-        let gpus = self.service.resources.gpus_of(self.index);
-        if !gpus.is_empty() {
-            env.push(("CUDA_VISIBLE_DEVICES".into(), gpus.join(",")));
-        }
-        let probe_env = env.clone();
-        if self.health.uses_notify() {
-            env.push((
-                "NOTIFY_SOCKET".into(),
-                self.ctx.notify_socket.to_string_lossy().into_owned(),
-            ));
-            if let Some(watchdog) = self.service.watchdog {
-                env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
-            }
-        }
-        let mut pid_env = if self.health.uses_notify() && self.service.watchdog.is_some() {
-            vec!["WATCHDOG_PID".to_string()]
-        } else {
-            Vec::new()
-        };
-        // After `probe_env` was taken: an exec check is not handed the sockets, and its
-        // LISTEN_PID would not be its own.
-        let passed = self.ctx.sockets.for_service(&self.service);
-        if !passed.fds.is_empty() {
-            env.push(("LISTEN_FDS".into(), passed.fds.len().to_string()));
-            env.push(("LISTEN_FDNAMES".into(), passed.names.join(":")));
-            pid_env.push("LISTEN_PID".into());
-        }
-        let cwd = spec
-            .cwd
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.ctx.base_dir.clone());
-        let exec = SpawnExec {
-            spawner: self.ctx.spawner.clone(),
-            env: probe_env,
-            cwd: cwd.clone(),
-            credentials: credentials.clone(),
-            umask: self.service.umask,
-        };
-        let request = SpawnRequest {
-            argv,
-            env,
-            cwd,
+        let cgroup = self.tree.as_ref().and_then(InstanceTree::cgroup_dir);
+        apply_limits(
+            &self.name,
+            &self.service,
+            cgroup.as_deref(),
+            &mut self.usage.limits_reported,
+        );
+        let credentials = self.credentials.clone().ok().flatten();
+        let (request, exec) = request(
+            &self.service,
+            self.index,
+            &self.ctx,
             credentials,
-            umask: self.service.umask,
-            cgroup: tree.cgroup_dir(),
-            pid_env,
-            stdin_pipe: self.service.event_listener.is_some(),
-            listen_fds: passed.fds,
-        };
+            cgroup,
+            self.health.uses_notify(),
+        );
         self.health.stop();
         self.health.arm_log(&self.ctx.logs);
         self.usage.meter.reset();
         self.usage.cpu_before += std::mem::take(&mut self.usage.cpu_run);
         match self.ctx.spawner.spawn(request).await {
             Ok(child) => {
+                let tree = self.tree.as_mut().expect("UNWRAP: set just above");
                 tree.set_leader(child.pid);
                 self.exit = Some(child.exit);
                 let stdout = self.hand_to_listener_pool(child.pid, child.stdout, child.stdin);
@@ -650,6 +849,85 @@ impl InstanceTask {
             Err(error) => Input::SpawnFailed {
                 reason: error.to_string(),
             },
+        }
+    }
+
+    /// Start the replacement of a reload beside the current process: the same command and
+    /// settings, the same sockets, in a tree (and cgroup) of its own, with probes of its own.
+    /// Its output goes to the instance's log like the current process's.
+    async fn spawn_replacement(&mut self) -> Input {
+        // The replacement runs the newest spec (`tend apply`); the current process keeps
+        // its own until it is replaced.
+        let spec = self
+            .next_spec
+            .clone()
+            .unwrap_or_else(|| self.service.clone());
+        let credentials = match &self.next_spec {
+            Some(next) => resolve_credentials(next),
+            None => self.credentials.clone(),
+        };
+        let credentials = match credentials {
+            Ok(credentials) => credentials,
+            Err(reason) => return Input::ReplacementSpawnFailed { reason },
+        };
+        let alternate = !self.tree.as_ref().is_some_and(InstanceTree::is_alternate);
+        let mut tree = self
+            .ctx
+            .containment
+            .instance_slot(&spec.name, self.index, alternate);
+        let cgroup = tree.cgroup_dir();
+        apply_limits(
+            &self.name,
+            &spec,
+            cgroup.as_deref(),
+            &mut self.usage.limits_reported,
+        );
+        let mut health = Health::new(spec.clone(), self.index);
+        let (request, exec) = request(
+            &spec,
+            self.index,
+            &self.ctx,
+            credentials,
+            cgroup,
+            health.uses_notify(),
+        );
+        // A log readiness pattern is matched on the instance's log, which both processes
+        // write: a line only a starting process prints tells them apart.
+        health.arm_log(&self.ctx.logs);
+        match self.ctx.spawner.spawn(request).await {
+            Ok(child) => {
+                tree.set_leader(child.pid);
+                // An event listener is never reloaded (the supervisor restarts it), so its
+                // pipes need no pool here.
+                self.ctx
+                    .logs
+                    .capture(&spec, self.index, child.stdout, child.stderr);
+                health.start(Arc::new(exec));
+                self.second = Some(Box::new(Second {
+                    pid: child.pid,
+                    spec: spec.clone(),
+                    tree,
+                    exit: Some(child.exit),
+                    health,
+                    awaiting_tree: false,
+                }));
+                self.emit(EventKind::Reload {
+                    step: "started",
+                    pid: Some(child.pid),
+                    detail: format!(
+                        "replacement pid {} started beside pid {}",
+                        child.pid,
+                        self.lifecycle.state().pid().unwrap_or_default()
+                    ),
+                });
+                Input::ReplacementSpawned { pid: child.pid }
+            }
+            Err(error) => {
+                tree.remove();
+                Input::ReplacementSpawnFailed {
+                    reason: error.to_string(),
+                }
+            }
         }
     }
 
@@ -768,6 +1046,7 @@ impl InstanceTask {
             index: self.index,
             state: state.name(),
             pid: state.pid(),
+            replacement_pid: self.lifecycle.replacement_pid(),
             started,
             ready,
             restarts: self.lifecycle.restarts(),
@@ -804,6 +1083,108 @@ impl InstanceTask {
     }
 }
 
+/// What a spawn of instance `index` of `service` needs: the request, and how its exec
+/// probes run. `notify` gives it NOTIFY_SOCKET.
+fn request(
+    service: &ServiceSpec,
+    index: u32,
+    ctx: &InstanceContext,
+    credentials: Option<Credentials>,
+    cgroup: Option<PathBuf>,
+    notify: bool,
+) -> (SpawnRequest, SpawnExec) {
+    // Expanded here rather than kept: an idle instance should hold as little as possible.
+    let spec = service.instance(index);
+    let argv = match spec.program {
+        Program::Exec(argv) => argv,
+        Program::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line],
+    };
+    let mut env: Vec<(String, String)> = spec.env.into_iter().collect();
+    env.push((RUN_ID_VAR.into(), ctx.containment.run_id().to_string()));
+    let gpus = service.resources.gpus_of(index);
+    if !gpus.is_empty() {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), gpus.join(",")));
+    }
+    let probe_env = env.clone();
+    if notify {
+        env.push((
+            "NOTIFY_SOCKET".into(),
+            ctx.notify_socket.to_string_lossy().into_owned(),
+        ));
+        if let Some(watchdog) = service.watchdog {
+            env.push(("WATCHDOG_USEC".into(), watchdog.as_micros().to_string()));
+        }
+    }
+    let mut pid_env = if notify && service.watchdog.is_some() {
+        vec!["WATCHDOG_PID".to_string()]
+    } else {
+        Vec::new()
+    };
+    // After `probe_env` was taken: an exec check is not handed the sockets, and its
+    // LISTEN_PID would not be its own.
+    let passed = ctx.sockets.for_service(service);
+    if !passed.fds.is_empty() {
+        env.push(("LISTEN_FDS".into(), passed.fds.len().to_string()));
+        env.push(("LISTEN_FDNAMES".into(), passed.names.join(":")));
+        pid_env.push("LISTEN_PID".into());
+    }
+    let cwd = spec
+        .cwd
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctx.base_dir.clone());
+    let exec = SpawnExec {
+        spawner: ctx.spawner.clone(),
+        env: probe_env,
+        cwd: cwd.clone(),
+        credentials: credentials.clone(),
+        umask: service.umask,
+    };
+    let request = SpawnRequest {
+        argv,
+        env,
+        cwd,
+        credentials,
+        umask: service.umask,
+        cgroup,
+        pid_env,
+        stdin_pipe: service.event_listener.is_some(),
+        listen_fds: passed.fds,
+    };
+    (request, exec)
+}
+
+/// Write the service's cgroup limits into an instance's cgroup (before the spawn); where
+/// that is impossible, say so once (`reported`).
+fn apply_limits(
+    name: &str,
+    service: &ServiceSpec,
+    cgroup: Option<&std::path::Path>,
+    reported: &mut bool,
+) {
+    let limits = &service.resources;
+    if limits.memory_max.is_none() && limits.cpu_max.is_none() && limits.pids_max.is_none() {
+        return;
+    }
+    let result = match cgroup {
+        Some(dir) => crate::engine::resources::apply_limits(
+            dir,
+            limits.memory_max,
+            limits.cpu_max,
+            limits.pids_max,
+        )
+        .map_err(|e| e.to_string()),
+        None => Err("tend is not managing cgroups here (cgroup v2 not writable)".into()),
+    };
+    if let Err(why) = result
+        && !*reported
+    {
+        *reported = true;
+        crate::logs::own::say(&format!(
+            "{name}: cannot apply memory_max/cpu_max/pids_max: {why}"
+        ));
+    }
+}
+
 /// 1.2GB, 850MB, 12kB: decimal units, as sizes are written in the manifest.
 fn human_bytes(bytes: u64) -> String {
     let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
@@ -823,6 +1204,25 @@ async fn wait_exit(exit: &mut Option<oneshot::Receiver<ExitStatus>>) -> ExitStat
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,
+    }
+}
+
+enum SecondEvent {
+    Exited(ExitStatus),
+    Verdict(Option<Verdict>),
+}
+
+/// The exit of a reload's second process, or a verdict of its probes; never, while there
+/// is none.
+async fn second_next(second: &mut Option<Box<Second>>) -> SecondEvent {
+    let Some(second) = second else {
+        return std::future::pending().await;
+    };
+    let Second { exit, health, .. } = &mut **second;
+    tokio::select! {
+        biased;
+        status = wait_exit(exit) => SecondEvent::Exited(status),
+        verdict = health.next() => SecondEvent::Verdict(verdict),
     }
 }
 

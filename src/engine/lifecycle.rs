@@ -145,6 +145,39 @@ impl State {
     }
 }
 
+/// A reload in progress: a second process of the instance beside its current one. The
+/// current process (the one in [`State::Running`]) serves until the replacement is ready;
+/// then they swap places and the old one is stopped. The restart policy never sees the
+/// second process: its exit is the end of a reload, never a crash of the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reload {
+    /// The replacement is being spawned.
+    Spawning {
+        deadline: Instant,
+        timeout: Duration,
+        by_uptime: bool,
+    },
+    /// The replacement runs beside the current process and is not ready yet.
+    Overlap {
+        pid: u32,
+        since: Instant,
+        /// Given up on at this time.
+        deadline: Instant,
+        timeout: Duration,
+        /// No readiness check: ready once up for `min_uptime`.
+        by_uptime: bool,
+    },
+    /// The second process is being stopped: the old one once the replacement took over
+    /// (`outcome` is Ok), or a replacement that failed (`outcome` says why).
+    Retiring {
+        /// Its leader, until it has exited; afterwards the rest of its tree is awaited.
+        pid: Option<u32>,
+        deadline: Instant,
+        killed: bool,
+        outcome: Result<(), String>,
+    },
+}
+
 /// Things that happen to an instance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -181,6 +214,30 @@ pub enum Input {
     MainPid {
         pid: u32,
     },
+    /// Replace the running process without a gap: start a second one beside it, wait until
+    /// that one is ready (within `timeout`; with `by_uptime`, ready means up for
+    /// `min_uptime`), then stop the first gracefully.
+    Reload {
+        timeout: Duration,
+        by_uptime: bool,
+    },
+    ReplacementSpawned {
+        pid: u32,
+    },
+    ReplacementSpawnFailed {
+        reason: String,
+    },
+    /// The replacement passed its readiness check (sd_notify READY=1 from its own tree, a
+    /// probe, a log line).
+    ReplacementReady,
+    /// The replacement failed a check (startup, liveness, watchdog) before it took over.
+    ReplacementUnhealthy {
+        reason: String,
+    },
+    /// The second process's leader exited (a replacement, or the old process retiring).
+    SecondExited(ExitStatus),
+    /// After the second leader exited, nothing of its tree is left.
+    SecondTreeEmpty,
 }
 
 /// Work for the instance task.
@@ -196,6 +253,22 @@ pub enum Effect {
     /// The leader exited on its own: stop whatever it left behind in its tree before anything
     /// is started again (no duplicates, no port held by an orphan).
     StopLeftovers,
+    /// Spawn a replacement beside the current process, in a tree of its own.
+    SpawnReplacement,
+    /// The replacement is ready: it becomes the instance's process (its tree, probes and
+    /// exit), and the current one becomes the second process, to be stopped.
+    Promote,
+    /// Send this signal to the whole tree of the second process.
+    SignalSecond(Signal),
+    /// SIGKILL the whole tree of the second process.
+    KillSecond,
+    /// The second leader is gone: report `SecondTreeEmpty` once nothing of its tree is left.
+    AwaitSecondEmpty,
+    /// Refuse a reload that cannot begin (not running, one already under way).
+    ReloadRefused(String),
+    /// The reload is over, its second process gone: Ok once the old process made way for
+    /// the replacement, Err (why) when the replacement failed and the old one still runs.
+    ReloadFinished(Result<(), String>),
 }
 
 /// The restart policy of one instance, copied from its service.
@@ -255,6 +328,11 @@ pub struct Lifecycle {
     /// Why a `Recover` stop began, and whether the run had settled.
     recovering: Option<(String, bool)>,
     jitter: Jitter,
+    /// A reload under way, with its second process.
+    reload: Option<Reload>,
+    /// While stopping: the current tree is gone, but the second process of a reload is
+    /// still stopping; the instance is stopped once both are.
+    primary_gone: bool,
 }
 
 impl Lifecycle {
@@ -271,6 +349,8 @@ impl Lifecycle {
             reason: String::new(),
             recovering: None,
             jitter: Jitter::new(jitter_seed),
+            reload: None,
+            primary_gone: false,
         }
     }
 
@@ -300,8 +380,43 @@ impl Lifecycle {
         &self.reason
     }
 
+    /// The reload under way, if any.
+    pub fn reload(&self) -> Option<&Reload> {
+        self.reload.as_ref()
+    }
+
+    /// The replacement of a reload, while it runs beside the current process (not yet ready).
+    pub fn replacement_pid(&self) -> Option<u32> {
+        match self.reload {
+            Some(Reload::Overlap { pid, .. }) => Some(pid),
+            _ => None,
+        }
+    }
+
     /// When the next `Tick` is due, if any.
     pub fn deadline(&self) -> Option<Instant> {
+        let reload = match &self.reload {
+            Some(Reload::Overlap {
+                since,
+                deadline,
+                by_uptime,
+                ..
+            }) => Some(if *by_uptime {
+                (*since + self.policy.min_uptime).min(*deadline)
+            } else {
+                *deadline
+            }),
+            Some(Reload::Retiring { deadline, .. }) => Some(*deadline),
+            Some(Reload::Spawning { .. }) | None => None,
+        };
+        let state = self.state_deadline();
+        match (state, reload) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn state_deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Running {
                 since,
@@ -317,6 +432,288 @@ impl Lifecycle {
 
     /// Apply one input at time `now`; returns the effects to carry out, in order.
     pub fn step(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        if let Some(effects) = self.step_reload(&input, now) {
+            return effects;
+        }
+        let tick = input == Input::Tick;
+        let kill = input == Input::Kill;
+        let mut effects = self.step_state(input, now);
+        if tick {
+            effects.extend(self.reload_tick(now));
+        }
+        let running = matches!(self.state, State::Running { .. });
+        if kill || (!running && self.replacement_pending()) {
+            // The instance is being stopped (or its process ended): a replacement that has
+            // not taken over is abandoned, and a kill reaches the second process too.
+            let why = format!("reload abandoned: {}", self.reason);
+            effects.extend(self.abandon(now, why, kill));
+        }
+        if !matches!(self.state, State::Stopping { .. }) {
+            self.primary_gone = false;
+        }
+        effects
+    }
+
+    fn replacement_pending(&self) -> bool {
+        matches!(
+            self.reload,
+            Some(Reload::Spawning { .. } | Reload::Overlap { .. })
+        )
+    }
+
+    /// The inputs that only concern a reload; None for the others.
+    fn step_reload(&mut self, input: &Input, now: Instant) -> Option<Vec<Effect>> {
+        let effects = match input {
+            Input::Reload { timeout, by_uptime } => {
+                if self.reload.is_some() {
+                    return Some(vec![Effect::ReloadRefused(
+                        "a reload of this instance is already under way".into(),
+                    )]);
+                }
+                if !matches!(self.state, State::Running { .. }) {
+                    return Some(vec![Effect::ReloadRefused(format!(
+                        "not running ({})",
+                        self.state.name()
+                    ))]);
+                }
+                self.reload = Some(Reload::Spawning {
+                    deadline: now + *timeout,
+                    timeout: *timeout,
+                    by_uptime: *by_uptime,
+                });
+                self.reason = "reloading: starting a replacement".into();
+                vec![Effect::SpawnReplacement]
+            }
+            Input::ReplacementSpawned { pid } => match self.reload.take() {
+                Some(Reload::Spawning {
+                    deadline,
+                    timeout,
+                    by_uptime,
+                }) => {
+                    self.reason =
+                        format!("reloading: waiting until replacement pid {pid} is ready");
+                    self.reload = Some(Reload::Overlap {
+                        pid: *pid,
+                        since: now,
+                        deadline,
+                        timeout,
+                        by_uptime,
+                    });
+                    vec![]
+                }
+                other => {
+                    // Nothing asked for it (cannot happen: the spawn answers at once); a
+                    // process must never run unsupervised, so it is stopped.
+                    self.reload = other;
+                    vec![Effect::SignalSecond(self.policy.stop_signal)]
+                }
+            },
+            Input::ReplacementSpawnFailed { reason } => {
+                if !matches!(self.reload, Some(Reload::Spawning { .. })) {
+                    return Some(vec![]);
+                }
+                self.reload = None;
+                self.reason = format!("reload failed: the replacement did not start: {reason}");
+                vec![Effect::ReloadFinished(Err(format!(
+                    "the replacement did not start: {reason}"
+                )))]
+            }
+            Input::ReplacementReady => self.promote(now),
+            Input::ReplacementUnhealthy { reason } => match self.reload {
+                Some(Reload::Overlap { pid, .. }) => {
+                    let why = format!("the replacement (pid {pid}) failed: {reason}");
+                    self.abandon(now, why, false)
+                }
+                _ => vec![],
+            },
+            Input::SecondExited(status) => match self.reload.take() {
+                Some(Reload::Overlap { pid, .. }) => {
+                    let why = format!("the replacement (pid {pid}) {status} before it was ready");
+                    self.reason = format!("reload failed: {why}");
+                    self.reload = Some(Reload::Retiring {
+                        pid: None,
+                        deadline: now + self.policy.stop_timeout,
+                        killed: false,
+                        outcome: Err(why),
+                    });
+                    // What it left in its group gets the stop signal, as after any exit.
+                    vec![
+                        Effect::SignalSecond(self.policy.stop_signal),
+                        Effect::AwaitSecondEmpty,
+                    ]
+                }
+                Some(Reload::Retiring {
+                    pid: Some(_),
+                    deadline,
+                    killed,
+                    outcome,
+                }) => {
+                    self.reload = Some(Reload::Retiring {
+                        pid: None,
+                        deadline,
+                        killed,
+                        outcome,
+                    });
+                    vec![Effect::AwaitSecondEmpty]
+                }
+                other => {
+                    self.reload = other;
+                    vec![]
+                }
+            },
+            Input::SecondTreeEmpty => match self.reload.take() {
+                Some(Reload::Retiring {
+                    pid: None, outcome, ..
+                }) => self.finish_reload(outcome, now),
+                other => {
+                    self.reload = other;
+                    vec![]
+                }
+            },
+            _ => return None,
+        };
+        Some(effects)
+    }
+
+    /// The replacement is ready: it becomes the instance's process; the old one retires.
+    fn promote(&mut self, now: Instant) -> Vec<Effect> {
+        let (State::Running { pid: old, .. }, Some(Reload::Overlap { pid, since, .. })) =
+            (&self.state, &self.reload)
+        else {
+            return vec![];
+        };
+        let (old, new, since) = (*old, *pid, *since);
+        self.reason = format!("reloaded: pid {new} took over from pid {old}");
+        self.state = State::Running {
+            pid: new,
+            since,
+            settled: now >= since + self.policy.min_uptime,
+        };
+        // The old process is stopped with the signal and timeout it was started with: the
+        // policy changes (to the replacement's) only after this.
+        self.reload = Some(Reload::Retiring {
+            pid: Some(old),
+            deadline: now + self.policy.stop_timeout,
+            killed: false,
+            outcome: Ok(()),
+        });
+        vec![
+            Effect::Promote,
+            Effect::SignalSecond(self.policy.stop_signal),
+        ]
+    }
+
+    /// Give up on a replacement that has not taken over: stop it (kill it with `kill`), and
+    /// end the reload with `why` once it is gone. A retiring process is only escalated by a
+    /// kill.
+    fn abandon(&mut self, now: Instant, why: String, kill: bool) -> Vec<Effect> {
+        match self.reload.take() {
+            Some(Reload::Spawning { .. }) => vec![Effect::ReloadFinished(Err(why))],
+            Some(Reload::Overlap { pid, .. }) => {
+                if matches!(self.state, State::Running { .. }) {
+                    self.reason = format!("reload failed: {why}");
+                }
+                let (deadline, effect) = if kill {
+                    (now + KILL_GRACE, Effect::KillSecond)
+                } else {
+                    (
+                        now + self.policy.stop_timeout,
+                        Effect::SignalSecond(self.policy.stop_signal),
+                    )
+                };
+                self.reload = Some(Reload::Retiring {
+                    pid: Some(pid),
+                    deadline,
+                    killed: kill,
+                    outcome: Err(why),
+                });
+                vec![effect]
+            }
+            Some(Reload::Retiring {
+                pid,
+                killed: false,
+                outcome,
+                ..
+            }) if kill => {
+                self.reload = Some(Reload::Retiring {
+                    pid,
+                    deadline: now + KILL_GRACE,
+                    killed: true,
+                    outcome,
+                });
+                vec![Effect::KillSecond]
+            }
+            other => {
+                self.reload = other;
+                vec![]
+            }
+        }
+    }
+
+    /// The reload's deadlines: a replacement not ready in time, a retiring process that
+    /// outlives its stop timeout (SIGKILL), or even SIGKILL's grace.
+    fn reload_tick(&mut self, now: Instant) -> Vec<Effect> {
+        match self.reload.clone() {
+            Some(Reload::Overlap {
+                since, by_uptime, ..
+            }) if by_uptime && now >= since + self.policy.min_uptime => self.promote(now),
+            Some(Reload::Overlap {
+                pid,
+                deadline,
+                timeout,
+                ..
+            }) if now >= deadline => {
+                let why = format!(
+                    "the replacement (pid {pid}) was not ready within {} (reload_timeout)",
+                    human(timeout)
+                );
+                self.abandon(now, why, false)
+            }
+            Some(Reload::Retiring {
+                pid,
+                deadline,
+                killed: false,
+                outcome,
+            }) if now >= deadline => {
+                self.reload = Some(Reload::Retiring {
+                    pid,
+                    deadline: now + KILL_GRACE,
+                    killed: true,
+                    outcome,
+                });
+                vec![Effect::KillSecond]
+            }
+            Some(Reload::Retiring {
+                killed: true,
+                deadline,
+                outcome,
+                ..
+            }) if now >= deadline => {
+                // Something survived SIGKILL (uninterruptible sleep): the reload must still end.
+                self.reload = None;
+                self.finish_reload(outcome, now)
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The second process is gone: the reload ends, and a stop that waited for it finishes.
+    fn finish_reload(&mut self, outcome: Result<(), String>, now: Instant) -> Vec<Effect> {
+        self.reload = None;
+        let mut effects = vec![Effect::ReloadFinished(outcome)];
+        if std::mem::take(&mut self.primary_gone)
+            && let State::Stopping {
+                pid: None, then, ..
+            } = self.state
+        {
+            let (state, more) = self.stopped(then, now);
+            self.state = state;
+            effects.extend(more);
+        }
+        effects
+    }
+
+    fn step_state(&mut self, input: Input, now: Instant) -> Vec<Effect> {
         use State::*;
         let state = std::mem::replace(&mut self.state, Stopped);
         let (next, effects) = match (state, input) {
@@ -500,10 +897,30 @@ impl Lifecycle {
             }
             (
                 Stopping {
-                    pid: None, then, ..
+                    pid: None,
+                    then,
+                    deadline,
+                    killed,
                 },
                 Input::TreeEmpty,
-            ) => self.stopped(then, now),
+            ) => {
+                if self.reload.is_some() {
+                    // The second process of a reload is still stopping: the instance is
+                    // stopped (or restarted) once it is gone too.
+                    self.primary_gone = true;
+                    (
+                        Stopping {
+                            pid: None,
+                            deadline,
+                            killed,
+                            then,
+                        },
+                        vec![],
+                    )
+                } else {
+                    self.stopped(then, now)
+                }
+            }
             (
                 Stopping {
                     pid,
@@ -1306,6 +1723,312 @@ mod tests {
             s.step(1.0, Input::Stop);
             assert_eq!(s.state(), "stopped");
         }
+    }
+
+    /// Running pid 11 and settled at t = 1, then a reload asked for at t = 10.
+    fn reloading(timeout: f64, by_uptime: bool) -> Script {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        s.step(0.0, Input::Spawned { pid: 11 });
+        s.step(1.0, Input::Tick);
+        assert_eq!(
+            s.step(
+                10.0,
+                Input::Reload {
+                    timeout: Duration::from_secs_f64(timeout),
+                    by_uptime
+                }
+            ),
+            vec![Effect::SpawnReplacement]
+        );
+        assert_eq!(s.step(10.0, Input::ReplacementSpawned { pid: 12 }), vec![]);
+        s
+    }
+
+    fn finished(effects: &[Effect]) -> Option<&Result<(), String>> {
+        effects.iter().find_map(|e| match e {
+            Effect::ReloadFinished(outcome) => Some(outcome),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_reload_overlaps_then_retires_the_old_process() {
+        let mut s = reloading(60.0, false);
+        // Both run; the instance is still the old process until the new one is ready.
+        assert_eq!(s.lc.state().pid(), Some(11));
+        assert_eq!(s.lc.replacement_pid(), Some(12));
+        assert_eq!(s.lc.deadline(), Some(s.at(70.0)), "the reload's timeout");
+        assert_eq!(
+            s.step(11.0, Input::ReplacementReady),
+            vec![Effect::Promote, Effect::SignalSecond(Signal::Term)]
+        );
+        assert_eq!(s.lc.state().pid(), Some(12));
+        assert!(
+            matches!(s.lc.state(), State::Running { settled: true, .. }),
+            "up for min_uptime already: {:?}",
+            s.lc.state()
+        );
+        assert_eq!(s.lc.replacement_pid(), None);
+        assert_eq!(
+            s.lc.deadline(),
+            Some(s.at(21.0)),
+            "the old one's stop_timeout"
+        );
+        // The old process's exit is the end of the reload, not a crash.
+        assert_eq!(
+            s.step(11.5, Input::SecondExited(ExitStatus::Signal(15))),
+            vec![Effect::AwaitSecondEmpty]
+        );
+        assert_eq!(
+            s.step(11.6, Input::SecondTreeEmpty),
+            vec![Effect::ReloadFinished(Ok(()))]
+        );
+        assert_eq!(s.state(), "running");
+        assert_eq!(s.lc.state().pid(), Some(12));
+        assert_eq!(s.lc.restarts(), 0, "a reload is not a restart");
+        assert_eq!(s.lc.last_exit(), None);
+        assert_eq!(s.lc.reload(), None);
+        assert_eq!(s.lc.deadline(), None);
+        assert_eq!(s.lc.reason(), "reloaded: pid 12 took over from pid 11");
+        // The new process crashing later is an ordinary crash of the instance.
+        s.step(30.0, Input::Exited(ExitStatus::Code(1)));
+        assert_eq!(s.state(), "backoff");
+    }
+
+    #[test]
+    fn a_retiring_process_that_ignores_its_signal_is_killed() {
+        let mut s = reloading(60.0, false);
+        s.step(11.0, Input::ReplacementReady);
+        assert_eq!(s.step(20.9, Input::Tick), vec![]);
+        assert_eq!(s.step(21.0, Input::Tick), vec![Effect::KillSecond]);
+        assert_eq!(s.lc.deadline(), Some(s.at(21.0) + KILL_GRACE));
+        // Even SIGKILL's grace ends the reload.
+        let effects = s.step(26.0, Input::Tick);
+        assert_eq!(finished(&effects), Some(&Ok(())));
+        assert_eq!(s.state(), "running");
+    }
+
+    #[test]
+    fn a_replacement_never_ready_is_stopped_and_the_old_process_kept() {
+        let mut s = reloading(5.0, false);
+        assert_eq!(s.step(14.9, Input::Tick), vec![]);
+        assert_eq!(
+            s.step(15.0, Input::Tick),
+            vec![Effect::SignalSecond(Signal::Term)]
+        );
+        assert_eq!(s.lc.state().pid(), Some(11), "the old process stays");
+        assert_eq!(s.lc.replacement_pid(), None);
+        s.step(15.1, Input::SecondExited(ExitStatus::Signal(15)));
+        let effects = s.step(15.2, Input::SecondTreeEmpty);
+        let Some(Err(why)) = finished(&effects) else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(
+            why,
+            "the replacement (pid 12) was not ready within 5s (reload_timeout)"
+        );
+        assert!(
+            s.lc.reason().starts_with("reload failed: "),
+            "{}",
+            s.lc.reason()
+        );
+        assert_eq!(s.state(), "running");
+        assert_eq!(s.lc.state().pid(), Some(11));
+        assert_eq!(s.lc.restarts(), 0);
+        assert_eq!(s.lc.reload(), None);
+        // A later reload may try again.
+        assert_eq!(
+            s.step(
+                20.0,
+                Input::Reload {
+                    timeout: Duration::from_secs(5),
+                    by_uptime: false
+                }
+            ),
+            vec![Effect::SpawnReplacement]
+        );
+    }
+
+    #[test]
+    fn a_replacement_that_exits_or_fails_a_check_ends_the_reload() {
+        let mut s = reloading(60.0, false);
+        assert_eq!(
+            s.step(10.5, Input::SecondExited(ExitStatus::Code(3))),
+            vec![Effect::SignalSecond(Signal::Term), Effect::AwaitSecondEmpty],
+            "what it left in its group is stopped"
+        );
+        let effects = s.step(10.6, Input::SecondTreeEmpty);
+        assert_eq!(
+            finished(&effects),
+            Some(&Err(
+                "the replacement (pid 12) exited with code 3 before it was ready".into()
+            ))
+        );
+        assert_eq!(s.state(), "running");
+        assert_eq!(s.lc.restarts(), 0, "the restart policy never saw it");
+
+        let mut s = reloading(60.0, false);
+        assert_eq!(
+            s.step(
+                10.5,
+                Input::ReplacementUnhealthy {
+                    reason: "startup: http 503".into()
+                }
+            ),
+            vec![Effect::SignalSecond(Signal::Term)]
+        );
+        s.step(10.6, Input::SecondExited(ExitStatus::Signal(15)));
+        let effects = s.step(10.7, Input::SecondTreeEmpty);
+        assert_eq!(
+            finished(&effects),
+            Some(&Err(
+                "the replacement (pid 12) failed: startup: http 503".into()
+            ))
+        );
+
+        let mut s = reloading(60.0, false);
+        s.step(
+            10.0,
+            Input::Reload {
+                timeout: Duration::from_secs(1),
+                by_uptime: false,
+            },
+        );
+        let mut s2 = Script::new(policy());
+        s2.step(0.0, Input::Start { manual: true });
+        s2.step(0.0, Input::Spawned { pid: 11 });
+        s2.step(
+            1.0,
+            Input::Reload {
+                timeout: Duration::from_secs(60),
+                by_uptime: false,
+            },
+        );
+        assert_eq!(
+            s2.step(
+                1.0,
+                Input::ReplacementSpawnFailed {
+                    reason: "No such file".into()
+                }
+            ),
+            vec![Effect::ReloadFinished(Err(
+                "the replacement did not start: No such file".into()
+            ))]
+        );
+        assert_eq!(s2.state(), "running");
+        assert_eq!(
+            s.lc.replacement_pid(),
+            Some(12),
+            "the second reload changed nothing"
+        );
+    }
+
+    #[test]
+    fn a_reload_is_refused_when_it_cannot_begin() {
+        let mut s = Script::new(policy());
+        let reload = Input::Reload {
+            timeout: Duration::from_secs(60),
+            by_uptime: false,
+        };
+        assert_eq!(
+            s.step(0.0, reload.clone()),
+            vec![Effect::ReloadRefused("not running (stopped)".into())]
+        );
+        let mut s = reloading(60.0, false);
+        assert_eq!(
+            s.step(10.5, reload),
+            vec![Effect::ReloadRefused(
+                "a reload of this instance is already under way".into()
+            )]
+        );
+        assert_eq!(s.lc.replacement_pid(), Some(12));
+    }
+
+    #[test]
+    fn without_readiness_a_replacement_is_ready_after_min_uptime() {
+        let mut s = reloading(60.0, true);
+        assert_eq!(s.lc.deadline(), Some(s.at(11.0)));
+        assert_eq!(s.step(10.9, Input::Tick), vec![]);
+        assert_eq!(
+            s.step(11.0, Input::Tick),
+            vec![Effect::Promote, Effect::SignalSecond(Signal::Term)]
+        );
+        assert!(matches!(
+            s.lc.state(),
+            State::Running {
+                pid: 12,
+                settled: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_stop_during_a_reload_ends_when_both_processes_are_gone() {
+        let mut s = reloading(60.0, false);
+        assert_eq!(
+            s.step(10.5, Input::Stop),
+            vec![
+                Effect::SignalTree(Signal::Term),
+                Effect::SignalSecond(Signal::Term)
+            ]
+        );
+        s.step(10.6, Input::Exited(ExitStatus::Signal(15)));
+        assert_eq!(s.step(10.7, Input::TreeEmpty), vec![]);
+        assert_eq!(s.state(), "stopping", "the replacement is still there");
+        s.step(10.8, Input::SecondExited(ExitStatus::Signal(15)));
+        let effects = s.step(10.9, Input::SecondTreeEmpty);
+        assert_eq!(
+            finished(&effects),
+            Some(&Err("reload abandoned: stopped by request".into()))
+        );
+        assert_eq!(s.state(), "stopped");
+        assert_eq!(s.lc.reload(), None);
+
+        // The second process gone first: the stop ends with the current one, as always.
+        let mut s = reloading(60.0, false);
+        s.step(10.5, Input::Restart);
+        s.step(10.6, Input::SecondExited(ExitStatus::Signal(15)));
+        s.step(10.6, Input::SecondTreeEmpty);
+        s.step(10.7, Input::Exited(ExitStatus::Signal(15)));
+        assert_eq!(s.step(10.8, Input::TreeEmpty), vec![Effect::Spawn]);
+
+        // After the swap, stopping the new process leaves the old one to its own stop.
+        let mut s = reloading(60.0, false);
+        s.step(11.0, Input::ReplacementReady);
+        assert_eq!(
+            s.step(11.1, Input::Stop),
+            vec![Effect::SignalTree(Signal::Term)]
+        );
+        assert_eq!(s.lc.state().pid(), Some(12));
+        // A kill reaches both.
+        assert_eq!(
+            s.step(11.2, Input::Kill),
+            vec![Effect::KillTree, Effect::KillSecond]
+        );
+    }
+
+    #[test]
+    fn the_old_process_ending_during_a_reload_is_a_crash() {
+        let mut s = reloading(60.0, false);
+        let effects = s.step(10.5, Input::Exited(ExitStatus::Code(1)));
+        assert_eq!(
+            effects,
+            vec![Effect::StopLeftovers, Effect::SignalSecond(Signal::Term)]
+        );
+        assert_eq!(s.state(), "backoff", "its restart policy applies");
+        assert_eq!(s.lc.restarts(), 1);
+        s.step(10.6, Input::SecondExited(ExitStatus::Signal(15)));
+        let effects = s.step(10.7, Input::SecondTreeEmpty);
+        let Some(Err(why)) = finished(&effects) else {
+            panic!("{effects:?}")
+        };
+        assert!(
+            why.starts_with("reload abandoned: exited with code 1"),
+            "{why}"
+        );
+        assert_eq!(s.state(), "backoff");
     }
 
     #[test]

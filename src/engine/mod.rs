@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::config::model::Manifest;
 use crate::config::signal::Signal;
 use crate::logs::LogSink;
-use command::{Outcomes, SupervisorCommand, UnknownTarget};
+use command::{Outcome, Outcomes, SupervisorCommand, UnknownTarget};
 use event::{Event, InstanceStatus};
 use instance::InstanceContext;
 use spawn::{ProcessTable, Spawner};
@@ -141,6 +141,27 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         base_dir,
         sockets: options.sockets,
     })
+}
+
+/// Tells the supervisor that a service's reload is over when dropped.
+struct ReloadEnd {
+    commands: mpsc::UnboundedSender<SupervisorCommand>,
+    service: String,
+}
+
+impl Drop for ReloadEnd {
+    fn drop(&mut self) {
+        let _ = self.commands.send(SupervisorCommand::ReloadEnd {
+            services: vec![std::mem::take(&mut self.service)],
+        });
+    }
+}
+
+fn fail_all(instances: &[String], why: &str) -> Outcomes {
+    instances
+        .iter()
+        .map(|name| (name.clone(), Err(why.to_string())))
+        .collect()
 }
 
 /// NVML, loaded only when a service uses GPUs; its absence turns the GPU figures off.
@@ -275,11 +296,230 @@ impl EngineHandle {
         .await
     }
 
+    /// Reload the targets, service by service, each the way it reloads
+    /// ([`command::ReloadMode`]): by overlap, `max_surge` instances at a time, each
+    /// replacement ready before the process it replaces stops; a failed replacement stops
+    /// the service's reload, and the instances not reached keep their processes. Answers once
+    /// it is over, per instance. Runs on a task of its own: a client that goes away does not
+    /// cut it short.
+    pub async fn reload(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.reload_or_replace(targets, false).await
+    }
+
+    /// [`EngineHandle::reload`] for new processes (`tend apply`'s rolling reload):
+    /// `reload_signal` is not used.
+    pub async fn replace(
+        &self,
+        targets: Vec<String>,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        self.reload_or_replace(targets, true).await
+    }
+
+    async fn reload_or_replace(
+        &self,
+        targets: Vec<String>,
+        replace: bool,
+    ) -> Result<Result<Outcomes, UnknownTarget>, EngineGone> {
+        let groups = match self
+            .ask(|reply| SupervisorCommand::ReloadPlan {
+                targets,
+                replace,
+                reply,
+            })
+            .await?
+        {
+            Ok(groups) => groups,
+            Err(unknown) => return Ok(Err(unknown)),
+        };
+        let engine = self.clone();
+        let task = tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for group in groups {
+                outcomes.extend(engine.reload_service(group).await);
+            }
+            outcomes
+        });
+        task.await.map(Ok).map_err(|_| EngineGone)
+    }
+
+    async fn reload_service(&self, group: command::ReloadGroup) -> Outcomes {
+        use command::ReloadMode;
+        if let Some(why) = group.refused {
+            return group
+                .instances
+                .into_iter()
+                .map(|name| (name, Err(why.clone())))
+                .collect();
+        }
+        // Whatever happens below (even a panic), the service may be reloaded again after.
+        let _end = ReloadEnd {
+            commands: self.commands.clone(),
+            service: group.service.clone(),
+        };
+        let service = group.service.clone();
+        let mode = group.mode;
+        crate::logs::own::say(&format!(
+            "{service}: reloading {}: {}",
+            group.instances.join(", "),
+            mode.describe()
+        ));
+        if let ReloadMode::Signal(signal) = mode {
+            let outcomes = match self.signal(signal, group.instances.clone()).await {
+                Ok(Ok(outcomes)) => outcomes,
+                Ok(Err(unknown)) => fail_all(&group.instances, &unknown.to_string()),
+                Err(gone) => fail_all(&group.instances, &gone.to_string()),
+            };
+            for (instance, outcome) in &outcomes {
+                let (step, detail) = match outcome {
+                    Ok(()) => (
+                        "signalled",
+                        format!("sent SIG{} (reload_signal)", signal.name()),
+                    ),
+                    Err(why) => ("failed", why.clone()),
+                };
+                self.emit(&service, instance, step, None, detail);
+            }
+            return outcomes;
+        }
+        let mut outcomes: Outcomes = Vec::new();
+        let mut failed: Option<String> = None;
+        for batch in group.instances.chunks(group.surge) {
+            if let Some(first) = &failed {
+                for name in batch {
+                    outcomes.push((
+                        name.clone(),
+                        Err(format!(
+                            "not reloaded: the reload of {service} stopped when {first} failed"
+                        )),
+                    ));
+                }
+                continue;
+            }
+            let mut running = Vec::new();
+            for name in batch {
+                let engine = self.clone();
+                let name = name.clone();
+                let service = service.clone();
+                let timeout = group.timeout;
+                running.push(tokio::spawn(async move {
+                    let outcome = engine.reload_one(mode, &service, &name, timeout).await;
+                    (name, outcome)
+                }));
+            }
+            for task in running {
+                let (name, outcome) = task
+                    .await
+                    .unwrap_or_else(|_| (String::new(), Err("the reload task failed".into())));
+                if let Err(why) = &outcome
+                    && failed.is_none()
+                    && !why.starts_with("not running")
+                {
+                    // An instance that was not running was not replaced either, but says
+                    // nothing about the new processes: the others are still reloaded.
+                    failed = Some(name.clone());
+                }
+                outcomes.push((name, outcome));
+            }
+        }
+        outcomes
+    }
+
+    /// One instance's reload (not by signal).
+    async fn reload_one(
+        &self,
+        mode: command::ReloadMode,
+        service: &str,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Outcome {
+        use command::ReloadMode;
+        match mode {
+            ReloadMode::Overlap => {
+                let (reply, answer) = oneshot::channel();
+                let sent = self.commands.send(SupervisorCommand::ReloadInstance {
+                    instance: name.to_string(),
+                    timeout,
+                    reply,
+                });
+                if sent.is_err() {
+                    return Err(EngineGone.to_string());
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err("the instance went away".into()))
+            }
+            ReloadMode::RollingRestart | ReloadMode::Restart | ReloadMode::Signal(_) => {
+                // A reload replaces what runs; starting what does not is `tend start`'s.
+                let state = match self.status(vec![name.to_string()]).await {
+                    Ok(Ok(statuses)) => statuses.first().map_or("gone", |s| s.state),
+                    Ok(Err(unknown)) => return Err(unknown.to_string()),
+                    Err(gone) => return Err(gone.to_string()),
+                };
+                if state != "running" {
+                    return Err(format!("not running ({state})"));
+                }
+                self.emit(
+                    service,
+                    name,
+                    "started",
+                    None,
+                    "restarting: without sockets to share, a reload is a restart".into(),
+                );
+                let names = vec![name.to_string()];
+                let restarted = match self.restart(names.clone()).await {
+                    Ok(Ok(mut outcomes)) => outcomes.pop().map_or(Ok(()), |(_, o)| o),
+                    Ok(Err(unknown)) => Err(unknown.to_string()),
+                    Err(gone) => Err(gone.to_string()),
+                };
+                // Ready (its readiness check passed) before the next instance goes down.
+                let outcome = match restarted {
+                    Ok(()) => match self.wait_settled(names, true).await {
+                        Ok(Ok(mut outcomes)) => outcomes.pop().map_or(Ok(()), |(_, o)| o),
+                        Ok(Err(unknown)) => Err(unknown.to_string()),
+                        Err(gone) => Err(gone.to_string()),
+                    },
+                    failed => failed,
+                };
+                let (step, detail) = match &outcome {
+                    Ok(()) => ("done", "restarted and ready".to_string()),
+                    Err(why) => ("failed", why.clone()),
+                };
+                self.emit(service, name, step, None, detail);
+                outcome
+            }
+        }
+    }
+
+    /// Record a reload step of an instance on the event channel.
+    fn emit(
+        &self,
+        service: &str,
+        instance: &str,
+        step: &'static str,
+        pid: Option<u32>,
+        detail: String,
+    ) {
+        let _ = self.events.send(Event {
+            at: std::time::SystemTime::now(),
+            instance: instance.to_string(),
+            service: service.to_string(),
+            kind: event::EventKind::Reload { step, pid, detail },
+        });
+    }
+
     /// Supervise exactly `manifest`'s services from now on (see
     /// [`SupervisorCommand::Reconfigure`]).
-    pub async fn reconfigure(&self, manifest: Manifest) -> Result<Result<(), String>, EngineGone> {
+    pub async fn reconfigure(
+        &self,
+        manifest: Manifest,
+        rolling: Vec<String>,
+    ) -> Result<Result<(), String>, EngineGone> {
         self.ask(|reply| SupervisorCommand::Reconfigure {
             manifest: Box::new(manifest),
+            rolling,
             reply,
         })
         .await

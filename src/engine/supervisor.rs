@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::model::{Condition, Manifest, OnUnready, ServiceSpec};
 use crate::config::plan;
 use crate::engine::command::{
-    InstanceCommand, Outcome, Outcomes, SupervisorCommand, UnknownTarget,
+    InstanceCommand, Outcome, Outcomes, ReloadGroup, ReloadMode, SupervisorCommand, UnknownTarget,
 };
 use crate::engine::event::{InstanceStatus, StatusCell};
 use crate::engine::instance::{InstanceContext, InstanceTask};
@@ -113,6 +113,8 @@ pub struct Supervisor {
     depended: Vec<String>,
     /// What new instance tasks are given.
     ctx: InstanceContext,
+    /// Services being reloaded: one reload of a service at a time.
+    reloading: HashSet<String>,
 }
 
 struct StartRequest {
@@ -141,6 +143,7 @@ impl Supervisor {
             max_starting: manifest.daemon.max_starting,
             shutdown_replies: Vec::new(),
             ctx,
+            reloading: HashSet::new(),
         };
         supervisor.adopt(&manifest);
         supervisor
@@ -211,7 +214,7 @@ impl Supervisor {
     /// (between 2 or more) differ, its instances keep running with the new spec (a scale
     /// drops the highest indices and adds new ones, stopped); otherwise every instance is
     /// replaced by a new task, stopped. Whatever leaves must be at rest.
-    fn reconfigure(&mut self, manifest: &Manifest) -> Result<(), String> {
+    fn reconfigure(&mut self, manifest: &Manifest, rolling: &[String]) -> Result<(), String> {
         if self.shutting_down {
             return Err("tend is shutting down".into());
         }
@@ -222,6 +225,8 @@ impl Supervisor {
         // take the new spec as they are.
         let mut replaced: Vec<&ServiceSpec> = Vec::new();
         let mut updated: Vec<&ServiceSpec> = Vec::new();
+        // Changed services whose tasks stay and take the new spec for their next process.
+        let mut respecced: Vec<&ServiceSpec> = Vec::new();
         let mut leaving_instances: HashSet<String> = HashSet::new();
         let mut removed: Vec<String> = Vec::new();
         for (name, kept) in &self.services {
@@ -235,6 +240,15 @@ impl Supervisor {
                     let restart = plan::compare(kept, spec)
                         .iter()
                         .any(|s| s.effect == plan::Effect::Restart);
+                    if restart
+                        && rolling.contains(name)
+                        && kept.instances == spec.instances
+                        && ReloadMode::overlaps(kept)
+                        && ReloadMode::overlaps(spec)
+                    {
+                        respecced.push(spec);
+                        continue;
+                    }
                     let first_leaving = if restart {
                         replaced.push(spec);
                         0
@@ -287,6 +301,16 @@ impl Supervisor {
             self.instances.remove(instance);
             self.held.remove(instance);
             self.restart_on_return.remove(instance);
+        }
+        for spec in respecced {
+            let spec = Arc::new(spec.clone());
+            for handle in self.instances.values_mut() {
+                if handle.service.name == spec.name {
+                    handle.service = spec.clone();
+                    handle.send(InstanceCommand::Respec(spec.clone()));
+                }
+            }
+            self.services.insert(spec.name.clone(), spec);
         }
         for spec in updated {
             // The tasks keep the spec they were made with: it differs only in what the
@@ -455,24 +479,93 @@ impl Supervisor {
                 self.route_notification(message);
                 let _ = routed.send(());
             }
-            SupervisorCommand::Reconfigure { manifest, reply } => {
-                let _ = reply.send(self.reconfigure(&manifest));
+            SupervisorCommand::ReloadPlan {
+                targets,
+                replace,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.resolve(&targets)
+                        .map(|names| self.reload_plan(&names, replace)),
+                );
+            }
+            SupervisorCommand::ReloadInstance {
+                instance,
+                timeout,
+                reply,
+            } => match self.instances.get(&instance) {
+                Some(handle) => handle.send(InstanceCommand::Reload { timeout, reply }),
+                None => {
+                    let _ = reply.send(Err("no longer supervised".into()));
+                }
+            },
+            SupervisorCommand::ReloadEnd { services } => {
+                for service in services {
+                    self.reloading.remove(&service);
+                }
+            }
+            SupervisorCommand::Reconfigure {
+                manifest,
+                rolling,
+                reply,
+            } => {
+                let _ = reply.send(self.reconfigure(&manifest, &rolling));
             }
         }
+    }
+
+    /// [`SupervisorCommand::ReloadPlan`]: the named instances grouped by service, in start
+    /// order, each service with the way it reloads; they are marked as reloading.
+    fn reload_plan(&mut self, names: &[String], replace: bool) -> Vec<ReloadGroup> {
+        let mut groups: Vec<ReloadGroup> = Vec::new();
+        for name in names {
+            let spec = &self.instances[name].service;
+            match groups.iter_mut().find(|g| g.service == spec.name) {
+                Some(group) => group.instances.push(name.clone()),
+                None => groups.push(ReloadGroup {
+                    service: spec.name.clone(),
+                    mode: ReloadMode::of(spec, replace),
+                    instances: vec![name.clone()],
+                    surge: spec.max_surge.max(1) as usize,
+                    timeout: spec.reload_timeout,
+                    refused: None,
+                }),
+            }
+        }
+        for group in &mut groups {
+            group.refused = if self.shutting_down {
+                Some("tend is shutting down".into())
+            } else if !self.reloading.insert(group.service.clone()) {
+                Some(format!(
+                    "a reload of {} is already under way",
+                    group.service
+                ))
+            } else {
+                None
+            };
+        }
+        groups
     }
 
     /// Hand an sd_notify message to the instance whose process (or a descendant of it)
     /// sent it; a sender tend cannot place is ignored, as systemd ignores one outside the unit.
     fn route_notification(&self, message: Box<crate::engine::notify::Notification>) {
+        // The replacement of a reload is a leader too: its READY=1 is what ends the overlap.
         let leaders: HashMap<u32, &Handle> = self
             .instances
             .values()
-            .filter_map(|handle| Some((handle.status.borrow().pid?, handle)))
+            .flat_map(|handle| {
+                let status = handle.status.borrow();
+                [status.pid, status.replacement_pid]
+                    .into_iter()
+                    .flatten()
+                    .map(move |pid| (pid, handle))
+            })
             .collect();
         let pids: HashSet<u32> = leaders.keys().copied().collect();
         let owner = crate::engine::notify::owner_of(message.pid, &pids, &HashMap::new());
-        if let Some(handle) = owner.and_then(|pid| leaders.get(&pid)) {
-            handle.send(InstanceCommand::Notify(message));
+        if let Some((leader, handle)) = owner.and_then(|pid| Some((pid, leaders.get(&pid)?))) {
+            handle.send(InstanceCommand::Notify { message, leader });
         }
     }
 

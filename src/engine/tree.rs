@@ -69,8 +69,20 @@ impl Containment {
 
     /// The containment for one instance (creates its cgroup if cgroups are in use).
     pub fn instance(&self, service: &str, index: u32) -> InstanceTree {
+        self.instance_slot(service, index, false)
+    }
+
+    /// The containment for the second process of an instance during a reload: its own
+    /// cgroup beside the current one's, so that stopping either never touches the other.
+    /// `alternate` picks the other of two names; the current process holds one of them.
+    pub fn instance_slot(&self, service: &str, index: u32, alternate: bool) -> InstanceTree {
         let cgroup = self.cgroup_root.as_ref().and_then(|root| {
-            let dir = root.join(format!("{service}.{index}"));
+            let name = if alternate {
+                format!("{service}.{index}.r")
+            } else {
+                format!("{service}.{index}")
+            };
+            let dir = root.join(name);
             match fs::create_dir(&dir) {
                 Ok(()) => Some(dir),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(dir),
@@ -79,6 +91,7 @@ impl Containment {
         });
         InstanceTree {
             cgroup,
+            alternate,
             pgid: None,
             markers: [
                 format!("{RUN_ID_VAR}={}", self.run_id),
@@ -99,6 +112,8 @@ impl Containment {
 #[derive(Debug)]
 pub struct InstanceTree {
     cgroup: Option<PathBuf>,
+    /// Which of the instance's two cgroup names it has (see [`Containment::instance_slot`]).
+    alternate: bool,
     /// The current leader's pid, which is also its process group id.
     pgid: Option<i32>,
     markers: [String; 3],
@@ -110,8 +125,18 @@ impl InstanceTree {
         self.cgroup.clone()
     }
 
+    /// Whether this is the alternate slot (see [`Containment::instance_slot`]).
+    pub fn is_alternate(&self) -> bool {
+        self.alternate
+    }
+
     pub fn set_leader(&mut self, pid: u32) {
         self.pgid = Some(pid as i32);
+    }
+
+    /// The pid tend spawned (also the process group's id), once spawned.
+    pub fn leader(&self) -> Option<u32> {
+        self.pgid.and_then(|p| u32::try_from(p).ok())
     }
 
     /// Send `signal` to every process of the instance. `thorough` also searches /proc for

@@ -278,6 +278,16 @@ pub(crate) fn note_common(svc: &ServiceSpec, export: &mut Export, target: &str) 
     if svc.watchdog.is_some() {
         export.note(n, "watchdog", "no sd_notify watchdog; use a liveness probe");
     }
+    if let Some(signal) = svc.reload_signal {
+        export.note(
+            n,
+            "reload_signal",
+            format!(
+                "no reload command; send SIG{} to the container's process yourself",
+                signal.name()
+            ),
+        );
+    }
     if svc.critical {
         export.note(
             n,

@@ -1108,6 +1108,15 @@ fn probes(spec: &ServiceSpec, notes: &mut Notes) {
             format!("PM2 has no watchdog: a program that stops sending WATCHDOG=1 for {watchdog:?} is not restarted"),
         );
     }
+    if let Some(signal) = spec.reload_signal {
+        notes.add(
+            "reload_signal",
+            format!(
+                "`pm2 reload` restarts the processes; `pm2 sendSignal SIG{} NAME` sends the signal",
+                signal.name()
+            ),
+        );
+    }
 }
 
 /// depends_on, priority: PM2 only has the order of the file.

@@ -1291,6 +1291,15 @@ fn unsupported(svc: &ServiceSpec, notes: &mut Export) {
     if svc.watchdog.is_some() {
         lost("watchdog", "supervisord has no sd_notify watchdog");
     }
+    if let Some(signal) = svc.reload_signal {
+        lost(
+            "reload_signal",
+            &format!(
+                "supervisord has no reload of a program; `supervisorctl signal {} NAME` sends it",
+                signal.name()
+            ),
+        );
+    }
     if svc.critical {
         lost(
             "critical",

@@ -410,6 +410,14 @@ impl<'a> ServiceExport<'a> {
         self.exec_start(&mut service);
         self.restart(&mut service);
         let _ = writeln!(service, "KillSignal=SIG{}", spec.stop_signal.name());
+        if let Some(signal) = spec.reload_signal {
+            // `systemctl reload` then does what `tend reload` does.
+            let _ = writeln!(
+                service,
+                "ExecReload=/bin/kill -s {} $MAINPID",
+                signal.name()
+            );
+        }
         let _ = writeln!(service, "TimeoutStopSec={}", secs(spec.stop_timeout));
         service.push_str("KillMode=control-group\n");
         for socket in &self.sockets {

@@ -383,7 +383,19 @@ impl Pools {
                     "fatal" => Some(ProcState::Fatal),
                     _ => None,
                 },
-                EngineKind::Warning { .. } | EngineKind::ProbeChanged { .. } => None,
+                // The replacement of a reload took over: the same RUNNING process to
+                // supervisord's eyes, with another pid.
+                EngineKind::Reload {
+                    step: "replaced",
+                    pid: Some(pid),
+                    ..
+                } => {
+                    tracked.pid = *pid;
+                    None
+                }
+                EngineKind::Warning { .. }
+                | EngineKind::ProbeChanged { .. }
+                | EngineKind::Reload { .. } => None,
             }
         };
         let Some(to) = next else { return };

@@ -158,7 +158,10 @@ impl Classifier {
                     }
                 }
             }
-            EventKind::ProbeChanged { .. } | EventKind::Warning { .. } | EventKind::Settled => {}
+            EventKind::ProbeChanged { .. }
+            | EventKind::Warning { .. }
+            | EventKind::Settled
+            | EventKind::Reload { .. } => {}
         }
         out
     }

@@ -21,6 +21,10 @@ pub struct InstanceInfo {
     pub instance: u32,
     pub state: String,
     pub pid: Option<u32>,
+    /// During a reload: the replacement starting beside `pid`, until it is ready and takes
+    /// over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_pid: Option<u32>,
     /// Milliseconds since the current process started, while there is one.
     pub uptime_ms: Option<u64>,
     pub restarts: u32,
@@ -265,7 +269,10 @@ impl PlanReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceChangeInfo {
     pub name: String,
-    /// `restart`: its instances are replaced (those running are started again); `scale`:
+    /// `restart`: its instances are replaced (those running are started again); `reload`:
+    /// the same, by a rolling reload (a service with `[sockets]` and the same instance
+    /// count: a new process beside each running instance, the old one stopped once the new
+    /// one is ready); `scale`:
     /// instances are added or the highest removed, the others untouched; `update`: only
     /// supervisor settings (autostart, priority, groups, depends_on, critical), no process
     /// is touched.
@@ -294,7 +301,12 @@ pub struct ApplyReport {
     /// Instances started (restarted services that were running, added autostart services,
     /// new instances of a running scaled service), each with its outcome.
     pub started: Vec<ActionResult>,
-    /// Every instance that was to start did.
+    /// Instances of changed services with `[sockets]` replaced by a rolling reload (a new
+    /// process beside each, ready before the old one stopped), each with its outcome. One
+    /// that failed still runs its old process.
+    #[serde(default)]
+    pub reloaded: Vec<ActionResult>,
+    /// Every instance that was to start (or be reloaded) did.
     pub ok: bool,
 }
 

@@ -73,9 +73,11 @@ pub struct EventRow {
     pub service: String,
     /// `web` or `web:2`.
     pub instance: String,
-    /// `state`, `spawn`, `exit`, `probe` or `warning`.
+    /// `state`, `spawn`, `exit`, `ready`, `probe`, `warning` or `reload`.
     pub kind: String,
     pub from_state: Option<String>,
+    /// For kind `state`, the new state; for kind `reload`, the step: `started`, `replaced`,
+    /// `done`, `failed` or `signalled`.
     pub to_state: Option<String>,
     pub reason: Option<String>,
     pub pid: Option<u32>,

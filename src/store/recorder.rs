@@ -70,6 +70,12 @@ pub fn event_row(event: &Event) -> EventRow {
             row.passing = Some(*passing);
             row.reason = Some(detail.clone());
         }
+        EventKind::Reload { step, pid, detail } => {
+            row.kind = "reload".into();
+            row.pid = *pid;
+            row.to_state = Some(step.to_string());
+            row.reason = Some(detail.clone());
+        }
     }
     row
 }

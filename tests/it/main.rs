@@ -36,5 +36,8 @@ mod import;
 // [sockets]: bound by tend, passed to real children (LISTEN_FDS), shared by instances.
 mod sockets;
 
+// `tend reload`: replacements beside the old processes, no failed request under load.
+mod reload;
+
 // `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
 mod export;

@@ -107,9 +107,20 @@ impl Rpc {
 /// services: supervisord's process table, the API's service list (and with it `critical`).
 /// Changes nothing when the engine refuses.
 pub async fn commit(state: &AppState, active: &mut Config, next: Config) -> Result<(), String> {
+    commit_rolling(state, active, next, Vec::new()).await
+}
+
+/// [`commit`], where the running instances of the `rolling` services keep running with the
+/// new spec until a reload replaces them (`tend apply`).
+pub async fn commit_rolling(
+    state: &AppState,
+    active: &mut Config,
+    next: Config,
+    rolling: Vec<String>,
+) -> Result<(), String> {
     state
         .engine
-        .reconfigure(next.manifest.clone())
+        .reconfigure(next.manifest.clone(), rolling)
         .await
         .map_err(|_| "the engine is not answering".to_string())??;
     *state.rpc.table.write().unwrap_or_else(|p| p.into_inner()) =

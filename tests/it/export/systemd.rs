@@ -85,6 +85,7 @@ memory_max = "512MiB"
 cpu_max = "150%"
 pids_max = 100
 stop_signal = "INT"
+reload_signal = "HUP"
 stop_timeout = "20s"
 critical = true
 [services.db.env]
@@ -212,6 +213,10 @@ fn quoting_reaches_the_unit_files() {
     assert!(db.contains("Type=notify\n"), "{db}");
     assert!(db.contains("WatchdogSec=30s\n"));
     assert!(db.contains("KillSignal=SIGINT\n"));
+    assert!(
+        db.contains("ExecReload=/bin/kill -s HUP $MAINPID\n"),
+        "{db}"
+    );
     assert!(db.contains("TimeoutStopSec=20s\n"));
     assert!(db.contains("UMask=0027\n"));
     assert!(db.contains("MemoryMax=536870912\n"));
