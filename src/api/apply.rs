@@ -180,38 +180,30 @@ pub fn summary(report: &ApplyReport) -> Vec<String> {
     if !report.stopped.is_empty() {
         lines.push(format!("stopped {}", list(&report.stopped)));
     }
-    let started: Vec<String> = report
-        .started
-        .iter()
-        .filter(|r| r.ok)
-        .map(|r| r.instance.clone())
-        .collect();
-    if !started.is_empty() {
-        lines.push(format!("started {}", list(&started)));
-    }
-    for failed in report.started.iter().filter(|r| !r.ok) {
-        lines.push(format!(
-            "{} did not start: {}",
-            failed.instance,
-            failed.error.as_deref().unwrap_or("failed")
-        ));
-    }
-    let reloaded: Vec<String> = report
-        .reloaded
-        .iter()
-        .filter(|r| r.ok)
-        .map(|r| r.instance.clone())
-        .collect();
-    if !reloaded.is_empty() {
-        lines.push(format!("reloaded {}", list(&reloaded)));
-    }
-    for failed in report.reloaded.iter().filter(|r| !r.ok) {
-        lines.push(format!(
-            "{} was not reloaded, its old process runs: {}",
-            failed.instance,
-            failed.error.as_deref().unwrap_or("failed")
-        ));
-    }
+    // One line for what succeeded, then one per failure.
+    let mut results = |done: &str, results: &[ActionResult], failed_as: &str| {
+        let ok: Vec<String> = results
+            .iter()
+            .filter(|r| r.ok)
+            .map(|r| r.instance.clone())
+            .collect();
+        if !ok.is_empty() {
+            lines.push(format!("{done} {}", list(&ok)));
+        }
+        for failed in results.iter().filter(|r| !r.ok) {
+            lines.push(format!(
+                "{} {failed_as}: {}",
+                failed.instance,
+                failed.error.as_deref().unwrap_or("failed")
+            ));
+        }
+    };
+    results("started", &report.started, "did not start");
+    results(
+        "reloaded",
+        &report.reloaded,
+        "was not reloaded, its old process runs",
+    );
     if !plan.daemon_changes.is_empty() {
         lines.push(format!(
             "not applied, needs `tend down && tend up`: {}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::config::document::{Dotted, Node, Segment, Value};
+use crate::config::document::{Dotted, Entry, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
     BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_BACKLOG, DEFAULT_JOURNAL_SOCKET,
@@ -590,21 +590,25 @@ impl Validator<'_> {
         })
     }
 
+    /// The entries of a top-level table of named tables (`[services]`, `[sockets]`): none
+    /// when it is absent or empty, and an error when it is not a table.
+    fn named_tables<'n>(&mut self, node: Option<&'n Node>, what: &str) -> &'n [Entry] {
+        let Some(n) = node else { return &[] };
+        match &n.value {
+            Value::Null => &[],
+            Value::Table(entries) => entries,
+            _ => {
+                self.error(
+                    &[key(what)],
+                    format!("expected a table of {what}, found {}", n.kind()),
+                );
+                &[]
+            }
+        }
+    }
+
     fn services(&mut self, node: Option<&Node>, socket_names: &[String]) -> Vec<ServiceSpec> {
-        let entries = match node {
-            None => return Vec::new(),
-            Some(n) => match &n.value {
-                Value::Null => return Vec::new(),
-                Value::Table(entries) => entries,
-                _ => {
-                    self.error(
-                        &[key("services")],
-                        format!("expected a table of services, found {}", n.kind()),
-                    );
-                    return Vec::new();
-                }
-            },
-        };
+        let entries = self.named_tables(node, "services");
 
         let names: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         let mut raws: Vec<(String, Option<RawService>, HashSet<String>)> = Vec::new();
@@ -994,20 +998,7 @@ impl Validator<'_> {
 
     /// The `[sockets]` tables, in file order; a socket with a mistake is left out (reported).
     fn sockets(&mut self, node: Option<&Node>) -> Vec<SocketSpec> {
-        let entries = match node {
-            None => return Vec::new(),
-            Some(n) => match &n.value {
-                Value::Null => return Vec::new(),
-                Value::Table(entries) => entries,
-                _ => {
-                    self.error(
-                        &[key("sockets")],
-                        format!("expected a table of sockets, found {}", n.kind()),
-                    );
-                    return Vec::new();
-                }
-            },
-        };
+        let entries = self.named_tables(node, "sockets");
         let mut specs: Vec<SocketSpec> = Vec::new();
         for entry in entries {
             let path = [key("sockets"), key(&entry.key)];
