@@ -20,7 +20,7 @@ use crate::config::ConfigErrors;
 use crate::config::model::ServiceSpec;
 use crate::config::plan::{self, Action, Plan, ServiceChange};
 use crate::protocol::{
-    ActionResult, ApplyReport, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
+    ActionResult, ApplyReport, KeptCount, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
     ServiceChangeInfo,
 };
 
@@ -89,8 +89,9 @@ impl IntoResponse for ApplyError {
 pub async fn plan(State(state): State<AppState>) -> Result<Json<PlanReport>, ApplyError> {
     let fresh = reread(&state)?;
     let configs = state.rpc.configs().await;
+    let fresh = super::scale::rebase(&configs.active, fresh);
     let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
-    Ok(Json(report(&plan, &state)))
+    Ok(Json(report(&plan, &state, &fresh)))
 }
 
 /// `POST /api/v1/apply`.
@@ -224,27 +225,68 @@ fn replacement(_change: &ServiceChange, _old: &ServiceSpec, _new: &ServiceSpec) 
 /// Read the file again and carry out its plan; the report says what was done.
 pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
     let fresh = reread(state)?;
-    let mut configs = state.rpc.configs().await;
-    let old = configs.active.manifest.clone();
-    let plan = plan::plan(&old, &fresh.manifest);
+    let configs = state.rpc.configs().await;
+    // A count set by `tend scale` or the autoscaler stays unless the file's own changed.
+    let fresh = super::scale::rebase(&configs.active, fresh);
+    let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
     let mut report = ApplyReport {
-        plan: report(&plan, state),
+        plan: report(&plan, state, &fresh),
         stopped: Vec::new(),
         started: Vec::new(),
         ok: true,
     };
+    let mut next = configs.active.clone();
+    next.manifest.services = fresh.manifest.services;
+    next.names = fresh.names;
+    next.overrides = fresh.overrides;
     if !plan.changes_services() {
+        // Nothing to hand the engine; only the counts kept, perhaps fewer of them.
+        if next.overrides != configs.active.overrides {
+            let mut configs = configs;
+            super::xmlrpc::commit(state, &mut configs.active, next)
+                .await
+                .map_err(|refused| ApiError::new(StatusCode::CONFLICT, refused))?;
+        }
         return Ok(report);
     }
+    let done = transition(state, configs, &plan, next).await?;
+    report.stopped = done.stopped;
+    report.started = done.started;
+    report.ok = done.ok;
+    Ok(report)
+}
+
+/// What [`transition`] stopped and started.
+pub(super) struct Transition {
+    pub stopped: Vec<String>,
+    pub started: Vec<ActionResult>,
+    /// Every instance that was to start did.
+    pub ok: bool,
+}
+
+/// Take the supervised set from the configuration in force to `next`, whose difference is
+/// `plan`: stop what leaves or is replaced, commit, start what was running and the added
+/// autostart services. `tend apply` and `tend scale` (and the autoscaler) both come here,
+/// holding the one lock on the configuration, which is let go before the starts are waited
+/// for.
+pub(super) async fn transition(
+    state: &AppState,
+    mut configs: tokio::sync::MutexGuard<'_, super::xmlrpc::Configs>,
+    plan: &Plan,
+    next: super::xmlrpc::Config,
+) -> Result<Transition, ApiError> {
+    let old = configs.active.manifest.clone();
+    let mut done = Transition {
+        stopped: Vec::new(),
+        started: Vec::new(),
+        ok: true,
+    };
     // Refused before anything stops: the engine would refuse the new set only after.
-    if let Some(why) = state
-        .engine
-        .sockets()
-        .refuse_change(&fresh.manifest.sockets)
-    {
-        return Err(
-            ApiError::new(StatusCode::CONFLICT, format!("nothing was changed: {why}")).into(),
-        );
+    if let Some(why) = state.engine.sockets().refuse_change(&next.manifest.sockets) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("nothing was changed: {why}"),
+        ));
     }
     let statuses = state.engine.status(Vec::new()).await??;
     let at_rest = |state: &str| matches!(state, "stopped" | "exited" | "fatal");
@@ -270,7 +312,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         let was = old
             .service(&change.name)
             .expect("UNWRAP: changed is in both");
-        let now = fresh
+        let now = next
             .manifest
             .service(&change.name)
             .expect("UNWRAP: changed is in both");
@@ -285,8 +327,9 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
                 }
             },
             Action::Scale { from, to } => {
-                // The highest indices go; new ones start when the service runs.
-                leaving.extend((to..from).map(|i| was.instance_name(i)));
+                // The highest indices go, highest first; new ones start when the service
+                // runs.
+                leaving.extend((to..from).rev().map(|i| was.instance_name(i)));
                 if up {
                     to_start.extend((from..to).map(|i| now.instance_name(i)));
                 }
@@ -295,7 +338,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         }
     }
     for name in &plan.added {
-        if fresh.manifest.service(name).is_some_and(|s| s.autostart) {
+        if next.manifest.service(name).is_some_and(|s| s.autostart) {
             to_start.push(name.clone());
         }
     }
@@ -306,11 +349,8 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         .collect();
     if !to_stop.is_empty() {
         let outcomes = state.engine.stop(to_stop.clone()).await??;
-        report.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
+        done.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
     }
-    let mut next = configs.active.clone();
-    next.manifest.services = fresh.manifest.services;
-    next.names = fresh.names;
     if let Err(refused) = super::xmlrpc::commit(state, &mut configs.active, next).await {
         // Something started in between (a `tend start` of a stopped service): put back
         // what was stopped for the change, and leave the rest as it was.
@@ -321,14 +361,13 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("the change was refused, nothing was changed: {refused}"),
-        )
-        .into());
+        ));
     }
     // Starting waits for min_uptime: another change need not wait for that.
     drop(configs);
     if !to_start.is_empty() {
         let outcomes = state.engine.start(to_start).await??;
-        report.started = outcomes
+        done.started = outcomes
             .into_iter()
             .map(|(instance, outcome)| ActionResult {
                 instance,
@@ -336,14 +375,26 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
                 error: outcome.err(),
             })
             .collect();
-        report.ok = report.started.iter().all(|r| r.ok);
+        done.ok = done.started.iter().all(|r| r.ok);
     }
-    Ok(report)
+    Ok(done)
 }
 
-/// The plan on the wire.
-fn report(plan: &Plan, state: &AppState) -> PlanReport {
+/// The plan on the wire; `fresh` is the file as the apply takes it (counts kept).
+fn report(plan: &Plan, state: &AppState, fresh: &super::xmlrpc::Config) -> PlanReport {
     PlanReport {
+        kept_counts: fresh
+            .overrides
+            .iter()
+            .filter_map(|(name, kept)| {
+                Some(KeptCount {
+                    name: name.clone(),
+                    instances: fresh.manifest.service(name)?.instances,
+                    manifest: kept.manifest,
+                    by: kept.by.to_string(),
+                })
+            })
+            .collect(),
         manifest: state.manifest.display().to_string(),
         added: plan.added.clone(),
         removed: plan.removed.clone(),
