@@ -301,6 +301,8 @@ pub(super) async fn transition(
         .map(|s| s.name.as_str())
         .collect();
     let mut leaving: Vec<String> = Vec::new();
+    // The highest indices of services that scale down, highest first.
+    let mut dropped: Vec<String> = Vec::new();
     let mut to_start: Vec<String> = Vec::new();
     for name in &plan.removed {
         let spec = old
@@ -327,9 +329,8 @@ pub(super) async fn transition(
                 }
             },
             Action::Scale { from, to } => {
-                // The highest indices go, highest first; new ones start when the service
-                // runs.
-                leaving.extend((to..from).rev().map(|i| was.instance_name(i)));
+                // The highest indices go; new ones start when the service runs.
+                dropped.extend((to..from).rev().map(|i| was.instance_name(i)));
                 if up {
                     to_start.extend((from..to).map(|i| now.instance_name(i)));
                 }
@@ -350,6 +351,15 @@ pub(super) async fn transition(
     if !to_stop.is_empty() {
         let outcomes = state.engine.stop(to_stop.clone()).await??;
         done.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
+    }
+    // A scale-down stops one instance at a time, from the highest index down: capacity
+    // goes gradually, and whenever it is interrupted the instances left are 0..k. Nothing
+    // depends on one instance, so these need no place in the ordered stop above.
+    let mut to_stop = to_stop;
+    for instance in dropped.into_iter().filter(|i| live.contains(i.as_str())) {
+        state.engine.stop(vec![instance.clone()]).await??;
+        done.stopped.push(instance.clone());
+        to_stop.push(instance);
     }
     if let Err(refused) = super::xmlrpc::commit(state, &mut configs.active, next).await {
         // Something started in between (a `tend start` of a stopped service): put back

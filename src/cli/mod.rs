@@ -705,8 +705,11 @@ pub fn render_plan(plan: &PlanReport) -> String {
     }
     for kept in &plan.kept_counts {
         text.push_str(&format!(
-            "  {} keeps its {} instances, set by {} (the manifest says {})\n",
-            kept.name, kept.instances, kept.by, kept.manifest
+            "  {} keeps its {}, set by {} (the manifest says {})\n",
+            kept.name,
+            count_of(kept.instances),
+            kept.by,
+            kept.manifest
         ));
     }
     for key in &plan.daemon_changes {
@@ -760,8 +763,12 @@ pub fn render_counts(services: &[ServiceInfo], shown: &[InstanceInfo]) -> String
         match (&service.autoscale, &service.scaled) {
             (Some(auto), scaled) => {
                 text.push_str(&format!(
-                    "{}: {count} instances, autoscaled between {} and {} at {}% CPU per instance",
-                    service.name, auto.min, auto.max, auto.cpu_percent
+                    "{}: {}, autoscaled between {} and {} at {}% CPU per instance",
+                    service.name,
+                    count_of(count),
+                    auto.min,
+                    auto.max,
+                    auto.cpu_percent
                 ));
                 if let Some(scaled) = scaled {
                     text.push_str(&format!("; last change: {}", scaled.reason));
@@ -769,8 +776,11 @@ pub fn render_counts(services: &[ServiceInfo], shown: &[InstanceInfo]) -> String
                 text.push('\n');
             }
             (None, Some(scaled)) => text.push_str(&format!(
-                "{}: {count} instances, set by {} (the manifest says {})\n",
-                service.name, scaled.by, scaled.manifest
+                "{}: {}, set by {} (the manifest says {})\n",
+                service.name,
+                count_of(count),
+                scaled.by,
+                scaled.manifest
             )),
             (None, None) => {}
         }
@@ -1137,12 +1147,21 @@ async fn scale(client: &Client, service: &str, instances: u32) -> Result<i32, Cl
     Ok(code)
 }
 
+/// `1 instance`, `3 instances`.
+fn count_of(n: u32) -> String {
+    if n == 1 {
+        "1 instance".into()
+    } else {
+        format!("{n} instances")
+    }
+}
+
 /// `web: 2 → 4 instances (the manifest says 2)`, then the instances stopped and started.
 pub fn render_scale(done: &ScaleResponse) -> String {
     let mut text = if done.from == done.to {
-        format!("{}: already {} instances", done.service, done.to)
+        format!("{}: already {}", done.service, count_of(done.to))
     } else {
-        format!("{}: {} → {} instances", done.service, done.from, done.to)
+        format!("{}: {} → {}", done.service, done.from, count_of(done.to))
     };
     if done.manifest != done.to {
         text.push_str(&format!(
