@@ -191,6 +191,12 @@ pub fn summary(report: &ApplyReport) -> Vec<String> {
             failed.error.as_deref().unwrap_or("failed")
         ));
     }
+    for kept in &plan.kept_counts {
+        lines.push(format!(
+            "kept {} at {} instance(s), set by {} (the manifest says {})",
+            kept.name, kept.instances, kept.by, kept.manifest
+        ));
+    }
     if !plan.daemon_changes.is_empty() {
         lines.push(format!(
             "not applied, needs `tend down && tend up`: {}",

@@ -322,8 +322,8 @@ impl Scaling for Live {
             .map_err(|e| e.message)?;
         if done.to != done.from {
             crate::logs::own::say(&format!(
-                "autoscale {service}: {reason} ({})",
-                super::scale::outcome(&done)
+                "autoscale {service}: {reason}{}",
+                super::scale::instances_moved(&done)
             ));
         }
         Ok(done.to)

@@ -148,9 +148,14 @@ pub async fn scale(
     result.map(Json)
 }
 
-/// One line of what a scale did, for the audit and tend's log.
+/// One line of what a scale did, for the audit: `2 → 4; started web:2, web:3`.
 pub fn outcome(done: &ScaleResponse) -> String {
-    let mut text = format!("{} → {}", done.from, done.to);
+    format!("{} → {}{}", done.from, done.to, instances_moved(done))
+}
+
+/// `; stopped …; started …` (and what did not start), or nothing.
+pub fn instances_moved(done: &ScaleResponse) -> String {
+    let mut text = String::new();
     if !done.stopped.is_empty() {
         text.push_str(&format!("; stopped {}", done.stopped.join(", ")));
     }
