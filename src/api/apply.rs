@@ -241,6 +241,12 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         started: Vec::new(),
         ok: true,
     };
+    // The file's sockets are not taken (they are bound once), but a change to them refuses
+    // the whole apply, before anything stops.
+    let sockets_refused = state
+        .engine
+        .sockets()
+        .refuse_change(&fresh.manifest.sockets);
     let mut next = configs.active.clone();
     next.manifest.services = fresh.manifest.services;
     next.names = fresh.names;
@@ -254,6 +260,11 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
                 .map_err(|refused| ApiError::new(StatusCode::CONFLICT, refused))?;
         }
         return Ok(report);
+    }
+    if let Some(why) = sockets_refused {
+        return Err(
+            ApiError::new(StatusCode::CONFLICT, format!("nothing was changed: {why}")).into(),
+        );
     }
     let done = transition(state, configs, &plan, next).await?;
     report.stopped = done.stopped;

@@ -343,6 +343,24 @@ mod tests {
         config.manifest.service(service).unwrap().instances
     }
 
+    #[test]
+    fn the_request_takes_a_whole_number_as_json_schema_counts_them() {
+        let read = |body: &str| serde_json::from_str::<ScaleRequest>(body).map(|r| r.instances);
+        assert_eq!(read(r#"{"service": "web", "instances": 4}"#).unwrap(), 4);
+        assert_eq!(read(r#"{"service": "web", "instances": 4.0}"#).unwrap(), 4);
+        assert!(read(r#"{"service": "web", "instances": 4.5}"#).is_err());
+        assert!(read(r#"{"service": "web", "instances": -1}"#).is_err());
+        assert!(read(r#"{"service": "web", "instances": "4"}"#).is_err());
+        let document = crate::api::openapi::build();
+        let schema = &document["paths"]["/api/v1/actions/scale"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"]["properties"]["instances"];
+        assert_eq!(schema["type"], "integer", "{schema}");
+        assert_eq!(
+            (schema["minimum"].as_u64(), schema["maximum"].as_u64()),
+            (Some(1), Some(10000))
+        );
+    }
+
     const TWO: &str = "[services.web]\ncommand = \"sleep 1\"\ninstances = 2\n\n[services.db]\ncommand = \"sleep 1\"\n";
 
     #[test]

@@ -200,7 +200,20 @@ pub struct ScaleRequest {
     /// The number of instances it is to have. To stop them all and keep the count, use the
     /// `stop` action.
     #[schemars(range(min = 1, max = 10000))]
+    #[serde(deserialize_with = "whole_number")]
     pub instances: u32,
+}
+
+/// A JSON number with no fraction, as JSON Schema's `integer` counts them: `4` or `4.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number of instances, not {n}"
+        )))
+    }
 }
 
 /// What `POST /api/v1/actions/scale` did.
