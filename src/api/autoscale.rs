@@ -281,6 +281,15 @@ pub struct Live {
 
 impl Scaling for Live {
     async fn observe(&mut self) -> Vec<Observed> {
+        // While tend stops its services, their CPU falls: not a reason to scale anything.
+        if self
+            .state
+            .rpc
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Vec::new();
+        }
         let metas = self.state.services.current();
         let mut out = Vec::new();
         for meta in metas.iter() {

@@ -292,6 +292,7 @@ fn openapi_document_lists_every_route() {
         "/api/v1/services",
         "/api/v1/services/{name}",
         "/api/v1/services/{target}/{action}",
+        "/api/v1/actions/scale",
         "/api/v1/events",
         "/api/v1/events/stream",
         "/api/v1/logs/stream",
@@ -303,6 +304,9 @@ fn openapi_document_lists_every_route() {
     let schemas = document["components"]["schemas"].as_object().unwrap();
     assert!(schemas.contains_key("InstanceInfo"));
     assert!(schemas.contains_key("EventRow"));
+    assert!(schemas.contains_key("ScaleResponse"));
+    let scale = &paths["/api/v1/actions/scale"]["post"];
+    assert!(scale["responses"].get("409").is_some(), "{scale}");
     // Every documented GET that ends on its own is served (not the fallback).
     for (path, item) in paths {
         if item.get("get").is_none() || path.contains('{') || path.ends_with("/stream") {

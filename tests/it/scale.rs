@@ -419,3 +419,26 @@ autoscale = { min = 1, max = 3, cpu = "50%", cooldown = "1s" }
     // Stop the burning before the daemon goes.
     assert!(p.tend(&["stop", "busy"]).status.success());
 }
+
+/// supervisorctl's `reread` reads the file as `tend apply` does: a scaled service is not a
+/// changed group, so `update` leaves it (and its count) alone.
+#[test]
+fn supervisorctl_reread_does_not_see_a_scale_as_a_change() {
+    let p = Project::new(&(service("web", "instances = 2") + &service("db", "")));
+    let _d = p.up();
+    assert_eq!(run(&p, &["scale", "web", "3"]).0, 0);
+    let body = "<?xml version='1.0'?><methodCall><methodName>supervisor.reloadConfig</methodName><params></params></methodCall>";
+    let stream = std::os::unix::net::UnixStream::connect(p.socket()).unwrap();
+    let answer = http_over(
+        stream,
+        "POST",
+        "/RPC2",
+        &[("Content-Type", "text/xml")],
+        body,
+    )
+    .body;
+    // [[added, changed, removed]], all empty.
+    let empty = "<value><array><data>\n</data></array></value>";
+    assert_eq!(answer.matches(empty).count(), 3, "{answer}");
+    assert_eq!(names(&p), ["db", "web:0", "web:1", "web:2"]);
+}
