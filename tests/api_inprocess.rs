@@ -65,6 +65,7 @@ async fn handlers_answer_on_a_real_engine() {
         tend::api::xmlrpc::Config {
             manifest: manifest.clone(),
             names: Vec::new(),
+            overrides: Default::default(),
         },
         None,
         None,

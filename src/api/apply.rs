@@ -17,11 +17,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::{ApiError, AppState, Caller};
 use crate::config::ConfigErrors;
-use crate::config::model::{Manifest, ServiceSpec};
+use crate::config::model::ServiceSpec;
 use crate::config::plan::{self, Action, Plan, ServiceChange};
 use crate::engine::command::ReloadMode;
 use crate::protocol::{
-    ActionResult, ApplyReport, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
+    ActionResult, ApplyReport, KeptCount, ManifestError, ManifestErrors, PlanReport, ScaleInfo,
     ServiceChangeInfo,
 };
 
@@ -90,13 +90,9 @@ impl IntoResponse for ApplyError {
 pub async fn plan(State(state): State<AppState>) -> Result<Json<PlanReport>, ApplyError> {
     let fresh = reread(&state)?;
     let configs = state.rpc.configs().await;
+    let fresh = super::scale::rebase(&configs.active, fresh);
     let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
-    Ok(Json(report(
-        &plan,
-        &state,
-        &configs.active.manifest,
-        &fresh.manifest,
-    )))
+    Ok(Json(report(&plan, &state, &configs.active, &fresh)))
 }
 
 /// `POST /api/v1/apply`.
@@ -204,6 +200,12 @@ pub fn summary(report: &ApplyReport) -> Vec<String> {
         &report.reloaded,
         "was not reloaded, its old process runs",
     );
+    for kept in &plan.kept_counts {
+        lines.push(format!(
+            "kept {} at {} instance(s), set by {} (the manifest says {})",
+            kept.name, kept.instances, kept.by, kept.manifest
+        ));
+    }
     if !plan.daemon_changes.is_empty() {
         lines.push(format!(
             "not applied, needs `tend down && tend up`: {}",
@@ -223,7 +225,7 @@ fn reread(state: &AppState) -> Result<super::xmlrpc::Config, ApplyError> {
 }
 
 /// How a restarted service's running instances move to their new spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Replacement {
     /// Stopped before the engine takes the new spec, started after it.
     StopThenStart,
@@ -252,28 +254,83 @@ fn replacement(change: &ServiceChange, old: &ServiceSpec, new: &ServiceSpec) -> 
 /// Read the file again and carry out its plan; the report says what was done.
 pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
     let fresh = reread(state)?;
-    let mut configs = state.rpc.configs().await;
-    let old = configs.active.manifest.clone();
-    let plan = plan::plan(&old, &fresh.manifest);
+    let configs = state.rpc.configs().await;
+    // A count set by `tend scale` or the autoscaler stays unless the file's own changed.
+    let fresh = super::scale::rebase(&configs.active, fresh);
+    let plan = plan::plan(&configs.active.manifest, &fresh.manifest);
     let mut report = ApplyReport {
-        plan: report(&plan, state, &old, &fresh.manifest),
+        plan: report(&plan, state, &configs.active, &fresh),
         stopped: Vec::new(),
         started: Vec::new(),
         reloaded: Vec::new(),
         ok: true,
     };
-    if !plan.changes_services() {
-        return Ok(report);
-    }
-    // Refused before anything stops: the engine would refuse the new set only after.
-    if let Some(why) = state
+    // The file's sockets are not taken (they are bound once), but a change to them refuses
+    // the whole apply, before anything stops.
+    let sockets_refused = state
         .engine
         .sockets()
-        .refuse_change(&fresh.manifest.sockets)
-    {
+        .refuse_change(&fresh.manifest.sockets);
+    let mut next = configs.active.clone();
+    next.manifest.services = fresh.manifest.services;
+    next.names = fresh.names;
+    next.overrides = fresh.overrides;
+    if !plan.changes_services() {
+        // Nothing to hand the engine; only the counts kept, perhaps fewer of them.
+        if next.overrides != configs.active.overrides {
+            let mut configs = configs;
+            super::xmlrpc::commit(state, &mut configs.active, next)
+                .await
+                .map_err(|refused| ApiError::new(StatusCode::CONFLICT, refused))?;
+        }
+        return Ok(report);
+    }
+    if let Some(why) = sockets_refused {
         return Err(
             ApiError::new(StatusCode::CONFLICT, format!("nothing was changed: {why}")).into(),
         );
+    }
+    let done = transition(state, configs, &plan, next).await?;
+    report.stopped = done.stopped;
+    report.started = done.started;
+    report.reloaded = done.reloaded;
+    report.ok = done.ok;
+    Ok(report)
+}
+
+/// What [`transition`] stopped, started and reloaded.
+pub(super) struct Transition {
+    pub stopped: Vec<String>,
+    pub started: Vec<ActionResult>,
+    pub reloaded: Vec<ActionResult>,
+    /// Every instance that was to start did, and every reload was carried out.
+    pub ok: bool,
+}
+
+/// Take the supervised set from the configuration in force to `next`, whose difference is
+/// `plan`: stop what leaves or is replaced, commit, start what was running and the added
+/// autostart services. `tend apply` and `tend scale` (and the autoscaler) both come here,
+/// holding the one lock on the configuration, which is let go before the starts are waited
+/// for.
+pub(super) async fn transition(
+    state: &AppState,
+    mut configs: tokio::sync::MutexGuard<'_, super::xmlrpc::Configs>,
+    plan: &Plan,
+    next: super::xmlrpc::Config,
+) -> Result<Transition, ApiError> {
+    let old = configs.active.manifest.clone();
+    let mut done = Transition {
+        stopped: Vec::new(),
+        started: Vec::new(),
+        reloaded: Vec::new(),
+        ok: true,
+    };
+    // Refused before anything stops: the engine would refuse the new set only after.
+    if let Some(why) = state.engine.sockets().refuse_change(&next.manifest.sockets) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("nothing was changed: {why}"),
+        ));
     }
     let statuses = state.engine.status(Vec::new()).await??;
     let at_rest = |state: &str| matches!(state, "stopped" | "exited" | "fatal");
@@ -288,6 +345,8 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         .map(|s| s.name.as_str())
         .collect();
     let mut leaving: Vec<String> = Vec::new();
+    // The highest indices of services that scale down, highest first.
+    let mut dropped: Vec<String> = Vec::new();
     let mut to_start: Vec<String> = Vec::new();
     // Services reloaded in place, and their instances that run now.
     let mut rolling: Vec<String> = Vec::new();
@@ -302,7 +361,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         let was = old
             .service(&change.name)
             .expect("UNWRAP: changed is in both");
-        let now = fresh
+        let now = next
             .manifest
             .service(&change.name)
             .expect("UNWRAP: changed is in both");
@@ -329,7 +388,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
             },
             Action::Scale { from, to } => {
                 // The highest indices go; new ones start when the service runs.
-                leaving.extend((to..from).map(|i| was.instance_name(i)));
+                dropped.extend((to..from).rev().map(|i| was.instance_name(i)));
                 if up {
                     to_start.extend((from..to).map(|i| now.instance_name(i)));
                 }
@@ -338,7 +397,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         }
     }
     for name in &plan.added {
-        if fresh.manifest.service(name).is_some_and(|s| s.autostart) {
+        if next.manifest.service(name).is_some_and(|s| s.autostart) {
             to_start.push(name.clone());
         }
     }
@@ -349,11 +408,17 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         .collect();
     if !to_stop.is_empty() {
         let outcomes = state.engine.stop(to_stop.clone()).await??;
-        report.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
+        done.stopped = outcomes.into_iter().map(|(name, _)| name).collect();
     }
-    let mut next = configs.active.clone();
-    next.manifest.services = fresh.manifest.services;
-    next.names = fresh.names;
+    // A scale-down stops one instance at a time, from the highest index down: capacity
+    // goes gradually, and whenever it is interrupted the instances left are 0..k. Nothing
+    // depends on one instance, so these need no place in the ordered stop above.
+    let mut to_stop = to_stop;
+    for instance in dropped.into_iter().filter(|i| live.contains(i.as_str())) {
+        state.engine.stop(vec![instance.clone()]).await??;
+        done.stopped.push(instance.clone());
+        to_stop.push(instance);
+    }
     if let Err(refused) =
         super::xmlrpc::commit_rolling(state, &mut configs.active, next, rolling).await
     {
@@ -366,14 +431,13 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("the change was refused, nothing was changed: {refused}"),
-        )
-        .into());
+        ));
     }
     // Starting waits for min_uptime, a reload for readiness: another change need not wait.
     drop(configs);
     if !to_reload.is_empty() {
         let outcomes = state.engine.replace(to_reload).await??;
-        report.reloaded = outcomes
+        done.reloaded = outcomes
             .into_iter()
             .map(|(instance, outcome)| ActionResult {
                 instance,
@@ -384,7 +448,7 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
     }
     if !to_start.is_empty() {
         let outcomes = state.engine.start(to_start).await??;
-        report.started = outcomes
+        done.started = outcomes
             .into_iter()
             .map(|(instance, outcome)| ActionResult {
                 instance,
@@ -393,13 +457,32 @@ pub async fn carry_out(state: &AppState) -> Result<ApplyReport, ApplyError> {
             })
             .collect();
     }
-    report.ok = report.started.iter().chain(&report.reloaded).all(|r| r.ok);
-    Ok(report)
+    done.ok = done.started.iter().chain(&done.reloaded).all(|r| r.ok);
+    Ok(done)
 }
 
-/// The plan on the wire: a restart that is carried out as a rolling reload says `reload`.
-fn report(plan: &Plan, state: &AppState, old: &Manifest, new: &Manifest) -> PlanReport {
+/// The plan on the wire; `fresh` is the file as the apply takes it (counts kept). A restart
+/// that is carried out as a rolling reload says `reload`.
+fn report(
+    plan: &Plan,
+    state: &AppState,
+    active: &super::xmlrpc::Config,
+    fresh: &super::xmlrpc::Config,
+) -> PlanReport {
+    let (old, new) = (&active.manifest, &fresh.manifest);
     PlanReport {
+        kept_counts: fresh
+            .overrides
+            .iter()
+            .filter_map(|(name, kept)| {
+                Some(KeptCount {
+                    name: name.clone(),
+                    instances: fresh.manifest.service(name)?.instances,
+                    manifest: kept.manifest,
+                    by: kept.by.to_string(),
+                })
+            })
+            .collect(),
         manifest: state.manifest.display().to_string(),
         added: plan.added.clone(),
         removed: plan.removed.clone(),

@@ -21,8 +21,8 @@ use crate::engine::command::Outcomes;
 use crate::engine::event::InstanceStatus;
 use crate::engine::lifecycle::ExitStatus;
 use crate::protocol::{
-    ActionRequest, ActionResponse, ActionResult, DaemonInfo, InstanceInfo, ProbeInfo, ServiceInfo,
-    ShutdownResponse, SignalRequest, SocketInfo, TargetSignal,
+    ActionRequest, ActionResponse, ActionResult, AutoscaleInfo, DaemonInfo, InstanceInfo,
+    ProbeInfo, Scaled, ServiceInfo, ShutdownResponse, SignalRequest, SocketInfo, TargetSignal,
 };
 use crate::store::{ActionRow, Record};
 
@@ -130,6 +130,19 @@ fn service_info(meta: &ServiceMeta, statuses: Vec<&InstanceStatus>, now: Instant
         ready: !instances.is_empty() && instances.iter().all(|i| i.ready),
         autostart: meta.autostart,
         depends_on: meta.depends_on.clone(),
+        count: meta.instances,
+        scaled: meta.scaled.as_ref().map(|o| Scaled {
+            manifest: o.manifest,
+            by: o.by.to_string(),
+            reason: o.reason.clone(),
+            at_ms: o.at_ms,
+        }),
+        autoscale: meta.autoscale.as_ref().map(|a| AutoscaleInfo {
+            min: a.min,
+            max: a.max,
+            cpu_percent: a.cpu,
+            cooldown_ms: a.cooldown.as_millis() as u64,
+        }),
         instances,
     }
 }

@@ -3,6 +3,7 @@
 //! requests into `EngineHandle` calls; a bad request gets a 4xx with a JSON body, never a crash.
 
 pub mod apply;
+pub mod autoscale;
 pub mod control;
 pub mod history;
 pub mod logs;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod readiness;
 pub mod remote;
+pub mod scale;
 pub mod tokens;
 pub mod xmlrpc;
 
@@ -25,7 +27,7 @@ use axum::{Json, Router};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::model::{Kind, Manifest};
+use crate::config::model::{AutoscaleSpec, Kind, Manifest};
 use crate::engine::command::UnknownTarget;
 use crate::engine::{EngineGone, EngineHandle};
 use crate::logs::LogSink;
@@ -67,10 +69,15 @@ pub struct ServiceMeta {
     pub depends_on: Vec<String>,
     /// Going fatal ends tend.
     pub critical: bool,
+    /// The instances in force.
+    pub instances: u32,
+    /// Who set that count while tend runs, if it is not the manifest's.
+    pub scaled: Option<scale::Override>,
+    pub autoscale: Option<AutoscaleSpec>,
 }
 
 impl ServiceMeta {
-    pub fn of(manifest: &Manifest) -> Vec<ServiceMeta> {
+    pub fn of(manifest: &Manifest, overrides: &scale::Overrides) -> Vec<ServiceMeta> {
         manifest
             .services
             .iter()
@@ -80,27 +87,54 @@ impl ServiceMeta {
                 autostart: s.autostart,
                 depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
                 critical: s.critical,
+                instances: s.instances,
+                scaled: overrides.get(&s.name).cloned(),
+                autoscale: s.autoscale.clone(),
             })
             .collect()
     }
 }
 
 /// The supervised services' [`ServiceMeta`], replaced whole when the set changes: readers
-/// take a cheap snapshot.
-#[derive(Debug, Default)]
-pub struct ServiceList(std::sync::RwLock<Arc<Vec<ServiceMeta>>>);
+/// take a cheap snapshot, and [`ServiceList::changes`] hears of each replacement.
+#[derive(Debug)]
+pub struct ServiceList {
+    current: std::sync::RwLock<Arc<Vec<ServiceMeta>>>,
+    changed: tokio::sync::watch::Sender<()>,
+}
+
+impl Default for ServiceList {
+    fn default() -> Self {
+        ServiceList {
+            current: Default::default(),
+            changed: tokio::sync::watch::Sender::new(()),
+        }
+    }
+}
 
 impl ServiceList {
     pub fn new(manifest: &Manifest) -> ServiceList {
-        ServiceList(std::sync::RwLock::new(Arc::new(ServiceMeta::of(manifest))))
+        let list = ServiceList::default();
+        list.replace(manifest, &scale::Overrides::new());
+        list
     }
 
     pub fn current(&self) -> Arc<Vec<ServiceMeta>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    pub fn replace(&self, manifest: &Manifest) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ServiceMeta::of(manifest));
+    pub fn replace(&self, manifest: &Manifest, overrides: &scale::Overrides) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(ServiceMeta::of(manifest, overrides));
+        self.changed.send_replace(());
+    }
+
+    /// Marked changed at each [`ServiceList::replace`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
     }
 }
 
@@ -124,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/instances", get(control::instances))
         .route("/api/v1/actions/signal", post(control::signal_action))
+        .route("/api/v1/actions/scale", post(scale::scale))
         .route("/api/v1/actions/{action}", post(control::action))
         .route("/api/v1/wait", get(control::wait))
         .route("/api/v1/shutdown", post(control::shutdown))

@@ -13,8 +13,8 @@ use crate::api::history::{AuditQuery, EventsQuery, SamplesQuery, StreamQuery, Su
 use crate::api::logs::{LogEntry, LogQuery};
 use crate::protocol::{
     ActionRequest, ActionResponse, ActionRow, ApplyReport, DaemonInfo, ErrorBody, EventRow,
-    InstanceInfo, Liveness, ManifestErrors, PlanReport, ReadyReport, SampleRow, ServiceInfo,
-    ShutdownResponse, SignalRequest, SummaryReport, TargetSignal,
+    InstanceInfo, Liveness, ManifestErrors, PlanReport, ReadyReport, SampleRow, ScaleRequest,
+    ScaleResponse, ServiceInfo, ShutdownResponse, SignalRequest, SummaryReport, TargetSignal,
 };
 
 pub async fn document() -> Json<Value> {
@@ -235,6 +235,19 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 "Send a signal to several targets' process groups",
                 "actions",
                 Answer::Json(200, out::<ActionResponse>(r)),
+            )
+        },
+        Operation {
+            body: Some((input::<ScaleRequest>(q), true)),
+            errors: &[404, 409, 503],
+            operate: true,
+            ..op(
+                "post",
+                "/api/v1/actions/scale",
+                "scale",
+                "Give a service N instances while tend runs: new indices start (when it runs), the highest stop; kept until the manifest's `instances` changes (409: the service is autoscaled)",
+                "actions",
+                Answer::Json(200, out::<ScaleResponse>(r)),
             )
         },
         Operation {

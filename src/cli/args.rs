@@ -96,6 +96,14 @@ pub enum Command {
         #[arg(required = true)]
         targets: Vec<String>,
     },
+    /// Change a service's number of instances while tend runs: new indices start (when the
+    /// service runs), the highest stop. Kept until the manifest's `instances` changes.
+    Scale {
+        service: String,
+        /// The number of instances, 1 or more (`tend stop SERVICE` stops them all).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        instances: u32,
+    },
     /// Send a signal (HUP, SIGUSR1, 10, ...) to targets' process groups.
     Signal {
         signal: String,

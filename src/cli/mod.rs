@@ -19,7 +19,7 @@ use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
     API, ActionRequest, ActionResponse, ApplyReport, DaemonInfo, EventRow, InstanceInfo,
-    PlanReport, SummaryReport,
+    PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport,
 };
 use args::{Cli, Command, ExportFormat};
 
@@ -559,6 +559,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             Command::Signal { signal, targets } => {
                 action(&client, "signal", targets, Some(signal.clone())).await
             }
+            Command::Scale { service, instances } => scale(&client, service, *instances).await,
             Command::Logs {
                 follow,
                 lines,
@@ -723,6 +724,15 @@ pub fn render_plan(plan: &PlanReport) -> String {
     for name in &plan.unchanged {
         text.push_str(&format!("= {name} unchanged\n"));
     }
+    for kept in &plan.kept_counts {
+        text.push_str(&format!(
+            "  {} keeps its {}, set by {} (the manifest says {})\n",
+            kept.name,
+            count_of(kept.instances),
+            kept.by,
+            kept.manifest
+        ));
+    }
     for key in &plan.daemon_changes {
         text.push_str(&format!(
             "! {key} changed: not applied while tend runs (`tend down && tend up`)\n"
@@ -756,7 +766,47 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
         return Ok(0);
     }
     let _ = out.write_all(render_status(&instances).as_bytes());
+    // The counts set while tend runs, under the table: the one thing it cannot show.
+    let services: Vec<ServiceInfo> = client.get(&format!("{API}/services")).await?;
+    let _ = out.write_all(render_counts(&services, &instances).as_bytes());
     Ok(0)
+}
+
+/// A line per shown service whose count is not simply the manifest's: scaled by `tend
+/// scale`, or autoscaled.
+pub fn render_counts(services: &[ServiceInfo], shown: &[InstanceInfo]) -> String {
+    let mut text = String::new();
+    for service in services {
+        if !shown.iter().any(|i| i.service == service.name) {
+            continue;
+        }
+        let count = service.count;
+        match (&service.autoscale, &service.scaled) {
+            (Some(auto), scaled) => {
+                text.push_str(&format!(
+                    "{}: {}, autoscaled between {} and {} at {}% CPU per instance",
+                    service.name,
+                    count_of(count),
+                    auto.min,
+                    auto.max,
+                    auto.cpu_percent
+                ));
+                if let Some(scaled) = scaled {
+                    text.push_str(&format!("; last change: {}", scaled.reason));
+                }
+                text.push('\n');
+            }
+            (None, Some(scaled)) => text.push_str(&format!(
+                "{}: {}, set by {} (the manifest says {})\n",
+                service.name,
+                count_of(count),
+                scaled.by,
+                scaled.manifest
+            )),
+            (None, None) => {}
+        }
+    }
+    text
 }
 
 /// The `tend status` table.
@@ -1098,6 +1148,67 @@ async fn action(
         }
     }
     Ok(code)
+}
+
+/// `tend scale SERVICE N`: what changed, then each instance stopped and started; exit 1
+/// when one did not start.
+async fn scale(client: &Client, service: &str, instances: u32) -> Result<i32, ClientError> {
+    let request = ScaleRequest {
+        service: service.to_string(),
+        instances,
+    };
+    let done: ScaleResponse = client
+        .post(&format!("{API}/actions/scale"), &request)
+        .await?;
+    print!("{}", render_scale(&done));
+    let mut code = 0;
+    for failed in done.started.iter().filter(|r| !r.ok) {
+        eprintln!(
+            "{}: {}",
+            failed.instance,
+            failed.error.as_deref().unwrap_or("did not start")
+        );
+        code = 1;
+    }
+    Ok(code)
+}
+
+/// `1 instance`, `3 instances`.
+fn count_of(n: u32) -> String {
+    if n == 1 {
+        "1 instance".into()
+    } else {
+        format!("{n} instances")
+    }
+}
+
+/// `web: 2 → 4 instances (the manifest says 2)`, then the instances stopped and started.
+pub fn render_scale(done: &ScaleResponse) -> String {
+    let mut text = if done.from == done.to {
+        format!("{}: already {}", done.service, count_of(done.to))
+    } else {
+        format!("{}: {} → {}", done.service, done.from, count_of(done.to))
+    };
+    if done.manifest != done.to {
+        text.push_str(&format!(
+            " (the manifest says {}: an apply that changes it takes it back)",
+            done.manifest
+        ));
+    }
+    text.push('\n');
+    for name in &done.stopped {
+        text.push_str(&format!("{name}: stopped\n"));
+    }
+    for started in done.started.iter().filter(|r| r.ok) {
+        text.push_str(&format!("{}: started\n", started.instance));
+    }
+    if done.to > done.from && !done.running {
+        text.push_str(&format!(
+            "{} is not running: the new instances are stopped (`tend start {}`)\n",
+            done.service, done.service
+        ));
+    }
+    text
 }
 
 fn past_tense(verb: &str) -> &'static str {

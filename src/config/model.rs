@@ -335,7 +335,15 @@ pub struct ServiceSpec {
     pub umask: Option<u32>,
     pub kind: Kind,
     pub autostart: bool,
+    /// The number of instances: the manifest's `instances` (for an autoscaled service, the
+    /// count it starts with), or what `tend scale` or the autoscaler set while tend runs.
     pub instances: u32,
+    /// Instance names carry their index (`web:0`) even when there is one instance. Not a
+    /// manifest key: set for an autoscaled service and by `tend scale`, so a count that
+    /// passes through 1 renames (and restarts) nothing. See [`ServiceSpec::is_numbered`].
+    pub numbered: bool,
+    /// `autoscale = { min, max, cpu, cooldown }`: the count follows the measured CPU.
+    pub autoscale: Option<AutoscaleSpec>,
     /// `{port}` = port_base + instance index; also exported as `PORT`.
     pub port_base: Option<u16>,
     pub restart: RestartPolicy,
@@ -372,6 +380,18 @@ pub struct ServiceSpec {
     pub event_listener: Option<EventListenerSpec>,
     /// Names of `[sockets]` every instance receives, in this order, from fd 3 on.
     pub sockets: Vec<String>,
+}
+
+/// `autoscale = { min = 2, max = 8, cpu = "70%", cooldown = "1m" }`: the instances follow
+/// the mean CPU of the running instances (see `api::autoscale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoscaleSpec {
+    pub min: u32,
+    pub max: u32,
+    /// The target: mean CPU per running instance, in percent of one core.
+    pub cpu: f64,
+    /// The least time between two changes of the count.
+    pub cooldown: Duration,
 }
 
 /// `[services.NAME.event_listener]`: the events a listener pool subscribes to.
@@ -549,13 +569,20 @@ pub struct InstanceSpec {
 }
 
 impl ServiceSpec {
-    /// The name of instance `index`: the bare service name when there is one instance.
+    /// The name of instance `index`: the bare service name when there is one instance
+    /// (and it is not [`numbered`](ServiceSpec::numbered)).
     pub fn instance_name(&self, index: u32) -> String {
-        if self.instances == 1 {
-            self.name.clone()
-        } else {
+        if self.is_numbered() {
             format!("{}:{index}", self.name)
+        } else {
+            self.name.clone()
         }
+    }
+
+    /// Whether instance names carry their index: with more than one instance, or when
+    /// [`numbered`](ServiceSpec::numbered) says so.
+    pub fn is_numbered(&self) -> bool {
+        self.numbered || self.instances != 1
     }
 
     /// The port instance `index` gets, when `port_base` is set.

@@ -16,8 +16,9 @@ pub enum Effect {
     /// policy, probes, logs...): the service's instances are replaced, and those that were
     /// running are started again.
     Restart,
-    /// Only the number of instances, between counts of 2 or more (the names `web:0`,
-    /// `web:1`... stay): new indices are added, the highest removed, the others untouched.
+    /// Only the number of instances, while the names carry the index (`web:0`, `web:1`...:
+    /// counts of 2 or more, or a `numbered` service): new indices are added, the highest
+    /// removed, the others untouched.
     Scale,
     /// Read by the supervisor alone (start order, dependency gating, targets, `critical`):
     /// taken at once, no process is touched.
@@ -154,6 +155,8 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
         kind,
         autostart,
         instances,
+        numbered: _,
+        autoscale,
         port_base,
         restart,
         exit_codes,
@@ -194,16 +197,16 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
     out.field("umask", umask, &new.umask, Restart);
     out.field("kind", kind, &new.kind, Restart);
     out.field("autostart", autostart, &new.autostart, Update);
-    if instances != &new.instances {
-        // From or to one instance, the names change (`web` ↔ `web:0`), and with them the
-        // log files: every instance is replaced.
-        let effect = if *instances >= 2 && new.instances >= 2 {
-            Effect::Scale
-        } else {
-            Restart
-        };
-        out.push("instances", effect);
+    if old.is_numbered() != new.is_numbered() {
+        // The names change (`web` ↔ `web:0`), and with them the log files: every instance
+        // is replaced. So it is from or to one instance, unless the service is `numbered`
+        // (autoscaled, or scaled by `tend scale`), whose single instance is `web:0`.
+        out.push("instances", Restart);
+    } else if instances != &new.instances {
+        out.push("instances", Effect::Scale);
     }
+    // Read by the autoscaler alone; the count it sets is `instances`.
+    out.field("autoscale", autoscale, &new.autoscale, Update);
     out.field("port_base", port_base, &new.port_base, Restart);
     out.field("restart", restart, &new.restart, Restart);
     out.field("exit_codes", exit_codes, &new.exit_codes, Restart);

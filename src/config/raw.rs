@@ -251,9 +251,13 @@ pub struct RawService {
     pub kind: Option<RawKind>,
     /// Start with `tend up`. Default: true.
     pub autostart: Option<bool>,
-    /// How many copies to run, named `NAME:0`, `NAME:1`, ... Default: 1.
+    /// How many copies to run, named `NAME:0`, `NAME:1`, ... Default: 1. With `autoscale`:
+    /// the count it starts with, between `min` and `max` (default: `min`).
     #[schemars(range(min = 1, max = 10000))]
     pub instances: Option<i64>,
+    /// Adjust the instances between `min` and `max` to keep the mean CPU per instance near
+    /// `cpu`: up above it, down below half of it, at most one change per `cooldown`.
+    pub autoscale: Option<RawAutoscale>,
     /// First port: instance N gets `port_base + N` as `{port}` and `PORT`.
     #[schemars(range(min = 1, max = 65535))]
     pub port_base: Option<i64>,
@@ -487,6 +491,23 @@ pub enum RawGrowth {
     Exponential,
     /// The n-th delay is n times `initial` (supervisord's 1 s, 2 s, 3 s).
     Linear,
+}
+
+/// The `autoscale` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a table of autoscale settings")]
+pub struct RawAutoscale {
+    /// The fewest instances. Default: 1.
+    #[schemars(range(min = 1, max = 10000))]
+    pub min: Option<i64>,
+    /// The most instances. Required.
+    #[schemars(range(min = 1, max = 10000))]
+    pub max: Option<i64>,
+    /// The target mean CPU per running instance: "70%" of one core, or a number of cores
+    /// (0.7). Required.
+    pub cpu: Option<CpuValue>,
+    /// The least time between two changes of the count. Default: "1m".
+    pub cooldown: Option<DurationValue>,
 }
 
 /// The `event_listener` table.

@@ -149,6 +149,8 @@ fn a_minimal_service_gets_every_default() {
             kind: Kind::Service,
             autostart: true,
             instances: 1,
+            numbered: false,
+            autoscale: None,
             port_base: None,
             restart: RestartPolicy::Always,
             exit_codes: vec![0],
@@ -1622,11 +1624,18 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "critical",
         "event_listener",
         "sockets",
+        "autoscale",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 46, "a key was added: list it above");
-    for table in ["RawProbe", "RawCheck", "RawOwnLog", "RawSocket"] {
+    assert_eq!(service.len(), 47, "a key was added: list it above");
+    for table in [
+        "RawProbe",
+        "RawCheck",
+        "RawOwnLog",
+        "RawSocket",
+        "RawAutoscale",
+    ] {
         assert_eq!(
             defs[table]["additionalProperties"],
             serde_json::json!(false),
@@ -2527,4 +2536,150 @@ fn probes_of_a_shared_port_and_unused_sockets_are_warnings() {
         crate::import::load_with_env(&m.path, &crate::import::Reading::default(), &test_env)
             .unwrap();
     assert_eq!(loaded.warnings, m.warnings);
+}
+
+#[test]
+fn autoscale_reads_its_bounds_target_and_cooldown() {
+    let spec = web(&[
+        "command = \"a\"",
+        "autoscale = { min = 2, max = 8, cpu = \"70%\", cooldown = \"30s\" }",
+    ]);
+    assert_eq!(
+        spec.autoscale,
+        Some(crate::config::model::AutoscaleSpec {
+            min: 2,
+            max: 8,
+            cpu: 70.0,
+            cooldown: Duration::from_secs(30),
+        })
+    );
+    // It starts with `min`, its names carry the index even at one instance.
+    assert_eq!(spec.instances, 2);
+    assert!(spec.numbered);
+    let spec = web(&[
+        "command = \"a\"",
+        "instances = 3",
+        "autoscale = { max = 4, cpu = 0.5 }",
+    ]);
+    let auto = spec.autoscale.unwrap();
+    assert_eq!((auto.min, auto.max, auto.cpu), (1, 4, 50.0));
+    assert_eq!(auto.cooldown, Duration::from_secs(60));
+    assert_eq!(spec.instances, 3);
+    let one = web(&["command = \"a\"", "autoscale = { max = 2, cpu = \"10%\" }"]);
+    assert_eq!(one.instance_name(0), "web:0");
+    // Without autoscale, one instance is named like its service.
+    assert_eq!(web(&["command = \"a\""]).instance_name(0), "web");
+}
+
+#[test]
+fn autoscale_errors_name_the_key() {
+    let at = |body: &str| web_errors(&["command = \"a\"", body]);
+    assert_eq!(
+        at("autoscale = { min = 3, max = 2, cpu = \"70%\" }"),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.autoscale.max",
+            "must be at least `min` (3), not 2"
+        )]
+    );
+    assert_eq!(
+        at("autoscale = { min = 0, max = 2, cpu = \"70%\" }"),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.autoscale.min",
+            "must be between 1 and 10000, not 0"
+        )]
+    );
+    assert_eq!(
+        at("autoscale = { max = 2, cpu = \"0%\" }"),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.autoscale.cpu",
+            "must be a share of CPU such as \"150%\" or 1.5 (cores), above 0"
+        )]
+    );
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let too_much = format!("autoscale = {{ max = 2, cpu = \"{}%\" }}", 100 * cores + 1);
+    let errors = at(&too_much);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].2, "services.web.autoscale.cpu");
+    assert!(errors[0].3.contains("core(s)"), "{errors:?}");
+    assert_eq!(
+        at("autoscale = { cpu = \"70%\" }"),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.autoscale",
+            "needs `max`, the most instances, e.g. `autoscale = { max = 4, cpu = \"70%\" }`"
+        )]
+    );
+    assert_eq!(
+        at("autoscale = { max = 3 }"),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.autoscale",
+            "needs `cpu`, the target CPU per instance, e.g. `cpu = \"70%\"`"
+        )]
+    );
+    assert_eq!(
+        at("autoscale = { max = 3, cpu = \"50%\", cooldown = 60 }").len(),
+        1,
+        "a cooldown needs its unit"
+    );
+    let errors = at("autoscale = { max = 3, cpu = \"50%\", step = 2 }");
+    assert_eq!(errors[0].2, "services.web.autoscale.step", "{errors:?}");
+    assert_eq!(
+        web_errors(&[
+            "command = \"a\"",
+            "instances = 5",
+            "autoscale = { max = 3, cpu = \"50%\" }"
+        ]),
+        [err(
+            "tend.toml",
+            3,
+            "services.web.instances",
+            "5 is outside autoscale's 1..=3: it is the count the service starts with"
+        )]
+    );
+    assert_eq!(
+        web_errors(&[
+            "command = \"a\"",
+            "kind = \"task\"",
+            "autoscale = { max = 3, cpu = \"50%\" }"
+        ]),
+        [err(
+            "tend.toml",
+            4,
+            "services.web.autoscale",
+            "a task runs to completion: autoscale is for services that run until stopped"
+        )]
+    );
+    // Every port up to max must exist.
+    let errors = web_errors(&[
+        "command = \"a\"",
+        "port_base = 65534",
+        "autoscale = { max = 3, cpu = \"50%\" }",
+    ]);
+    assert_eq!(errors[0].2, "services.web.port_base", "{errors:?}");
+}
+
+#[test]
+fn autoscale_needs_cpu_sampling() {
+    let errors = Fixture::new().errors(
+        "tend.toml",
+        "[tend]\nsample_every = \"0s\"\n\n[services.web]\ncommand = \"a\"\nautoscale = { max = 3, cpu = \"50%\" }\n",
+    );
+    assert_eq!(
+        errors,
+        [err(
+            "tend.toml",
+            6,
+            "services.web.autoscale",
+            "follows the sampled CPU, but `tend.sample_every` turns sampling off"
+        )]
+    );
 }

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::config::document::{Dotted, Entry, Node, Segment, Value};
 use crate::config::error::ConfigError;
 use crate::config::model::{
-    BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_BACKLOG, DEFAULT_JOURNAL_SOCKET,
-    DEFAULT_SOCKET_MODE, DEFAULT_SYSLOG_SOCKET, DaemonSettings, Dependency, Growth,
-    HistorySettings, HttpSettings, Kind, Listen, LogFormat, LogSpec, LogTarget, Manifest,
+    AutoscaleSpec, BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_BACKLOG,
+    DEFAULT_JOURNAL_SOCKET, DEFAULT_SOCKET_MODE, DEFAULT_SYSLOG_SOCKET, DaemonSettings, Dependency,
+    Growth, HistorySettings, HttpSettings, Kind, Listen, LogFormat, LogSpec, LogTarget, Manifest,
     NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec, Program,
     ResourceSpec, RestartLimit, RestartPolicy, ServiceSpec, SocketSpec, TIMESTAMP_DIRECTIVES,
 };
@@ -159,6 +159,14 @@ impl Validator<'_> {
             }
         }
         let services = self.services(root.get("services"), &socket_names);
+        if daemon.sample_every.is_none() {
+            for service in services.iter().filter(|s| s.autoscale.is_some()) {
+                self.error(
+                    &[key("services"), key(&service.name), key("autoscale")],
+                    "follows the sampled CPU, but `tend.sample_every` turns sampling off",
+                );
+            }
+        }
         self.socket_warnings(&sockets, &services);
         Some(Manifest {
             path: self.file.to_path_buf(),
@@ -780,6 +788,28 @@ impl Validator<'_> {
             }
             Some(n) => u32::try_from(n).unwrap_or(1),
         };
+        let autoscale = raw
+            .autoscale
+            .as_ref()
+            .and_then(|a| self.autoscale(a, &at("autoscale"), kind));
+        // An autoscaled service starts with `instances`, which must be a count it may have;
+        // unwritten, it starts with `min`.
+        let instances = match (&autoscale, raw.instances) {
+            (Some(a), None) => a.min,
+            (Some(a), Some(_)) if !(a.min..=a.max).contains(&instances) => {
+                self.error(
+                    &at("instances"),
+                    format!(
+                        "{instances} is outside autoscale's {}..={}: it is the count the service starts with",
+                        a.min, a.max
+                    ),
+                );
+                a.min
+            }
+            _ => instances,
+        };
+        // The most instances the service may ever have: their ports must all exist.
+        let most = autoscale.as_ref().map_or(instances, |a| a.max);
         let port_base = raw.port_base.and_then(|p| {
             let Ok(port) = u16::try_from(p) else {
                 self.error(
@@ -792,13 +822,11 @@ impl Validator<'_> {
                 self.error(&at("port_base"), "must be a port in 1..=65535, not 0");
                 return None;
             }
-            let last = u32::from(port) + instances - 1;
+            let last = u32::from(port) + most - 1;
             if last > u32::from(u16::MAX) {
                 self.error(
                     &at("port_base"),
-                    format!(
-                        "{instances} instances from port {port} would need port {last}, past 65535"
-                    ),
+                    format!("{most} instances from port {port} would need port {last}, past 65535"),
                 );
                 return None;
             }
@@ -936,6 +964,9 @@ impl Validator<'_> {
             kind,
             autostart: raw.autostart.unwrap_or(true),
             instances,
+            // An autoscaled count may pass through 1: its names stay `web:0`.
+            numbered: autoscale.is_some(),
+            autoscale,
             port_base,
             restart,
             exit_codes,
@@ -1810,6 +1841,85 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    /// `autoscale = { min, max, cpu, cooldown }`.
+    fn autoscale(
+        &mut self,
+        raw: &raw::RawAutoscale,
+        path: &[Segment],
+        kind: Kind,
+    ) -> Option<AutoscaleSpec> {
+        let at = |field: &str| join(path, &[key(field)]);
+        let errors_before = self.errors.len();
+        if kind == Kind::Task {
+            self.error(
+                path,
+                "a task runs to completion: autoscale is for services that run until stopped",
+            );
+        }
+        let count = |this: &mut Self, value: Option<i64>, field: &str| match value {
+            Some(n) if (1..=MAX_INSTANCES).contains(&n) => Some(n as u32),
+            Some(n) => {
+                this.error(
+                    &at(field),
+                    format!("must be between 1 and {MAX_INSTANCES}, not {n}"),
+                );
+                None
+            }
+            None => None,
+        };
+        let min = count(self, raw.min, "min").unwrap_or(1);
+        let max = count(self, raw.max, "max");
+        match max {
+            None if raw.max.is_none() => self.error(
+                path,
+                "needs `max`, the most instances, e.g. `autoscale = { max = 4, cpu = \"70%\" }`",
+            ),
+            Some(max) if max < min => self.error(
+                &at("max"),
+                format!("must be at least `min` ({min}), not {max}"),
+            ),
+            _ => {}
+        }
+        let cpu = match &raw.cpu {
+            None => {
+                self.error(
+                    path,
+                    "needs `cpu`, the target CPU per instance, e.g. `cpu = \"70%\"`",
+                );
+                None
+            }
+            Some(value) => self.cpu_share(value, &at("cpu")),
+        };
+        // A target no instance can reach would scale up for ever: at most every core here.
+        if let Some(percent) = cpu
+            && self.this_machine
+        {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if percent > 100.0 * cores as f64 {
+                self.error(
+                    &at("cpu"),
+                    format!(
+                        "{percent}% is more than this machine's {cores} core(s) can give one instance ({}%)",
+                        100 * cores
+                    ),
+                );
+            }
+        }
+        let cooldown = match &raw.cooldown {
+            None => Some(Duration::from_secs(60)),
+            Some(value) => self.duration(value, &at("cooldown")),
+        };
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        Some(AutoscaleSpec {
+            min,
+            max: max?,
+            cpu: cpu?,
+            cooldown: cooldown?,
+        })
     }
 
     fn event_listener(

@@ -92,6 +92,7 @@ fn supervisor_rpc(
     let active = api::xmlrpc::Config {
         manifest: manifest.clone(),
         names: given_names(&names),
+        overrides: Default::default(),
     };
     let path = manifest.path.clone();
     let reread: api::xmlrpc::Reread = Box::new(move || {
@@ -99,6 +100,7 @@ fn supervisor_rpc(
         Ok(api::xmlrpc::Config {
             names: given_names(&loaded.supervisor.unwrap_or_default()),
             manifest: loaded.manifest,
+            overrides: Default::default(),
         })
     });
     api::xmlrpc::Rpc::new(active, names.identifier, Some(reread))
@@ -349,6 +351,15 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         http_listen: remote.as_ref().map(|l| l.local_addr()),
         rpc: rpc.clone(),
     };
+    // Autoscale follows the CPU samples, so it looks as often as they are taken; without
+    // sampling (validation refuses `autoscale` then) it has nothing to read.
+    if let Some(every) = settings.sample_every {
+        let live = api::autoscale::Live {
+            state: state.clone(),
+            changes: state.services.changes(),
+        };
+        tokio::spawn(api::autoscale::run(live, every));
+    }
     let rpc_state = rpc;
     let reload_state = state.clone();
     // Both servers end on this: a watch, so neither can miss the moment.

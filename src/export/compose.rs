@@ -117,6 +117,16 @@ fn service(
 ) -> Node {
     let n = &svc.name;
     note_common(svc, export, "Compose");
+    if svc.autoscale.is_some() {
+        export.note(
+            n,
+            "autoscale",
+            format!(
+                "Compose does not scale by load: deploy.replicas is the count it starts with ({}); `docker compose up --scale {n}=N` changes it by hand",
+                svc.instances
+            ),
+        );
+    }
     if svc.instances > 1 {
         note_replica_index(
             svc,

@@ -1,6 +1,6 @@
 //! Kubernetes: one multi-document YAML file, `kubernetes.yaml`, with a Service per service
 //! that declares a port (`port_base`), then a Deployment per long-running service and an
-//! indexed Job per task.
+//! indexed Job per task, then a HorizontalPodAutoscaler per `autoscale`.
 //!
 //! Mapping notes (also in the file's header comment):
 //! - `{port}` becomes `port_base`: every pod has its own network namespace, so every replica
@@ -16,7 +16,8 @@
 //!   for readiness whether the condition was `started` or `healthy`.
 
 use crate::config::model::{
-    CheckSpec, Condition, Kind, Manifest, ProbeSpec, Program, RestartPolicy, ServiceSpec,
+    AutoscaleSpec, CheckSpec, Condition, Kind, Manifest, ProbeSpec, Program, RestartPolicy,
+    ServiceSpec,
 };
 use crate::config::signal::Signal;
 
@@ -87,6 +88,7 @@ pub fn export_kubernetes(
 
     let mut front = Vec::new();
     let mut workloads = Vec::new();
+    let mut scalers = Vec::new();
     for svc in &selected {
         let name = k8s_name(svc);
         if name != svc.name {
@@ -108,11 +110,14 @@ pub fn export_kubernetes(
             options,
             &mut export,
         ));
+        if let Some(auto) = &svc.autoscale {
+            scalers.push(autoscaler(svc, auto, &name, &labels, options, &mut export));
+        }
     }
 
     let mut text = String::new();
     text.push_str(&header(manifest));
-    for doc in front.iter().chain(&workloads) {
+    for doc in front.iter().chain(&workloads).chain(&scalers) {
         text.push_str("---\n");
         text.push_str(&yaml::to_string(doc));
     }
@@ -193,7 +198,9 @@ fn workload(
     let index = if is_job { Index::JobIndex } else { Index::Zero };
     note_common(svc, export, "Kubernetes");
 
-    if !is_job && svc.instances > 1 {
+    // An autoscaled Deployment may have several replicas whatever it starts with.
+    let replicated = svc.instances > 1 || svc.autoscale.is_some();
+    if !is_job && replicated {
         note_replica_index(
             svc,
             export,
@@ -350,6 +357,95 @@ fn workload(
         .into()
 }
 
+/// `autoscale` as a HorizontalPodAutoscaler (autoscaling/v2) of the service's Deployment:
+/// the same bounds, the same target as an average of CPU per pod (tend's % of one core in
+/// millicores, so no resource request is needed), scale-down one pod per `cooldown`.
+fn autoscaler(
+    svc: &ServiceSpec,
+    auto: &AutoscaleSpec,
+    name: &str,
+    labels: &Map,
+    options: &KubeOptions,
+    export: &mut Export,
+) -> Node {
+    // HPA's limits: a policy's period is at most 30 minutes, a stabilisation window an hour.
+    let cooldown = ceil_secs(auto.cooldown);
+    let period = cooldown.clamp(1, 1800);
+    let window = cooldown.clamp(0, 3600);
+    let mut why = String::from(
+        "a HorizontalPodAutoscaler (needs the metrics server) with the same bounds and target; it scales down as soon as the CPU is under the target (one pod per cooldown, after a cooldown-long stabilisation), where tend waits until it is under half of it",
+    );
+    if cooldown > 1800 {
+        why.push_str("; the cooldown is capped at 1800 s, the longest period a policy takes");
+    }
+    export.note(&svc.name, "autoscale", why);
+    if !svc.autostart {
+        export.note(
+            &svc.name,
+            "autostart",
+            "an autoscaler does not scale a Deployment at 0 replicas: it acts once you scale it up",
+        );
+    }
+    let millicores = ((auto.cpu * 10.0).round() as i64).max(1);
+    let policy = |pods: u32| -> Node {
+        Node::Seq(vec![
+            Map::new()
+                .entry("type", "Pods")
+                .entry("value", pods)
+                .entry("periodSeconds", period)
+                .into(),
+        ])
+    };
+    Map::new()
+        .entry("apiVersion", "autoscaling/v2")
+        .entry("kind", "HorizontalPodAutoscaler")
+        .entry("metadata", metadata(name, labels, options))
+        .entry(
+            "spec",
+            Map::new()
+                .entry(
+                    "scaleTargetRef",
+                    Map::new()
+                        .entry("apiVersion", "apps/v1")
+                        .entry("kind", "Deployment")
+                        .entry("name", name),
+                )
+                .entry("minReplicas", auto.min)
+                .entry("maxReplicas", auto.max)
+                .entry(
+                    "metrics",
+                    vec![Node::from(
+                        Map::new().entry("type", "Resource").entry(
+                            "resource",
+                            Map::new().entry("name", "cpu").entry(
+                                "target",
+                                Map::new()
+                                    .entry("type", "AverageValue")
+                                    .entry("averageValue", format!("{millicores}m")),
+                            ),
+                        ),
+                    )],
+                )
+                .entry(
+                    "behavior",
+                    Map::new()
+                        .entry(
+                            "scaleUp",
+                            Map::new()
+                                .entry("stabilizationWindowSeconds", 0i64)
+                                .entry("policies", policy(auto.max)),
+                        )
+                        .entry(
+                            "scaleDown",
+                            Map::new()
+                                .entry("stabilizationWindowSeconds", window)
+                                .entry("policies", policy(1)),
+                        ),
+                ),
+        )
+        .into()
+}
+
 /// The container's environment: tend's own variables, then the service's `env`.
 fn env(svc: &ServiceSpec, index: Index) -> Node {
     let mut items: Vec<Node> = Vec::new();
@@ -373,7 +469,9 @@ fn env(svc: &ServiceSpec, index: Index) -> Node {
                 )
                 .into(),
         ),
-        Index::Zero if svc.instances == 1 => items.push(var("TEND_INSTANCE", "0".into())),
+        Index::Zero if svc.instances == 1 && svc.autoscale.is_none() => {
+            items.push(var("TEND_INSTANCE", "0".into()))
+        }
         Index::Zero => {}
     }
     items.push(var("TEND_SERVICE", svc.name.replace('$', "$$")));

@@ -390,6 +390,15 @@ fn app(manifest: &Manifest, spec: &ServiceSpec, exported: &[&str], notes: &mut N
             "PM2 does not speak supervisord's event listener protocol: the program runs, but is never sent any event",
         );
     }
+    if spec.autoscale.is_some() {
+        notes.add(
+            "autoscale",
+            format!(
+                "PM2 does not scale by CPU: instances is the count it starts with ({}); `pm2 scale NAME N` changes it by hand",
+                spec.instances
+            ),
+        );
+    }
     app
 }
 

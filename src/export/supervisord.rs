@@ -1306,6 +1306,15 @@ fn unsupported(svc: &ServiceSpec, notes: &mut Export) {
             "supervisord keeps running when a program goes FATAL; an [eventlistener:x] on PROCESS_STATE_FATAL that signals supervisord does this",
         );
     }
+    if svc.autoscale.is_some() {
+        lost(
+            "autoscale",
+            &format!(
+                "supervisord does not scale by load: numprocs is the count it starts with ({})",
+                svc.instances
+            ),
+        );
+    }
     let r = &svc.resources;
     let checks: [(bool, &str, &str); 8] = [
         (

@@ -863,6 +863,15 @@ impl<'a> ServiceExport<'a> {
         if spec.event_listener.is_some() {
             self.unmapped("event_listener", "systemd sends no supervisord events");
         }
+        if spec.autoscale.is_some() {
+            self.unmapped(
+                "autoscale",
+                format!(
+                    "systemd does not scale by load: the target starts {} instance(s), the count the service starts with; start or stop more NAME@N units by hand",
+                    spec.instances
+                ),
+            );
+        }
     }
 
     /// Per-instance drop-ins of a template: what depends on `{port}` or the instance's GPUs.

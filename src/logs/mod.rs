@@ -72,12 +72,13 @@ impl Stream {
     }
 }
 
-/// File name stem for an instance's logs: `web` for a single instance, `web.2` otherwise.
-pub fn file_stem(service: &str, index: u32, instances: u32) -> String {
-    if instances == 1 {
-        service.to_string()
-    } else {
+/// File name stem for an instance's logs: `web` for a single instance, `web.2` when the
+/// names carry the index ([`ServiceSpec::is_numbered`]).
+pub fn file_stem(service: &str, index: u32, numbered: bool) -> String {
+    if numbered {
         format!("{service}.{index}")
+    } else {
+        service.to_string()
     }
 }
 
@@ -430,7 +431,7 @@ impl LogSink {
 
     fn register(&self, service: &ServiceSpec, index: u32) -> Arc<InstanceLog> {
         let name = service.instance_name(index);
-        let stem = file_stem(&service.name, index, service.instances);
+        let stem = file_stem(&service.name, index, service.is_numbered());
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let previous = match registry.get(name.as_str()) {
             Some(log) if log.spec == service.logs && log.stem == stem => return log.clone(),
@@ -750,8 +751,8 @@ mod tests {
 
     #[test]
     fn stems_and_paths() {
-        assert_eq!(file_stem("web", 0, 1), "web");
-        assert_eq!(file_stem("web", 2, 4), "web.2");
+        assert_eq!(file_stem("web", 0, false), "web");
+        assert_eq!(file_stem("web", 2, true), "web.2");
         assert_eq!(
             log_path(Path::new("/l"), "web.2", Stream::Err),
             PathBuf::from("/l/web.2.err.log")

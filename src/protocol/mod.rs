@@ -157,7 +157,87 @@ pub struct ServiceInfo {
     pub autostart: bool,
     /// The services it waits for.
     pub depends_on: Vec<String>,
+    /// How many instances it has now: the manifest's `instances`, or what `tend scale` or
+    /// the autoscaler set.
+    #[serde(default)]
+    pub count: u32,
+    /// Present while the count is not the manifest's own: set by `tend scale` or the
+    /// autoscaler, kept until the manifest's `instances` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled: Option<Scaled>,
+    /// The manifest's `autoscale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleInfo>,
     pub instances: Vec<InstanceInfo>,
+}
+
+/// Who set a service's count while tend runs, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Scaled {
+    /// The manifest's `instances`.
+    pub manifest: u32,
+    /// `tend scale` or `autoscale`.
+    pub by: String,
+    /// The last change: `tend scale by uid 1000: 2 → 4`, `cpu 85% > 70% target: 2 → 3`.
+    pub reason: String,
+    /// When, in unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// `autoscale = { min, max, cpu, cooldown }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AutoscaleInfo {
+    pub min: u32,
+    pub max: u32,
+    /// The target mean CPU per running instance, in % of one core.
+    pub cpu_percent: f64,
+    pub cooldown_ms: u64,
+}
+
+/// `POST /api/v1/actions/scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// A service (not an instance or a group).
+    #[schemars(length(min = 1))]
+    pub service: String,
+    /// The number of instances it is to have. To stop them all and keep the count, use the
+    /// `stop` action.
+    #[schemars(range(min = 1, max = 10000))]
+    #[serde(deserialize_with = "whole_number")]
+    pub instances: u32,
+}
+
+/// A JSON number with no fraction, as JSON Schema's `integer` counts them: `4` or `4.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number of instances, not {n}"
+        )))
+    }
+}
+
+/// What `POST /api/v1/actions/scale` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScaleResponse {
+    pub service: String,
+    /// The count before and after.
+    pub from: u32,
+    pub to: u32,
+    /// The manifest's `instances`: the count an apply that changes it brings back.
+    pub manifest: u32,
+    /// Instances stopped: the highest indices, for a smaller count (or, from one instance
+    /// named like its service, that instance, which comes back as `NAME:0`).
+    pub stopped: Vec<String>,
+    /// Instances started, each with its outcome: the new indices, when the service runs.
+    pub started: Vec<ActionResult>,
+    /// Whether the service runs: when it does not, new instances are added stopped.
+    pub running: bool,
+    /// Every instance that was to start did.
+    pub ok: bool,
 }
 
 /// `GET /ready`: whether every autostart service is ready.
@@ -251,6 +331,21 @@ pub struct PlanReport {
     /// `[tend]` settings that differ (`tend.http`, `tend.state_dir`): tend takes them only
     /// when it starts (`tend down && tend up`); apply leaves them.
     pub daemon_changes: Vec<String>,
+    /// Services whose count was set while tend runs (`tend scale`, autoscale) and which the
+    /// manifest's `instances` has not changed since: the apply keeps their count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_counts: Vec<KeptCount>,
+}
+
+/// A count set while tend runs that an apply keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KeptCount {
+    pub name: String,
+    pub instances: u32,
+    /// The manifest's `instances`.
+    pub manifest: u32,
+    /// `tend scale` or `autoscale`.
+    pub by: String,
 }
 
 impl PlanReport {

@@ -63,7 +63,8 @@ pub enum Record {
     Sample(SampleRow),
 }
 
-/// A state change, spawn, exit, probe transition or warning of one instance.
+/// A state change, spawn, exit, probe transition or warning of one instance, or a change of
+/// a service's count.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 pub struct EventRow {
     /// Assigned by the store; ignored when recording.
@@ -71,9 +72,10 @@ pub struct EventRow {
     /// Unix milliseconds.
     pub at_ms: i64,
     pub service: String,
-    /// `web` or `web:2`.
+    /// `web` or `web:2`; the service's name for kind `scale`.
     pub instance: String,
-    /// `state`, `spawn`, `exit`, `ready`, `probe`, `warning` or `reload`.
+    /// `state`, `spawn`, `exit`, `ready`, `probe`, `warning`, `reload`, or `scale` (a change
+    /// of the count by `tend scale` or autoscale, with its reason).
     pub kind: String,
     pub from_state: Option<String>,
     /// For kind `state`, the new state; for kind `reload`, the step: `started`, `replaced`,

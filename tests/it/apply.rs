@@ -434,3 +434,21 @@ fn a_supervisord_conf_applies_like_a_manifest() {
     assert_eq!(p.state_of("new"), "running");
     assert_eq!(run(&p, &["diff"]).0, 0);
 }
+
+#[test]
+fn a_changed_socket_refuses_the_whole_apply() {
+    let first =
+        "[sockets.http]\nlisten = \"tcp://127.0.0.1:0\"\n\n".to_string() + &service("web", "");
+    let p = Project::new(&first);
+    let _d = p.up();
+    let before = pids(&p);
+    rewrite(
+        &p,
+        &(first.replace("127.0.0.1:0", "127.0.0.1:1") + &service("api", "")),
+    );
+    let (code, stdout, stderr) = run(&p, &["apply"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(stderr.contains("[sockets] `http` changed"), "{stderr}");
+    assert_eq!(pids(&p), before, "api was not added, web untouched");
+}

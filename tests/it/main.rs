@@ -28,6 +28,8 @@ mod remote;
 mod notify;
 // `tend diff` and `tend apply` (and SIGHUP): each kind of change, an invalid manifest.
 mod apply;
+// `tend scale` and autoscale: new indices, highest stopped, kept across applies, roles.
+mod scale;
 
 mod supervisord;
 

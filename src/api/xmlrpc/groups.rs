@@ -21,6 +21,8 @@ pub async fn reload_config(rpc: &Rpc) -> Result<Value, Fault> {
     };
     let fresh = reread().map_err(|e| Fault::new(fault::CANT_REREAD, e.to_string()))?;
     let mut configs = rpc.config.lock().await;
+    // As `tend apply` reads it: a count set by `tend scale` is not a change of the file.
+    let fresh = crate::api::scale::rebase(&configs.active, fresh);
     let old = ProcessTable::new(&configs.active.manifest, &configs.active.names);
     let new = ProcessTable::new(&fresh.manifest, &fresh.names);
     let old_groups: BTreeSet<&str> = old.groups().into_iter().collect();

@@ -53,6 +53,9 @@ pub type Reread = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 pub struct Config {
     pub manifest: Manifest,
     pub names: Vec<GivenName>,
+    /// The services whose count was set while tend runs (`tend scale`, the autoscaler):
+    /// `manifest` holds that count. Empty for a file just read.
+    pub overrides: crate::api::scale::Overrides,
 }
 
 pub struct Configs {
@@ -104,8 +107,8 @@ impl Rpc {
 }
 
 /// Hand the engine the new set of services, then publish it to everything that names
-/// services: supervisord's process table, the API's service list (and with it `critical`).
-/// Changes nothing when the engine refuses.
+/// services: supervisord's process table, the API's service list (and with it `critical`,
+/// the counts and the autoscaled services). Changes nothing when the engine refuses.
 pub async fn commit(state: &AppState, active: &mut Config, next: Config) -> Result<(), String> {
     commit_rolling(state, active, next, Vec::new()).await
 }
@@ -115,9 +118,12 @@ pub async fn commit(state: &AppState, active: &mut Config, next: Config) -> Resu
 pub async fn commit_rolling(
     state: &AppState,
     active: &mut Config,
-    next: Config,
+    mut next: Config,
     rolling: Vec<String>,
 ) -> Result<(), String> {
+    // A count set for a service that is gone goes with it.
+    next.overrides
+        .retain(|name, _| next.manifest.service(name).is_some());
     state
         .engine
         .reconfigure(next.manifest.clone(), rolling)
@@ -125,7 +131,7 @@ pub async fn commit_rolling(
         .map_err(|_| "the engine is not answering".to_string())??;
     *state.rpc.table.write().unwrap_or_else(|p| p.into_inner()) =
         Arc::new(ProcessTable::new(&next.manifest, &next.names));
-    state.services.replace(&next.manifest);
+    state.services.replace(&next.manifest, &next.overrides);
     *active = next;
     Ok(())
 }

@@ -79,10 +79,10 @@ impl ProcessTable {
                 let instance = service.instance_name(index);
                 let (group, name) = match given.iter().find(|g| g.instance == instance) {
                     Some(g) => (g.group.clone(), g.name.clone()),
-                    None if service.instances == 1 => (service.name.clone(), service.name.clone()),
+                    None if !service.is_numbered() => (service.name.clone(), service.name.clone()),
                     None => (service.name.clone(), index.to_string()),
                 };
-                let stem = logs::file_stem(&service.name, index, service.instances);
+                let stem = logs::file_stem(&service.name, index, service.is_numbered());
                 let stdout_log = logs::file_of(&service.logs, &log_dir, &stem, Stream::Out);
                 let stderr_log = logs::file_of(&service.logs, &log_dir, &stem, Stream::Err);
                 let config = config_of(service, stdout_log.as_deref(), stderr_log.as_deref());

@@ -119,6 +119,56 @@ fn instances_between_two_or_more_scale_and_from_or_to_one_restart() {
 }
 
 #[test]
+fn a_numbered_service_scales_through_one_without_renaming() {
+    // What `tend scale` and the autoscaler make: `worker:0` stays `worker:0` at one.
+    let numbered = |n: u32| {
+        let mut m = manifest(BASE);
+        let worker = m.services.iter_mut().find(|s| s.name == "worker").unwrap();
+        worker.instances = n;
+        worker.numbered = true;
+        m
+    };
+    let down = plan(&numbered(3), &numbered(1));
+    assert_eq!(down.changed[0].action, Action::Scale { from: 3, to: 1 });
+    let up = plan(&numbered(1), &numbered(4));
+    assert_eq!(up.changed[0].action, Action::Scale { from: 1, to: 4 });
+    // From the file's single `db` to a numbered count: the names change, a restart.
+    let mut scaled = manifest(BASE);
+    let db = scaled.services.iter_mut().find(|s| s.name == "db").unwrap();
+    db.instances = 3;
+    db.numbered = true;
+    let plan = plan(&manifest(BASE), &scaled);
+    assert_eq!(plan.changed[0].name, "db");
+    assert_eq!(plan.changed[0].action, Action::Restart);
+    assert_eq!(keys(&plan.changed[0]), ["instances"]);
+    // Only the mark, at 2 or more: the same names, nothing to do.
+    let mut marked = manifest(BASE);
+    marked.services[2].numbered = true;
+    assert!(super::plan(&manifest(BASE), &marked).changed.is_empty());
+}
+
+#[test]
+fn autoscale_settings_update_and_adding_it_to_one_instance_renames() {
+    let auto = BASE.replace(
+        "instances = 2",
+        "instances = 2\nautoscale = { min = 2, max = 4, cpu = \"70%\" }",
+    );
+    let wider = auto.replace("max = 4", "max = 6");
+    let plan = plan(&manifest(&auto), &manifest(&wider));
+    assert_eq!(keys(&plan.changed[0]), ["autoscale"]);
+    assert_eq!(plan.changed[0].action, Action::Update);
+    // db, one instance `db`, autoscaled from 1: it becomes `db:0`.
+    let db = BASE.replace(
+        "command = \"sleep 100\"",
+        "command = \"sleep 100\"\nautoscale = { max = 3, cpu = \"70%\" }",
+    );
+    let renamed = super::plan(&manifest(BASE), &manifest(&db));
+    assert_eq!(renamed.changed[0].name, "db");
+    assert_eq!(keys(&renamed.changed[0]), ["instances", "autoscale"]);
+    assert_eq!(renamed.changed[0].action, Action::Restart);
+}
+
+#[test]
 fn a_scale_with_a_restart_setting_restarts() {
     let new = BASE.replace("instances = 2", "instances = 3\nstop_timeout = \"3s\"");
     let plan = plan(&manifest(BASE), &manifest(&new));

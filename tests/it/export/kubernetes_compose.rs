@@ -540,3 +540,114 @@ fn sockets_are_reported_not_dropped_by_kubernetes_and_compose() {
         compose.report()
     );
 }
+
+#[test]
+fn autoscale_becomes_a_horizontal_pod_autoscaler_and_a_note_for_compose() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        r#"
+[services.api]
+command = "./api"
+port_base = 8000
+instances = 3
+autoscale = { min = 2, max = 8, cpu = "70%", cooldown = "2m" }
+
+[services.slow]
+command = "./slow"
+autostart = false
+autoscale = { max = 4, cpu = 1.25, cooldown = "2h" }
+"#,
+    );
+    let export = export_kubernetes(
+        &m,
+        &[],
+        &KubeOptions {
+            image: "registry.example/shop:1.2".into(),
+            namespace: Some("shop".into()),
+        },
+    );
+    let file = write(dir.path(), &export);
+    kube_validate(&file);
+    let docs = parse(&file, false);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Service",
+            "Deployment",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "HorizontalPodAutoscaler"
+        ]
+    );
+    // The Deployment starts with `instances`; the autoscaler takes it from there.
+    assert_eq!(find(&docs, "Deployment", "api")["spec"]["replicas"], 3);
+    let hpa = find(&docs, "HorizontalPodAutoscaler", "api");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["metadata"]["namespace"], "shop");
+    let spec = &hpa["spec"];
+    assert_eq!(spec["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(spec["scaleTargetRef"]["name"], "api");
+    assert_eq!(
+        (spec["minReplicas"].clone(), spec["maxReplicas"].clone()),
+        (2.into(), 8.into())
+    );
+    let target = &spec["metrics"][0]["resource"]["target"];
+    assert_eq!(spec["metrics"][0]["resource"]["name"], "cpu");
+    assert_eq!(target["type"], "AverageValue");
+    assert_eq!(target["averageValue"], "700m");
+    let down = &spec["behavior"]["scaleDown"];
+    assert_eq!(down["stabilizationWindowSeconds"], 120);
+    assert_eq!(down["policies"][0]["type"], "Pods");
+    assert_eq!(down["policies"][0]["value"], 1);
+    assert_eq!(down["policies"][0]["periodSeconds"], 120);
+    assert!(has_note(&export, "api", "autoscale"));
+    // 1.25 cores; a two-hour cooldown is past what a policy takes, and said so.
+    let slow = &find(&docs, "HorizontalPodAutoscaler", "slow")["spec"];
+    assert_eq!(
+        slow["metrics"][0]["resource"]["target"]["averageValue"],
+        "1250m"
+    );
+    assert_eq!(
+        slow["behavior"]["scaleDown"]["policies"][0]["periodSeconds"],
+        1800
+    );
+    assert_eq!(
+        slow["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        3600
+    );
+    let says = |service: &str, setting: &str, text: &str| {
+        export
+            .unmapped
+            .iter()
+            .any(|(s, k, w)| s == service && k == setting && w.contains(text))
+    };
+    assert!(
+        says("slow", "autoscale", "capped at 1800 s"),
+        "{:?}",
+        export.unmapped
+    );
+    assert!(
+        says("slow", "autostart", "at 0 replicas: it acts"),
+        "{:?}",
+        export.unmapped
+    );
+    // Replicas have no index, even for one that starts with one instance.
+    let slow = find(&docs, "Deployment", "slow");
+    let container = &slow["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(env_of(container, "TEND_INSTANCE"), Value::Null);
+    assert!(has_note(&export, "slow", "TEND_INSTANCE"));
+
+    // Compose cannot scale by load: the starting count, and a note.
+    let compose = export_compose(&m, &[], "registry.example/shop:1.2");
+    let file = write(dir.path(), &compose);
+    let docs = parse(&file, true);
+    assert_eq!(docs[0]["services"]["api"]["deploy"]["replicas"], 3);
+    assert!(
+        compose
+            .unmapped
+            .iter()
+            .any(|(s, k, w)| s == "api" && k == "autoscale" && w.contains("--scale api=N"))
+    );
+}

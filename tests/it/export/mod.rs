@@ -336,3 +336,30 @@ sockets = ["http"]
         assert_eq!(socket_note, format != "systemd", "{format}: {stderr}");
     }
 }
+
+#[test]
+fn every_target_says_what_became_of_autoscale() {
+    let project = Project::new(
+        r#"
+[services.api]
+command = "/bin/sleep 1000"
+instances = 2
+autoscale = { min = 2, max = 6, cpu = "60%" }
+"#,
+    );
+    for (format, says) in [
+        ("systemd", "systemd does not scale by load"),
+        ("kubernetes", "HorizontalPodAutoscaler"),
+        ("compose", "Compose does not scale by load"),
+        ("pm2", "PM2 does not scale by CPU"),
+        ("supervisord", "supervisord does not scale by load"),
+    ] {
+        let out = project.tend(&["export", format, "--image", "app:1"]);
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("autoscale: ") && stderr.contains(says),
+            "{format}: {stderr}"
+        );
+    }
+}
