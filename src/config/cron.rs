@@ -39,6 +39,16 @@ pub struct Cron {
     hour_star: bool,
 }
 
+/// One of the five fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Minute,
+    Hour,
+    Day,
+    Month,
+    Weekday,
+}
+
 /// A time zone: the offset from UTC, in seconds east, at a given instant.
 pub trait Zone {
     fn offset(&self, utc: i64) -> i64;
@@ -211,6 +221,25 @@ impl Cron {
             &self.fields[3],
             &self.fields[4],
         ]
+    }
+
+    /// The values a field matches, in order: minutes 0-59, hours 0-23, days of the month
+    /// 1-31, months 1-12, days of the week 0-6 (Sunday is 0). For exporters.
+    pub fn values(&self, field: Field) -> Vec<u32> {
+        let (bits, range) = match field {
+            Field::Minute => (self.minutes, 0..=59),
+            Field::Hour => (u64::from(self.hours), 0..=23),
+            Field::Day => (u64::from(self.days), 1..=31),
+            Field::Month => (u64::from(self.months), 1..=12),
+            Field::Weekday => (u64::from(self.weekdays), 0..=6),
+        };
+        range.filter(|v| bits & (1 << v) != 0).collect()
+    }
+
+    /// Whether a day matches when *either* day field does: both are restricted (neither
+    /// starts with `*`), Vixie cron's rule. Otherwise both must match.
+    pub fn days_either(&self) -> bool {
+        !self.dom_star && !self.dow_star
     }
 
     /// An expression that can never fire (`0 0 30 2 *`) is a mistake: say so.

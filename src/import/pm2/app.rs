@@ -1767,6 +1767,11 @@ fn cron_restart(r: &mut Reader<'_, '_>, table: &mut Table) {
             },
         );
         table.put("schedule", line, value);
+        // PM2 starts the app when it is added, then at these times: a scheduled task
+        // waits for its first time unless told.
+        if !matches!(r.get_bool("autostart"), Some((false, _))) {
+            table.put("autostart", line, Node::new(line, Value::Bool(true)));
+        }
         r.warn(
             line,
             &key,
@@ -1896,9 +1901,7 @@ fn watch(r: &mut Reader<'_, '_>, table: &mut Table, cwd: Option<&str>, cwd_is_en
     if !ignore.is_empty() {
         table.put("watch_ignore", line, Node::new(line, Value::Array(ignore)));
     }
-    if let Some((ms, prop)) = r.get_num("watch_delay")
-        && ms > 0.0
-    {
+    if let Some((ms, prop)) = r.get_num("watch_delay") {
         table.string("watch_debounce", prop.line, duration(ms));
     }
     if let Some(got) = r.get("watch_options") {

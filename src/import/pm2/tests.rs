@@ -541,6 +541,7 @@ fn watch_and_cron() {
     let svc = only(&job);
     assert_eq!(svc["kind"], "task");
     assert_eq!(svc["schedule"], "*/5 * * * *");
+    assert_eq!(svc["autostart"], true, "PM2 runs it when it is added too");
     assert!(svc.get("cron_restart").is_none(), "{svc}");
     assert_warned(&job, "apps[0].cron_restart", "imported as a task");
 
