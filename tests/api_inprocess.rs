@@ -78,6 +78,7 @@ async fn handlers_answer_on_a_real_engine() {
             notify_socket: dir.path().join("notify.sock"),
             listener_io: None,
             sockets: Default::default(),
+            clock: None,
         },
     )
     .unwrap();

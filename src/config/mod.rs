@@ -5,11 +5,13 @@
 //! tree that knows every line, `raw` gives it serde types (also the JSON Schema), and
 //! `validate` turns those into the [`model`], reporting every mistake at once.
 
+pub mod cron;
 pub(crate) mod document;
 pub mod duration;
 pub mod envfile;
 pub mod error;
 pub mod events;
+pub mod glob;
 pub mod graph;
 pub mod interpolate;
 pub mod model;

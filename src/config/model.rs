@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::cron::Cron;
+use crate::config::glob::PathPattern;
 use crate::config::signal::Signal;
 
 /// A whole manifest: daemon settings plus services, keyed by name in file order.
@@ -380,6 +382,12 @@ pub struct ServiceSpec {
     pub event_listener: Option<EventListenerSpec>,
     /// Names of `[sockets]` every instance receives, in this order, from fd 3 on.
     pub sockets: Vec<String>,
+    /// Restart the running instances at these times (services only).
+    pub cron_restart: Option<Cron>,
+    /// Start a run at these times (tasks only); a run still going then is not doubled.
+    pub schedule: Option<Cron>,
+    /// Restart the running instances when these files change.
+    pub watch: Option<WatchSpec>,
 }
 
 /// `autoscale = { min = 2, max = 8, cpu = "70%", cooldown = "1m" }`: the instances follow
@@ -393,6 +401,20 @@ pub struct AutoscaleSpec {
     /// The least time between two changes of the count.
     pub cooldown: Duration,
 }
+
+/// `watch`, `watch_ignore` and `watch_debounce`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchSpec {
+    /// A change to a path matching one of these may restart…
+    pub paths: Vec<PathPattern>,
+    /// …unless it also matches one of these.
+    pub ignore: Vec<PathPattern>,
+    /// How long the files must be quiet after a change before the restart.
+    pub debounce: Duration,
+}
+
+/// What `watch_debounce` is when not set.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// `[services.NAME.event_listener]`: the events a listener pool subscribes to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -183,6 +183,9 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
         critical,
         event_listener,
         sockets,
+        cron_restart,
+        schedule,
+        watch,
     } = old;
     let mut out = Settings::default();
     use Effect::{Restart, Update};
@@ -250,6 +253,11 @@ pub fn compare(old: &ServiceSpec, new: &ServiceSpec) -> Vec<Setting> {
     );
     // The fds a process is given.
     out.field("sockets", sockets, &new.sockets, Restart);
+    // Read by the supervisor's schedule and watch tasks, which start again with the new
+    // spec; no process is touched until one fires.
+    out.field("cron_restart", cron_restart, &new.cron_restart, Update);
+    out.field("schedule", schedule, &new.schedule, Update);
+    out.field("watch", watch, &new.watch, Update);
     out.0
 }
 

@@ -340,6 +340,32 @@ pub struct RawService {
     pub gpus_per_instance: Option<i64>,
     /// Restart an instance whose processes hold more GPU memory than this (NVIDIA, via NVML).
     pub max_gpu_memory: Option<SizeValue>,
+    /// Services only: restart the running instances on this cron schedule, in tend's local
+    /// time: five fields (minute hour day-of-month month day-of-week) such as "0 3 * * *",
+    /// or @hourly, @daily, @weekly, @monthly, @yearly. Instances that are not running are
+    /// left alone.
+    #[schemars(extend("examples" = ["0 3 * * *", "@daily", "*/30 9-17 * * mon-fri"]))]
+    pub cron_restart: Option<String>,
+    /// Tasks only: start a run on this cron schedule, in tend's local time ("*/5 * * * *",
+    /// "@hourly"). A run still going when the next is due is not doubled: that one is
+    /// skipped and recorded. A scheduled task does not start with `tend up` unless
+    /// `autostart = true` says so.
+    #[schemars(extend("examples" = ["*/5 * * * *", "0 2 * * *", "@hourly"]))]
+    pub schedule: Option<String>,
+    /// Runs of a scheduled task at once. Only 1 (the default) is supported: a run still going
+    /// when the next is due makes tend skip that one.
+    #[schemars(range(min = 1, max = 1))]
+    pub max_concurrent: Option<i64>,
+    /// Restart the running instances when files matching these globs change: paths relative
+    /// to the manifest's directory, `*`, `?` and `[...]` within a name, `**` across
+    /// directories, and a directory covers everything in it ("src/**/*.py", "config").
+    pub watch: Option<PathList>,
+    /// Changes to paths matching these globs never restart ("**/__pycache__", "*.log").
+    /// tend's state directory and the services' log files are always ignored.
+    pub watch_ignore: Option<PathList>,
+    /// How long the watched files must be quiet after a change before the restart, so a
+    /// burst of changes restarts once. Default: "500ms".
+    pub watch_debounce: Option<DurationValue>,
 }
 
 /// `readiness`, `liveness` or `startup`: exactly one check, and when to run it.

@@ -177,6 +177,9 @@ fn a_minimal_service_gets_every_default() {
             critical: false,
             event_listener: None,
             sockets: vec![],
+            cron_restart: None,
+            schedule: None,
+            watch: None,
         }]
     );
 }
@@ -1625,10 +1628,16 @@ fn schema_describes_every_key_and_denies_unknown_ones() {
         "event_listener",
         "sockets",
         "autoscale",
+        "cron_restart",
+        "schedule",
+        "max_concurrent",
+        "watch",
+        "watch_ignore",
+        "watch_debounce",
     ] {
         assert!(service.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(service.len(), 47, "a key was added: list it above");
+    assert_eq!(service.len(), 53, "a key was added: list it above");
     for table in [
         "RawProbe",
         "RawCheck",
@@ -2682,4 +2691,110 @@ fn autoscale_needs_cpu_sampling() {
             "follows the sampled CPU, but `tend.sample_every` turns sampling off"
         )]
     );
+}
+
+#[test]
+fn schedules_and_watches_are_read() {
+    let spec = web(&[
+        "command = \"x\"",
+        "cron_restart = \"0 3 * * *\"",
+        "watch = [\"src/**/*.py\", \"config\"]",
+        "watch_ignore = \"**/__pycache__\"",
+        "watch_debounce = \"1s\"",
+    ]);
+    assert_eq!(spec.cron_restart.unwrap().to_string(), "0 3 * * *");
+    assert!(spec.autostart);
+    let watch = spec.watch.unwrap();
+    assert_eq!(watch.debounce, Duration::from_secs(1));
+    let written: Vec<&str> = watch.paths.iter().map(|p| p.written.as_str()).collect();
+    assert_eq!(written, ["src/**/*.py", "config"]);
+    assert!(watch.paths[0].absolute.is_absolute());
+    assert_eq!(watch.ignore[0].written, "**/__pycache__");
+    let spec = web(&["command = \"x\"", "watch = \"src\""]);
+    assert_eq!(
+        spec.watch.unwrap().debounce,
+        crate::config::model::DEFAULT_WATCH_DEBOUNCE
+    );
+
+    let task = web(&[
+        "command = \"x\"",
+        "kind = \"task\"",
+        "schedule = \"@hourly\"",
+        "max_concurrent = 1",
+    ]);
+    assert_eq!(task.schedule.unwrap().fields(), ["0", "*", "*", "*", "*"]);
+    assert!(!task.autostart, "a scheduled task waits for its schedule");
+    let task = web(&[
+        "command = \"x\"",
+        "kind = \"task\"",
+        "schedule = \"*/5 * * * *\"",
+        "autostart = true",
+    ]);
+    assert!(task.autostart, "unless it is told to run at `up` too");
+}
+
+#[test]
+fn schedule_and_watch_errors_name_their_keys() {
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "cron_restart = \"61 * * * *\"",
+        "schedule = \"* * * * *\"",
+        "watch = []",
+        "watch_debounce = \"fast\"",
+    ]);
+    let found: Vec<(Option<usize>, &str, &str)> = errors
+        .iter()
+        .map(|e| (e.1, e.2.as_str(), e.3.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                Some(3),
+                "services.web.cron_restart",
+                r#"bad minute field "61": 61 is not in 0-59"#
+            ),
+            (
+                Some(4),
+                "services.web.schedule",
+                "only a task (`kind = \"task\"`) runs on a schedule; a service is restarted on one with `cron_restart`"
+            ),
+            (
+                Some(5),
+                "services.web.watch",
+                "must name at least one path or glob"
+            ),
+        ],
+        "watch_debounce is not read when watch is empty: {errors:?}"
+    );
+
+    let errors = web_errors(&[
+        "command = \"x\"",
+        "kind = \"task\"",
+        "schedule = \"0 0 30 2 *\"",
+        "max_concurrent = 3",
+        "cron_restart = \"@daily\"",
+        "watch_ignore = [\"x\"]",
+    ]);
+    let keys: Vec<(&str, Option<usize>)> = errors.iter().map(|e| (e.2.as_str(), e.1)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("services.web.schedule", Some(4)),
+            ("services.web.max_concurrent", Some(5)),
+            ("services.web.cron_restart", Some(6)),
+            ("services.web.watch_ignore", Some(7)),
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[0].3.starts_with("never fires"), "{errors:?}");
+    assert!(errors[1].3.contains("3 is not supported"), "{errors:?}");
+
+    let errors = web_errors(&["command = \"x\"", "max_concurrent = 1"]);
+    assert_eq!(errors[0].3, "only applies with `schedule`");
+    let errors = web_errors(&["command = \"x\"", "watch = [\"src\", \"\"]"]);
+    assert_eq!(errors[0].2, "services.web.watch[1]");
+    assert_eq!(errors[0].3, "must not be empty");
+    let errors = web_errors(&["command = \"x\"", "cron_restart = 5"]);
+    assert_eq!(errors[0].2, "services.web.cron_restart");
 }

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::config::cron::Cron;
 use crate::config::document::{Dotted, Entry, Node, Segment, Value};
 use crate::config::error::ConfigError;
+use crate::config::glob::PathPattern;
 use crate::config::model::{
     AutoscaleSpec, BackoffSpec, CgroupMode, CheckSpec, Condition, DEFAULT_BACKLOG,
     DEFAULT_JOURNAL_SOCKET, DEFAULT_SOCKET_MODE, DEFAULT_SYSLOG_SOCKET, DaemonSettings, Dependency,
@@ -19,6 +21,7 @@ use crate::config::model::{
     NoticeKind, NotifySpec, NotifyTarget, OnUnready, PayloadFormat, ProbeSpec, Program,
     ResourceSpec, RestartLimit, RestartPolicy, ServiceSpec, SocketSpec, TIMESTAMP_DIRECTIVES,
 };
+use crate::config::model::{DEFAULT_WATCH_DEBOUNCE, WatchSpec};
 use crate::config::raw::{
     self, CpuValue, DependsOn, DurationValue, IdValue, Loose, RawBackoff, RawCgroups, RawCheck,
     RawCondition, RawDaemon, RawGrowth, RawHistory, RawHttp, RawKind, RawLogFormat, RawLogs,
@@ -942,6 +945,8 @@ impl Validator<'_> {
             );
         }
         let resources = self.resources(raw, &base);
+        let (cron_restart, schedule) = self.schedules(raw, kind, &base);
+        let watch = self.watch(raw, &base);
         if startup.is_some() && liveness.is_none() {
             self.error(
                 &at("startup"),
@@ -962,7 +967,8 @@ impl Validator<'_> {
             group,
             umask,
             kind,
-            autostart: raw.autostart.unwrap_or(true),
+            // A scheduled task runs when its schedule says, unless told to run at `up` too.
+            autostart: raw.autostart.unwrap_or(schedule.is_none()),
             instances,
             // An autoscaled count may pass through 1: its names stay `web:0`.
             numbered: autoscale.is_some(),
@@ -996,6 +1002,103 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|l| self.event_listener(l, &at("event_listener"), kind)),
             sockets,
+            cron_restart,
+            schedule,
+            watch,
+        })
+    }
+
+    /// `cron_restart` (services), `schedule` and `max_concurrent` (tasks).
+    fn schedules(
+        &mut self,
+        raw: &RawService,
+        kind: Kind,
+        base: &[Segment],
+    ) -> (Option<Cron>, Option<Cron>) {
+        let at = |field: &str| join(base, &[key(field)]);
+        let parse = |this: &mut Self, text: Option<&String>, field: &str| {
+            let cron = Cron::parse(text?)
+                .map_err(|e| this.error(&at(field), e))
+                .ok()?;
+            Some(cron)
+        };
+        let cron_restart = parse(self, raw.cron_restart.as_ref(), "cron_restart");
+        let schedule = parse(self, raw.schedule.as_ref(), "schedule");
+        if raw.cron_restart.is_some() && kind == Kind::Task {
+            self.error(
+                &at("cron_restart"),
+                "a task runs on a schedule with `schedule`; `cron_restart` restarts a running service",
+            );
+        }
+        if raw.schedule.is_some() && kind == Kind::Service {
+            self.error(
+                &at("schedule"),
+                "only a task (`kind = \"task\"`) runs on a schedule; a service is restarted on one with `cron_restart`",
+            );
+        }
+        match raw.max_concurrent {
+            None => {}
+            Some(_) if raw.schedule.is_none() => {
+                self.error(&at("max_concurrent"), "only applies with `schedule`");
+            }
+            Some(n) if n < 1 => {
+                self.error(&at("max_concurrent"), format!("must be 1, not {n}"));
+            }
+            Some(1) => {}
+            Some(n) => self.error(
+                &at("max_concurrent"),
+                format!(
+                    "{n} is not supported: tend runs one run of a scheduled task at a time, and skips a run that is due while the previous one is still going; use 1"
+                ),
+            ),
+        }
+        (cron_restart, schedule)
+    }
+
+    /// `watch`, `watch_ignore` and `watch_debounce`.
+    fn watch(&mut self, raw: &RawService, base: &[Segment]) -> Option<WatchSpec> {
+        let at = |field: &str| join(base, &[key(field)]);
+        let Some(paths) = &raw.watch else {
+            for field in ["watch_ignore", "watch_debounce"] {
+                let written = match field {
+                    "watch_ignore" => raw.watch_ignore.is_some(),
+                    _ => raw.watch_debounce.is_some(),
+                };
+                if written {
+                    self.error(&at(field), "only applies with `watch`");
+                }
+            }
+            return None;
+        };
+        if paths.0.is_empty() {
+            self.error(&at("watch"), "must name at least one path or glob");
+            return None;
+        }
+        let patterns = |this: &mut Self, list: &[String], field: &str| {
+            let mut out = Vec::new();
+            for (i, written) in list.iter().enumerate() {
+                match PathPattern::new(written, &this.base_dir) {
+                    Ok(pattern) => out.push(pattern),
+                    Err(why) => this.error(&join(&at(field), &[Segment::Index(i)]), why),
+                }
+            }
+            out
+        };
+        let paths = patterns(self, &paths.0, "watch");
+        let ignore = patterns(
+            self,
+            raw.watch_ignore.as_ref().map_or(&[][..], |l| &l.0),
+            "watch_ignore",
+        );
+        let debounce = self.duration_or(
+            raw.watch_debounce.as_ref(),
+            &at("watch_debounce"),
+            DEFAULT_WATCH_DEBOUNCE,
+        );
+        Some(WatchSpec {
+            paths,
+            ignore,
+            debounce,
         })
     }
 

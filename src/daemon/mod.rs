@@ -280,6 +280,7 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             notify_socket: state_dir.join("notify.sock"),
             listener_io: Some(listener_io),
             sockets,
+            clock: None,
         },
     )?;
     {

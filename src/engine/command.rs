@@ -94,6 +94,30 @@ pub enum SupervisorCommand {
         rolling: Vec<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// A schedule or a file watch of `service` fired (see `engine::schedule`,
+    /// `engine::watch`); `reason` goes into the state changes it causes. The answer comes
+    /// once the instances acted on are running again (a run: once it has ended).
+    Trigger {
+        service: String,
+        action: Trigger,
+        reason: String,
+        reply: Option<oneshot::Sender<Result<Outcomes, UnknownTarget>>>,
+    },
+}
+
+/// What a fired schedule or watch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Restart the service's instances that are running now; leave the others alone
+    /// (`cron_restart`).
+    RestartRunning,
+    /// Restart the instances that run or ended by themselves (backoff, fatal, exited: a
+    /// fix to the code may be what they wait for); leave alone those stopped on purpose or
+    /// never started (`watch`).
+    RestartUnlessStopped,
+    /// Start a run of each instance at rest; one still going is skipped, and the skip is
+    /// recorded (`schedule`).
+    Run,
 }
 
 /// How a service is reloaded (`tend reload`).
@@ -168,6 +192,8 @@ pub enum InstanceCommand {
     Start {
         manual: bool,
         reply: Option<oneshot::Sender<Outcome>>,
+        /// Why, when not a plain start (a schedule): the state change says so.
+        reason: Option<String>,
     },
     /// Wants to run but must wait for its dependencies; `blocked` says a dependency failed.
     Wait {
@@ -180,6 +206,8 @@ pub enum InstanceCommand {
     },
     Restart {
         reply: Option<oneshot::Sender<Outcome>>,
+        /// Why, when not a request (`cron_restart`, `watch`): the state change says so.
+        reason: Option<String>,
     },
     Signal {
         signal: Signal,

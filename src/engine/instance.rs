@@ -67,6 +67,8 @@ pub struct InstanceTask {
     credentials: Result<Option<Credentials>, String>,
     pending: Vec<(Goal, oneshot::Sender<Outcome>)>,
     waiting_reason: Option<String>,
+    /// Why the command being applied was sent, when it says (a schedule, a watch).
+    requested_reason: Option<String>,
     ctx: InstanceContext,
     status: StatusCell,
     health: Health,
@@ -173,6 +175,7 @@ impl InstanceTask {
             credentials,
             pending: Vec::new(),
             waiting_reason: None,
+            requested_reason: None,
             ctx,
             status,
             health,
@@ -269,8 +272,13 @@ impl InstanceTask {
 
     fn command(&mut self, command: InstanceCommand) -> Option<Input> {
         match command {
-            InstanceCommand::Start { manual, reply } => {
+            InstanceCommand::Start {
+                manual,
+                reply,
+                reason,
+            } => {
                 self.waiting_reason = None;
+                self.requested_reason = reason;
                 if let Some(reply) = reply {
                     self.pend(Goal::Run, reply);
                 }
@@ -298,7 +306,8 @@ impl InstanceTask {
                 }
                 Some(Input::Stop)
             }
-            InstanceCommand::Restart { reply } => {
+            InstanceCommand::Restart { reply, reason } => {
+                self.requested_reason = reason;
                 // Never answered from the state now: a running instance's goal already
                 // holds, but a restart is done only once its successor runs.
                 if let Some(reply) = reply {
@@ -577,12 +586,20 @@ impl InstanceTask {
     }
 
     async fn apply(&mut self, input: Input) {
+        // Only the input a command caused carries the command's reason, and only when it
+        // changes the state (a start of a running instance changes nothing).
+        let mut reason = self.requested_reason.take();
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
             let before = self.lifecycle.state().clone();
             let reload_before = self.lifecycle.reload().cloned();
             let effects = self.lifecycle.step(input, Instant::now());
             let after = self.lifecycle.state().clone();
+            if let Some(why) = reason.take()
+                && before.name() != after.name()
+            {
+                self.lifecycle.set_reason(why);
+            }
             // Published before the effects run: while a spawn is in flight the supervisor must
             // see `starting`, not the `stopped` it came from (or a shutdown could finish early).
             if before != after {

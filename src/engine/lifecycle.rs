@@ -393,6 +393,12 @@ impl Lifecycle {
         }
     }
 
+    /// Say why the last transition happened in other words: the instance task does this
+    /// when a schedule or a file watch asked for it, which `step` cannot tell from a user.
+    pub fn set_reason(&mut self, reason: String) {
+        self.reason = reason;
+    }
+
     /// When the next `Tick` is due, if any.
     pub fn deadline(&self) -> Option<Instant> {
         let reload = match &self.reload {

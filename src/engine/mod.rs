@@ -12,10 +12,12 @@ pub mod mailbox;
 pub mod notify;
 pub mod probe;
 pub mod resources;
+pub mod schedule;
 pub mod sockets;
 pub mod spawn;
 pub mod supervisor;
 pub mod tree;
+pub mod watch;
 
 use std::io;
 use std::sync::Arc;
@@ -51,6 +53,9 @@ pub struct EngineOptions {
     pub listener_io: Option<mpsc::UnboundedSender<ListenerIo>>,
     /// The `[sockets]` the daemon bound, passed to the services that name them.
     pub sockets: Arc<sockets::SocketSet>,
+    /// Where `cron_restart` and `schedule` read the time and wait; None: the machine's
+    /// clock and local time zone (tests bring their own).
+    pub clock: Option<Arc<dyn schedule::Clock>>,
 }
 
 /// The pipes of a freshly spawned event listener process, for whoever speaks the protocol
@@ -131,7 +136,13 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         listener_io: options.listener_io,
         sockets: options.sockets.clone(),
     };
-    let supervisor = Supervisor::new(manifest, ctx);
+    let triggers = supervisor::Triggers {
+        commands: commands.downgrade(),
+        clock: options
+            .clock
+            .unwrap_or_else(|| Arc::new(schedule::SystemClock)),
+    };
+    let supervisor = Supervisor::new(manifest, ctx, triggers);
     tokio::spawn(supervisor.run(inbox, changes_rx));
     Ok(EngineHandle {
         commands,

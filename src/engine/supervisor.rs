@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::model::{Condition, Manifest, OnUnready, ServiceSpec};
 use crate::config::plan;
 use crate::engine::command::{
-    InstanceCommand, Outcome, Outcomes, ReloadGroup, ReloadMode, SupervisorCommand, UnknownTarget,
+    InstanceCommand, Outcome, Outcomes, ReloadGroup, ReloadMode, SupervisorCommand, Trigger,
+    UnknownTarget,
 };
-use crate::engine::event::{InstanceStatus, StatusCell};
+use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
 use crate::engine::instance::{InstanceContext, InstanceTask};
 use crate::engine::mailbox;
 
@@ -45,7 +46,9 @@ impl Handle {
                 if let InstanceCommand::Start {
                     reply: Some(reply), ..
                 }
-                | InstanceCommand::Restart { reply: Some(reply) }
+                | InstanceCommand::Restart {
+                    reply: Some(reply), ..
+                }
                 | InstanceCommand::Wait {
                     reply: Some(reply), ..
                 } = queued
@@ -115,6 +118,29 @@ pub struct Supervisor {
     ctx: InstanceContext,
     /// Services being reloaded: one reload of a service at a time.
     reloading: HashSet<String>,
+    /// What schedule and watch tasks are given.
+    triggers: Triggers,
+    /// Each service's schedule and watch tasks, aborted when it is removed (or tend stops).
+    trigger_tasks: HashMap<String, Vec<AbortOnDrop>>,
+    /// What file watches never react to (tend's state dir, the log files), kept current
+    /// across reconfigurations.
+    exclusions: tokio::sync::watch::Sender<Arc<crate::engine::watch::Exclusions>>,
+}
+
+/// What the supervisor needs to run schedules and file watches.
+pub struct Triggers {
+    /// The supervisor's own inbox, held weakly so that the engine can still end.
+    pub commands: mpsc::WeakUnboundedSender<SupervisorCommand>,
+    pub clock: Arc<dyn crate::engine::schedule::Clock>,
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct StartRequest {
@@ -122,11 +148,18 @@ struct StartRequest {
     reply: Option<oneshot::Sender<Outcome>>,
     /// The last reason sent with `Wait`, so it is sent again only when it changes.
     told: Option<String>,
+    /// Why it starts, when not a plain start (a schedule).
+    reason: Option<String>,
 }
 
 impl Supervisor {
-    pub fn new(manifest: Manifest, ctx: InstanceContext) -> Supervisor {
+    pub fn new(manifest: Manifest, ctx: InstanceContext, triggers: Triggers) -> Supervisor {
+        let (exclusions, _) =
+            tokio::sync::watch::channel(Arc::new(crate::engine::watch::Exclusions::of(&manifest)));
         let mut supervisor = Supervisor {
+            triggers,
+            trigger_tasks: HashMap::new(),
+            exclusions,
             members: HashMap::new(),
             depended: Vec::new(),
             services: HashMap::new(),
@@ -186,6 +219,19 @@ impl Supervisor {
             }
         }
         self.stop_after = stop_constraints(manifest, &service_order);
+        self.exclusions
+            .send_replace(Arc::new(crate::engine::watch::Exclusions::of(manifest)));
+        if !self.shutting_down {
+            for name in &service_order {
+                if !self.trigger_tasks.contains_key(name) {
+                    let spec = self.services[name].clone();
+                    let tasks = self.start_triggers(&spec);
+                    if !tasks.is_empty() {
+                        self.trigger_tasks.insert(name.clone(), tasks);
+                    }
+                }
+            }
+        }
         self.members.clear();
         for name in &self.order {
             let spec = &self.instances[name].service;
@@ -229,6 +275,8 @@ impl Supervisor {
         let mut respecced: Vec<&ServiceSpec> = Vec::new();
         let mut leaving_instances: HashSet<String> = HashSet::new();
         let mut removed: Vec<String> = Vec::new();
+        // Changed services whose schedule or watch tasks must start again.
+        let mut retriggered: Vec<String> = Vec::new();
         for (name, kept) in &self.services {
             match manifest.service(name) {
                 None => {
@@ -237,6 +285,12 @@ impl Supervisor {
                 }
                 Some(spec) if **kept == *spec => {}
                 Some(spec) => {
+                    if (&kept.cron_restart, &kept.schedule, &kept.watch)
+                        != (&spec.cron_restart, &spec.schedule, &spec.watch)
+                    {
+                        // `adopt` starts them again from the new spec.
+                        retriggered.push(name.clone());
+                    }
                     let restart = plan::compare(kept, spec)
                         .iter()
                         .any(|s| s.effect == plan::Effect::Restart);
@@ -290,6 +344,10 @@ impl Supervisor {
         for name in &removed {
             self.services.remove(name);
             self.dependency_ready.remove(name);
+            self.trigger_tasks.remove(name);
+        }
+        for name in &retriggered {
+            self.trigger_tasks.remove(name);
         }
         // `adopt` gives a replaced service its new spec and new tasks; its readiness as a
         // dependency is kept, so dependents see it come back.
@@ -386,7 +444,7 @@ impl Supervisor {
                     let _ = reply.send(Err(e));
                 }
                 Ok(names) => {
-                    let receivers = self.request_start(&names, true);
+                    let receivers = self.request_start(&names, true, None);
                     tokio::spawn(collect(receivers, reply));
                 }
             },
@@ -417,7 +475,10 @@ impl Supervisor {
                     }
                     self.fan_out(
                         names,
-                        |tx| InstanceCommand::Restart { reply: Some(tx) },
+                        |tx| InstanceCommand::Restart {
+                            reply: Some(tx),
+                            reason: None,
+                        },
                         reply,
                     );
                 }
@@ -456,6 +517,8 @@ impl Supervisor {
             }
             SupervisorCommand::Shutdown { reply } => {
                 self.shutting_down = true;
+                // No schedule or file change starts anything from now on.
+                self.trigger_tasks.clear();
                 self.to_start.clear();
                 for waiter in self.settle_waiters.drain(..) {
                     let outcomes = waiter
@@ -510,6 +573,141 @@ impl Supervisor {
                 reply,
             } => {
                 let _ = reply.send(self.reconfigure(&manifest, &rolling));
+            }
+            SupervisorCommand::Trigger {
+                service,
+                action,
+                reason,
+                reply,
+            } => {
+                let reply = reply.unwrap_or_else(|| oneshot::channel().0);
+                self.trigger(&service, action, reason, reply);
+            }
+        }
+    }
+
+    /// The schedule and watch tasks `spec` asks for.
+    fn start_triggers(&self, spec: &ServiceSpec) -> Vec<AbortOnDrop> {
+        let mut tasks = Vec::new();
+        let schedules = [
+            (spec.cron_restart.as_ref(), Trigger::RestartRunning),
+            (spec.schedule.as_ref(), Trigger::Run),
+        ];
+        for (cron, action) in schedules {
+            if let Some(cron) = cron {
+                let task = tokio::spawn(crate::engine::schedule::run(
+                    spec.name.clone(),
+                    cron.clone(),
+                    action,
+                    self.triggers.clock.clone(),
+                    self.triggers.commands.clone(),
+                ));
+                tasks.push(AbortOnDrop(task.abort_handle()));
+            }
+        }
+        if let Some(watch) = &spec.watch {
+            let task = tokio::spawn(crate::engine::watch::run(
+                spec.name.clone(),
+                watch.clone(),
+                self.ctx.base_dir.clone(),
+                self.exclusions.subscribe(),
+                self.triggers.commands.clone(),
+            ));
+            tasks.push(AbortOnDrop(task.abort_handle()));
+        }
+        tasks
+    }
+
+    /// [`SupervisorCommand::Trigger`]: decided against the states of now, so that a run
+    /// still going is never doubled and an instance at rest is never restarted.
+    fn trigger(
+        &mut self,
+        service: &str,
+        action: Trigger,
+        reason: String,
+        reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
+    ) {
+        let names: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.instances[*n].service.name == service)
+            .cloned()
+            .collect();
+        if self.shutting_down || names.is_empty() {
+            let _ = reply.send(Ok(Vec::new()));
+            return;
+        }
+        match action {
+            Trigger::RestartRunning | Trigger::RestartUnlessStopped => {
+                let wanted: &[&str] = if action == Trigger::RestartRunning {
+                    &["running"]
+                } else {
+                    &["running", "backoff", "fatal", "exited"]
+                };
+                let running: Vec<String> = names
+                    .into_iter()
+                    .filter(|n| {
+                        wanted.contains(&self.instances[n].state())
+                            && !self.to_start.contains_key(n)
+                    })
+                    .collect();
+                if running.is_empty() {
+                    let what = if action == Trigger::RestartRunning {
+                        "not running"
+                    } else {
+                        "stopped"
+                    };
+                    crate::logs::own::say(&format!(
+                        "{service}: {reason}: {what}; nothing to restart"
+                    ));
+                    let _ = reply.send(Ok(Vec::new()));
+                    return;
+                }
+                for name in &running {
+                    self.to_start.remove(name);
+                }
+                self.fan_out(
+                    running,
+                    |tx| InstanceCommand::Restart {
+                        reply: Some(tx),
+                        reason: Some(reason.clone()),
+                    },
+                    reply,
+                );
+            }
+            Trigger::Run => {
+                let mut idle = Vec::new();
+                for name in names {
+                    let handle = &self.instances[&name];
+                    let state = handle.state();
+                    let at_rest = matches!(state, "stopped" | "exited" | "fatal")
+                        && !self.to_start.contains_key(&name)
+                        && !handle.start_in_flight();
+                    if at_rest {
+                        idle.push(name);
+                        continue;
+                    }
+                    let state = if self.to_start.contains_key(&name) || state == "stopped" {
+                        "waiting to start"
+                    } else {
+                        state
+                    };
+                    let message = format!("{reason}: skipped, the previous run is still {state}");
+                    crate::logs::own::say(&format!("{name}: {message}"));
+                    let _ = self.ctx.events.send(Event {
+                        at: std::time::SystemTime::now(),
+                        instance: name.clone(),
+                        service: service.to_string(),
+                        kind: EventKind::Warning { message },
+                    });
+                }
+                if idle.is_empty() {
+                    let _ = reply.send(Ok(Vec::new()));
+                    return;
+                }
+                // Like `tend start`: dependencies start too, and a fatal task is tried again.
+                let receivers = self.request_start(&idle, true, Some(reason));
+                tokio::spawn(collect(receivers, reply));
             }
         }
     }
@@ -626,6 +824,7 @@ impl Supervisor {
         &mut self,
         names: &[String],
         manual: bool,
+        reason: Option<String>,
     ) -> Vec<(String, oneshot::Receiver<Outcome>)> {
         if self.shutting_down {
             return names
@@ -646,6 +845,7 @@ impl Supervisor {
                     manual,
                     reply: Some(tx),
                     told: None,
+                    reason: reason.clone(),
                 },
             );
             receivers.push((name.clone(), rx));
@@ -678,6 +878,7 @@ impl Supervisor {
                                 manual: false,
                                 reply: None,
                                 told: None,
+                                reason: None,
                             },
                         );
                     }
@@ -702,7 +903,7 @@ impl Supervisor {
             })
             .cloned()
             .collect();
-        let _ = self.request_start(&names, false);
+        let _ = self.request_start(&names, false, None);
     }
 
     /// Whether the dependencies of `name` hold; Err(reason, blocked) when they do not.
@@ -797,6 +998,7 @@ impl Supervisor {
                     handle.send(InstanceCommand::Start {
                         manual: request.manual,
                         reply: request.reply,
+                        reason: request.reason,
                     });
                 }
                 Err((reason, blocked)) => {
@@ -916,7 +1118,7 @@ impl Supervisor {
         }
         if !held.is_empty() {
             // Through the normal start path: its dependency conditions are checked again.
-            let _ = self.request_start(&held, false);
+            let _ = self.request_start(&held, false, None);
         }
         let restart: Vec<String> = self
             .restart_on_return
@@ -927,7 +1129,10 @@ impl Supervisor {
         for name in restart {
             self.restart_on_return.remove(&name);
             crate::logs::own::say(&format!("{name}: restarting: {dependency} is ready again"));
-            self.instances[&name].send(InstanceCommand::Restart { reply: None });
+            self.instances[&name].send(InstanceCommand::Restart {
+                reply: None,
+                reason: None,
+            });
         }
     }
 

@@ -19,8 +19,8 @@ use crate::config::model::{
 
 use super::yaml::{self, Map, Node};
 use super::{
-    Export, ceil_secs, note_common, note_env_files, note_replica_index, project_name, select,
-    split_host_port,
+    Export, ceil_secs, note_common, note_env_files, note_replica_index, note_schedules,
+    project_name, select, split_host_port,
 };
 
 /// The output file's name.
@@ -117,6 +117,14 @@ fn service(
 ) -> Node {
     let n = &svc.name;
     note_common(svc, export, "Compose");
+    note_schedules(
+        svc,
+        export,
+        "Compose",
+        "docker compose restart NAME",
+        "docker compose run --rm NAME",
+        "not generated: `docker compose watch` (develop.watch with action sync+restart) restarts a service when files it copies into the container change, from paths without globs",
+    );
     if svc.autoscale.is_some() {
         export.note(
             n,

@@ -197,6 +197,36 @@ fn workload(
     let is_job = svc.kind == Kind::Task;
     let index = if is_job { Index::JobIndex } else { Index::Zero };
     note_common(svc, export, "Kubernetes");
+    // A scheduled task is a CronJob; the rest has no Kubernetes form.
+    let scheduled = svc.schedule.as_ref().filter(|_| is_job);
+    if let Some(cron) = scheduled {
+        export.note(
+            n,
+            "schedule",
+            format!("a CronJob (\"{cron}\", concurrencyPolicy Forbid: a run still going skips the next, as tend does) runs in kube-controller-manager's time zone, usually UTC, where tend uses its local time: set spec.timeZone if they differ"),
+        );
+        if svc.autostart {
+            export.note(
+                n,
+                "autostart",
+                format!("a CronJob does not run when it is created: `kubectl create job --from=cronjob/{name} {name}-now` runs it once"),
+            );
+        }
+    }
+    if let Some(cron) = &svc.cron_restart {
+        export.note(
+            n,
+            "cron_restart",
+            format!("not generated: a CronJob at \"{cron}\" that runs `kubectl rollout restart deployment/{name}` (with a ServiceAccount allowed to patch deployments) does it"),
+        );
+    }
+    if svc.watch.is_some() {
+        export.note(
+            n,
+            "watch",
+            "a pod does not watch its files: rebuild and roll out the image (Tilt or Skaffold do that on changes during development)",
+        );
+    }
 
     // An autoscaled Deployment may have several replicas whatever it starts with.
     let replicated = svc.instances > 1 || svc.autoscale.is_some();
@@ -316,7 +346,7 @@ fn workload(
         );
         0
     };
-    if is_job && !svc.autostart {
+    if is_job && !svc.autostart && scheduled.is_none() {
         export.note(
             n,
             "autostart",
@@ -330,7 +360,7 @@ fn workload(
             svc.max_restarts
         };
         let mut spec = Map::new();
-        if !svc.autostart {
+        if !svc.autostart && scheduled.is_none() {
             spec.push("suspend", true);
         }
         spec.entry("completionMode", "Indexed")
@@ -344,11 +374,18 @@ fn workload(
             .entry("selector", Map::new().entry("matchLabels", labels.clone()))
             .entry("template", template)
     };
-    let (api, kind) = if is_job {
-        ("batch/v1", "Job")
-    } else {
-        ("apps/v1", "Deployment")
+    let (spec, kind) = match scheduled {
+        Some(cron) => (
+            Map::new()
+                .entry("schedule", cron.fields().join(" "))
+                .entry("concurrencyPolicy", "Forbid")
+                .entry("jobTemplate", Map::new().entry("spec", spec)),
+            "CronJob",
+        ),
+        None if is_job => (spec, "Job"),
+        None => (spec, "Deployment"),
     };
+    let api = if is_job { "batch/v1" } else { "apps/v1" };
     Map::new()
         .entry("apiVersion", api)
         .entry("kind", kind)

@@ -222,6 +222,36 @@ pub(crate) fn uses_instance(svc: &ServiceSpec) -> bool {
 }
 
 /// Settings tend uses that neither target has: reported when they differ from the default.
+/// `cron_restart`, `schedule` and `watch` for a target that has none of them: each is
+/// reported, with the command to run from the host's cron (or a systemd timer) instead.
+pub(crate) fn note_schedules(
+    svc: &ServiceSpec,
+    export: &mut Export,
+    target: &str,
+    restart: &str,
+    run: &str,
+    watch: &str,
+) {
+    let n = &svc.name;
+    if let Some(cron) = &svc.cron_restart {
+        export.note(
+            n,
+            "cron_restart",
+            format!("{target} restarts nothing on a schedule: run `{restart}` at \"{cron}\" from the host's cron or a systemd timer"),
+        );
+    }
+    if let Some(cron) = &svc.schedule {
+        export.note(
+            n,
+            "schedule",
+            format!("{target} runs nothing on a schedule: run `{run}` at \"{cron}\" from the host's cron or a systemd timer"),
+        );
+    }
+    if svc.watch.is_some() {
+        export.note(n, "watch", watch);
+    }
+}
+
 pub(crate) fn note_common(svc: &ServiceSpec, export: &mut Export, target: &str) {
     let n = &svc.name;
     if svc.umask.is_some() {

@@ -369,6 +369,8 @@ fn app(manifest: &Manifest, spec: &ServiceSpec, exported: &[&str], notes: &mut N
     restarts(spec, &mut app, notes);
     stopping(spec, &mut app, notes);
     logs(&spec.logs, &mut app, notes);
+    schedules(spec, &mut app, notes);
+    watch(spec, &mut app, notes);
     resources(spec, &mut app, notes);
     probes(spec, notes);
     ordering(spec, exported, notes);
@@ -841,6 +843,72 @@ fn log_path(target: &LogTarget, setting: &str, notes: &mut Notes) -> Option<Stri
             None
         }
     }
+}
+
+/// cron_restart, schedule → PM2's `cron_restart` (croner reads the five fields, with the
+/// day-of-month/day-of-week OR rule, in PM2's local time). PM2 restarts the app at those
+/// times, and starts it when it is stopped: with `autorestart: false` (a task), that is a
+/// run on a schedule, which is what tend's importer reads back.
+fn schedules(spec: &ServiceSpec, app: &mut Object, notes: &mut Notes) {
+    if let Some(cron) = &spec.cron_restart {
+        app.put("cron_restart", cron.fields().join(" "));
+        notes.add(
+            "cron_restart",
+            "PM2 also starts the app at these times when it is stopped (tend restarts only a running one); with restart = \"never\", tend's importer reads this back as a scheduled task",
+        );
+    }
+    if let Some(cron) = &spec.schedule {
+        app.put("cron_restart", cron.fields().join(" "));
+        if spec.restart != RestartPolicy::Never {
+            notes.add(
+                "schedule",
+                "PM2 restarts the app at these times even while a run goes on (tend skips a time that comes while the last run goes on); with autorestart, tend's importer reads it back as a service with `cron_restart`",
+            );
+        } else {
+            notes.add(
+                "schedule",
+                "PM2 restarts the app at these times even while a run goes on; tend skips a time that comes while the last run goes on",
+            );
+        }
+    }
+}
+
+/// watch, watch_ignore, watch_debounce → PM2's `watch`, `ignore_watch`, `watch_delay`.
+/// Written as absolute paths: PM2 resolves relative ones against the app's `cwd`, tend
+/// against the manifest's directory.
+fn watch(spec: &ServiceSpec, app: &mut Object, notes: &mut Notes) {
+    let Some(watch) = &spec.watch else {
+        return;
+    };
+    let text = |p: &crate::config::glob::PathPattern| p.absolute.to_string_lossy().into_owned();
+    app.put(
+        "watch",
+        watch.paths.iter().map(text).collect::<Vec<String>>(),
+    );
+    let mut ignore: Vec<String> = watch.ignore.iter().map(text).collect();
+    // tend never lets a service's own log files restart it; PM2 must be told. (An empty
+    // list also keeps PM2's default ignores, dot files and node_modules, away.)
+    for target in [&spec.logs.stdout, &spec.logs.stderr] {
+        if let LogTarget::File(Some(path)) = target
+            && watch.paths.iter().any(|p| p.matches(path))
+        {
+            let path = path.to_string_lossy().into_owned();
+            if !ignore.contains(&path) {
+                notes.add(
+                    "watch_ignore",
+                    format!("{path} (a log file PM2 writes inside the watched paths) is added to `ignore_watch`: tend ignores its log files by itself"),
+                );
+                ignore.push(path);
+            }
+        }
+    }
+    app.put("ignore_watch", ignore);
+    let (ms, _) = millis(watch.debounce);
+    app.put("watch_delay", ms);
+    notes.add(
+        "watch_debounce",
+        "PM2 restarts watch_delay after the first change and ignores changes until the restart is done; tend waits for the changes to stop for that long, then restarts once more if files changed meanwhile",
+    );
 }
 
 /// logs → out_file, error_file, merge_logs, log_date_format, log_type.

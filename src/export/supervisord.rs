@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Export, note_env_files, note_sockets, select};
+use super::{Export, note_env_files, note_schedules, note_sockets, select};
 use crate::config::model::{
     BackoffSpec, Condition, DEFAULT_SYSLOG_SOCKET, HttpSettings, Kind, LogFormat, LogSpec,
     LogTarget, Manifest, OnUnready, Program, RestartLimit, RestartPolicy, ServiceSpec,
@@ -56,6 +56,14 @@ pub fn export_supervisord(manifest: &Manifest, services: &[String]) -> Export {
     let chosen = select(manifest, services, &mut export);
     for svc in &chosen {
         note_sockets(svc, &mut export, "supervisord", "as the program");
+        note_schedules(
+            svc,
+            &mut export,
+            "supervisord",
+            "supervisorctl restart NAME",
+            "supervisorctl start NAME (it does nothing while a run goes on)",
+            "supervisord does not watch files to restart on changes",
+        );
         note_env_files(
             svc,
             &mut export,

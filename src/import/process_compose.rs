@@ -1010,7 +1010,8 @@ impl Importer<'_> {
         }
 
         // Kind and start.
-        if p.task || p.daemon {
+        let schedule = self.schedule(n, &base);
+        if p.task || p.daemon || schedule.is_some() {
             tree::set(&mut svc, "kind", line, tree::string(line, "task"));
         }
         let foreground = n
@@ -1024,6 +1025,13 @@ impl Importer<'_> {
                 .or_else(|| n.entry("is_foreground"))
                 .map_or(line, |e| e.line);
             tree::set(&mut svc, "autostart", l, tree::boolean(l, false));
+        } else if let Some((_, Some(l))) = &schedule {
+            // `run_on_start`: a scheduled task otherwise waits for its first time.
+            tree::set(&mut svc, "autostart", *l, tree::boolean(*l, true));
+        }
+        if let Some((cron, _)) = schedule {
+            let l = cron.line;
+            tree::set(&mut svc, "schedule", l, cron);
         }
         if p.replicas > 1 {
             let l = n.entry("replicas").map_or(line, |e| e.line);
@@ -1083,6 +1091,7 @@ impl Importer<'_> {
         }
 
         self.logs(p, &base, &mut svc);
+        self.watch(p, &base, cwd_literal.as_deref(), &mut svc);
 
         if let Some(r) = readiness {
             let l = r.line;
@@ -1093,6 +1102,279 @@ impl Importer<'_> {
             tree::set(&mut svc, "liveness", l, r);
         }
         Some(svc)
+    }
+
+    /// `schedule`: its cron (an `interval` that divides an hour or a day becomes one), and
+    /// the line of `run_on_start: true`. None when nothing tend can run is scheduled.
+    fn schedule(&mut self, n: &Node, base: &str) -> Option<(Node, Option<usize>)> {
+        let entry = n.entry("schedule")?;
+        let key = format!("{base}.schedule");
+        let at = |k: &str| format!("{key}.{k}");
+        let Some(entries) = entry.value.entries() else {
+            if entry.value.value != Value::Null {
+                self.report.error(
+                    entry.line,
+                    &key,
+                    format!("expected a table, found {}", entry.value.kind()),
+                );
+            }
+            return None;
+        };
+        let mut cron: Option<(String, usize)> = None;
+        let mut interval: Option<(String, usize)> = None;
+        let mut run_on_start = None;
+        for e in entries {
+            match e.key.as_str() {
+                "cron" => {
+                    cron = self
+                        .plain_string(&e.value, &at("cron"))
+                        .map(|c| (c, e.line))
+                }
+                "interval" => {
+                    interval = self
+                        .plain_string(&e.value, &at("interval"))
+                        .map(|i| (i, e.line))
+                }
+                "run_on_start" => {
+                    if self.boolean(&e.value, &at("run_on_start")) == Some(true) {
+                        run_on_start = Some(e.line);
+                    }
+                }
+                "timezone" => {
+                    let zone = self
+                        .plain_string(&e.value, &at("timezone"))
+                        .unwrap_or_default();
+                    if !zone.is_empty() && zone != "Local" {
+                        self.report.warn(
+                            e.line,
+                            &at("timezone"),
+                            format!("tend reads cron expressions in its own local time; to have them in {zone}, run tend with TZ={zone}"),
+                        );
+                    }
+                }
+                "max_concurrent" => {
+                    if let Some(n) = self.int(&e.value, &at("max_concurrent"))
+                        && n > 1
+                    {
+                        self.report.warn(
+                            e.line,
+                            &at("max_concurrent"),
+                            format!("tend runs one run at a time and skips a time that comes while the last run goes on; {n} concurrent runs are not imported"),
+                        );
+                    }
+                }
+                other => self.report.warn(
+                    e.line,
+                    &at(other),
+                    format!(
+                        "unknown key{} (process-compose refuses it); not imported",
+                        hint(
+                            other,
+                            &[
+                                "cron",
+                                "interval",
+                                "timezone",
+                                "run_on_start",
+                                "max_concurrent"
+                            ]
+                        )
+                    ),
+                ),
+            }
+        }
+        let (text, line) = match (cron, interval) {
+            (Some((cron, line)), interval) => {
+                if let Some((_, l)) = interval {
+                    self.report.warn(
+                        l,
+                        &at("interval"),
+                        "ignored: `cron` is set, and process-compose uses it",
+                    );
+                }
+                (cron, line)
+            }
+            (None, Some((interval, line))) => match interval_as_cron(&interval) {
+                Some(cron) => {
+                    self.report.warn(
+                        line,
+                        &at("interval"),
+                        format!("imported as `schedule = \"{cron}\"`: runs at those clock times, where process-compose counts the interval from its start"),
+                    );
+                    (cron, line)
+                }
+                None => {
+                    self.report.warn(
+                        line,
+                        &at("interval"),
+                        format!("`{interval}` is no whole number of minutes or hours that divides an hour or a day, which is what a cron schedule can say; not imported"),
+                    );
+                    return None;
+                }
+            },
+            (None, None) => return None,
+        };
+        if let Err(why) = crate::config::cron::Cron::parse(&text) {
+            self.report
+                .warn(line, &at("cron"), format!("`{text}`: {why}; not imported"));
+            return None;
+        }
+        Some((tree::string(line, text), run_on_start))
+    }
+
+    /// `watch`: each path (relative to the working_dir) with its `include` globs, its
+    /// `exclude` globs and process-compose's default excludes as `watch_ignore`.
+    fn watch(&mut self, p: &Proc, base: &str, cwd: Option<&str>, svc: &mut Node) {
+        let Some(entry) = p.node.entry("watch") else {
+            return;
+        };
+        let key = format!("{base}.watch");
+        let at = |k: &str| format!("{key}.{k}");
+        let Some(entries) = entry.value.entries() else {
+            if entry.value.value != Value::Null {
+                self.report.error(
+                    entry.line,
+                    &key,
+                    format!("expected a table, found {}", entry.value.kind()),
+                );
+            }
+            return;
+        };
+        let line = entry.line;
+        let root_of = |path: &str| -> String {
+            let path = path.trim_start_matches("./");
+            let dir = cwd.map(|d| d.trim_start_matches("./").trim_end_matches('/'));
+            let joined = match dir.filter(|d| !d.is_empty() && *d != ".") {
+                Some(dir) if !path.starts_with('/') => {
+                    format!("{}/{}", dir.trim_end_matches('/'), path)
+                }
+                _ => path.to_string(),
+            };
+            let joined = joined.trim_end_matches('/').to_string();
+            if joined.is_empty() || joined == "." {
+                ".".into()
+            } else {
+                joined
+            }
+        };
+        // A pattern with `/` is relative to its root; one without matches a name anywhere.
+        let under = |root: &str, pattern: &str| -> String {
+            let pattern = pattern.trim_start_matches("./");
+            let tail = if pattern.contains('/') {
+                pattern.to_string()
+            } else {
+                format!("**/{pattern}")
+            };
+            if root == "." {
+                tail
+            } else {
+                format!("{root}/{tail}")
+            }
+        };
+        let mut watch = Vec::new();
+        let mut ignore = Vec::new();
+        let mut defaults = true;
+        let mut debounce: Option<(String, usize)> = None;
+        for e in entries {
+            match e.key.as_str() {
+                "paths" => {
+                    let Value::Array(items) = &e.value.value else {
+                        self.report.error(e.line, &at("paths"), "expected a list of paths");
+                        continue;
+                    };
+                    for (i, item) in items.iter().enumerate() {
+                        let item_key = format!("{}[{i}]", at("paths"));
+                        let (path, include, exclude) = match &item.value {
+                            Value::String(_) => (Some(item), None, None),
+                            Value::Table(_) => (
+                                item.get("path"),
+                                item.get("include"),
+                                item.get("exclude"),
+                            ),
+                            _ => {
+                                self.report.error(item.line, &item_key, "expected a table with `path`");
+                                continue;
+                            }
+                        };
+                        let Some(path) = path.and_then(|n| self.text(p, n, &item_key, Mode::Literal, true)) else {
+                            self.report.error(item.line, &item_key, "a watched path needs `path`");
+                            continue;
+                        };
+                        let root = root_of(&path);
+                        let globs = |this: &mut Self, node: Option<&Node>, k: &str| -> Vec<String> {
+                            let Some(node) = node else { return Vec::new() };
+                            match &node.value {
+                                Value::Array(list) => list
+                                    .iter()
+                                    .filter_map(|g| this.plain_string(g, &format!("{item_key}.{k}")))
+                                    .collect(),
+                                _ => {
+                                    this.report.error(node.line, &format!("{item_key}.{k}"), "expected a list of globs");
+                                    Vec::new()
+                                }
+                            }
+                        };
+                        let includes = globs(self, include, "include");
+                        if includes.is_empty() {
+                            watch.push(tree::string(item.line, root.clone()));
+                        } else {
+                            for glob in includes {
+                                watch.push(tree::string(item.line, under(&root, &glob)));
+                            }
+                        }
+                        for glob in globs(self, exclude, "exclude") {
+                            ignore.push(tree::string(item.line, under(&root, &glob)));
+                        }
+                    }
+                }
+                "debounce" => {
+                    debounce = self.plain_string(&e.value, &at("debounce")).map(|d| (d, e.line));
+                }
+                "disable_default_excludes" => {
+                    defaults = self.boolean(&e.value, &at("disable_default_excludes")) != Some(true);
+                }
+                "cascade" => {
+                    if self.boolean(&e.value, &at("cascade")) == Some(true) {
+                        self.report.warn(
+                            e.line,
+                            &at("cascade"),
+                            "tend restarts only this process on a change; its dependents follow with `depends_on = { NAME = { condition = \"healthy\", on_unready = \"restart\" } }`; not imported",
+                        );
+                    }
+                }
+                "max_entries" | "buffer_size" => self.report.warn(
+                    e.line,
+                    &at(&e.key),
+                    "a limit of process-compose's watcher; tend's is inotify's own (fs.inotify.max_user_watches); not imported",
+                ),
+                other => self.report.warn(
+                    e.line,
+                    &at(other),
+                    format!("unknown key{} (process-compose refuses it); not imported", hint(other, &["paths", "debounce", "cascade", "max_entries", "buffer_size", "disable_default_excludes"])),
+                ),
+            }
+        }
+        if watch.is_empty() {
+            return;
+        }
+        if defaults {
+            for name in PC_WATCH_IGNORED_DIRS.iter().chain(PC_WATCH_IGNORED_FILES) {
+                ignore.push(tree::string(line, format!("**/{name}")));
+            }
+        }
+        tree::set(svc, "watch", line, tree::array(line, watch));
+        if !ignore.is_empty() {
+            tree::set(svc, "watch_ignore", line, tree::array(line, ignore));
+        }
+        let (text, l) = debounce.unwrap_or_else(|| ("300ms".into(), line));
+        if crate::config::duration::parse(&text).is_ok() {
+            tree::set(svc, "watch_debounce", l, tree::string(l, text));
+        } else {
+            self.report.warn(
+                l,
+                &at("debounce"),
+                format!("`{text}` is not a duration tend reads (ms, s, m, h); tend's default, 500ms, applies"),
+            );
+        }
     }
 
     /// Report a process key that has no tend equivalent; translated keys pass silently.
@@ -1126,8 +1408,8 @@ impl Importer<'_> {
             } else {
                 "applies to is_daemon processes only; not imported".into()
             }),
-            "schedule" => Some("tend has no scheduled (cron) processes; not imported".into()),
-            "watch" => Some("tend does not restart on file changes; not imported".into()),
+            // Translated in `schedule` and `watch`.
+            "schedule" | "watch" => None,
             "mcp" => Some("tend has no MCP server; not imported".into()),
             "monitor_for" | "monitor_silence_threshold" => {
                 Some("tend does not watch output for activity or silence; not imported".into())
@@ -2470,6 +2752,67 @@ enum Segment {
 }
 
 /// Literal text written for `mode`: escaped where tend interpolates.
+/// process-compose's built-in watch excludes (src/watcher/matcher.go), unless a process
+/// sets `disable_default_excludes`: directory names, then file name patterns.
+const PC_WATCH_IGNORED_DIRS: &[&str] = &[
+    ".git",
+    ".hg",
+    ".svn",
+    ".idea",
+    ".vscode",
+    "node_modules",
+    "vendor",
+    "target",
+    "dist",
+    "build",
+    "bin",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".next",
+    ".nuxt",
+    ".terraform",
+    ".gradle",
+    ".direnv",
+    "result",
+];
+const PC_WATCH_IGNORED_FILES: &[&str] = &[
+    "*.log",
+    "*.log.gz",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    ".DS_Store",
+    "*.tmp",
+];
+
+/// A Go duration as a cron schedule, when it is a whole number of minutes dividing an hour
+/// (`*/15 * * * *`) or of hours dividing a day (`0 */6 * * *`).
+fn interval_as_cron(interval: &str) -> Option<String> {
+    let seconds = crate::config::duration::parse(interval).ok()?.as_secs_f64();
+    if seconds <= 0.0 || seconds.fract() != 0.0 {
+        return None;
+    }
+    let seconds = seconds as u64;
+    if !seconds.is_multiple_of(60) {
+        return None;
+    }
+    let minutes = seconds / 60;
+    match minutes {
+        1 => Some("* * * * *".into()),
+        m if m < 60 && 60 % m == 0 => Some(format!("*/{m} * * * *")),
+        60 => Some("0 * * * *".into()),
+        m if m % 60 == 0 && m < 1440 && 1440 % m == 0 => Some(format!("0 */{} * * *", m / 60)),
+        1440 => Some("0 0 * * *".into()),
+        _ => None,
+    }
+}
+
 fn literal_for(mode: Mode, text: &str) -> String {
     match mode {
         Mode::Interp => tree::tend_literal(text),

@@ -43,3 +43,6 @@ mod reload;
 
 // `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
 mod export;
+
+// `watch` (real files, real restarts), `cron_restart` and `schedule` validation and `up`.
+mod schedules;

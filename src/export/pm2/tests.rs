@@ -717,3 +717,42 @@ env = { args = "x", pm_id = "1", app = "me", OK = "y", status = "s" }
     assert!(!noted(&notes, "app", "env.OK"));
     assert_eq!(apps[0]["env"]["args"], "x");
 }
+
+#[test]
+fn cron_restart_schedule_and_watch() {
+    let (apps, notes, export, dir) = export(
+        r#"
+[services.web]
+command = "server"
+cron_restart = "@daily"
+watch = ["src", "config/*.toml"]
+watch_ignore = ["**/__pycache__"]
+watch_debounce = "1s"
+logs = { stdout = "src/web.log" }
+
+[services.job]
+kind = "task"
+command = "backup"
+schedule = "*/5 * * * mon-fri"
+"#,
+    );
+    let root = dir.path().canonicalize().unwrap();
+    let at = |p: &str| root.join(p).to_string_lossy().into_owned();
+    assert_eq!(apps[0]["cron_restart"], "0 0 * * *", "macros written out");
+    assert_eq!(apps[0]["watch"], json!([at("src"), at("config/*.toml")]));
+    assert_eq!(
+        apps[0]["ignore_watch"],
+        json!([at("**/__pycache__"), at("src/web.log")])
+    );
+    assert_eq!(apps[0]["watch_delay"], 1000);
+    assert!(why(&export, "web", "watch_ignore").contains("log file"));
+    assert!(why(&export, "web", "cron_restart").contains("when it is stopped"));
+    assert!(noted(&notes, "web", "watch_debounce"));
+    assert_eq!(apps[1]["cron_restart"], "*/5 * * * mon-fri");
+    assert_eq!(apps[1]["autorestart"], false);
+    assert_eq!(
+        apps[1]["autostart"], false,
+        "a scheduled task waits for its time"
+    );
+    assert!(why(&export, "job", "schedule").contains("skips"));
+}

@@ -484,3 +484,38 @@ http = { listen = "127.0.0.1:9001", basic_auth = { username = "admin", password 
     let daemon: Vec<&str> = notes_of(&export, DAEMON);
     assert_eq!(daemon, ["http.max_connections"]);
 }
+
+#[test]
+fn schedules_and_watches_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tend.toml");
+    std::fs::write(
+        &path,
+        "[services.web]\ncommand = \"web\"\ncron_restart = \"@daily\"\nwatch = \"src\"\n\
+         [services.job]\nkind = \"task\"\ncommand = \"job\"\nschedule = \"*/5 * * * *\"\n",
+    )
+    .unwrap();
+    let manifest = load(&path).unwrap();
+    let export = export_supervisord(&manifest, &[]);
+    let notes: Vec<(&str, &str, &str)> = export
+        .unmapped
+        .iter()
+        .map(|(s, k, why)| (s.as_str(), k.as_str(), why.as_str()))
+        .collect();
+    for (service, setting, hint) in [
+        (
+            "web",
+            "cron_restart",
+            "supervisorctl restart NAME` at \"@daily\"",
+        ),
+        ("web", "watch", "does not watch"),
+        ("job", "schedule", "supervisorctl start NAME"),
+    ] {
+        assert!(
+            notes
+                .iter()
+                .any(|(s, k, why)| *s == service && *k == setting && why.contains(hint)),
+            "{service}.{setting}: {notes:?}"
+        );
+    }
+}

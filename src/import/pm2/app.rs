@@ -665,6 +665,8 @@ pub(super) fn map_app(app: &Js, path: &str, ctx: &mut Ctx<'_>) -> Option<Service
     if let Some((bytes, prop)) = r.get_num("max_memory_restart") {
         max_memory(&mut r, &mut table, bytes, prop);
     }
+    cron_restart(&mut r, &mut table);
+    watch(&mut r, &mut table, cwd_text.as_deref(), cwd_is_env);
     not_imported(&mut r);
 
     let namespace = match r.get_str("namespace") {
@@ -1740,44 +1742,205 @@ fn max_memory(r: &mut Reader<'_, '_>, table: &mut Table, bytes: f64, prop: &Prop
     table.put("max_memory", prop.line, value);
 }
 
+/// `cron_restart`: PM2 restarts the app at these times, and starts it if it is stopped.
+/// With `autorestart: false` that is how PM2 runs a periodic job: a task on a `schedule`
+/// here (which also runs when tend starts, as PM2 starts it); otherwise `cron_restart`.
+fn cron_restart(r: &mut Reader<'_, '_>, table: &mut Table) {
+    let Some(got) = r.get("cron_restart") else {
+        return;
+    };
+    let text = match &got.value {
+        Pv::Num(n) if *n == 0.0 => return,
+        Pv::Str(s) if s == "0" || s.trim().is_empty() => return,
+        Pv::Str(s) => s.trim().to_string(),
+        Pv::Num(n) => js_number(*n),
+        _ => return,
+    };
+    let (line, key) = (got.prop.line, got.prop.key.clone());
+    // PM2's cron library (croner) takes an optional seconds field first.
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let text = match fields.as_slice() {
+        [seconds, rest @ ..] if rest.len() == 5 => {
+            if *seconds != "0" {
+                r.warn(
+                    line,
+                    &key,
+                    format!("`{text}` fires on seconds \"{seconds}\"; tend's cron fires on whole minutes: not imported"),
+                );
+                return;
+            }
+            rest.join(" ")
+        }
+        _ => text,
+    };
+    if let Err(why) = crate::config::cron::Cron::parse(&text) {
+        r.warn(line, &key, format!("`{text}`: {why}; not imported"));
+        return;
+    }
+    let value = string(got.prop.value.line, text);
+    if matches!(r.get_bool("autorestart"), Some((false, _))) {
+        let at = table
+            .entries
+            .iter()
+            .rposition(|e| matches!(e.key.as_str(), "command" | "args" | "cwd"))
+            .map_or(0, |i| i + 1);
+        table.entries.insert(
+            at,
+            Entry {
+                key: "kind".into(),
+                line,
+                value: string(line, "task"),
+            },
+        );
+        table.put("schedule", line, value);
+        // PM2 starts the app when it is added, then at these times: a scheduled task
+        // waits for its first time unless told.
+        if !matches!(r.get_bool("autostart"), Some((false, _))) {
+            table.put("autostart", line, Node::new(line, Value::Bool(true)));
+        }
+        r.warn(
+            line,
+            &key,
+            "with `autorestart: false`, PM2 starts the app at these times: imported as a task with `schedule` (it also runs when tend starts, as PM2 starts it)",
+        );
+    } else {
+        table.put("cron_restart", line, value);
+        r.warn(
+            line,
+            &key,
+            "PM2 also starts the app at these times when it is stopped; tend's `cron_restart` restarts it only while it runs",
+        );
+    }
+}
+
+/// A watch or ignore path as tend reads it (a glob relative to the manifest), from one PM2
+/// resolves against the app's `cwd`; None (reported) for what tend cannot carry over.
+fn watch_path(
+    r: &mut Reader<'_, '_>,
+    key: &str,
+    line: usize,
+    written: &str,
+    cwd: Option<&str>,
+    cwd_is_env: bool,
+    anywhere: bool,
+) -> Option<String> {
+    let mut path = written.trim();
+    if path.contains(['\\', '^', '$', '+', '|', '(', ')', '{', '}']) {
+        r.warn(
+            line,
+            key,
+            format!("`{written}` reads as a regular expression (chokidar takes those); tend reads globs: not imported, write it as a glob"),
+        );
+        return None;
+    }
+    while let Some(rest) = path.strip_prefix("./") {
+        path = rest;
+    }
+    if path.is_empty() || path == "." {
+        path = ".";
+    }
+    if path.starts_with('/') {
+        return Some(path.to_string());
+    }
+    // A bare name (`node_modules`, `*.log`) is meant wherever it is.
+    if anywhere && !path.contains('/') && path != "." {
+        return Some(format!("**/{path}"));
+    }
+    match cwd {
+        _ if cwd_is_env => {
+            r.warn(
+                line,
+                key,
+                format!("`{written}` is relative to `cwd`, which comes from the environment here; tend does not expand variables in watch paths: not imported"),
+            );
+            None
+        }
+        Some(dir) if path == "." => Some(dir.to_string()),
+        Some(dir) => Some(
+            std::path::Path::new(dir)
+                .join(path)
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        None => Some(path.to_string()),
+    }
+}
+
+/// watch, ignore_watch, watch_delay, watch_options.
+fn watch(r: &mut Reader<'_, '_>, table: &mut Table, cwd: Option<&str>, cwd_is_env: bool) {
+    let Some(got) = r.get("watch") else {
+        return;
+    };
+    let line = got.prop.line;
+    let key = got.prop.key.clone();
+    // `watch: true` (or an empty list) watches the app's directory.
+    let written: Vec<(String, usize)> = match &got.value {
+        Pv::Bool(false) => return,
+        Pv::Str(s) if s.is_empty() => return,
+        Pv::Bool(true) => vec![(".".to_string(), got.prop.value.line)],
+        Pv::Arr([]) => vec![(".".to_string(), got.prop.value.line)],
+        Pv::Str(s) => vec![(s.clone(), got.prop.value.line)],
+        Pv::Arr(items) => items
+            .iter()
+            .filter_map(|item| match &item.value {
+                JsValue::String(s) => Some((s.clone(), item.line)),
+                _ => None,
+            })
+            .collect(),
+        _ => return,
+    };
+    let mut paths = Vec::new();
+    for (path, path_line) in &written {
+        if let Some(path) = watch_path(r, &key, line, path, cwd, cwd_is_env, false) {
+            paths.push(string(*path_line, path));
+        }
+    }
+    if paths.is_empty() {
+        return;
+    }
+    let ignore: Vec<Node> = match r.get("ignore_watch") {
+        Some(ignore) => {
+            let (ignore_line, ignore_key) = (ignore.prop.line, ignore.prop.key.clone());
+            let items: Vec<(String, usize)> = match &ignore.value {
+                Pv::Str(s) => vec![(s.clone(), ignore.prop.value.line)],
+                Pv::Arr(items) => items
+                    .iter()
+                    .filter_map(|item| match &item.value {
+                        JsValue::String(s) => Some((s.clone(), item.line)),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            items
+                .iter()
+                .filter_map(|(item, item_line)| {
+                    watch_path(r, &ignore_key, ignore_line, item, cwd, cwd_is_env, true)
+                        .map(|p| string(*item_line, p))
+                })
+                .collect()
+        }
+        // PM2's default: dot files and directories, and node_modules.
+        None => vec![string(line, "**/.*"), string(line, "**/node_modules")],
+    };
+    table.put("watch", line, Node::new(line, Value::Array(paths)));
+    if !ignore.is_empty() {
+        table.put("watch_ignore", line, Node::new(line, Value::Array(ignore)));
+    }
+    if let Some((ms, prop)) = r.get_num("watch_delay") {
+        table.string("watch_debounce", prop.line, duration(ms));
+    }
+    if let Some(got) = r.get("watch_options") {
+        r.warn(
+            got.line(),
+            &got.prop.key,
+            "chokidar's options (polling, symbolic links); tend watches with inotify: not imported",
+        );
+    }
+}
+
 /// PM2 settings with no tend equivalent: each one that does something is reported.
 fn not_imported(r: &mut Reader<'_, '_>) {
-    if let Some(got) = r.get("watch") {
-        let on = match &got.value {
-            Pv::Bool(b) => *b,
-            Pv::Str(s) => !s.is_empty(),
-            _ => true,
-        };
-        if on {
-            let mut also: Vec<&str> = Vec::new();
-            for key in ["ignore_watch", "watch_delay", "watch_options"] {
-                if r.get(key).is_some() {
-                    also.push(key);
-                }
-            }
-            let also = if also.is_empty() {
-                String::new()
-            } else {
-                format!(" (nor {})", also.join(", "))
-            };
-            r.warn(
-                got.line(),
-                &got.prop.key,
-                format!("tend does not watch files to restart on changes yet{also}; not imported — restart with `tend restart NAME` after a deploy"),
-            );
-        }
-    }
-    if let Some(got) = r.get("cron_restart") {
-        let off = matches!(&got.value, Pv::Num(n) if *n == 0.0)
-            || matches!(&got.value, Pv::Str(s) if s == "0");
-        if !off {
-            r.warn(
-                got.line(),
-                &got.prop.key,
-                "tend has no scheduled restarts yet; not imported — run `tend restart NAME` from cron",
-            );
-        }
-    }
     let wait_ready = r.get_bool("wait_ready").filter(|(b, _)| *b);
     let listen_timeout = r.get_num("listen_timeout");
     if let Some((_, prop)) = wait_ready {

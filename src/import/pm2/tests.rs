@@ -614,15 +614,57 @@ fn stop_settings_and_readiness_are_reported() {
 #[test]
 fn watch_and_cron() {
     let on = ok(&app(
-        "name: 'a',\nscript: 'a.js',\nwatch: ['src'],\nignore_watch: ['node_modules'],\nwatch_delay: 1000,\ncron_restart: '0 7 * * *',",
+        "name: 'a',\nscript: 'a.js',\ncwd: 'srv',\nwatch: ['src', './lib/*.js'],\nignore_watch: ['node_modules', 'src/tmp', '\\\\.git'],\nwatch_delay: 1000,\nwatch_options: { usePolling: true },\ncron_restart: '0 7 * * *',",
     ));
-    assert_warned(&on, "apps[0].watch", "nor ignore_watch, watch_delay");
-    assert_warned(&on, "apps[0].cron_restart", "tend restart NAME");
+    let svc = only(&on);
+    assert_eq!(svc["watch"], json!(["srv/src", "srv/lib/*.js"]));
+    assert_eq!(
+        svc["watch_ignore"],
+        json!(["**/node_modules", "srv/src/tmp"])
+    );
+    assert_eq!(svc["watch_debounce"], "1s");
+    assert_eq!(svc["cron_restart"], "0 7 * * *");
+    assert_warned(&on, "apps[0].ignore_watch", "regular expression");
+    assert_warned(&on, "apps[0].watch_options", "inotify");
+    assert_warned(&on, "apps[0].cron_restart", "only while it runs");
+
+    // `watch: true` watches the app's directory, with PM2's default ignores.
+    let all = ok(&app("name: 'a',\nscript: 'a.js',\nwatch: true,"));
+    assert_eq!(only(&all)["watch"], json!(["."]));
+    assert_eq!(
+        only(&all)["watch_ignore"],
+        json!(["**/.*", "**/node_modules"])
+    );
+    assert!(all.warnings.is_empty(), "{}", list(&all.warnings));
+
+    // A periodic job: `autorestart: false` with a cron is a scheduled task; croner's
+    // seconds field, when 0, is dropped.
+    let job = ok(&app(
+        "name: 'a',\nscript: 'a.js',\nautorestart: false,\ncron_restart: '0 */5 * * * *',",
+    ));
+    let svc = only(&job);
+    assert_eq!(svc["kind"], "task");
+    assert_eq!(svc["schedule"], "*/5 * * * *");
+    assert_eq!(svc["autostart"], true, "PM2 runs it when it is added too");
+    assert!(svc.get("cron_restart").is_none(), "{svc}");
+    assert_warned(&job, "apps[0].cron_restart", "imported as a task");
+
+    // Seconds tend cannot fire on, and an expression it cannot read: reported, not imported.
+    let seconds = ok(&app(
+        "name: 'a',\nscript: 'a.js',\ncron_restart: '*/10 * * * * *',",
+    ));
+    assert_warned(&seconds, "apps[0].cron_restart", "whole minutes");
+    assert!(only(&seconds).get("cron_restart").is_none());
+    let bad = ok(&app("name: 'a',\nscript: 'a.js',\ncron: '0 25 * * *',"));
+    assert_warned(&bad, "apps[0].cron", "bad hour field");
+    assert!(only(&bad).get("cron_restart").is_none());
+
     // Off, they do nothing in PM2 either: no warnings.
     let off = ok(&app(
         "name: 'a',\nscript: 'a.js',\nwatch: false,\nignore_watch: ['node_modules'],\ncron_restart: 0,\nvizion: false,\nautorestart: true,\nmerge_logs: true,",
     ));
     assert!(off.warnings.is_empty(), "{}", list(&off.warnings));
+    assert!(only(&off).get("watch").is_none());
 }
 
 #[test]

@@ -400,7 +400,7 @@ fn disabled_foreground_and_daemon_processes() {
 #[test]
 fn keys_without_a_tend_equivalent_are_reported_with_their_line() {
     let got = run(
-        "is_tui_disabled: true\nlog_level: info\nfoo: 1\nx-anchor: &x {a: 1}\nenv_cmds: {TOKEN: 'cat token'}\nprocesses:\n  a:\n    command: a\n    description: the a\n    is_tty: true\n    comand: typo\n    x-meta: 1\n    schedule: {cron: '* * * * *'}\n",
+        "is_tui_disabled: true\nlog_level: info\nfoo: 1\nx-anchor: &x {a: 1}\nenv_cmds: {TOKEN: 'cat token'}\nprocesses:\n  a:\n    command: a\n    description: the a\n    is_tty: true\n    comand: typo\n    x-meta: 1\n    mcp: {type: tool}\n",
     );
     for (key, text, line) in [
         ("is_tui_disabled", "no TUI", 1),
@@ -412,7 +412,7 @@ fn keys_without_a_tend_equivalent_are_reported_with_their_line() {
         ("a.is_tty", "never a terminal", 10),
         ("a.comand", "did you mean `command`", 11),
         ("a.x-meta", "extension", 12),
-        ("a.schedule", "cron", 13),
+        ("a.mcp", "MCP", 13),
     ] {
         assert_eq!(warning(&got, key, text).line, line, "{key}");
     }
@@ -614,4 +614,46 @@ fn yaml_merge_keys_share_settings() {
         "{}",
         dump(&got)
     );
+}
+
+#[test]
+fn schedules_and_watches() {
+    let got = run(
+        "processes:\n  backup:\n    command: ./backup\n    schedule:\n      cron: '0 2 * * *'\n      timezone: UTC\n      run_on_start: true\n      max_concurrent: 2\n  tick:\n    command: ./tick\n    schedule: {interval: 15m}\n  odd:\n    command: ./odd\n    schedule: {interval: 7m}\n  api:\n    command: go run ./cmd/api\n    working_dir: ./api\n    watch:\n      debounce: 1s\n      cascade: true\n      paths:\n        - path: ./src\n          include: ['*.go', 'tmpl/*.html']\n          exclude: ['*_test.go']\n        - path: config.yaml\n  web:\n    command: ./web\n    watch:\n      disable_default_excludes: true\n      paths: [{path: .}]\n",
+    );
+    let backup = svc(&got, "backup");
+    assert_eq!(backup["kind"], "task");
+    assert_eq!(backup["schedule"], "0 2 * * *");
+    assert_eq!(backup["autostart"], true, "run_on_start");
+    warning(&got, "backup.schedule.timezone", "TZ=UTC");
+    warning(&got, "backup.schedule.max_concurrent", "2 concurrent runs");
+    let tick = svc(&got, "tick");
+    assert_eq!(tick["schedule"], "*/15 * * * *");
+    assert!(tick.get("autostart").is_none(), "{tick}");
+    warning(&got, "tick.schedule.interval", "clock times");
+    assert!(svc(&got, "odd").get("schedule").is_none());
+    warning(&got, "odd.schedule.interval", "not imported");
+
+    let api = svc(&got, "api");
+    assert_eq!(
+        api["watch"],
+        json!(["api/src/**/*.go", "api/src/tmpl/*.html", "api/config.yaml"])
+    );
+    let ignore = api["watch_ignore"].as_array().unwrap();
+    assert_eq!(ignore[0], "api/src/**/*_test.go");
+    assert!(ignore.contains(&json!("**/node_modules")), "{ignore:?}");
+    assert!(ignore.contains(&json!("**/*.log")), "{ignore:?}");
+    assert_eq!(api["watch_debounce"], "1s");
+    warning(&got, "api.watch.cascade", "on_unready");
+    let web = svc(&got, "web");
+    assert_eq!(web["watch"], json!(["."]));
+    assert!(web.get("watch_ignore").is_none(), "{web}");
+    assert_eq!(web["watch_debounce"], "300ms", "process-compose's default");
+
+    assert_eq!(interval_as_cron("1m").as_deref(), Some("* * * * *"));
+    assert_eq!(interval_as_cron("1h").as_deref(), Some("0 * * * *"));
+    assert_eq!(interval_as_cron("6h").as_deref(), Some("0 */6 * * *"));
+    assert_eq!(interval_as_cron("24h").as_deref(), Some("0 0 * * *"));
+    assert_eq!(interval_as_cron("90s"), None);
+    assert_eq!(interval_as_cron("5h"), None);
 }

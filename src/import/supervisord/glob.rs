@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::glob::{fnmatch, has_magic};
+
 /// Every existing path `pattern` (absolute, or relative to the current directory)
 /// matches, in no particular order.
 pub fn glob(pattern: &str) -> Vec<PathBuf> {
@@ -62,10 +64,6 @@ pub fn glob(pattern: &str) -> Vec<PathBuf> {
     out
 }
 
-fn has_magic(text: &str) -> bool {
-    text.contains(['*', '?', '['])
-}
-
 /// Python's `os.path.split`: the part after the last `/`, and the part before it without
 /// its trailing slashes (unless it is all slashes).
 fn split(path: &str) -> (&str, &str) {
@@ -96,128 +94,9 @@ fn matching_names(dir: &str, pattern: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug)]
-enum Piece {
-    Star,
-    One,
-    Class {
-        negate: bool,
-        items: Vec<(char, char)>,
-    },
-    Char(char),
-}
-
-fn compile(pattern: &str) -> Vec<Piece> {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut pieces = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        match c {
-            '*' => {
-                if !matches!(pieces.last(), Some(Piece::Star)) {
-                    pieces.push(Piece::Star);
-                }
-            }
-            '?' => pieces.push(Piece::One),
-            '[' => {
-                // The class ends at the first `]` after an optional `!` and a leading `]`.
-                let mut j = i;
-                if chars.get(j) == Some(&'!') {
-                    j += 1;
-                }
-                if chars.get(j) == Some(&']') {
-                    j += 1;
-                }
-                while j < chars.len() && chars[j] != ']' {
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    pieces.push(Piece::Char('['));
-                    continue;
-                }
-                let mut body = &chars[i..j];
-                i = j + 1;
-                let negate = body.first() == Some(&'!');
-                if negate {
-                    body = &body[1..];
-                }
-                let mut items = Vec::new();
-                let mut k = 0;
-                while k < body.len() {
-                    if k + 2 < body.len() && body[k + 1] == '-' {
-                        items.push((body[k], body[k + 2]));
-                        k += 3;
-                    } else {
-                        items.push((body[k], body[k]));
-                        k += 1;
-                    }
-                }
-                pieces.push(Piece::Class { negate, items });
-            }
-            c => pieces.push(Piece::Char(c)),
-        }
-    }
-    pieces
-}
-
-/// Python's `fnmatch.fnmatchcase` on one name.
-pub fn fnmatch(name: &str, pattern: &str) -> bool {
-    let pieces = compile(pattern);
-    let name: Vec<char> = name.chars().collect();
-    matches_at(&pieces, &name)
-}
-
-fn matches_at(pieces: &[Piece], name: &[char]) -> bool {
-    match pieces.split_first() {
-        None => name.is_empty(),
-        Some((Piece::Star, rest)) => (0..=name.len()).any(|skip| matches_at(rest, &name[skip..])),
-        Some((piece, rest)) => {
-            let Some((&c, tail)) = name.split_first() else {
-                return false;
-            };
-            let ok = match piece {
-                Piece::One => true,
-                Piece::Char(p) => *p == c,
-                Piece::Class { negate, items } => {
-                    // An empty class matches nothing; an empty negated one anything.
-                    items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negate
-                }
-                Piece::Star => unreachable!("handled above"),
-            };
-            ok && matches_at(rest, tail)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnmatch_like_python() {
-        assert!(fnmatch("a.conf", "*.conf"));
-        assert!(!fnmatch("a.conf.bak", "*.conf"));
-        assert!(fnmatch("x1", "x?"));
-        assert!(fnmatch("b", "[abc]"));
-        assert!(!fnmatch("d", "[abc]"));
-        assert!(fnmatch("d", "[!abc]"));
-        assert!(fnmatch("5", "[0-9]"));
-        assert!(fnmatch("]", "[]]"));
-        assert!(fnmatch("-", "[a-]"));
-        assert!(fnmatch("[x", "[x"), "unclosed [ is literal");
-        assert!(fnmatch("anything", "**"));
-        assert!(!fnmatch("", "?"));
-        assert!(
-            !fnmatch("a", "[!]"),
-            "`[!]` has no closing `]`: it is literal"
-        );
-        assert!(fnmatch("[!]", "[!]"));
-        assert!(!fnmatch("m", "[z-a]"), "a reversed range matches nothing");
-        assert!(fnmatch("-", "[a-c-e]"));
-        assert!(!fnmatch("d", "[a-c-e]"));
-    }
 
     #[test]
     fn globs_a_directory_like_python() {

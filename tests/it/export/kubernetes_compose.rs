@@ -651,3 +651,65 @@ autoscale = { max = 4, cpu = 1.25, cooldown = "2h" }
             .any(|(s, k, w)| s == "api" && k == "autoscale" && w.contains("--scale api=N"))
     );
 }
+
+#[test]
+fn a_scheduled_task_is_a_cron_job_and_the_other_triggers_are_reported() {
+    let text = r#"
+[services.report]
+kind = "task"
+command = "./report"
+schedule = "@hourly"
+instances = 2
+
+[services.web]
+command = "./web"
+cron_restart = "0 3 * * *"
+watch = ["src"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), text);
+    let k = export_kubernetes(
+        &m,
+        &[],
+        &KubeOptions {
+            image: "img".into(),
+            namespace: None,
+        },
+    );
+    let file = write(dir.path(), &k);
+    kube_validate(&file);
+    let docs = parse(&file, false);
+    let cron = find(&docs, "CronJob", "report");
+    assert_eq!(cron["apiVersion"], "batch/v1");
+    assert_eq!(cron["spec"]["schedule"], "0 * * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let job = &cron["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["completions"], 2);
+    assert!(job.get("suspend").is_none(), "{job}");
+    for (service, setting) in [
+        ("report", "schedule"),
+        ("web", "cron_restart"),
+        ("web", "watch"),
+    ] {
+        assert!(
+            has_note(&k, service, setting),
+            "{service} {setting}: {:?}",
+            k.unmapped
+        );
+    }
+
+    let c = export_compose(&m, &[], "img");
+    let file = write(dir.path(), &c);
+    parse(&file, true);
+    for (service, setting) in [
+        ("report", "schedule"),
+        ("web", "cron_restart"),
+        ("web", "watch"),
+    ] {
+        assert!(
+            has_note(&c, service, setting),
+            "{service} {setting}: {:?}",
+            c.unmapped
+        );
+    }
+}

@@ -331,6 +331,9 @@ env = {{ OUT = {out} }}
 autostart = false
 args = ["/bin/sh", "-c", "printf ran > \"$OUT/off.ran\"; exec sleep 600"]
 env = {{ OUT = {out} }}
+cron_restart = "0 3 29 2 *"
+watch = ["watched"]
+watch_debounce = "2s"
 
 [services.flaky]
 args = ["/bin/sh", "-c", "exit 1"]
@@ -454,6 +457,13 @@ env = {{ OUT = {out} }}
     // `exec sleep` follows the writes; give the last one a moment to be complete.
     std::thread::sleep(Duration::from_millis(500));
     let list = pm2.jlist();
+
+    // PM2 takes the cron and watch keys as written (its schema would refuse others).
+    let off = &instances_of(&list, "off")[0]["pm2_env"];
+    assert_eq!(off["cron_restart"], "0 3 29 2 *", "{off}");
+    let watched = manifest.base_dir().join("watched");
+    assert_eq!(off["watch"], serde_json::json!([watched]), "{off}");
+    assert_eq!(off["watch_delay"], 2000, "{off}");
 
     // Instances and states.
     for spec in &manifest.services {

@@ -101,7 +101,13 @@ struct Gen {
     depends: Vec<(usize, &'static str)>,
     priority: Option<i64>,
     extra: Option<&'static str>,
+    /// `cron_restart` for a service, `schedule` for a task.
+    cron: Option<&'static str>,
+    watch: Option<GenWatch>,
 }
+
+/// `watch`, `watch_ignore`, `watch_debounce`.
+type GenWatch = (Vec<&'static str>, Vec<&'static str>, Option<&'static str>);
 
 fn env_name() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -223,6 +229,26 @@ fn service() -> impl Strategy<Value = Gen> {
             Just("logs.rotate_every = \"1d\""),
             Just("logs.max_size = 0"),
         ]),
+        prop::option::of(prop_oneof![
+            Just("0 3 * * *"),
+            Just("@hourly"),
+            Just("*/5 9-17 * * mon-fri"),
+            Just("30 2 1,15 * *"),
+        ]),
+        prop::option::of((
+            prop::collection::vec(
+                prop_oneof![
+                    Just("src/**/*.py"),
+                    Just("config"),
+                    Just("../shared/*.conf"),
+                    Just("/etc/app/*.conf"),
+                    Just("logs"),
+                ],
+                1..3,
+            ),
+            prop::collection::vec(prop_oneof![Just("**/__pycache__"), Just("*.log")], 0..2),
+            prop::option::of(prop_oneof![Just("200ms"), Just("1s"), Just("2.5s")]),
+        )),
     );
     (
         "[a-z0-9][a-z0-9_.-]{0,5}",
@@ -248,7 +274,7 @@ fn service() -> impl Strategy<Value = Gen> {
                 ),
                 (stop_timeout, stop_signal, user, group, autostart, task, groups),
                 (stdout, stderr, merge, stamp, json, max_memory),
-                (depends, priority, extra),
+                (depends, priority, extra, cron, watch),
             )| Gen {
                 name,
                 shell,
@@ -281,6 +307,8 @@ fn service() -> impl Strategy<Value = Gen> {
                 depends,
                 priority,
                 extra,
+                cron,
+                watch,
             },
         )
 }
@@ -439,6 +467,22 @@ fn manifest_toml(services: &[Gen]) -> String {
         }
         if let Some(p) = g.priority {
             t.insert("priority".into(), p.into());
+        }
+        if let Some(cron) = g.cron {
+            let key = if g.task { "schedule" } else { "cron_restart" };
+            t.insert(key.into(), cron.into());
+        }
+        if let Some((paths, ignore, debounce)) = &g.watch {
+            let list = |l: &[&str]| {
+                toml::Value::from(l.iter().map(|p| toml::Value::from(*p)).collect::<Vec<_>>())
+            };
+            t.insert("watch".into(), list(paths));
+            if !ignore.is_empty() {
+                t.insert("watch_ignore".into(), list(ignore));
+            }
+            if let Some(d) = debounce {
+                t.insert("watch_debounce".into(), (*d).into());
+            }
         }
         let mut extra = String::new();
         match g.extra {
@@ -619,6 +663,26 @@ fn comparable(spec: &ServiceSpec, base: &Path) -> BTreeMap<String, String> {
     put("liveness", format!("{:?}", spec.liveness));
     put("startup", format!("{:?}", spec.startup));
     put("watchdog", format!("{:?}", spec.watchdog));
+    // By what they fire on: a macro and its five fields are the same.
+    put(
+        "cron_restart",
+        format!("{:?}", spec.cron_restart.as_ref().map(|c| c.fields())),
+    );
+    put(
+        "schedule",
+        format!("{:?}", spec.schedule.as_ref().map(|c| c.fields())),
+    );
+    // Globs by the paths they stand for (relative to the manifest, or absolute).
+    if let Some(w) = &spec.watch {
+        let absolute = |list: &[tend::config::glob::PathPattern]| {
+            list.iter().map(|p| p.absolute.clone()).collect::<Vec<_>>()
+        };
+        put(
+            "watch",
+            format!("{:?} {:?}", absolute(&w.paths), w.debounce),
+        );
+        put("watch_ignore", format!("{:?}", absolute(&w.ignore)));
+    }
     put("event_listener", format!("{:?}", spec.event_listener));
     let r = &spec.resources;
     put("max_memory", format!("{:?}", r.max_memory));
@@ -645,6 +709,8 @@ fn explained_by(field: &str) -> Vec<&str> {
         ],
         // A service that restarts unstable runs with restart != always.
         "restart_limit" => vec!["restart_limit"],
+        // PM2 has one key for both; which one comes back depends on autorestart.
+        "cron_restart" | "schedule" | "kind" => vec!["cron_restart", "schedule", "kind"],
         other => vec![other],
     }
 }
@@ -699,6 +765,15 @@ fn must_match(field: &str, original: &ServiceSpec) -> bool {
             original.min_uptime >= Duration::from_millis(100) && whole_ms(original.min_uptime)
         }
         "group" => original.user.is_some(),
+        "watch" => true,
+        "cron_restart" => {
+            original.kind == tend::config::model::Kind::Service
+                && original.restart != RestartPolicy::Never
+        }
+        "schedule" => {
+            original.kind == tend::config::model::Kind::Task
+                && original.restart == RestartPolicy::Never
+        }
         "groups" => original.groups.len() <= 1,
         _ => false,
     }
@@ -867,6 +942,12 @@ fn awkward_strings_survive() {
         depends: vec![],
         priority: None,
         extra: None,
+        cron: Some("@daily"),
+        watch: Some((
+            vec!["src/**/*.py", "/etc/app/*.conf"],
+            vec!["*.log"],
+            Some("1s"),
+        )),
     };
     round_trip(&[service(false), service(true)]).unwrap();
 }

@@ -418,3 +418,96 @@ fn sockets_become_socket_units_shared_by_their_services() {
         .1;
     assert!(http.contains("Service=api.service\n"), "{http}");
 }
+
+#[test]
+fn schedules_become_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        r#"
+[services.web]
+command = "/bin/sleep 1000"
+cron_restart = "0 3 * * *"
+watch = ["src"]
+
+[services.backup]
+kind = "task"
+command = "/bin/true"
+schedule = "0 12 13 * fri"
+
+[services.report]
+kind = "task"
+command = "/bin/true"
+schedule = "*/15 9-17 * * mon-fri"
+instances = 2
+"#,
+    );
+    let export = export_systemd_with(
+        &m,
+        &[],
+        &SystemdOptions {
+            systemd_version: 252,
+        },
+    );
+    let text = verify(
+        dir.path(),
+        &export,
+        &[
+            "report@0.service",
+            "report@1.service",
+            "report@0.timer",
+            "report@1.timer",
+        ],
+    );
+    let ours = ours(&text, dir.path());
+    assert!(ours.is_empty(), "verify diagnostics:\n{}", ours.join("\n"));
+    let get = |n: &str| {
+        &export
+            .files
+            .iter()
+            .find(|(f, _)| f == n)
+            .unwrap_or_else(|| panic!("no {n}"))
+            .1
+    };
+    let timer = get("backup.timer");
+    assert!(
+        timer.contains("OnCalendar=Fri *-*-* 12:00:00\nOnCalendar=*-*-13 12:00:00\nAccuracySec=1s\nUnit=backup.service\n"),
+        "{timer}"
+    );
+    let backup = get("backup.service");
+    assert!(backup.contains("Type=oneshot\n") && !backup.contains("RemainAfterExit"));
+    let restart = get("web-cron-restart.service");
+    assert!(
+        restart.contains("ExecStart=systemctl try-restart web.service\n"),
+        "{restart}"
+    );
+    assert!(get("web-cron-restart.timer").contains("OnCalendar=*-*-* 03:00:00\n"));
+    let report = get("report@.timer");
+    assert!(
+        report.contains("OnCalendar=Mon..Fri *-*-* 09..17:00/15:00\n"),
+        "{report}"
+    );
+    assert!(report.contains("Unit=report@%i.service\n"), "{report}");
+    let target = get("tend-app.target");
+    for want in [
+        "Wants=web-cron-restart.timer\n",
+        "Wants=backup.timer\n",
+        "Wants=report@1.timer\n",
+    ] {
+        assert!(target.contains(want), "{want} in {target}");
+    }
+    assert!(
+        !target.contains("Wants=backup.service"),
+        "its timer starts it: {target}"
+    );
+    let unmapped: Vec<String> = export
+        .unmapped
+        .iter()
+        .map(|(s, k, _)| format!("{s}.{k}"))
+        .collect();
+    assert!(unmapped.contains(&"web.watch".to_string()), "{unmapped:?}");
+    assert!(
+        !unmapped.contains(&"backup.autostart".to_string()),
+        "{unmapped:?}"
+    );
+}
