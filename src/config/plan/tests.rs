@@ -255,6 +255,8 @@ fn every_setting_has_its_manifest_key() {
         ("reload_signal = \"HUP\"", &["reload_signal"], Update),
         ("reload_timeout = \"5s\"", &["reload_timeout"], Update),
         ("max_surge = 2", &["max_surge"], Update),
+        ("cron_restart = \"0 3 * * *\"", &["cron_restart"], Update),
+        ("watch = [\"src\"]", &["watch"], Update),
         ("priority = 5", &["priority"], Update),
         ("groups = [\"front\"]", &["groups"], Update),
         ("logs = { merge = true }", &["logs.merge"], Restart),
