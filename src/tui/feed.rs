@@ -6,7 +6,7 @@
 //!   second, and at once when the event stream says something happened; while the daemon
 //!   does not answer it retries with backoff and says so.
 //! - The event stream (`/api/v1/events/stream`) only nudges the poller, so a restart shows
-//!   within milliseconds while nothing is polled faster than once a second.
+//!   within milliseconds, while a storm of events costs at most five polls a second.
 //! - One log stream (`/api/v1/logs?follow=true`, NDJSON) for what the log pane follows; a
 //!   new target aborts the old stream. A stream that ends is opened again with backoff.
 //! - Each action is a task of its own: a restart waits for `min_uptime`, the UI does not.
@@ -28,6 +28,9 @@ use super::app::{Input, LogLine, Outcome, Request};
 
 /// How often the instances are read when nothing happens.
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Events can come by the hundred (many instances flapping): polls they cause are at least
+/// this far apart, so the daemon is not asked for every instance back to back.
+const MIN_GAP: Duration = Duration::from_millis(200);
 /// A log stream opens only once the selection has rested this long: holding `j` through
 /// hundreds of rows must not open a connection per row.
 const SETTLE: Duration = Duration::from_millis(150);
@@ -119,6 +122,7 @@ async fn poll(client: Client, tx: mpsc::UnboundedSender<Input>, nudge: Arc<Notif
     while !tx.is_closed() {
         match client.get::<Vec<ServiceInfo>>(&path).await {
             Ok(services) => {
+                let polled = tokio::time::Instant::now();
                 attempt = 0;
                 let _ = tx.send(Input::Snapshot {
                     services,
@@ -126,7 +130,7 @@ async fn poll(client: Client, tx: mpsc::UnboundedSender<Input>, nudge: Arc<Notif
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(POLL_EVERY) => {}
-                    _ = nudge.notified() => {}
+                    _ = nudge.notified() => tokio::time::sleep_until(polled + MIN_GAP).await,
                 }
             }
             Err(error) => {
