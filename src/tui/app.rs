@@ -663,15 +663,9 @@ impl App {
         }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal_key(key, ctrl, out),
-            Mode::Help => {
-                // Any key closes the help; `q` there only closes it.
-                if !matches!(
-                    key.code,
-                    KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Esc | KeyCode::Enter
-                ) {
-                    self.normal_key(key, ctrl, out);
-                }
-            }
+            // Any key closes the help, and does nothing else: a key pressed to get rid of
+            // it must not restart something.
+            Mode::Help => {}
             Mode::Filter => self.filter_key(key),
             Mode::Search { input } => self.search_key(key, input),
             Mode::Scale {

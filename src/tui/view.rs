@@ -693,11 +693,11 @@ pub const KEYS: [(&str, &str); 24] = [
     ("?", "this help"),
     ("q  Ctrl-c", "quit"),
     ("", ""),
-    ("", "Actions apply to the selected instance (web:1);"),
-    ("", "for a whole service, select a single-instance"),
-    ("", "service or use `tend restart web`."),
-    ("", "The state colours: green running, yellow moving,"),
-    ("", "magenta backoff, red failed, grey stopped."),
+    ("", "Keys act on the selected instance (web:1); for"),
+    ("", "every instance of a service: tend restart web."),
+    ("", "Colours: green running, yellow starting/stopping,"),
+    ("", "cyan waiting, magenta backoff, red failed,"),
+    ("", "blue completed, grey stopped."),
 ];
 
 fn help(buf: &mut Buffer, area: Rect) {

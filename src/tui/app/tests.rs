@@ -201,13 +201,15 @@ fn the_selection_follows_its_instance_across_snapshots() {
 }
 
 #[test]
-fn quit_with_q_or_ctrl_c_but_q_in_help_closes_the_help() {
+fn quit_with_q_or_ctrl_c_but_a_key_in_help_only_closes_the_help() {
     let mut app = app(100, 30);
     assert_eq!(chr(&mut app, 'q'), [Request::Quit]);
-    chr(&mut app, '?');
-    assert_eq!(app.mode, Mode::Help);
-    assert!(chr(&mut app, 'q').is_empty());
-    assert_eq!(app.mode, Mode::Normal);
+    for c in ['q', 'r', 'S'] {
+        chr(&mut app, '?');
+        assert_eq!(app.mode, Mode::Help);
+        assert!(chr(&mut app, c).is_empty());
+        assert_eq!(app.mode, Mode::Normal);
+    }
     chr(&mut app, '?');
     assert_eq!(
         app.update(Input::Key(KeyEvent::new(
