@@ -268,6 +268,8 @@ pub struct Counts {
 pub struct App {
     /// What the header names: the manifest the daemon runs.
     pub title: String,
+    /// The services, for what the detail view says about an instance's service; their
+    /// `instances` are moved out, into `instances`.
     pub services: Vec<ServiceInfo>,
     /// Every instance, in the daemon's order (manifest order, then index).
     pub instances: Vec<InstanceInfo>,
@@ -399,7 +401,7 @@ impl App {
         out
     }
 
-    fn snapshot(&mut self, services: Vec<ServiceInfo>, at_ms: u64) {
+    fn snapshot(&mut self, mut services: Vec<ServiceInfo>, at_ms: u64) {
         self.now_ms = at_ms;
         let before = self.instances.iter().map(|i| i.name.as_str());
         let after = services
@@ -409,8 +411,8 @@ impl App {
             self.logs.stale = true;
         }
         self.instances.clear();
-        for service in &services {
-            self.instances.extend(service.instances.iter().cloned());
+        for service in &mut services {
+            self.instances.append(&mut service.instances);
         }
         self.services = services;
         let mut counts = Counts {
