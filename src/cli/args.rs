@@ -65,6 +65,9 @@ pub enum Command {
         /// Services, instances (web:2), groups or `all` (default: all).
         targets: Vec<String>,
     },
+    /// A full-screen terminal UI: live instances, their logs and probes, and keys to start,
+    /// stop, restart, reload and scale them (`?` inside lists the keys).
+    Top,
     /// Show each probe's last result: readiness, liveness and startup, with timings.
     Health {
         /// Print JSON instead of a table.

@@ -84,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(0)
         }
+        Command::Top => crate::tui::run(&socket(&cli)?),
         _ => client_command(&cli),
     }
 }
@@ -1088,7 +1089,7 @@ pub fn render_health(instances: &[InstanceInfo], now: std::time::SystemTime) -> 
 }
 
 /// 1.2G, 35M, 800K: binary units, short, for a table column.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
     for (unit, size) in units {
         if bytes >= size {
@@ -1103,7 +1104,7 @@ fn human_bytes(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-fn human_duration(ms: u64) -> String {
+pub(crate) fn human_duration(ms: u64) -> String {
     let secs = ms / 1000;
     match secs {
         0..60 => format!("{secs}s"),

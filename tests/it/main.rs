@@ -46,3 +46,6 @@ mod export;
 
 // `watch` (real files, real restarts), `cron_restart` and `schedule` validation and `up`.
 mod schedules;
+
+// `tend top`: the real TUI in tmux, a restart by key, the terminal restored on quit.
+mod top;
