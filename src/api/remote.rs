@@ -641,12 +641,19 @@ async fn login(
             ));
         }
     };
-    let request: crate::protocol::LoginRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let bad = |e: &dyn fmt::Display| {
         error_response(
             StatusCode::BAD_REQUEST,
             &format!(r#"bad login body (expected {{"token": "..."}}): {e}"#),
         )
-    })?;
+    };
+    // Through a Value: serde would also take a struct from an array, `["TOKEN"]`.
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+    if !value.is_object() {
+        return Err(bad(&"not an object"));
+    }
+    let request: crate::protocol::LoginRequest =
+        serde_json::from_value(value).map_err(|e| bad(&e))?;
     let Some((role, who)) = shared.tokens.check(&request.token) else {
         note_failure(shared, ip, key);
         return Err(Denied::Invalid("invalid token").into_response());

@@ -46,3 +46,6 @@ mod export;
 
 // `watch` (real files, real restarts), `cron_restart` and `schedule` validation and `up`.
 mod schedules;
+
+// The web dashboard: its files, token login and cookie, CSRF, roles, and a real browser.
+mod dashboard;

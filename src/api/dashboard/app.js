@@ -162,6 +162,11 @@ function showLogin(message) {
   $('daemon').textContent = '';
   $('live').textContent = '';
   $('live').className = 'live';
+  // Nothing of the last session stays in the page, hidden or not.
+  for (const id of ['services', 'service-head', 'service-actions', 'service-instances', 'service-probes', 'service-charts', 'log', 'events']) {
+    $(id).replaceChildren();
+  }
+  app.services = [];
   showOnly('login');
   $('login-error').textContent = message || '';
   $('token').focus();
@@ -201,6 +206,8 @@ async function login(event) {
 
 async function logout() {
   try { await api('/api/v1/session', { method: 'DELETE', quiet: true }); } catch (e) { /* gone anyway */ }
+  // The next login starts from the overview (one that follows an expiry comes back here).
+  history.replaceState(null, '', location.pathname);
   showLogin('Logged out.');
 }
 
