@@ -1425,6 +1425,15 @@ mod tests {
             )
             .route("/endless", get(|| async { Body::new(Endless) }))
             .route(
+                session::PATH,
+                post(
+                    |Extension(caller): Extension<Caller>,
+                     Extension(opened): Extension<NewSession>| async move {
+                        session::opened_response(caller, &opened)
+                    },
+                ),
+            )
+            .route(
                 "/slow",
                 get(|| async {
                     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -2088,6 +2097,78 @@ mod tests {
             .await
             .expect("server neither answered nor closed");
         assert!(!raw.starts_with(b"HTTP/"), "{raw:?}");
+    }
+
+    #[tokio::test]
+    async fn a_login_over_tls_gets_a_secure_cookie_whose_actions_need_the_csrf_token() {
+        let (_file, tokens) = tokens_file();
+        let (cert, key, der) = self_signed();
+        let mut s = settings(&tokens);
+        s.tls = Some(TlsFiles {
+            cert: cert.0.clone(),
+            key: key.0.clone(),
+        });
+        let server = start(s).await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let send = |request: String| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(server.addr).await.unwrap();
+                let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+                let mut tls = connector.connect(name, tcp).await.unwrap();
+                tls.write_all(request.as_bytes()).await.unwrap();
+                read_reply(&mut tls).await.unwrap()
+            }
+        };
+        let body = format!(r#"{{"token": "{OPERATE}"}}"#);
+        let reply = send(format!(
+            "POST /api/v1/session HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let set = reply.header("set-cookie").unwrap();
+        for part in ["Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(set.contains(part), "{set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let csrf = reply.json()["csrf_token"].as_str().unwrap().to_owned();
+        let act = |extra: String| {
+            send(format!(
+                "POST /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+                 cookie: {cookie}\r\n{extra}content-length: 0\r\n\r\n"
+            ))
+        };
+        assert_eq!(act(String::new()).await.status, 403);
+        // Plain http is another origin than this https listener.
+        let other = act(format!(
+            "x-csrf-token: {csrf}\r\norigin: http://localhost\r\n"
+        ))
+        .await;
+        assert_eq!(other.status, 403, "{other:?}");
+        let reply = act(format!(
+            "x-csrf-token: {csrf}\r\norigin: https://localhost\r\n"
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.json()["role"], "operate");
+        assert!(
+            reply.json()["who"]
+                .as_str()
+                .unwrap()
+                .ends_with("(dashboard session)"),
+            "{reply:?}"
+        );
+        assert_eq!(reply.json()["saw_authorization"], false);
     }
 
     #[tokio::test]

@@ -346,19 +346,23 @@ pub async fn login(
             format!("dashboard session ({})", caller.role),
         );
     }
-    let secure = opened.handle.sessions.secure();
+    Ok(opened_response(caller, &opened))
+}
+
+/// The answer to a login: who the session is, and the cookie.
+pub fn opened_response(caller: Caller, opened: &NewSession) -> Response {
     let caller = Caller {
         who: session_who(&opened.handle.who),
         ..caller
     };
     let mut response = Json(info(&caller, Some(&opened.handle))).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(Some(&opened.id), secure));
+    let cookie = set_cookie(Some(&opened.id), opened.handle.sessions.secure());
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    // The body holds the CSRF token: no cache keeps it.
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
 }
 
 /// `DELETE /api/v1/session`: ends the request's session, if it came with one, and tells the
