@@ -136,6 +136,14 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('#log .line')]
     .filter((l) => l.textContent.includes('hello from the worker')).length >= 2);
   await checkLabels(page, 'service page');
+
+  // Scale the worker to two instances from its page.
+  await page.getByLabel('Instances').fill('2');
+  await page.getByRole('button', { name: 'Scale worker' }).click();
+  await page.getByText('scale worker: 1 → 2').waitFor();
+  await page.locator('#service-instances tr[data-instance="worker:1"] [data-field="state"]', { hasText: 'running' }).waitFor();
+  // The log follows the new instance too.
+  await page.locator('#log .line', { hasText: 'worker:1' }).filter({ hasText: 'hello from the worker' }).waitFor();
   await shot(page, 'service');
 
   // Log out: the cookie no longer opens anything.

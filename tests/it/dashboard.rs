@@ -470,8 +470,9 @@ fn tool(variable: &str, default: PathBuf, what: &str) -> PathBuf {
 
 /// Debian's chromium, driven by playwright-core from Node, does what a user does: logs in
 /// with an operate token, sees the services, restarts one and watches its pid change, reads
-/// a service's logs, searches them and filters a stream; then with a read token finds no
-/// button, and a request it forges from the page is refused. Screenshots are kept under
+/// a service's logs, searches them and filters a stream, sees a restart made elsewhere
+/// arrive live, scales a service; then with a read token finds no button, and a request it
+/// forges from the page is refused. Screenshots are kept under
 /// target/ (CARGO_TARGET_TMPDIR/dashboard-screenshots).
 #[test]
 fn a_real_browser_logs_in_restarts_a_service_and_a_read_token_cannot_act() {

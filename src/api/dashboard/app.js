@@ -96,6 +96,7 @@ const app = {
   refreshing: null,
   refreshAgain: false,
   page: null, // { view: 'overview' } or { view: 'service', name }
+  busy: new Set(), // actions under way ('restart web'): their buttons stay disabled
 };
 
 async function api(path, { method = 'GET', body, quiet } = {}) {
@@ -167,6 +168,7 @@ function showLogin(message) {
     $(id).replaceChildren();
   }
   app.services = [];
+  $('notice').textContent = '';
   showOnly('login');
   $('login-error').textContent = message || '';
   $('token').focus();
@@ -333,7 +335,9 @@ const ACTIONS = [
   ['reload', 'Reload'],
 ];
 
-/** The buttons that act on a target, or nothing for a `read` session. */
+/** The buttons that act on a target, or nothing for a `read` session. They carry what
+ * they do in data attributes, read at the click (one listener for the page), so that a
+ * region updated in place can never leave a button acting on another target. */
 function actionButtons(target) {
   if (!canAct()) return null;
   return h('div', { class: 'actions', role: 'group', 'aria-label': `Actions on ${target}` },
@@ -343,66 +347,76 @@ function actionButtons(target) {
       'data-action': action,
       'data-target': target,
       'aria-label': `${label} ${target}`,
-      onclick: (e) => act(e.currentTarget, target, action),
+      disabled: app.busy.has(`${action} ${target}`),
     }, label)));
 }
 
-async function act(button, target, action) {
-  button.disabled = true;
-  notice(`${action} ${target}…`, 'ok');
+async function busy(key, work) {
+  app.busy.add(key);
+  render();
   try {
-    const answer = await api(`/api/v1/services/${encodeURIComponent(target)}/${action}`, { method: 'POST' });
-    const failed = answer.results.filter((r) => !r.ok);
-    if (failed.length) {
-      notice(`${action} ${target}: ${failed.map((f) => `${f.instance}: ${f.error}`).join('; ')}`, 'bad');
-    } else {
-      const n = answer.results.length;
-      notice(`${action} ${target}: done (${n} instance${n === 1 ? '' : 's'})`, 'ok');
-    }
-  } catch (e) {
-    if (e.status !== 401) notice(`${action} ${target}: ${e.message}`, 'bad');
+    await work();
   } finally {
-    button.disabled = false;
+    app.busy.delete(key);
+    render();
     refresh();
   }
+}
+
+function act(target, action) {
+  const key = `${action} ${target}`;
+  if (app.busy.has(key)) return;
+  notice(`${action} ${target}…`, 'ok');
+  busy(key, async () => {
+    try {
+      const answer = await api(`/api/v1/services/${encodeURIComponent(target)}/${action}`, { method: 'POST' });
+      const failed = answer.results.filter((r) => !r.ok);
+      if (failed.length) {
+        notice(`${action} ${target}: ${failed.map((f) => `${f.instance}: ${f.error}`).join('; ')}`, 'bad');
+      } else {
+        const n = answer.results.length;
+        notice(`${action} ${target}: done (${n} instance${n === 1 ? '' : 's'})`, 'ok');
+      }
+    } catch (e) {
+      if (e.status !== 401) notice(`${action} ${target}: ${e.message}`, 'bad');
+    }
+  });
 }
 
 function scaleForm(service) {
   if (!canAct()) return null;
   const id = `scale-${service.name}`;
-  const input = h('input', {
-    id, type: 'number', min: 1, max: 10000, value: service.count, required: true, inputmode: 'numeric',
-  });
   const autoscaled = Boolean(service.autoscale);
-  if (autoscaled) input.disabled = true;
-  return h('form', {
-    class: 'scale',
-    onsubmit: async (e) => {
-      e.preventDefault();
-      const button = e.currentTarget.querySelector('button');
-      const instances = Number(input.value);
-      if (!Number.isInteger(instances) || instances < 1) {
-        notice('The number of instances is a whole number from 1.', 'bad');
-        input.focus();
-        return;
-      }
-      button.disabled = true;
-      notice(`scale ${service.name} to ${instances}…`, 'ok');
-      try {
-        const answer = await api('/api/v1/actions/scale', { method: 'POST', body: { service: service.name, instances } });
-        notice(`scale ${service.name}: ${answer.from} → ${answer.to}${answer.ok ? '' : ' (some did not start)'}`, answer.ok ? 'ok' : 'bad');
-      } catch (err) {
-        if (err.status !== 401) notice(`scale ${service.name}: ${err.message}`, 'bad');
-      } finally {
-        button.disabled = false;
-        refresh();
-      }
-    },
-  },
-  h('label', { for: id }, 'Instances'),
-  input,
-  h('button', { type: 'submit', 'data-action': 'scale', disabled: autoscaled, 'aria-label': `Scale ${service.name}` }, 'Scale'),
-  autoscaled ? h('span', { class: 'muted' }, 'autoscaled') : null);
+  const running = app.busy.has(`scale ${service.name}`);
+  return h('form', { class: 'scale', 'data-service': service.name },
+    h('label', { for: id }, 'Instances'),
+    h('input', {
+      id, type: 'number', min: 1, max: 10000, value: service.count, required: true, inputmode: 'numeric', disabled: autoscaled,
+    }),
+    h('button', { type: 'submit', disabled: autoscaled || running, 'aria-label': `Scale ${service.name}` }, 'Scale'),
+    autoscaled ? h('span', { class: 'muted' }, 'autoscaled') : null);
+}
+
+function scale(form) {
+  const name = form.dataset.service;
+  const input = form.querySelector('input');
+  const instances = Number(input.value);
+  if (!Number.isInteger(instances) || instances < 1 || instances > 10000) {
+    notice('The number of instances is a whole number from 1 to 10000.', 'bad');
+    input.focus();
+    return;
+  }
+  const key = `scale ${name}`;
+  if (app.busy.has(key)) return;
+  notice(`scale ${name} to ${instances}…`, 'ok');
+  busy(key, async () => {
+    try {
+      const answer = await api('/api/v1/actions/scale', { method: 'POST', body: { service: name, instances } });
+      notice(`scale ${name}: ${answer.from} → ${answer.to}${answer.ok ? '' : ' (some did not start)'}`, answer.ok ? 'ok' : 'bad');
+    } catch (e) {
+      if (e.status !== 401) notice(`scale ${name}: ${e.message}`, 'bad');
+    }
+  });
 }
 
 // ---- the overview ------------------------------------------------------------------------
@@ -462,23 +476,37 @@ function renderOverview() {
   });
   const table = h('table', { class: 'cards overview' },
     h('caption', { class: 'sr-only' }, 'Every service and its instances'), head, bodies);
-  keepFocus($('services'), table);
+  update($('services'), table);
 }
 
-/** Swaps a region's content, keeping the keyboard focus on the same control if it is there. */
-function keepFocus(container, content) {
-  const active = document.activeElement;
-  let key = null;
-  if (active && container.contains(active)) {
-    key = active.id ? `#${CSS.escape(active.id)}`
-      : active.dataset.action ? `[data-action="${CSS.escape(active.dataset.action)}"][data-target="${CSS.escape(active.dataset.target || '')}"]`
-        : null;
+/** Puts `content` in `container`, updating what is there in place: a button being pressed,
+ * the focus, a field being typed in all survive the refreshes that come every few seconds. */
+function update(container, content) {
+  const current = container.firstElementChild;
+  if (container.childNodes.length === 1 && current && current.nodeName === content.nodeName) {
+    morph(current, content);
+  } else {
+    container.replaceChildren(content);
   }
-  container.replaceChildren(content);
-  if (key) {
-    const again = container.querySelector(key);
-    if (again) again.focus();
+}
+
+function morph(target, source) {
+  for (const { name, value } of [...source.attributes]) {
+    if (target.getAttribute(name) !== value) target.setAttribute(name, value);
   }
+  for (const { name } of [...target.attributes]) {
+    if (!source.hasAttribute(name)) target.removeAttribute(name);
+  }
+  const olds = [...target.childNodes];
+  const news = [...source.childNodes];
+  news.forEach((node, i) => {
+    const old = olds[i];
+    if (!old) target.append(node);
+    else if (old.nodeType !== node.nodeType || old.nodeName !== node.nodeName) old.replaceWith(node);
+    else if (node.nodeType === Node.TEXT_NODE) { if (old.data !== node.data) old.data = node.data; }
+    else morph(old, node);
+  });
+  for (const old of olds.slice(news.length)) old.remove();
 }
 
 // ---- a service's page --------------------------------------------------------------------
@@ -487,6 +515,7 @@ const servicePage = {
   name: null,
   events: [],
   lines: [],
+  logFor: null, // the instances the log stream follows
   samples: new Map(),
   summary: null,
   chartTimer: null,
@@ -544,11 +573,15 @@ function renderService() {
   }
   $('service-head').replaceChildren(h('dl', { class: 'facts' },
     facts.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))));
-  keepFocus($('service-actions'), canAct()
+  update($('service-actions'), canAct()
     ? h('div', { class: 'actions service-actions' }, actionButtons(s.name), scaleForm(s))
     : h('p', { class: 'muted' }, 'Read-only: this session cannot act.'));
   renderInstances(s);
   renderProbes(s);
+  // A stream follows the instances there were when it opened: after a scale, or an apply
+  // that renamed them, open it again for the new set.
+  const names = s.instances.map((i) => i.name).join(',');
+  if (servicePage.logFor !== null && servicePage.logFor !== names) openLogs();
 }
 
 function describeFailure(e) {
@@ -580,7 +613,7 @@ function renderInstances(s) {
     cell('Why', [i.reason, i.warning ? ` (${i.warning})` : '', i.status_text ? ` “${i.status_text}”` : ''].join(''), { class: 'reason' }),
     canAct() && s.instances.length > 1 ? cell('Actions', actionButtons(i.name), { class: 'act' })
       : canAct() ? cell('', '', { class: 'act' }) : null));
-  keepFocus($('service-instances'), h('table', { class: 'cards instances' },
+  update($('service-instances'), h('table', { class: 'cards instances' },
     h('caption', { class: 'sr-only' }, `Instances of ${s.name}`), head, h('tbody', { class: 'service' }, rows)));
 }
 
@@ -717,6 +750,8 @@ function closeLogs() {
 function openLogs() {
   closeLogs();
   const name = servicePage.name;
+  const s = currentService();
+  servicePage.logFor = s ? s.instances.map((i) => i.name).join(',') : null;
   servicePage.lines = [];
   $('log').replaceChildren();
   updateLogCount();
@@ -848,7 +883,8 @@ function describe(e) {
 
 function eventTone(e) {
   if (e.kind === 'state') return tone(e.to_state);
-  if (e.kind === 'exit') return e.exit_code === 0 ? 'idle' : 'bad';
+  // A stop's signal is how a stop ends; any other signal, or a code but 0, is a failure.
+  if (e.kind === 'exit') return e.exit_code === 0 || ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'].includes(e.signal) ? 'idle' : 'bad';
   if (e.kind === 'probe') return e.passing ? 'ok' : 'bad';
   if (e.kind === 'warning') return 'warn';
   if (e.kind === 'reload' && e.to_state === 'failed') return 'bad';
@@ -880,6 +916,16 @@ async function boot() {
     if (e.currentTarget.checked) $('log').scrollTop = $('log').scrollHeight;
   });
   $('chart-window').addEventListener('change', () => loadCharts());
+  document.addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-action][data-target]');
+    if (button && !button.disabled) act(button.dataset.target, button.dataset.action);
+  });
+  document.addEventListener('submit', (e) => {
+    const form = e.target.closest('form.scale');
+    if (!form) return;
+    e.preventDefault();
+    scale(form);
+  });
   document.addEventListener('visibilitychange', () => { if (!document.hidden && app.session) refresh(); });
   try {
     app.session = await api('/api/v1/session', { quiet: true });
