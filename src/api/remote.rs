@@ -323,7 +323,6 @@ struct Shared {
     limiter: Limiter,
     /// The dashboard's logins on this listener.
     sessions: Arc<Sessions>,
-    tls: bool,
     metrics_public: bool,
     max_body_bytes: usize,
     header_timeout: Duration,
@@ -354,7 +353,6 @@ impl RemoteListener {
             tokens: settings.tokens.clone(),
             limiter: Limiter::new(settings.clock.clone()),
             sessions: Arc::new(Sessions::new(settings.clock.clone(), tls.is_some())),
-            tls: tls.is_some(),
             metrics_public: settings.metrics_public,
             max_body_bytes: settings.max_body_bytes,
             header_timeout: settings.header_timeout,
@@ -615,7 +613,7 @@ async fn login(
     if let Some(wait) = shared.limiter.blocked(key) {
         return Err(too_many_failures(wait));
     }
-    if let Some(problem) = session::cross_origin(headers, shared.tls) {
+    if let Some(problem) = session::cross_origin(headers) {
         return Err(error_response(StatusCode::FORBIDDEN, problem));
     }
     // Only JSON: a page of another site cannot send it without a CORS preflight, which no
@@ -774,7 +772,7 @@ fn authenticate(
                     "refused: a dashboard session's action needs its CSRF token in X-CSRF-Token",
                 ));
             }
-            if let Some(problem) = session::cross_origin(headers, shared.tls) {
+            if let Some(problem) = session::cross_origin(headers) {
                 return Err(Denied::Forged(problem));
             }
         }
@@ -2149,9 +2147,8 @@ mod tests {
             ))
         };
         assert_eq!(act(String::new()).await.status, 403);
-        // Plain http is another origin than this https listener.
         let other = act(format!(
-            "x-csrf-token: {csrf}\r\norigin: http://localhost\r\n"
+            "x-csrf-token: {csrf}\r\norigin: https://elsewhere.example\r\n"
         ))
         .await;
         assert_eq!(other.status, 403, "{other:?}");

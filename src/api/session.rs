@@ -230,29 +230,37 @@ pub fn is_safe(method: &Method) -> bool {
 }
 
 /// Why a request that changes something looks sent by a page of another origin, if it does:
-/// `Sec-Fetch-Site` other than `same-origin`, or an `Origin` that is not this server's (the
-/// scheme and the `Host` the request was sent to). A client that sends neither header (the
-/// CLI, curl, scripts) is no browser, and passes.
-pub fn cross_origin(headers: &HeaderMap, tls: bool) -> Option<&'static str> {
+/// `Sec-Fetch-Site` other than `same-origin`, or an `Origin` whose host and port are not the
+/// `Host` the request was sent to. A client that sends neither header (the CLI, curl,
+/// scripts) is no browser, and passes. The scheme is not compared: one listener speaks only
+/// one, and behind a proxy that ends TLS the page's `https` origin reaches a plain listener.
+pub fn cross_origin(headers: &HeaderMap) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
         return Some("refused: the browser says this request comes from another site");
     }
     let origin = headers.get(header::ORIGIN)?;
-    let scheme = if tls { "https://" } else { "http://" };
     let same = origin
         .to_str()
         .ok()
-        .and_then(|o| o.strip_prefix(scheme))
+        .and_then(|o| {
+            o.strip_prefix("https://")
+                .or_else(|| o.strip_prefix("http://"))
+        })
         .zip(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .is_some_and(|(from, host)| {
-            let default = if tls { ":443" } else { ":80" };
-            let from = from.strip_suffix(default).unwrap_or(from);
-            let host = host.strip_suffix(default).unwrap_or(host);
-            from.eq_ignore_ascii_case(host)
+            without_default_port(from).eq_ignore_ascii_case(without_default_port(host))
         });
     (!same).then_some("refused: the request's Origin is not this server")
+}
+
+/// Browsers leave a scheme's default port out of `Origin`, and most clients out of `Host`.
+fn without_default_port(authority: &str) -> &str {
+    authority
+        .strip_suffix(":80")
+        .or_else(|| authority.strip_suffix(":443"))
+        .unwrap_or(authority)
 }
 
 /// Why a browser's request on the unix socket is refused, if it is. The socket needs no
@@ -277,7 +285,7 @@ pub fn unix_browser_refusal(method: &Method, headers: &HeaderMap) -> Option<&'st
     if is_safe(method) {
         return None;
     }
-    cross_origin(headers, false)
+    cross_origin(headers)
 }
 
 /// `localhost`, a name under `.localhost`, or an IP address, with or without a port.
@@ -525,30 +533,27 @@ mod tests {
             ("host", "127.0.0.1:9100"),
             ("origin", "http://127.0.0.1:9100"),
         ]);
-        assert_eq!(cross_origin(&ok, false), None);
-        assert!(cross_origin(&ok, true).is_some(), "scheme differs");
-        let ok = headers(&[
-            ("host", "tend.example"),
-            ("origin", "https://TEND.example:443"),
-        ]);
-        assert_eq!(cross_origin(&ok, true), None);
-        assert_eq!(
-            cross_origin(&headers(&[("host", "h")]), false),
-            None,
-            "no browser"
-        );
+        assert_eq!(cross_origin(&ok), None);
+        // A proxy that ends TLS: the page is https, the listener plain.
+        let proxied = headers(&[("host", "tend.example"), ("origin", "https://TEND.example")]);
+        assert_eq!(cross_origin(&proxied), None);
+        assert_eq!(cross_origin(&headers(&[("host", "h")])), None, "no browser");
         let same_site = headers(&[("host", "h:1"), ("sec-fetch-site", "same-site")]);
-        assert!(cross_origin(&same_site, false).is_some());
+        assert!(cross_origin(&same_site).is_some());
         let other = headers(&[("host", "h:1"), ("origin", "http://h:2")]);
-        assert!(cross_origin(&other, false).is_some());
+        assert!(cross_origin(&other).is_some());
+        let other = headers(&[("host", "h"), ("origin", "http://h.evil")]);
+        assert!(cross_origin(&other).is_some());
         let null = headers(&[("host", "h:1"), ("origin", "null")]);
-        assert!(cross_origin(&null, false).is_some());
+        assert!(cross_origin(&null).is_some());
+        let no_host = headers(&[("origin", "http://h:1")]);
+        assert!(cross_origin(&no_host).is_some());
         let same = headers(&[
             ("host", "h:1"),
             ("origin", "http://h:1"),
             ("sec-fetch-site", "same-origin"),
         ]);
-        assert_eq!(cross_origin(&same, false), None);
+        assert_eq!(cross_origin(&same), None);
     }
 
     #[test]
