@@ -433,6 +433,7 @@ function cell(label, content, props = {}) {
 }
 
 function renderOverview() {
+  document.title = 'tend';
   const services = app.services;
   const instances = services.flatMap((s) => s.instances);
   const running = instances.filter((i) => i.state === 'running').length;
