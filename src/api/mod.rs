@@ -1,10 +1,12 @@
 //! The control server: one axum router serving the JSON/SSE API, tend's own health, the
-//! metrics and the OpenAPI document, on the unix socket and (with tokens) on TCP. Handlers turn
-//! requests into `EngineHandle` calls; a bad request gets a 4xx with a JSON body, never a crash.
+//! metrics, the OpenAPI document and the web dashboard, on the unix socket and (with tokens)
+//! on TCP. Handlers turn requests into `EngineHandle` calls; a bad request gets a 4xx with a
+//! JSON body, never a crash.
 
 pub mod apply;
 pub mod autoscale;
 pub mod control;
+pub mod dashboard;
 pub mod history;
 pub mod logs;
 pub mod metrics;
@@ -12,6 +14,7 @@ pub mod openapi;
 pub mod readiness;
 pub mod remote;
 pub mod scale;
+pub mod session;
 pub mod tokens;
 pub mod xmlrpc;
 
@@ -171,6 +174,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(history::audit))
         .route("/api/v1/summary", get(history::summary))
         .route("/api/v1/samples", get(history::samples))
+        .route(
+            session::PATH,
+            get(session::current)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .merge(dashboard::routes())
         .merge(xmlrpc::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

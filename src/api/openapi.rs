@@ -13,8 +13,9 @@ use crate::api::history::{AuditQuery, EventsQuery, SamplesQuery, StreamQuery, Su
 use crate::api::logs::{LogEntry, LogQuery};
 use crate::protocol::{
     ActionRequest, ActionResponse, ActionRow, ApplyReport, DaemonInfo, ErrorBody, EventRow,
-    InstanceInfo, Liveness, ManifestErrors, PlanReport, ReadyReport, SampleRow, ScaleRequest,
-    ScaleResponse, ServiceInfo, ShutdownResponse, SignalRequest, SummaryReport, TargetSignal,
+    InstanceInfo, Liveness, LoginRequest, LogoutResponse, ManifestErrors, PlanReport, ReadyReport,
+    SampleRow, ScaleRequest, ScaleResponse, ServiceInfo, SessionInfo, ShutdownResponse,
+    SignalRequest, SummaryReport, TargetSignal,
 };
 
 pub async fn document() -> Json<Value> {
@@ -367,6 +368,35 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 Answer::Json(200, out::<SummaryReport>(r)),
             )
         },
+        op(
+            "get",
+            "/api/v1/session",
+            "getSession",
+            "Who the caller is: role, and for a dashboard session its CSRF token and end",
+            "session",
+            Answer::Json(200, out::<SessionInfo>(r)),
+        ),
+        Operation {
+            body: Some((input::<LoginRequest>(q), true)),
+            errors: &[401, 403, 404, 429],
+            public: true,
+            ..op(
+                "post",
+                "/api/v1/session",
+                "login",
+                "The dashboard's login on the TCP listener: a token for a session cookie (HttpOnly, SameSite=Strict), with the token's role. 401 for an unknown token, counted like a bad bearer token; 403 from a page of another origin; 404 on the unix socket, which needs no login",
+                "session",
+                Answer::Json(200, out::<SessionInfo>(r)),
+            )
+        },
+        op(
+            "delete",
+            "/api/v1/session",
+            "logout",
+            "End the request's dashboard session (a `read` session may too) and clear its cookie",
+            "session",
+            Answer::Json(200, out::<LogoutResponse>(r)),
+        ),
         Operation {
             query: Some(input::<SamplesQuery>(q)),
             errors: &[404, 503],

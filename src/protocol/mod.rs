@@ -268,6 +268,38 @@ pub struct ShutdownResponse {
     pub status: String,
 }
 
+/// `POST /api/v1/session` on the TCP listener: the dashboard's login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// A token of the tokens file; the session gets its role.
+    #[schemars(length(min = 1, max = 4096))]
+    pub token: String,
+}
+
+/// `GET /api/v1/session`: who the caller is; also the answer to a login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionInfo {
+    /// `read` or `operate`.
+    pub role: String,
+    /// The caller as the audit names it.
+    pub who: String,
+    /// `unix` (the socket: no login), `token` (a bearer token with each request) or
+    /// `session` (the dashboard's cookie).
+    pub via: String,
+    /// For a session: send it as `X-CSRF-Token` with every request that is not a GET.
+    pub csrf_token: Option<String>,
+    /// For a session: when it ends if it is not used again (Unix milliseconds).
+    pub expires_ms: Option<u64>,
+}
+
+/// `DELETE /api/v1/session`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LogoutResponse {
+    /// The request came with a live session, which is now gone.
+    pub ended: bool,
+}
+
 /// `GET /api/v1/summary`: per service, over a window of the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SummaryReport {

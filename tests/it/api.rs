@@ -293,6 +293,7 @@ fn openapi_document_lists_every_route() {
         "/api/v1/services/{name}",
         "/api/v1/services/{target}/{action}",
         "/api/v1/actions/scale",
+        "/api/v1/session",
         "/api/v1/events",
         "/api/v1/events/stream",
         "/api/v1/logs/stream",
@@ -326,6 +327,9 @@ fn openapi_document_lists_every_route() {
 /// run the same every time. Both services are autoscaled within fixed bounds: the fuzzer
 /// finds their names (through the service list) and would otherwise `scale` them to
 /// thousands of real processes; this way a scale it sends is answered 409 and starts nothing.
+/// The dashboard's login is left out too: every token the fuzzer makes up is a failed
+/// authentication, and a few of those block the address, so the rest of the run would get
+/// 429 (tests/it/dashboard.rs sends it malformed logins instead).
 #[test]
 fn schemathesis_finds_no_fault_against_the_openapi_document() {
     let tool = std::env::var_os("TEND_SCHEMATHESIS")
@@ -375,6 +379,8 @@ autoscale = { min = 1, max = 1, cpu = "50%" }
             "stream|shutdown",
             "--exclude-path",
             "/api/v1/logs",
+            "--exclude-operation-id",
+            "login",
             "--max-examples",
             "25",
             "--seed",

@@ -47,5 +47,7 @@ mod export;
 // `watch` (real files, real restarts), `cron_restart` and `schedule` validation and `up`.
 mod schedules;
 
+// The web dashboard: its files, token login and cookie, CSRF, roles, and a real browser.
+mod dashboard;
 // `tend top`: the real TUI in tmux, a restart by key, the terminal restored on quit.
 mod top;
