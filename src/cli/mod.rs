@@ -19,12 +19,17 @@ use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
     API, ActionRequest, ActionResponse, ApplyReport, DaemonInfo, EventRow, InstanceInfo,
-    PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport,
+    PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport, UpgradeRequest,
 };
 use args::{Cli, Command, ExportFormat};
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // A daemon's new image after `tend upgrade`: its arguments are the old image's, and
+    // what it is to do is in the handover.
+    if let Some(code) = daemon::take_over_from_handover() {
+        return code;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -52,6 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             *daemonized,
         ),
         Command::Check => check(&cli),
+        Command::UpgradeCheck => {
+            load(&cli)?;
+            println!("{}", daemon::upgrade_check_line());
+            Ok(0)
+        }
         Command::Import { file } => import(&cli, file),
         Command::Export {
             format,
@@ -432,6 +442,9 @@ fn up(
     let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut daemon = Process::new(exe);
+    // The very binary this is, named as the shell found it: the path `tend upgrade` runs
+    // by default, and a link there may later point to a newer version.
+    std::os::unix::process::CommandExt::arg0(&mut daemon, daemon::launch_path());
     // The daemon reads the file again, exactly as this process did.
     daemon
         .arg("-c")
@@ -586,6 +599,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             } => events(&client, service.as_deref(), since, *limit, *json).await,
             Command::Summary { window, json } => summary(&client, window, *json).await,
             Command::Down => down(&client).await,
+            Command::Upgrade { binary } => upgrade(&client, binary.as_deref()).await,
             Command::Diff { json } => diff(&client, *json).await,
             Command::Apply { json } => apply(&client, *json).await,
             _ => unreachable!("offline commands are handled before"),
@@ -617,6 +631,92 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             Ok(failed)
         }
         Ok(code) => Ok(code),
+    }
+}
+
+/// `tend upgrade`: a refusal is the daemon's answer; a successful upgrade ends the
+/// connection (the exec), and the new image then says how it went in `info`.
+async fn upgrade(client: &Client, binary: Option<&Path>) -> Result<i32, ClientError> {
+    let info = format!("{API}/info");
+    let before: DaemonInfo = client.get(&info).await?;
+    let binary = match binary {
+        Some(path) => Some(
+            std::path::absolute(path)
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let request = UpgradeRequest { binary };
+    match client
+        .post::<_, serde_json::Value>(&format!("{API}/actions/upgrade"), &request)
+        .await
+    {
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("tend: {message}");
+            return Ok(1);
+        }
+        Err(ClientError::NotRunning(path)) => return Err(ClientError::NotRunning(path)),
+        // The connection closed: the daemon executed the binary.
+        Err(ClientError::Transport(_)) | Ok(_) => {}
+    }
+    let before_number = before.last_upgrade.as_ref().map_or(0, |u| u.number);
+    // The listening socket lives through the exec: this waits in its backlog until the new
+    // image answers, and only takes long on a very busy machine.
+    let started = Instant::now();
+    let after = loop {
+        match client.get::<DaemonInfo>(&info).await {
+            Ok(after)
+                if after
+                    .last_upgrade
+                    .as_ref()
+                    .is_some_and(|u| u.number > before_number) =>
+            {
+                break after;
+            }
+            Ok(after) if after.pid != before.pid => {
+                eprintln!(
+                    "tend: the daemon was replaced by another (pid {})",
+                    after.pid
+                );
+                return Ok(1);
+            }
+            Ok(_) | Err(ClientError::Transport(_)) => {}
+            Err(e) => {
+                eprintln!("tend: the daemon did not come back after the upgrade: {e}");
+                return Ok(1);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            eprintln!("tend: the daemon did not say how the upgrade went within 60 s");
+            return Ok(1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let last = after.last_upgrade.expect("UNWRAP: matched above");
+    if after.pid != before.pid {
+        eprintln!(
+            "tend: the daemon's pid changed ({} -> {})",
+            before.pid, after.pid
+        );
+        return Ok(1);
+    }
+    if last.ok {
+        println!(
+            "tend upgraded in place: {} -> {} (pid {}, {})",
+            last.from_version, last.version, after.pid, last.binary
+        );
+        Ok(0)
+    } else {
+        eprintln!(
+            "tend: not upgraded: {}",
+            last.error
+                .as_deref()
+                .unwrap_or("the new binary did not take over")
+        );
+        eprintln!("tend {} runs on (pid {})", last.version, after.pid);
+        Ok(1)
     }
 }
 

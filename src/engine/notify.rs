@@ -94,8 +94,28 @@ impl NotifySocket {
         })
     }
 
+    /// The socket the previous image of tend bound, from its descriptor (an upgrade): the
+    /// datagrams sent meanwhile are waiting in it.
+    pub fn adopt(fd: OwnedFd, path: &Path) -> io::Result<NotifySocket> {
+        let ident = fs::symlink_metadata(path)
+            .map(|meta| (meta.dev(), meta.ino()))
+            .unwrap_or_default();
+        let sock = std::os::unix::net::UnixDatagram::from(fd);
+        sock.set_nonblocking(true)?;
+        Ok(NotifySocket {
+            sock: UnixDatagram::from_std(sock)?,
+            path: path.to_owned(),
+            ident,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Its descriptor, to hand over in an upgrade.
+    pub fn raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 
     /// Wait for the next message. Datagrams without credentials, over 4096 bytes, or
