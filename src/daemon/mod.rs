@@ -408,7 +408,9 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
         Some(taken) => taken,
         None => sockets::bind_all(&manifest.sockets)?,
     });
-    let _socket_files = sockets::Cleanup(sockets.clone());
+    // Taken-over socket files are this image's to remove only once the upgrade is done: a
+    // fallback to the previous binary still needs them.
+    let mut _socket_files = taken.is_none().then(|| sockets::Cleanup(sockets.clone()));
 
     if std::process::id() != 1 {
         // Orphans of our children are re-parented to us, so escaped descendants stay findable
@@ -553,7 +555,7 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
             logs: logs.clone(),
             notify_socket: state_dir.join("notify.sock"),
             listener_io: Some(listener_io),
-            sockets,
+            sockets: sockets.clone(),
             clock: None,
             spawner: Some(spawner),
             notify: taken.as_mut().and_then(|taken| taken.notify.take()),
@@ -565,6 +567,8 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
         Some(taken) => {
             take_over_pipes(&listener_manifest, &logs, &taken.resumed);
             taken.resumed.commit();
+            _socket_files = Some(sockets::Cleanup(sockets.clone()));
+            engine.notify_socket().own_file();
             say_taken_over(&taken.resumed);
             taken.resumed.record()
         }
@@ -625,9 +629,9 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
             tell_manager_when_settled(manager.clone(), engine.clone(), initial);
         }
     } else if let Some(manager) = &manager {
-        // The manager waits for nothing from an upgrade (the pid is the same); its
-        // watchdog pings go on from this image.
-        tell_manager_when_settled(manager.clone(), engine.clone(), Vec::new());
+        // The pid the manager knows is the same; its watchdog pings go on from this image.
+        ping_watchdog(manager.clone());
+        manager.ready("upgraded in place");
     }
 
     if let Some(staging) = staging {
@@ -821,16 +825,7 @@ fn tell_manager_when_settled(
     engine: engine::EngineHandle,
     initial: Vec<String>,
 ) {
-    if let Some(every) = manager.watchdog_every() {
-        let manager = manager.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                manager.ping();
-            }
-        });
-    }
+    ping_watchdog(manager.clone());
     tokio::spawn(async move {
         let status = if initial.is_empty() {
             "running, nothing to autostart".to_string()
@@ -850,6 +845,20 @@ fn tell_manager_when_settled(
         };
         manager.ready(&status);
     });
+}
+
+/// Watchdog pings from the runtime thread for as long as it turns, when the manager asked
+/// for them.
+fn ping_watchdog(manager: Arc<manager::Manager>) {
+    if let Some(every) = manager.watchdog_every() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                manager.ping();
+            }
+        });
+    }
 }
 
 /// The remote listener (tokens read, TLS loaded, port bound) and the control socket, bound

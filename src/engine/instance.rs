@@ -270,6 +270,11 @@ impl InstanceTask {
         if self.awaiting_tree {
             return busy("stopping");
         }
+        // A client waits for it to settle (a `tend start` for min_uptime): let it have its
+        // answer first.
+        if !self.pending.is_empty() {
+            return busy("being waited for");
+        }
         let lifecycle = self
             .lifecycle
             .freeze(Instant::now())

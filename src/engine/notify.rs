@@ -33,6 +33,9 @@ pub struct NotifySocket {
     path: PathBuf,
     /// (dev, ino) of the socket file we created, so drop never unlinks a successor's.
     ident: (u64, u64),
+    /// Whether drop removes the file: not for a socket taken over in an upgrade until the
+    /// upgrade is done (a fallback to the previous binary still needs it).
+    owns_file: std::sync::atomic::AtomicBool,
 }
 
 /// One received message, with the sender's credentials.
@@ -87,6 +90,7 @@ impl NotifySocket {
                 sock,
                 path: path.to_owned(),
                 ident: (meta.dev(), meta.ino()),
+                owns_file: true.into(),
             })
         };
         finish().inspect_err(|_| {
@@ -106,7 +110,14 @@ impl NotifySocket {
             sock: UnixDatagram::from_std(sock)?,
             path: path.to_owned(),
             ident,
+            owns_file: false.into(),
         })
+    }
+
+    /// The upgrade that handed this socket over is done: its file is this image's to remove.
+    pub fn own_file(&self) {
+        self.owns_file
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn path(&self) -> &Path {
@@ -142,6 +153,9 @@ impl NotifySocket {
 
 impl Drop for NotifySocket {
     fn drop(&mut self) {
+        if !self.owns_file.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Ok(m) = fs::symlink_metadata(&self.path)
             && (m.dev(), m.ino()) == self.ident
         {

@@ -945,6 +945,71 @@ mod tests {
         assert_eq!(next.len, 0);
     }
 
+    /// An upgrade's log path in one process: capture paused with a partial line held,
+    /// output written meanwhile waiting in the pipe, and a second sink (the next image's)
+    /// seeded and reading the same pipe: the file has every line once, and whole.
+    #[tokio::test]
+    async fn a_paused_capture_hands_over_its_pipe_and_partial_line() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("tend.toml");
+        std::fs::write(&manifest_path, "[services.w]\ncommand = \"true\"\n").unwrap();
+        let manifest = crate::config::load(&manifest_path).unwrap();
+        let spec = &manifest.services[0];
+        let sink = || {
+            LogSink::start(
+                dir.path().join("logs"),
+                None,
+                OwnLogTarget {
+                    path: dir.path().join("tend.log"),
+                    rotation: LogSpec::default(),
+                    to_stderr: false,
+                    redirect_std: false,
+                },
+            )
+            .unwrap()
+        };
+        let file = dir.path().join("logs/w.out.log");
+        let read = || std::fs::read_to_string(&file).unwrap_or_default();
+        let old = sink();
+        let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (err_read, _err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut child = std::fs::File::from(out_write);
+        old.capture(spec, 0, out_read, err_read);
+        child.write_all(b"one\ntw").unwrap();
+        reads(&file, "one\n").await;
+
+        let paused = old.pause(Duration::from_secs(5)).await.expect("paused");
+        assert_eq!(paused.pipes.len(), 1);
+        assert_eq!(paused.logs[0].partial, [b"tw".to_vec(), Vec::new()]);
+        assert_eq!(paused.logs[0].tail.len(), 1, "the tail: one\\n");
+        child.write_all(b"o\nthree\n").unwrap();
+        // Nothing reads now: the old writer keeps its partial line as it is.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(read(), "one\n");
+
+        let new = sink();
+        new.seed(spec, paused.logs[0].clone());
+        let parked = paused.pipes.into_iter().next().unwrap();
+        new.recapture(spec, 0, parked.stdout, parked.stderr);
+        reads(&file, "one\ntwo\nthree\n").await;
+        let log = new.instance("w:0").or_else(|| new.instance("w")).unwrap();
+        assert_eq!(log.tail().len(), 3, "the tail goes on");
+        assert_eq!(log.captured_bytes(Stream::Out), 14, "counted once");
+        drop(old);
+    }
+
+    /// Wait (bounded) until `file` holds exactly `want`.
+    async fn reads(file: &Path, want: &str) {
+        for _ in 0..1000 {
+            if std::fs::read_to_string(file).is_ok_and(|text| text == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} never read {want:?}", file.display());
+    }
+
     #[test]
     fn stems_and_paths() {
         assert_eq!(file_stem("web", 0, false), "web");
