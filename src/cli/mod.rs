@@ -1356,9 +1356,50 @@ async fn logs(client: &Client, request: LogRequest<'_>) -> Result<i32, ClientErr
         prefix: request.prefix,
         pending: Vec::new(),
         width: 0,
+        last: None,
+        skip: None,
     };
-    client.stream(&path, |chunk| printer.feed(chunk)).await?;
-    Ok(0)
+    let info = format!("{API}/info");
+    let mut daemon: Option<DaemonInfo> = match request.follow {
+        true => Some(client.get(&info).await?),
+        false => None,
+    };
+    loop {
+        let ended = client.stream(&path, |chunk| printer.feed(chunk)).await;
+        // An upgrade ends every connection with the old image: the same daemon answers
+        // again, having upgraded, and the following goes on from its tail (which the new
+        // image took over), skipping what was printed.
+        let Some(before) = daemon.take() else {
+            return ended.map(|()| 0);
+        };
+        if !matches!(ended, Ok(()) | Err(ClientError::Transport(_))) {
+            return ended.map(|()| 0);
+        }
+        let Some(after) = upgraded(client, &before).await else {
+            return ended.map(|()| 0);
+        };
+        printer.pending.clear();
+        printer.skip = printer.last.clone();
+        path = path.replace(
+            &format!("lines={}", request.lines),
+            &format!("lines={FOLLOW_AGAIN_LINES}"),
+        );
+        daemon = Some(after);
+    }
+}
+
+/// Lines per instance asked for when following again after an upgrade: the tail the new
+/// image took over holds what was written meanwhile, and what was printed is skipped.
+const FOLLOW_AGAIN_LINES: usize = 100_000;
+
+/// The daemon as it answers after `before` ended a connection, if that was an upgrade (same
+/// pid, a newer `last_upgrade`); None when it stopped or is another daemon.
+async fn upgraded(client: &Client, before: &DaemonInfo) -> Option<DaemonInfo> {
+    let number = |info: &DaemonInfo| info.last_upgrade.as_ref().map_or(0, |u| u.number);
+    // The listening socket outlives the exec: a request waits in its backlog for the new
+    // image, so this is answered at once after an upgrade and refused after a `down`.
+    let after: DaemonInfo = client.get(&format!("{API}/info")).await.ok()?;
+    (after.pid == before.pid && number(&after) > number(before)).then_some(after)
 }
 
 /// Prints the daemon's NDJSON log lines as `instance | line`.
@@ -1367,6 +1408,12 @@ struct LinePrinter {
     prefix: bool,
     pending: Vec<u8>,
     width: usize,
+    /// The time of the last line printed (RFC 3339 in UTC with milliseconds: its order is
+    /// the text's) and every line printed at that time.
+    last: Option<(String, Vec<(String, String)>)>,
+    /// Following again after an upgrade: what was printed already, as `last` was then; the
+    /// lines before that time, and these at it (each once), are not printed again.
+    skip: Option<(String, Vec<(String, String)>)>,
 }
 
 impl LinePrinter {
@@ -1383,6 +1430,9 @@ impl LinePrinter {
             };
             let instance = value["instance"].as_str().unwrap_or("?");
             let line = value["line"].as_str().unwrap_or("");
+            if !self.is_new(value["time"].as_str().unwrap_or(""), instance, line) {
+                continue;
+            }
             if self.prefix {
                 self.width = self.width.max(instance.len());
                 let padded = format!("{instance:<width$}", width = self.width);
@@ -1395,6 +1445,30 @@ impl LinePrinter {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
+    }
+
+    /// Whether a line was not printed yet (lines come in time order), remembering it.
+    fn is_new(&mut self, time: &str, instance: &str, line: &str) -> bool {
+        let seen = (instance.to_string(), line.to_string());
+        if let Some((until, printed)) = &mut self.skip {
+            if time < until.as_str() {
+                return false;
+            }
+            if time == until.as_str()
+                && let Some(at) = printed.iter().position(|p| *p == seen)
+            {
+                printed.swap_remove(at);
+                return false;
+            }
+            if time > until.as_str() {
+                self.skip = None;
+            }
+        }
+        match &mut self.last {
+            Some((last, printed)) if time == last.as_str() => printed.push(seen),
+            _ => self.last = Some((time.to_string(), vec![seen])),
+        }
+        true
     }
 }
 

@@ -103,6 +103,10 @@ fn children_go_on_with_their_pids_and_no_line_is_lost_or_doubled() {
     let d = p.up();
     let daemon = d.pid().expect("daemon pid");
     wait_until(LIMIT, "the counter to write", || counted(&p).len() > 300);
+    let (mut follower, followed) = follow(&p);
+    wait_until(LIMIT, "`logs -f` to follow", || {
+        followed.lock().unwrap().len() > 10
+    });
     let before = p.instance("counter");
     let next = next_binary(&p);
     let out = upgrade(&p, &["--binary", next.to_str().unwrap()]);
@@ -135,9 +139,47 @@ fn children_go_on_with_their_pids_and_no_line_is_lost_or_doubled() {
     wait_until(LIMIT, "the counter to write on", || {
         counted(&p).len() > at_upgrade + 300
     });
+    // `logs -f` went on through the upgrade (from the tail the new image took over).
+    wait_until(LIMIT, "`logs -f` to follow on", || {
+        followed
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|n| *n > at_upgrade + 100)
+    });
     let stop = p.tend(&["stop", "counter"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
     assert_unbroken(&counted(&p));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let seen = followed.lock().unwrap().clone();
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "`logs -f` printed no line twice and kept the order: {:?}",
+        seen.windows(2).find(|w| w[0] >= w[1])
+    );
+}
+
+/// `tend logs -f --no-prefix counter`, and the numbers of the lines it prints so far.
+fn follow(p: &Project) -> (std::process::Child, Arc<std::sync::Mutex<Vec<usize>>>) {
+    use std::io::BufRead;
+    let mut child = p.spawn(&["logs", "-f", "-n", "1", "--no-prefix", "counter"]);
+    let stdout = child.stdout.take().unwrap();
+    let numbers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = numbers.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line
+                .strip_prefix("line ")
+                .and_then(|rest| rest.strip_suffix(" end"))
+                .and_then(|n| n.parse().ok())
+            {
+                seen.lock().unwrap().push(n);
+            }
+        }
+    });
+    (child, numbers)
 }
 
 /// Serves `INSTANCE PID` over HTTP on fd 3, READY=1 (sd_notify) once serving.
