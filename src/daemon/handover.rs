@@ -1,8 +1,8 @@
 //! The handover: what one image of tend gives the next in an upgrade, as versioned JSON in a
 //! memfd whose descriptor the new image finds in `TEND_HANDOVER`. It names, by descriptor
 //! number, everything that survives the exec (children's pipes, sockets, the control and
-//! sd_notify sockets, the old binary), and holds every instance's state. Owns the format,
-//! its version and the descriptors' close-on-exec flags; no behaviour.
+//! sd_notify sockets, the old binary), and holds every instance's state. Owns the format
+//! and its version; no behaviour.
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -282,26 +282,6 @@ impl Handover {
             dependency_ready: self.dependencies.ready.clone(),
         }
     }
-}
-
-/// Set or clear close-on-exec on `fd`.
-pub fn set_cloexec(fd: RawFd, on: bool) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor number; an invalid one is an error, not UB.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::FD_CLOEXEC
-        } else {
-            flags & !libc::FD_CLOEXEC
-        };
-        if libc::fcntl(fd, libc::F_SETFD, flags) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 fn us(d: Duration) -> u64 {

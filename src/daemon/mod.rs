@@ -240,6 +240,9 @@ fn launch(start: Start, started_at: SystemTime) -> anyhow::Result<i32> {
     let (spawner, forker) = Spawner::on_this_thread(ProcessTable::default());
     let engine = std::thread::Builder::new()
         .name("tend-engine".into())
+        // As much as the main thread had when the engine ran there (virtual: only what is
+        // touched is resident).
+        .stack_size(8 << 20)
         .spawn(move || {
             let done = spawner.clone();
             let result = runtime.block_on(serve(start, started_at, spawner));

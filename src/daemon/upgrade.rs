@@ -263,13 +263,7 @@ impl Upgrader {
                 return Refusal::Failed(format!("writing the handover: {e}")).into();
             }
         };
-        let descriptors = handover.descriptors();
-        if let Err(e) = inherit(&descriptors, true) {
-            let _ = inherit(&descriptors, false);
-            frozen.thaw();
-            return Refusal::Failed(format!("passing descriptors on: {e}")).into();
-        }
-        let image = match image_of(
+        let mut image = match image_of(
             ExecProgram::Path(c_path(&binary)),
             &[(
                 handover::ENV,
@@ -278,11 +272,12 @@ impl Upgrader {
         ) {
             Ok(image) => image,
             Err(e) => {
-                let _ = inherit(&descriptors, false);
                 frozen.thaw();
                 return Refusal::Failed(e).into();
             }
         };
+        image.pass = handover.descriptors();
+        image.pass.push(memfd.as_raw_fd());
         let instances = handover.instances.len();
         say(&format!(
             "upgrade: executing {} in place (pid {} stays; {instances} instance(s) handed over)",
@@ -293,7 +288,10 @@ impl Upgrader {
             &self.state,
             caller.clone(),
             true,
-            format!("executing {}", binary.display()),
+            format!(
+                "executing {} (the new image takes over from here)",
+                binary.display()
+            ),
         );
         if let Some(history) = self.state.history.clone() {
             let _ =
@@ -301,7 +299,6 @@ impl Upgrader {
         }
         // The last moment to hear a signal the old image took: after the exec it is gone.
         if let Some(interruption) = signals.pending().await {
-            let _ = inherit(&descriptors, false);
             frozen.thaw();
             let why = match &interruption {
                 Interruption::Stop(_) => "tend was asked to stop",
@@ -315,7 +312,6 @@ impl Upgrader {
         self.state.logs.flush_own().await;
         let error = self.state.engine.exec(image).await;
         // Still this image: the exec failed, and nothing was lost.
-        let _ = inherit(&descriptors, false);
         drop((memfd, previous_exe, configs));
         frozen.thaw();
         let why = format!("executing {}: {error}", binary.display());
@@ -438,14 +434,6 @@ fn scaled_counts(active: &crate::api::xmlrpc::Config) -> Vec<handover::ScaledCou
         .collect()
 }
 
-/// Clear (`pass`) or set close-on-exec on every descriptor; stops at the first failure.
-fn inherit(fds: &[RawFd], pass: bool) -> std::io::Result<()> {
-    for &fd in fds {
-        handover::set_cloexec(fd, !pass)?;
-    }
-    Ok(())
-}
-
 /// The binary this image runs, open: `/proc/self/exe` is that file even when its path now
 /// names another (the usual way of installing a new version).
 fn open_own_binary() -> std::io::Result<OwnedFd> {
@@ -485,6 +473,7 @@ fn image_of(program: ExecProgram, set: &[(&str, String)]) -> Result<ExecImage, S
         argv,
         envp,
         hold_signals: HELD_SIGNALS.to_vec(),
+        pass: Vec::new(),
     })
 }
 
@@ -571,11 +560,13 @@ impl Fallback {
                 envp.push(entry);
             }
         }
+        // Everything the handover names is still inheritable: this image only used copies.
         let image = ExecImage {
             program: ExecProgram::Fd(self.exe),
             argv,
             envp,
             hold_signals: HELD_SIGNALS.to_vec(),
+            pass: Vec::new(),
         };
         eprintln!("tend: upgrade: {why}; executing the previous binary again");
         let error = crate::engine::spawn::exec_here(&image);

@@ -217,6 +217,10 @@ pub struct ExecImage {
     /// Blocked in the exec'ing thread just before `execve`: one that arrives in the gap
     /// stays pending for the new image instead of taking the default action (ending tend).
     pub hold_signals: Vec<i32>,
+    /// The descriptors the new image gets: close-on-exec is cleared on exactly these, on the
+    /// fork thread right before `execve`, so no child forked meanwhile can inherit them
+    /// (and set again if `execve` fails).
+    pub pass: Vec<RawFd>,
 }
 
 pub enum ExecProgram {
@@ -326,6 +330,35 @@ pub fn exec_here(image: &ExecImage) -> io::Error {
             libc::sigaddset(&mut hold, signal);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &hold, &mut before);
+        let cloexec = |fd: RawFd, on: bool| {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            flags >= 0
+                && libc::fcntl(
+                    fd,
+                    libc::F_SETFD,
+                    if on {
+                        flags | libc::FD_CLOEXEC
+                    } else {
+                        flags & !libc::FD_CLOEXEC
+                    },
+                ) >= 0
+        };
+        let restore = |passed: &[RawFd], before: &libc::sigset_t| {
+            for &fd in passed {
+                cloexec(fd, true);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, before, std::ptr::null_mut());
+        };
+        for (n, &fd) in image.pass.iter().enumerate() {
+            if !cloexec(fd, false) {
+                let error = io::Error::last_os_error();
+                restore(&image.pass[..n], &before);
+                return io::Error::new(
+                    error.kind(),
+                    format!("passing descriptor {fd} on: {error}"),
+                );
+            }
+        }
         match &image.program {
             ExecProgram::Path(path) => {
                 libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -342,7 +375,7 @@ pub fn exec_here(image: &ExecImage) -> io::Error {
             }
         }
         let error = io::Error::last_os_error();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        restore(&image.pass, &before);
         error
     }
 }

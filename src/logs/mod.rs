@@ -496,8 +496,10 @@ impl LogSink {
             }
         })
         .await;
+        let parked =
+            || std::mem::take(&mut *pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()));
         if stopped.is_err() {
-            self.resume(Vec::new());
+            self.resume(parked());
             return Err(format!(
                 "the log readers did not stop within {} s",
                 limit.as_secs()
@@ -506,10 +508,10 @@ impl LogSink {
         let (held, partials) = tokio::sync::oneshot::channel();
         self.wake(Wake::Hold(held));
         let Ok(Ok(partials)) = tokio::time::timeout(limit, partials).await else {
-            self.resume(Vec::new());
+            self.resume(parked());
             return Err("the log writer did not answer".into());
         };
-        let pipes = std::mem::take(&mut *pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()));
+        let pipes = parked();
         let logs = self
             .registry
             .lock()

@@ -150,6 +150,18 @@ fn children_go_on_with_their_pids_and_no_line_is_lost_or_doubled() {
     let stop = p.tend(&["stop", "counter"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
     assert_unbroken(&counted(&p));
+    // The history goes on: the old image's audit row, then the new one's.
+    wait_until(LIMIT, "both images to be in the audit", || {
+        let audit = p.http("GET", "/api/v1/audit", "").json();
+        let rows: Vec<String> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["action"] == "upgrade" && row["ok"] == true)
+            .map(|row| row["result"].as_str().unwrap_or_default().to_string())
+            .collect();
+        rows.len() == 2 && rows[0].starts_with("executing") && rows[1].starts_with("taken over")
+    });
     let _ = follower.kill();
     let _ = follower.wait();
     let seen = followed.lock().unwrap().clone();
