@@ -41,6 +41,10 @@ const STALL: Duration = Duration::from_secs(2);
 const CARRY_MAX: usize = 4 * 1024;
 /// Lines buffered per `logs -f` follower before it is told it fell behind.
 const FOLLOW_BUFFER: usize = 4096;
+/// The newest lines of each instance's tail handed to the next image in an upgrade, at most
+/// this many bytes: enough for `logs` and a `logs -f` following on, while hundreds of
+/// instances with full tails still make a handover of a few MiB, not hundreds.
+const TAIL_HANDED_OVER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -521,7 +525,7 @@ impl LogSink {
                 instance: log.name.to_string(),
                 service: log.service.clone(),
                 index: log.index,
-                tail: log.tail().last(usize::MAX, None, None),
+                tail: newest(log.tail().last(usize::MAX, None, None), TAIL_HANDED_OVER),
                 partial: partials
                     .iter()
                     .find(|p| *p.instance == *log.name)
@@ -712,6 +716,21 @@ impl LogSink {
             reader.pipeline.reader_gone.notify_waiters();
         });
     }
+}
+
+/// The newest of `lines` (oldest first) that fit in `bytes`.
+fn newest(mut lines: Vec<tail::TailLine>, bytes: usize) -> Vec<tail::TailLine> {
+    let mut total = 0;
+    let keep = lines
+        .iter()
+        .rev()
+        .take_while(|line| {
+            total += line.bytes.len();
+            total <= bytes
+        })
+        .count();
+    lines.drain(..lines.len() - keep);
+    lines
 }
 
 /// Until capture is paused (never, once its sender is gone).
@@ -1010,6 +1029,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{} never read {want:?}", file.display());
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_the_newest_lines_that_fit() {
+        let line = |n: u8| tail::TailLine {
+            time: SystemTime::UNIX_EPOCH,
+            stream: Stream::Out,
+            bytes: vec![n; 10],
+        };
+        let lines: Vec<_> = (1..=5).map(line).collect();
+        let kept: Vec<u8> = newest(lines.clone(), 25)
+            .iter()
+            .map(|l| l.bytes[0])
+            .collect();
+        assert_eq!(kept, [4, 5]);
+        assert_eq!(newest(lines.clone(), 1000), lines);
+        assert!(newest(lines, 9).is_empty());
     }
 
     #[test]
