@@ -264,6 +264,8 @@ struct TakenOver {
     control: Option<UnixListener>,
     remote: Option<OwnedFd>,
     notify: Option<engine::notify::NotifySocket>,
+    /// Each capture's pipes: (service, index, stdout, stderr), read only after the commit.
+    pipes: Vec<(String, u32, Option<OwnedFd>, Option<OwnedFd>)>,
 }
 
 /// Take the previous image's sockets: `[sockets]`, the control socket, the remote API's and
@@ -308,16 +310,33 @@ fn take_over(resumed: Box<upgrade::Resumed>, manifest: &Manifest) -> anyhow::Res
             .context("taking the sd_notify socket")?,
         &handover.notify_socket.path,
     )?;
+    let mut pipes = Vec::new();
+    for capture in &handover.pipes {
+        let take = |fd: Option<RawFd>| -> anyhow::Result<Option<OwnedFd>> {
+            fd.map(|fd| resumed.descriptor(fd))
+                .transpose()
+                .with_context(|| format!("taking {}'s output pipes", capture.instance))
+        };
+        pipes.push((
+            capture.service.clone(),
+            capture.index,
+            take(capture.stdout)?,
+            take(capture.stderr)?,
+        ));
+    }
     Ok(TakenOver {
         resumed,
         sockets: Some(set),
         control: Some(control),
         remote,
         notify: Some(notify),
+        pipes,
     })
 }
 
 /// Each instance's log as the previous image left it: tail, counters, unfinished lines.
+/// After the point of no return, like the pipes: an unfinished line this image's writer
+/// flushed would be written twice if the previous binary took over again.
 fn take_over_logs(manifest: &Manifest, logs: &LogSink, resumed: &upgrade::Resumed) {
     for log in &resumed.handover.logs {
         if let Some(spec) = manifest.service(&log.service) {
@@ -328,12 +347,10 @@ fn take_over_logs(manifest: &Manifest, logs: &LogSink, resumed: &upgrade::Resume
 
 /// Read the pipes the previous image was reading, from where it stopped: only once the
 /// upgrade cannot fall back any more, since a byte read here is this image's to write.
-fn take_over_pipes(manifest: &Manifest, logs: &LogSink, resumed: &upgrade::Resumed) {
-    for pipes in &resumed.handover.pipes {
-        let take = |fd: Option<RawFd>| fd.and_then(|fd| resumed.descriptor(fd).ok());
-        let (stdout, stderr) = (take(pipes.stdout), take(pipes.stderr));
-        match manifest.service(&pipes.service) {
-            Some(spec) => logs.recapture(spec, pipes.index, stdout, stderr),
+fn take_over_pipes(manifest: &Manifest, logs: &LogSink, taken: &mut TakenOver) {
+    for (service, index, stdout, stderr) in taken.pipes.drain(..) {
+        match manifest.service(&service) {
+            Some(spec) => logs.recapture(spec, index, stdout, stderr),
             // Not supervised any more: closing the pipe is all there is to do.
             None => drop((stdout, stderr)),
         }
@@ -455,15 +472,12 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
         redirect_std: !options.console,
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
-    match &taken {
-        Some(taken) => take_over_logs(&manifest, &logs, &taken.resumed),
-        None => {
-            for socket in &sockets.sockets {
-                say(&format!(
-                    "socket {} listening on {}",
-                    socket.spec.name, socket.address
-                ));
-            }
+    if taken.is_none() {
+        for socket in &sockets.sockets {
+            say(&format!(
+                "socket {} listening on {}",
+                socket.spec.name, socket.address
+            ));
         }
     }
     let manifest_path = manifest.path.clone();
@@ -566,10 +580,11 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
         },
     )?;
     // The point of no return of an upgrade: the engine follows the handed-over processes.
-    let upgrade_record = match &taken {
+    let upgrade_record = match taken.as_mut() {
         Some(taken) => {
-            take_over_pipes(&listener_manifest, &logs, &taken.resumed);
             taken.resumed.commit();
+            take_over_logs(&listener_manifest, &logs, &taken.resumed);
+            take_over_pipes(&listener_manifest, &logs, taken);
             _socket_files = Some(sockets::Cleanup(sockets.clone()));
             engine.notify_socket().own_file();
             say_taken_over(&taken.resumed);
