@@ -39,8 +39,9 @@ const QUIET_WITHIN: Duration = Duration::from_secs(10);
 const QUIET_LOOK: Duration = Duration::from_millis(50);
 /// How long the log readers may take to park.
 const LOG_PAUSE: Duration = Duration::from_secs(5);
-/// Blocked by the thread that executes the new image: one sent in the gap stays pending for
-/// it (which takes them as soon as its handlers are in place) instead of ending tend.
+/// Blocked by the thread that executes the new image: a signal sent in the gap stays
+/// pending, and the new image takes it once its handlers are in place, instead of the
+/// default action ending tend.
 pub const HELD_SIGNALS: [i32; 5] = [
     libc::SIGTERM,
     libc::SIGINT,
