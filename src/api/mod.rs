@@ -16,6 +16,7 @@ pub mod remote;
 pub mod scale;
 pub mod session;
 pub mod tokens;
+pub mod upgrade;
 pub mod xmlrpc;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub http_listen: Option<std::net::SocketAddr>,
     /// supervisord's XML-RPC interface: its names for the instances.
     pub rpc: Arc<xmlrpc::Rpc>,
+    /// `tend upgrade`: the way to the daemon's loop, and the upgrades so far.
+    pub upgrades: Arc<upgrade::Upgrades>,
 }
 
 /// The parts of a service's spec that the API reports.
@@ -162,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instances", get(control::instances))
         .route("/api/v1/actions/signal", post(control::signal_action))
         .route("/api/v1/actions/scale", post(scale::scale))
+        .route("/api/v1/actions/upgrade", post(upgrade::upgrade))
         .route("/api/v1/actions/{action}", post(control::action))
         .route("/api/v1/wait", get(control::wait))
         .route("/api/v1/shutdown", post(control::shutdown))

@@ -15,7 +15,7 @@ use crate::protocol::{
     ActionRequest, ActionResponse, ActionRow, ApplyReport, DaemonInfo, ErrorBody, EventRow,
     InstanceInfo, Liveness, LoginRequest, LogoutResponse, ManifestErrors, PlanReport, ReadyReport,
     SampleRow, ScaleRequest, ScaleResponse, ServiceInfo, SessionInfo, ShutdownResponse,
-    SignalRequest, SummaryReport, TargetSignal,
+    SignalRequest, SummaryReport, TargetSignal, UpgradeRequest,
 };
 
 pub async fn document() -> Json<Value> {
@@ -27,6 +27,9 @@ enum Answer {
     Json(u16, Value),
     /// A stream: newline-delimited JSON, server-sent events or text, with the item schema.
     Stream(&'static str, Option<Value>),
+    /// No answer on success: the operation ends the connection (an upgrade's exec); this
+    /// says where to read the outcome.
+    Closes(&'static str),
 }
 
 struct Operation {
@@ -44,6 +47,9 @@ struct Operation {
     operate: bool,
     /// Needs no token on TCP.
     public: bool,
+    /// What an error status means here, where it is not the usual (a 422 described here
+    /// answers a plain error, not the manifest's errors).
+    described: &'static [(u16, &'static str)],
 }
 
 fn responses() -> SchemaGenerator {
@@ -94,6 +100,7 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
         errors: &[],
         operate: false,
         public: false,
+        described: &[],
     };
     vec![
         Operation {
@@ -249,6 +256,32 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 "Give a service N instances while tend runs: new indices start (when it runs), the highest stop; kept until the manifest's `instances` changes (409: the service is autoscaled)",
                 "actions",
                 Answer::Json(200, out::<ScaleResponse>(r)),
+            )
+        },
+        Operation {
+            body: Some((input::<UpgradeRequest>(q), true)),
+            errors: &[409, 422, 500, 503],
+            operate: true,
+            described: &[
+                (
+                    409,
+                    "not upgraded: something is under way (a start, stop or reload), or the manifest file differs from what runs",
+                ),
+                (
+                    422,
+                    "not upgraded: the binary is missing, not executable, or does not read this tend's handover version",
+                ),
+                (500, "not upgraded: executing the binary failed"),
+            ],
+            ..op(
+                "post",
+                "/api/v1/actions/upgrade",
+                "upgrade",
+                "Execute a binary (by default the one tend was started from) in place of the daemon: same pid, its children, their output pipes and its sockets handed over, no service stopped. Only a refusal is answered; everything then runs on as before",
+                "actions",
+                Answer::Closes(
+                    "A successful upgrade ends this connection (the exec). GET /api/v1/info then answers with `upgrades` one higher and `last_upgrade` saying how it went (`ok: false` when the new binary could not take over and the previous one took over again)",
+                ),
             )
         },
         Operation {
@@ -478,6 +511,7 @@ pub fn build() -> Value {
                     json!({"description": "success", "content": {"application/json": {"schema": schema}}}),
                 );
             }
+            Answer::Closes(_) => {}
             Answer::Stream(kind, item) => {
                 let mut content = json!({"schema": {"type": "string"}});
                 if let Some(item) = item {
@@ -518,7 +552,9 @@ pub fn build() -> Value {
                 503 => "not available right now",
                 _ => "error",
             };
-            let schema = if status == 422 {
+            let described = op.described.iter().find(|(s, _)| *s == status);
+            let text = described.map_or(text, |(_, text)| text);
+            let schema = if status == 422 && described.is_none() {
                 &manifest_errors
             } else {
                 &error
@@ -549,6 +585,9 @@ pub fn build() -> Value {
         }
         if op.public {
             operation["security"] = json!([]);
+        }
+        if let Answer::Closes(description) = &op.answer {
+            operation["description"] = json!(description);
         }
         let entry = paths
             .entry(op.path.to_string())

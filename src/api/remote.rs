@@ -246,6 +246,22 @@ pub struct RemoteListener {
 
 /// Binds (error says the address and why), loads TLS (error names the file).
 pub async fn bind(settings: RemoteSettings) -> Result<RemoteListener, RemoteError> {
+    bind_or_adopt(settings, None).await
+}
+
+/// [`bind`], taking the listening socket the previous image of tend bound (an upgrade)
+/// instead of binding one: connections waiting in its backlog are served.
+pub async fn adopt(
+    settings: RemoteSettings,
+    listening: std::os::fd::OwnedFd,
+) -> Result<RemoteListener, RemoteError> {
+    bind_or_adopt(settings, Some(listening)).await
+}
+
+async fn bind_or_adopt(
+    settings: RemoteSettings,
+    listening: Option<std::os::fd::OwnedFd>,
+) -> Result<RemoteListener, RemoteError> {
     validate(&settings)?;
     // TLS first: a bad certificate should fail startup before the port is ever open.
     let tls = settings.tls.as_ref().map(load_tls).transpose()?;
@@ -253,7 +269,14 @@ pub async fn bind(settings: RemoteSettings) -> Result<RemoteListener, RemoteErro
         addr: settings.listen,
         source,
     };
-    let listener = TcpListener::bind(settings.listen).await.map_err(bind_err)?;
+    let listener = match listening {
+        Some(fd) => {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true).map_err(bind_err)?;
+            TcpListener::from_std(listener).map_err(bind_err)?
+        }
+        None => TcpListener::bind(settings.listen).await.map_err(bind_err)?,
+    };
     let local_addr = listener.local_addr().map_err(bind_err)?;
     Ok(RemoteListener {
         listener,
@@ -333,6 +356,13 @@ struct Shared {
 impl RemoteListener {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A second descriptor of the listening socket (close-on-exec), to hand over in an
+    /// upgrade while this one serves on.
+    pub fn listening_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.listener.as_fd().try_clone_to_owned()
     }
 
     /// Serves `app` until `shutdown` resolves, then stops accepting, lets in-flight requests

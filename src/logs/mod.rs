@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 use crate::config::model::{LogSpec, LogTarget, ServiceSpec};
 use tail::Tail;
@@ -41,6 +41,10 @@ const STALL: Duration = Duration::from_secs(2);
 const CARRY_MAX: usize = 4 * 1024;
 /// Lines buffered per `logs -f` follower before it is told it fell behind.
 const FOLLOW_BUFFER: usize = 4096;
+/// The newest lines of each instance's tail handed to the next image in an upgrade, at most
+/// this many bytes: enough for `logs` and a `logs -f` following on, while hundreds of
+/// instances with full tails still make a handover of a few MiB, not hundreds.
+const TAIL_HANDED_OVER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -298,6 +302,23 @@ enum Wake {
     Own,
     /// Write out everything (partial lines included), then answer.
     Close(tokio::sync::oneshot::Sender<()>),
+    /// An upgrade: write out every complete line and flush, then keep each partial line
+    /// as it is (no idle flush) and answer with them, until `Release`.
+    Hold(tokio::sync::oneshot::Sender<Vec<Partial>>),
+    /// The upgrade did not happen: partial lines are flushed when idle again.
+    Release,
+    /// Write tend's own queued messages and flush the files, then answer.
+    Sync(tokio::sync::oneshot::Sender<()>),
+    /// The partial lines the previous image of tend held for an instance (an upgrade):
+    /// its next output continues them.
+    Seed(Arc<InstanceLog>, [Vec<u8>; 2]),
+}
+
+/// An instance's unfinished lines (stdout's, stderr's), as the writer held them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Partial {
+    pub instance: String,
+    pub lines: [Vec<u8>; 2],
 }
 
 /// Where tend's own log goes.
@@ -324,6 +345,42 @@ struct Pipeline {
     dropped: AtomicU64,
     /// Capture tasks still reading a pipe.
     readers: AtomicUsize,
+    /// Told when a capture task ends (for `pause`).
+    reader_gone: tokio::sync::Notify,
+    /// True while an upgrade holds capture: readers stop between reads and park their pipes.
+    pause: watch::Sender<bool>,
+    parked: Mutex<Vec<ParkedPipes>>,
+}
+
+/// The pipes a capture task was reading when capture was paused (an upgrade): an instance's
+/// log and the read ends still open.
+#[derive(Debug)]
+pub struct ParkedPipes {
+    pub log: Arc<InstanceLog>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Everything kept of one instance's output, to hand to the next image of tend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogState {
+    pub instance: String,
+    pub service: String,
+    pub index: u32,
+    pub tail: Vec<tail::TailLine>,
+    /// The unfinished line of stdout and of stderr.
+    pub partial: [Vec<u8>; 2],
+    /// Bytes captured from stdout and stderr, and dropped in stalls (counters that never go
+    /// down).
+    pub captured: [u64; 2],
+    pub dropped: u64,
+}
+
+/// Capture held for an upgrade: the parked pipes and what each instance's log holds.
+#[derive(Debug)]
+pub struct Paused {
+    pub pipes: Vec<ParkedPipes>,
+    pub logs: Vec<LogState>,
 }
 
 impl Pipeline {
@@ -385,6 +442,9 @@ impl LogSink {
             pool: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             readers: AtomicUsize::new(0),
+            reader_gone: tokio::sync::Notify::new(),
+            pause: watch::Sender::new(false),
+            parked: Mutex::new(Vec::new()),
         });
         let shared = pipeline.clone();
         std::thread::Builder::new()
@@ -418,6 +478,123 @@ impl LogSink {
             .unwrap_or_else(|p| p.into_inner())
             .send(Wake::Close(done));
         let _ = tokio::time::timeout_at(deadline, written).await;
+    }
+
+    /// Hold capture for an upgrade, within `limit`: every reader stops between two reads
+    /// and parks its pipes (what children write meanwhile waits in the kernel's pipe
+    /// buffers, and a child whose buffer is full waits), and the writer writes out every
+    /// complete line and keeps each partial one. Err when a reader did not stop in time;
+    /// then capture goes on.
+    pub async fn pause(&self, limit: Duration) -> Result<Paused, String> {
+        let pipeline = &self.pipeline;
+        pipeline.pause.send_replace(true);
+        let stopped = tokio::time::timeout(limit, async {
+            loop {
+                let gone = pipeline.reader_gone.notified();
+                tokio::pin!(gone);
+                gone.as_mut().enable();
+                if pipeline.readers.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                gone.await;
+            }
+        })
+        .await;
+        let parked =
+            || std::mem::take(&mut *pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()));
+        if stopped.is_err() {
+            self.resume(parked());
+            return Err(format!(
+                "the log readers did not stop within {} s",
+                limit.as_secs()
+            ));
+        }
+        let (held, partials) = tokio::sync::oneshot::channel();
+        self.wake(Wake::Hold(held));
+        let Ok(Ok(partials)) = tokio::time::timeout(limit, partials).await else {
+            self.resume(parked());
+            return Err("the log writer did not answer".into());
+        };
+        let pipes = parked();
+        let logs = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|log| LogState {
+                instance: log.name.to_string(),
+                service: log.service.clone(),
+                index: log.index,
+                tail: newest(log.tail().last(usize::MAX, None, None), TAIL_HANDED_OVER),
+                partial: partials
+                    .iter()
+                    .find(|p| *p.instance == *log.name)
+                    .map(|p| p.lines.clone())
+                    .unwrap_or_default(),
+                captured: [Stream::Out, Stream::Err].map(|s| log.captured_bytes(s)),
+                dropped: log.dropped_bytes(),
+            })
+            .collect();
+        Ok(Paused { pipes, logs })
+    }
+
+    /// Capture again after [`LogSink::pause`] (the upgrade did not happen), reading the
+    /// parked pipes where they were.
+    pub fn resume(&self, pipes: Vec<ParkedPipes>) {
+        self.pipeline.pause.send_replace(false);
+        self.wake(Wake::Release);
+        for parked in pipes {
+            self.read_pipes(parked.log, parked.stdout, parked.stderr);
+        }
+    }
+
+    /// Take over an instance's log from the previous image of tend (an upgrade): its tail,
+    /// its counters and its unfinished lines.
+    pub fn seed(&self, service: &ServiceSpec, state: LogState) {
+        let log = self.register(service, state.index);
+        {
+            let mut tail = log.tail();
+            for line in &state.tail {
+                tail.push(line.time, line.stream, &line.bytes);
+            }
+        }
+        for (stream, bytes) in state.captured.iter().enumerate() {
+            log.captured[stream].store(*bytes, Ordering::Relaxed);
+        }
+        log.dropped.store(state.dropped, Ordering::Relaxed);
+        if state.partial.iter().any(|p| !p.is_empty()) {
+            self.wake(Wake::Seed(log, state.partial));
+        }
+    }
+
+    /// Read pipes the previous image of tend was reading (an upgrade) into an instance's
+    /// log.
+    pub fn recapture(
+        &self,
+        service: &ServiceSpec,
+        index: u32,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+    ) {
+        let log = self.register(service, index);
+        self.read_pipes(log, stdout, stderr);
+    }
+
+    /// Wait (briefly) until tend's own messages so far are in its log: the last thing an
+    /// image says before the exec.
+    pub async fn flush_own(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.wake(Wake::Sync(done));
+        let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+    }
+
+    fn wake(&self, wake: Wake) {
+        let _ = self
+            .pipeline
+            .wake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(wake);
     }
 
     /// The log of an instance, if it ever produced a process.
@@ -488,14 +665,19 @@ impl LogSink {
     /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren
     /// included, has closed them). One task per instance serves both pipes.
     pub fn capture(&self, service: &ServiceSpec, index: u32, stdout: OwnedFd, stderr: OwnedFd) {
-        let pipeline = self.pipeline.clone();
         let log = self.register(service, index);
+        self.read_pipes(log, Some(stdout), Some(stderr));
+    }
+
+    fn read_pipes(&self, log: Arc<InstanceLog>, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) {
+        let pipeline = self.pipeline.clone();
         pipeline.readers.fetch_add(1, Ordering::AcqRel);
+        let mut pause = pipeline.pause.subscribe();
         tokio::spawn(async move {
             use tokio::net::unix::pipe::Receiver;
             let mut pipes = [
-                Receiver::from_owned_fd(stdout).ok(),
-                Receiver::from_owned_fd(stderr).ok(),
+                stdout.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
+                stderr.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
             ];
             let mut reader = Reader {
                 pipeline,
@@ -504,6 +686,18 @@ impl LogSink {
             };
             while pipes.iter().any(Option::is_some) {
                 let (stream, open) = tokio::select! {
+                    biased;
+                    _ = paused(&mut pause) => {
+                        // Between two reads: nothing read is held here, so the pipes can go
+                        // to whoever reads them next.
+                        let [stdout, stderr] = pipes.map(|pipe| pipe.and_then(|p| p.into_nonblocking_fd().ok()));
+                        reader.pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()).push(ParkedPipes {
+                            log: reader.log.clone(),
+                            stdout,
+                            stderr,
+                        });
+                        break;
+                    }
                     open = readable(&pipes[0]) => (Stream::Out, open),
                     open = readable(&pipes[1]) => (Stream::Err, open),
                 };
@@ -519,7 +713,30 @@ impl LogSink {
                 }
             }
             reader.pipeline.readers.fetch_sub(1, Ordering::AcqRel);
+            reader.pipeline.reader_gone.notify_waiters();
         });
+    }
+}
+
+/// The newest of `lines` (oldest first) that fit in `bytes`.
+fn newest(mut lines: Vec<tail::TailLine>, bytes: usize) -> Vec<tail::TailLine> {
+    let mut total = 0;
+    let keep = lines
+        .iter()
+        .rev()
+        .take_while(|line| {
+            total += line.bytes.len();
+            total <= bytes
+        })
+        .count();
+    lines.drain(..lines.len() - keep);
+    lines
+}
+
+/// Until capture is paused (never, once its sender is gone).
+async fn paused(pause: &mut watch::Receiver<bool>) {
+    if pause.wait_for(|p| *p).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -747,6 +964,88 @@ mod tests {
         long.carry_partial(&mut next);
         assert_eq!(long.len, 17);
         assert_eq!(next.len, 0);
+    }
+
+    /// An upgrade's log path in one process: capture paused with a partial line held,
+    /// output written meanwhile waiting in the pipe, and a second sink (the next image's)
+    /// seeded and reading the same pipe: the file has every line once, and whole.
+    #[tokio::test]
+    async fn a_paused_capture_hands_over_its_pipe_and_partial_line() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("tend.toml");
+        std::fs::write(&manifest_path, "[services.w]\ncommand = \"true\"\n").unwrap();
+        let manifest = crate::config::load(&manifest_path).unwrap();
+        let spec = &manifest.services[0];
+        let sink = || {
+            LogSink::start(
+                dir.path().join("logs"),
+                None,
+                OwnLogTarget {
+                    path: dir.path().join("tend.log"),
+                    rotation: LogSpec::default(),
+                    to_stderr: false,
+                    redirect_std: false,
+                },
+            )
+            .unwrap()
+        };
+        let file = dir.path().join("logs/w.out.log");
+        let read = || std::fs::read_to_string(&file).unwrap_or_default();
+        let old = sink();
+        let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (err_read, _err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut child = std::fs::File::from(out_write);
+        old.capture(spec, 0, out_read, err_read);
+        child.write_all(b"one\ntw").unwrap();
+        reads(&file, "one\n").await;
+
+        let paused = old.pause(Duration::from_secs(5)).await.expect("paused");
+        assert_eq!(paused.pipes.len(), 1);
+        assert_eq!(paused.logs[0].partial, [b"tw".to_vec(), Vec::new()]);
+        assert_eq!(paused.logs[0].tail.len(), 1, "the tail: one\\n");
+        child.write_all(b"o\nthree\n").unwrap();
+        // Nothing reads now: the old writer keeps its partial line as it is.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(read(), "one\n");
+
+        let new = sink();
+        new.seed(spec, paused.logs[0].clone());
+        let parked = paused.pipes.into_iter().next().unwrap();
+        new.recapture(spec, 0, parked.stdout, parked.stderr);
+        reads(&file, "one\ntwo\nthree\n").await;
+        let log = new.instance("w:0").or_else(|| new.instance("w")).unwrap();
+        assert_eq!(log.tail().len(), 3, "the tail goes on");
+        assert_eq!(log.captured_bytes(Stream::Out), 14, "counted once");
+        drop(old);
+    }
+
+    /// Wait (bounded) until `file` holds exactly `want`.
+    async fn reads(file: &Path, want: &str) {
+        for _ in 0..1000 {
+            if std::fs::read_to_string(file).is_ok_and(|text| text == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} never read {want:?}", file.display());
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_the_newest_lines_that_fit() {
+        let line = |n: u8| tail::TailLine {
+            time: SystemTime::UNIX_EPOCH,
+            stream: Stream::Out,
+            bytes: vec![n; 10],
+        };
+        let lines: Vec<_> = (1..=5).map(line).collect();
+        let kept: Vec<u8> = newest(lines.clone(), 25)
+            .iter()
+            .map(|l| l.bytes[0])
+            .collect();
+        assert_eq!(kept, [4, 5]);
+        assert_eq!(newest(lines.clone(), 1000), lines);
+        assert!(newest(lines, 9).is_empty());
     }
 
     #[test]

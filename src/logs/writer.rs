@@ -37,6 +37,8 @@ pub struct Writer {
     /// When the pool was last used; `None` once trimmed.
     busy_at: Option<Instant>,
     own: OwnFile,
+    /// An upgrade holds capture: partial lines are kept as they are, for the next image.
+    holding: bool,
 }
 
 /// tend.log, and the file generation tend's stdout/stderr point at.
@@ -203,6 +205,7 @@ impl Writer {
             console: console.map(ConsolePrinter::new),
             batch: Batch::default(),
             busy_at: None,
+            holding: false,
             own: OwnFile {
                 target: own,
                 sink,
@@ -254,6 +257,57 @@ impl Writer {
                 self.flush_files();
                 self.write_own();
                 let _ = done.send(());
+            }
+            Wake::Hold(held) => {
+                // Every reader has parked, so every chunk read is already written: what is
+                // left is the partial lines, which the next image continues.
+                self.holding = true;
+                self.flush_files();
+                self.write_own();
+                let partials = self
+                    .channels
+                    .values()
+                    .filter(|c| c.splitters.iter().any(LineSplitter::has_partial))
+                    .map(|c| crate::logs::Partial {
+                        instance: c.log.name.to_string(),
+                        lines: [
+                            c.splitters[0].partial().to_vec(),
+                            c.splitters[1].partial().to_vec(),
+                        ],
+                    })
+                    .collect();
+                let _ = held.send(partials);
+            }
+            Wake::Release => self.holding = false,
+            Wake::Sync(done) => {
+                self.write_own();
+                self.flush_files();
+                let _ = done.send(());
+            }
+            Wake::Seed(log, partial) => self.seed(&log, partial),
+        }
+    }
+
+    /// Start an instance's channel with the partial lines the previous image held.
+    fn seed(&mut self, log: &Arc<InstanceLog>, partial: [Vec<u8>; 2]) {
+        let now = SystemTime::now();
+        let dir = self.dir.clone();
+        let channel = self
+            .channels
+            .entry(log.name.clone())
+            .or_insert_with(|| Box::new(Channel::new(log, &dir, now)));
+        let merge = channel.log.spec.merge;
+        for stream in [Stream::Out, Stream::Err] {
+            // Longer than a line may be (only if the limit shrank): the pieces are written
+            // as they are cut, as they would have been.
+            let mut pieces = Vec::new();
+            channel.splitters[stream.index()].resume_partial(&partial[stream.index()], |piece| {
+                pieces.extend_from_slice(piece)
+            });
+            if !pieces.is_empty() {
+                let sink = if merge { 0 } else { stream.index() };
+                write_to(&mut channel.sinks[sink], &log.name, &pieces, now);
+                channel.dirty = true;
             }
         }
     }
@@ -316,7 +370,7 @@ impl Writer {
             consider(busy_at + TRIM_AFTER);
         }
         for channel in self.channels.values() {
-            if channel.splitters.iter().any(LineSplitter::has_partial) {
+            if !self.holding && channel.splitters.iter().any(LineSplitter::has_partial) {
                 consider(Instant::now() + IDLE_FLUSH);
             }
             for sink in &channel.sinks {
@@ -344,7 +398,9 @@ impl Writer {
             self.pipeline.trim();
             self.busy_at = None;
         }
-        self.flush_partials();
+        if !self.holding {
+            self.flush_partials();
+        }
         let now = SystemTime::now();
         for channel in self.channels.values_mut() {
             for sink in &mut channel.sinks {

@@ -132,6 +132,40 @@ pub struct DaemonInfo {
     /// The `[sockets]` tend listens on for its services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sockets: Vec<SocketInfo>,
+    /// How many times tend re-executed itself in place (`tend upgrade`, SIGUSR2) since it
+    /// started; `pid` and `uptime_ms` go on across them.
+    #[serde(default)]
+    pub upgrades: u32,
+    /// The last upgrade that went as far as executing the new binary, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upgrade: Option<UpgradeInfo>,
+}
+
+/// One upgrade that executed a binary: the new one took over (`ok`), or it could not and
+/// the binary it replaced took over again (`error` says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpgradeInfo {
+    /// Counts every upgrade that executed a binary, whatever its end.
+    pub number: u32,
+    pub at_ms: u64,
+    /// The binary the upgrade executed.
+    pub binary: String,
+    /// The version that handed over, and the version running now.
+    pub from_version: String,
+    pub version: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/actions/upgrade`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The binary to execute, an absolute path; by default the one tend was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
 }
 
 /// One of `[sockets]`, as bound.

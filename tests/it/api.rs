@@ -294,6 +294,7 @@ fn openapi_document_lists_every_route() {
         "/api/v1/services/{target}/{action}",
         "/api/v1/actions/scale",
         "/api/v1/session",
+        "/api/v1/actions/upgrade",
         "/api/v1/events",
         "/api/v1/events/stream",
         "/api/v1/logs/stream",
@@ -323,7 +324,8 @@ fn openapi_document_lists_every_route() {
 
 /// schemathesis (from PyPI) against the live API on the TCP listener with an `operate` token:
 /// every operation in the OpenAPI document, valid and invalid inputs, all its checks. The
-/// streaming endpoints (which never end) and shutdown are left out; a fixed seed keeps the
+/// streaming endpoints (which never end), shutdown and upgrade (which replace the daemon)
+/// are left out; a fixed seed keeps the
 /// run the same every time. Both services are autoscaled within fixed bounds: the fuzzer
 /// finds their names (through the service list) and would otherwise `scale` them to
 /// thousands of real processes; this way a scale it sends is answered 409 and starts nothing.
@@ -376,7 +378,7 @@ autoscale = { min = 1, max = 1, cpu = "50%" }
             "--checks",
             "all",
             "--exclude-path-regex",
-            "stream|shutdown",
+            "stream|shutdown|upgrade",
             "--exclude-path",
             "/api/v1/logs",
             "--exclude-operation-id",

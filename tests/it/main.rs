@@ -41,6 +41,9 @@ mod sockets;
 // `tend reload`: replacements beside the old processes, no failed request under load.
 mod reload;
 
+// `tend upgrade` and SIGUSR2: same pids, no line lost, sockets served, broken binaries refused.
+mod upgrade;
+
 // `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
 mod export;
 
