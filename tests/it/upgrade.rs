@@ -4,8 +4,7 @@
 //! and a new image that cannot take over hands everything back to the old binary.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::reload::{SERVER, get};
 
 /// Writes `line N end` for N = 1, 2, … in two writes each (so a partial line is often held
 /// when capture pauses), with a short rest every 50 lines.
@@ -192,27 +192,6 @@ fn follow(p: &Project) -> (std::process::Child, Arc<std::sync::Mutex<Vec<usize>>
         }
     });
     (child, numbers)
-}
-
-/// Serves `INSTANCE PID` over HTTP on fd 3, READY=1 (sd_notify) once serving.
-const SERVER: &str = include_str!("../../bench/reload_server.py");
-
-fn get(address: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    match answer.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.0 200") => Ok(body.to_string()),
-        _ => Err(format!("bad answer {answer:?}")),
-    }
 }
 
 #[test]
