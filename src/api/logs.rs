@@ -91,7 +91,7 @@ async fn select(state: &AppState, query: &LogQuery, follow: bool) -> Result<Sele
             continue;
         };
         // Read the tail and subscribe under one lock: no line is missed or sent twice.
-        let tail = log.tail();
+        let mut tail = log.tail();
         head.extend(
             tail.last(query.lines, stream, since)
                 .into_iter()

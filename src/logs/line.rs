@@ -89,6 +89,19 @@ impl LineSplitter {
         !self.partial.is_empty()
     }
 
+    /// The bytes of the unfinished line.
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// Hold `bytes` (newline-free, at most `max_line`) as the unfinished line, in place of
+    /// what was held: the caller wrote that out itself, completed by the bytes it spliced.
+    pub fn replace_partial(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= self.max_line && !bytes.contains(&b'\n'));
+        self.release_partial();
+        self.partial.extend_from_slice(bytes);
+    }
+
     /// Appends newline-free `bytes` to the partial line. A piece is cut only once a byte beyond
     /// `max_line` has arrived: a line of exactly `max_line` bytes must stay whole even when its
     /// newline comes in a later chunk.
