@@ -37,9 +37,9 @@ def size(text):
     return int(t)
 
 
-def build_flood(scratch):
-    out = scratch / "flood"
-    subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(HERE / "child" / "flood.c")], check=True)
+def build_flood(scratch, name="flood"):
+    out = scratch / name
+    subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(HERE / "child" / f"{name}.c")], check=True)
     return out
 
 
@@ -93,6 +93,21 @@ def direct(flood, nbytes, mode, scratch):
     with open(target, "wb") as f:
         subprocess.run([str(flood), str(nbytes), mode], stdout=f, check=True)
         f.flush()
+    wall = time.monotonic() - t0
+    digest, total = sha256_files([target])
+    target.unlink()
+    return {"wall_s": wall, "sha256": digest, "bytes": total}
+
+
+def spliced_by_loop(sink, flood, nbytes, mode, scratch):
+    """The reference: the child's output spliced into a file by a loop that does nothing else."""
+    target = scratch / f"splice-{mode}.out"
+    settle()
+    t0 = time.monotonic()
+    child = subprocess.Popen([str(flood), str(nbytes), mode], stdout=subprocess.PIPE)
+    subprocess.run([str(sink), str(target)], stdin=child.stdout, check=True)
+    child.stdout.close()
+    child.wait()
     wall = time.monotonic() - t0
     digest, total = sha256_files([target])
     target.unlink()
@@ -195,6 +210,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", default="chunk,line")
     ap.add_argument("--no-timestamps", action="store_true", help="skip the timestamped runs")
+    ap.add_argument("--reference", action="store_true",
+                    help="also run the child into a bare splice(2) loop (child/splice_sink.c): "
+                         "the bound for any capture that does more than move the bytes")
     args = ap.parse_args()
     nbytes = size(args.bytes) // 100 * 100
     scratch = Path(tempfile.mkdtemp(prefix="tend-logbench-"))
@@ -203,6 +221,7 @@ def main():
     pct = lambda d, t: d["wall_s"] / t["wall_s"] * 100
     try:
         flood = build_flood(scratch)
+        sink = build_flood(scratch, "splice_sink") if args.reference else None
         tend = scratch / "tend"
         shutil.copy(args.tend, tend)
         tend_b = None
@@ -222,6 +241,8 @@ def main():
                     row[key] = through_tend(binary, flood, nbytes, mode, scratch, False)
                 if not args.no_timestamps:
                     row["tend_timestamps"] = through_tend(tend, flood, nbytes, mode, scratch, True)
+                if sink:
+                    row["splice_loop"] = spliced_by_loop(sink, flood, nbytes, mode, scratch)
                 results.append(row)
                 t = row["tend"]
                 line = (f"{mode} round {r + 1}: direct {nbytes / d['wall_s'] / 2**20:.0f} MiB/s, "
@@ -231,6 +252,9 @@ def main():
                     b = row["tend_b"]
                     line += (f", B {nbytes / b['wall_s'] / 2**20:.0f} MiB/s ({pct(d, b):.0f}%, "
                              f"bytes {'identical' if b['sha256'] == d['sha256'] else 'DIFFER'})")
+                if sink:
+                    sl = row["splice_loop"]
+                    line += f", splice loop {pct(d, sl):.0f}%"
                 if not args.no_timestamps:
                     ts = row["tend_timestamps"]
                     line += (f", timestamped lines {'identical' if ts['sha256'] == d['sha256'] else 'DIFFER'}, "
@@ -269,6 +293,12 @@ def main():
             print(f"| {label} | {name} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} "
                   f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) "
                   f"| {stamped} | {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
+        if "splice_loop" in rows[0]:
+            ratio = [pct(r["direct"], r["splice_loop"]) for r in rows]
+            same = all(r["splice_loop"]["sha256"] == r["direct"]["sha256"] for r in rows)
+            print(f"| {label} | splice loop | {nbytes / d / 2**20:.0f} "
+                  f"| {nbytes / med([r['splice_loop']['wall_s'] for r in rows]) / 2**20:.0f} "
+                  f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) | - | {'yes' if same else 'NO'} | - | - |")
         if "tend_b" in rows[0]:
             wins = sum(1 for r in rows if r["tend"]["wall_s"] < r["tend_b"]["wall_s"])
             print(f"\n{label}: A faster than B in {wins} of {len(rows)} rounds")
