@@ -44,6 +44,8 @@ const STALL: Duration = Duration::from_secs(2);
 const CARRY_MAX: usize = 4 * 1024;
 /// Lines buffered per `logs -f` follower before it is told it fell behind.
 const FOLLOW_BUFFER: usize = 4096;
+/// What a busy child's pipe is grown to (see [`Reader::grow_pipe`]).
+const BIG_PIPE: libc::c_int = 1024 * 1024;
 /// A pipe holding at least this much is spliced rather than read, where the log allows it:
 /// below it, the calls a splice takes (move, probe, write, discard the partial line) cost
 /// more than the copies they save.
@@ -565,6 +567,7 @@ impl LogSink {
                 log,
                 dropping: 0,
                 splice,
+                grown: [false; 2],
             };
             while pipes.iter().any(Option::is_some) {
                 let (stream, open) = tokio::select! {
@@ -612,6 +615,8 @@ struct Reader {
     dropping: u64,
     /// Per stream: splice big reads (the log allows it and the kernel has not refused).
     splice: [bool; 2],
+    /// Per stream: the pipe was grown (or that was tried).
+    grown: [bool; 2],
 }
 
 enum Room {
@@ -655,7 +660,7 @@ impl Reader {
                 Ok(n) => {
                     chunk.record(stream, SystemTime::now(), n);
                     self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
-                    grow_pipe(receiver, n);
+                    self.grow_pipe(stream, receiver, n);
                     (true, n)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, 0),
@@ -721,7 +726,7 @@ impl Reader {
             Ok(n) if n > 0 => {
                 chunk.record(stream, SystemTime::now(), n);
                 self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
-                grow_pipe(receiver, n);
+                self.grow_pipe(stream, receiver, n);
                 // Short: the chunk pipe ran out of slots (the child's writes were small).
                 chunk.sealed = n < want;
                 Spliced::Moved
@@ -859,19 +864,25 @@ impl Reader {
     }
 }
 
-/// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less often
-/// while tend writes; idle pipes keep the default. Best effort: the kernel caps pipe memory
-/// per user, and a refusal only means the default stays.
-fn grow_pipe(receiver: &tokio::net::unix::pipe::Receiver, read: usize) {
-    const BIG_PIPE: libc::c_int = 1024 * 1024;
-    if read < 60 * 1024 {
-        return;
-    }
-    let fd = receiver.as_raw_fd();
-    // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
-    unsafe {
-        if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+impl Reader {
+    /// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less
+    /// often while tend writes; idle pipes keep the default. Best effort and tried once: the
+    /// kernel caps pipe memory per user, and a refusal only means the default stays.
+    fn grow_pipe(
+        &mut self,
+        stream: Stream,
+        receiver: &tokio::net::unix::pipe::Receiver,
+        read: usize,
+    ) {
+        if read < 60 * 1024 || std::mem::replace(&mut self.grown[stream.index()], true) {
+            return;
+        }
+        let fd = receiver.as_raw_fd();
+        // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
+                libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+            }
         }
     }
 }

@@ -167,20 +167,33 @@ impl Probe {
             )
         });
         let copied = copied.unwrap_or(0);
+        let mut consumed = Some(0);
         let found = if copied == len {
-            self.scan(len, held, max_line)
+            self.scan(len, held, max_line, &mut consumed)
         } else {
             None
         };
-        // Whatever happened, leave the duplicate empty for the next chunk.
-        let left = available(self.read.as_fd());
+        // Whatever happened, leave the duplicate empty for the next chunk; after an error
+        // in the middle, ask the pipe what is left.
+        let left = match consumed {
+            Some(consumed) => copied - consumed,
+            None => available(self.read.as_fd()),
+        };
         if left > 0 && discard(self.read.as_fd(), left, self.null.as_ref()).is_err() {
             return None;
         }
         found
     }
 
-    fn scan(&mut self, len: usize, held: usize, max_line: usize) -> Option<Lines> {
+    /// `consumed` follows how much of the duplicate was taken; `None` once a call failed
+    /// and that is unknown.
+    fn scan(
+        &mut self,
+        len: usize,
+        held: usize,
+        max_line: usize,
+        consumed: &mut Option<usize>,
+    ) -> Option<Lines> {
         // Positions are in the chunk; the line being checked starts at `start`, before the
         // chunk when bytes are held.
         let mut start = -(held as i64);
@@ -189,10 +202,12 @@ impl Probe {
             let limit = start + max_line as i64 + 1;
             let end = usize::try_from(limit).ok()?.min(len);
             let from = end.saturating_sub(BLOCK).max(pos);
+            *consumed = None;
             discard(self.read.as_fd(), from - pos, self.null.as_ref()).ok()?;
             let n = end - from;
             self.read_exact(n).ok()?;
             pos = end;
+            *consumed = Some(pos);
             let newline = memchr::memrchr(b'\n', &self.block[..n])?;
             if end == len {
                 return Some(Lines {

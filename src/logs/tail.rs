@@ -86,7 +86,10 @@ impl Span {
             gathered += size;
             blocks.push(block);
         }
-        let data: Vec<u8> = blocks.into_iter().rev().flatten().collect();
+        let mut data = Vec::with_capacity(gathered);
+        for block in blocks.iter().rev() {
+            data.extend_from_slice(block);
+        }
         let mut picked: Vec<TailLine> = Vec::new();
         let mut end = data.len();
         // Lines from the end; the first one read is whole only if the span's start was reached.
