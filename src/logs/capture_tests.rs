@@ -329,3 +329,38 @@ fn only_plain_output_to_files_is_spliced() {
         "above the tail's bound"
     );
 }
+
+#[tokio::test]
+async fn lines_spliced_while_someone_began_to_follow_reach_them_once() {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    let s = setup("");
+    let log = s.sink.register(&s.service, 0);
+    let path = s.dir.path().join("spliced.log");
+    let bytes = numbered(0, 50, "out");
+    std::fs::write(&path, &bytes).unwrap();
+    let span = || tail::Span {
+        file: Arc::new(std::fs::File::open(&path).unwrap()),
+        stream: Stream::Out,
+        start: 0,
+        reads: vec![(bytes.len() as u64, SystemTime::now())],
+    };
+    // Nobody follows: the lines stay in the file until the tail is read.
+    assert!(writer::keep_spliced(&log, span()));
+    assert!(log.tail().has_spans());
+    assert_eq!(log.tail().last(1000, None, None).len(), 50);
+    // A follower subscribed (under the tail lock) after the splice was decided: it missed
+    // the tail's copy, so the lines come to it live, and to the tail as well.
+    let mut live = {
+        let _tail = log.tail();
+        log.follow()
+    };
+    assert!(!writer::keep_spliced(&log, span()));
+    let mut seen = Vec::new();
+    while let Ok(line) = live.try_recv() {
+        seen.extend_from_slice(&line.bytes);
+    }
+    assert!(seen == bytes, "every line once, in order");
+    assert!(!log.tail().has_spans());
+    assert_eq!(log.tail().last(1000, None, None).len(), 100);
+}

@@ -720,14 +720,21 @@ fn splice_chunk(
         start,
         reads,
     };
+    channel.spans |= keep_spliced(&log, span);
+    true
+}
+
+/// Keep the lines of a splice: as a span the tail reads back when asked (true), or, when
+/// someone began to follow or a readiness pattern was armed since the splice was decided,
+/// read back now and handed on as the copying path would have (false). The check is under
+/// the tail lock, which a follower holds while it reads the tail and subscribes: each line
+/// reaches it exactly once.
+pub(super) fn keep_spliced(log: &InstanceLog, span: Span) -> bool {
     let mut tail = log.tail();
     if !log.needs_lines() {
         tail.push_span(span);
-        channel.spans = true;
         return true;
     }
-    // Someone began to follow, or a pattern was armed, since the check above: they read the
-    // tail and subscribed under this lock, so these lines reach them as they would have.
     let lines = span.lines();
     for line in &lines {
         tail.push(line.time, line.stream, &line.bytes);
@@ -748,7 +755,7 @@ fn splice_chunk(
             break;
         }
     }
-    true
+    false
 }
 
 /// The disk took a write again: say how much was lost meanwhile, once.
