@@ -86,17 +86,25 @@ def settle():
     time.sleep(0.5)
 
 
+def reap(proc):
+    """Wait for a child; its CPU seconds (user + system), from its own rusage."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+    return usage.ru_utime + usage.ru_stime
+
+
 def direct(flood, nbytes, mode, scratch):
     target = scratch / f"direct-{mode}.out"
     settle()
     t0 = time.monotonic()
     with open(target, "wb") as f:
-        subprocess.run([str(flood), str(nbytes), mode], stdout=f, check=True)
-        f.flush()
+        cpu = reap(subprocess.Popen([str(flood), str(nbytes), mode], stdout=f))
     wall = time.monotonic() - t0
     digest, total = sha256_files([target])
     target.unlink()
-    return {"wall_s": wall, "sha256": digest, "bytes": total}
+    return {"wall_s": wall, "sha256": digest, "bytes": total, "cpu_s": cpu}
 
 
 def spliced_by_loop(sink, flood, nbytes, mode, scratch):
@@ -105,13 +113,17 @@ def spliced_by_loop(sink, flood, nbytes, mode, scratch):
     settle()
     t0 = time.monotonic()
     child = subprocess.Popen([str(flood), str(nbytes), mode], stdout=subprocess.PIPE)
-    subprocess.run([str(sink), str(target)], stdin=child.stdout, check=True)
+    loop = subprocess.Popen([str(sink), str(target)], stdin=child.stdout)
     child.stdout.close()
-    child.wait()
+    loop_cpu = reap(loop)
+    child_cpu = reap(child)
     wall = time.monotonic() - t0
     digest, total = sha256_files([target])
     target.unlink()
-    return {"wall_s": wall, "sha256": digest, "bytes": total}
+    # The child's CPU writing into a pipe, and the loop's: what any capture through a pipe
+    # costs at least, against the direct child's CPU.
+    return {"wall_s": wall, "sha256": digest, "bytes": total, "cpu_s": loop_cpu,
+            "child_cpu_s": child_cpu}
 
 
 def rotated_files(logdir, base):
@@ -296,9 +308,22 @@ def main():
         if "splice_loop" in rows[0]:
             ratio = [pct(r["direct"], r["splice_loop"]) for r in rows]
             same = all(r["splice_loop"]["sha256"] == r["direct"]["sha256"] for r in rows)
+            loop_cpu = med([r["splice_loop"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
             print(f"| {label} | splice loop | {nbytes / d / 2**20:.0f} "
                   f"| {nbytes / med([r['splice_loop']['wall_s'] for r in rows]) / 2**20:.0f} "
-                  f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) | - | {'yes' if same else 'NO'} | - | - |")
+                  f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) | - | {'yes' if same else 'NO'} "
+                  f"| {loop_cpu:.2f} | - |")
+            gib = nbytes / 2**30
+            direct_cpu = med([r["direct"]["cpu_s"] for r in rows]) / gib
+            piped_cpu = med([r["splice_loop"]["child_cpu_s"] for r in rows]) / gib
+            capture = [("splice loop", loop_cpu)] + [
+                (name, med([r[key]["cpu_s"] for r in rows]) / gib)
+                for key, name in [("tend", "A"), ("tend_b", "B")] if key in rows[0]]
+            # With no idle core, wall time follows CPU time: this is the most any capture
+            # through a pipe can reach on a busy machine.
+            print(f"\n{label}, CPU s/GiB: the child writing to its file {direct_cpu:.2f}, "
+                  f"to a pipe {piped_cpu:.2f}; ratio if no core were idle (direct CPU / child + capture): "
+                  + ", ".join(f"{name} {direct_cpu / (piped_cpu + c) * 100:.0f}%" for name, c in capture))
         if "tend_b" in rows[0]:
             wins = sum(1 for r in rows if r["tend"]["wall_s"] < r["tend_b"]["wall_s"])
             print(f"\n{label}: A faster than B in {wins} of {len(rows)} rounds")
