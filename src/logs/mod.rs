@@ -31,8 +31,9 @@ use tail::{TAIL_BYTES, Tail};
 /// Size of one chunk of captured output: the unit of the in-flight budget and of file writes.
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the readers and the writer, all instances together: the memory
-/// cap of the pipeline (1 MiB). A reader that finds none free waits, so the child waits on its
-/// pipe as it would on a slow file, unless the writer is stuck (below).
+/// cap of the pipeline (1 MiB of tend's memory; chunk pipes hold up to 4 MiB of the
+/// children's pages). A reader that finds none free waits, so the child waits on its pipe as
+/// it would on a slow file, unless the writer is stuck (below).
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// A read into a chunk with less room than this starts a new chunk instead, so reads stay big.
 const MIN_ROOM: usize = 8 * 1024;
@@ -252,7 +253,7 @@ struct Chunk {
     sealed: bool,
     len: usize,
     segments: Vec<Segment>,
-    /// Units of the in-flight budget, released when the writer is done with the chunk.
+    /// A unit of the in-flight budget, released when the writer is done with the chunk.
     _budget: OwnedSemaphorePermit,
 }
 
@@ -702,8 +703,7 @@ impl Reader {
                 let Some(pipe) = self.pipeline.pipe() else {
                     return Spliced::No;
                 };
-                let units = (pipe.capacity() / CHUNK).clamp(1, CHUNKS_IN_FLIGHT);
-                let Some(permit) = self.permit(units as u32).await else {
+                let Some(permit) = self.permit().await else {
                     self.pipeline.recycle_pipe(pipe);
                     return Spliced::Dropped(self.drop_read(receiver));
                 };
@@ -760,7 +760,7 @@ impl Reader {
         if let Some(chunk) = open {
             return Room::Chunk(chunk);
         }
-        let Some(permit) = self.permit(1).await else {
+        let Some(permit) = self.permit().await else {
             return Room::Drop;
         };
         let mut chunk = Chunk {
@@ -779,22 +779,21 @@ impl Reader {
         Room::Chunk(chunk)
     }
 
-    /// `units` of the in-flight budget: at once if free, else after waiting for the writer
+    /// A unit of the in-flight budget: at once if free, else after waiting for the writer
     /// at most [`STALL`]; `None` means drop (said once per stall, as is the recovery).
-    async fn permit(&mut self, units: u32) -> Option<OwnedSemaphorePermit> {
+    /// Every chunk takes one unit, whatever it holds: with units of different sizes a reader
+    /// that needs several could wait out a writer that frees them one at a time.
+    async fn permit(&mut self) -> Option<OwnedSemaphorePermit> {
         let budget = self.pipeline.budget.clone();
-        let permit = match budget.clone().try_acquire_many_owned(units) {
+        let permit = match budget.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) if self.dropping > 0 => None,
             // Boxed: the wait (a timer and an acquire) is rare, and inline it would sit in
             // every idle reader's task.
-            Err(_) => Box::pin(tokio::time::timeout(
-                STALL,
-                budget.acquire_many_owned(units),
-            ))
-            .await
-            .ok()
-            .and_then(Result::ok),
+            Err(_) => Box::pin(tokio::time::timeout(STALL, budget.acquire_owned()))
+                .await
+                .ok()
+                .and_then(Result::ok),
         };
         let Some(permit) = permit else {
             if self.dropping == 0 {
