@@ -89,7 +89,8 @@ impl LineSplitter {
         !self.partial.is_empty()
     }
 
-    /// The unfinished line held, as it is (an upgrade hands it to the next image).
+    /// The unfinished line held, as it is (an upgrade hands it to the next image; the
+    /// spliced path writes it before the bytes it splices).
     pub fn partial(&self) -> &[u8] {
         &self.partial
     }
@@ -101,6 +102,14 @@ impl LineSplitter {
         self.partial.clear();
         let mut emit = emit;
         self.hold(bytes, &mut emit);
+    }
+
+    /// Hold `bytes` (newline-free, at most `max_line`) as the unfinished line, in place of
+    /// what was held: the caller wrote that out itself, completed by the bytes it spliced.
+    pub fn replace_partial(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= self.max_line && !bytes.contains(&b'\n'));
+        self.release_partial();
+        self.partial.extend_from_slice(bytes);
     }
 
     /// Appends newline-free `bytes` to the partial line. A piece is cut only once a byte beyond

@@ -1,19 +1,21 @@
 //! Capture of children's output: one reader task per instance drains both pipes into pooled
-//! chunks; one writer thread takes each instance's pending chunks as a batch, splits lines,
-//! keeps the in-memory tail, feeds `logs -f` followers, and appends to rotating files (or
-//! tend's own stdout/stderr). Disk work never runs on the runtime. Memory in flight is capped
-//! by a fixed number of chunks, whatever the children write.
+//! chunks (memory, or kernel pipes for big plain output: see [`splice`]); one writer thread
+//! takes each instance's pending chunks as a batch, splits lines, keeps the in-memory tail,
+//! feeds `logs -f` followers, and appends to rotating files (or tend's own stdout/stderr).
+//! Disk work never runs on the runtime. Memory in flight is capped by a fixed budget of
+//! chunks, whatever the children write.
 
 pub mod forward;
 pub mod line;
 pub mod own;
 pub mod rotate;
+pub mod splice;
 pub mod tail;
 mod writer;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -22,14 +24,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
-use crate::config::model::{LogSpec, LogTarget, ServiceSpec};
-use tail::Tail;
+use crate::config::model::{LogFormat, LogSpec, LogTarget, ServiceSpec};
+use splice::ChunkPipe;
+use tail::{TAIL_BYTES, Tail};
 
 /// Size of one chunk of captured output: the unit of the in-flight budget and of file writes.
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the readers and the writer, all instances together: the memory
-/// cap of the pipeline (1 MiB). A reader that finds none free waits, so the child waits on its
-/// pipe as it would on a slow file, unless the writer is stuck (below).
+/// cap of the pipeline (1 MiB of tend's memory; chunk pipes hold up to 4 MiB of the
+/// children's pages). A reader that finds none free waits, so the child waits on its pipe as
+/// it would on a slow file, unless the writer is stuck (below).
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// A read into a chunk with less room than this starts a new chunk instead, so reads stay big.
 const MIN_ROOM: usize = 8 * 1024;
@@ -45,6 +49,12 @@ const FOLLOW_BUFFER: usize = 4096;
 /// this many bytes: enough for `logs` and a `logs -f` following on, while hundreds of
 /// instances with full tails still make a handover of a few MiB, not hundreds.
 const TAIL_HANDED_OVER: usize = 64 * 1024;
+/// What a busy child's pipe is grown to (see [`Reader::grow_pipe`]).
+const BIG_PIPE: libc::c_int = 1024 * 1024;
+/// A pipe holding at least this much is spliced rather than read, where the log allows it:
+/// below it, the calls a splice takes (move, probe, write, discard the partial line) cost
+/// more than the copies they save.
+const SPLICE_MIN: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -142,9 +152,13 @@ pub struct InstanceLog {
     /// stalls, over the daemon's life: the log counters of the metrics.
     captured: [AtomicU64; 2],
     dropped: AtomicU64,
+    /// Bytes of it that went to a file by splice, never copied through tend's memory.
+    spliced: AtomicU64,
     /// Counts the logs this instance had: its log settings changed while tend ran (`tend
     /// apply`), and the writer replaces its files and format when a newer one shows up.
     generation: u64,
+    /// Per stream ([`Stream::index`]): whether its settings let it be spliced.
+    splice: [bool; 2],
 }
 
 /// Log readiness: the first line (of either stream) that matches `pattern` is sent.
@@ -171,6 +185,11 @@ impl InstanceLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Bytes of this instance's output written to its files by splice.
+    pub fn spliced_bytes(&self) -> u64 {
+        self.spliced.load(Ordering::Relaxed)
+    }
+
     /// Subscribe to new lines (call while holding [`InstanceLog::tail`] to leave no gap).
     pub fn follow(&self) -> broadcast::Receiver<LogLine> {
         self.follow
@@ -193,6 +212,12 @@ impl InstanceLog {
 
     fn watching(&self) -> bool {
         self.watch().is_some()
+    }
+
+    /// Whether each line must pass through tend now: someone follows, or a readiness
+    /// pattern waits for its line.
+    fn needs_lines(&self) -> bool {
+        self.followers().is_some() || self.watching()
     }
 
     /// Send the line if it matches the armed pattern (and disarm); false once nothing is armed.
@@ -226,9 +251,14 @@ struct Pending {
 #[derive(Debug)]
 struct Chunk {
     buf: Box<[u8]>,
+    /// The bytes are in this kernel pipe instead of `buf` (then empty), all of one stream:
+    /// spliced from the child's pipe, not read.
+    pipe: Option<ChunkPipe>,
+    /// A splice into `pipe` came back short: its slots are used up, whatever its byte count.
+    sealed: bool,
     len: usize,
     segments: Vec<Segment>,
-    /// One unit of the in-flight budget, released when the writer is done with the chunk.
+    /// A unit of the in-flight budget, released when the writer is done with the chunk.
     _budget: OwnedSemaphorePermit,
 }
 
@@ -242,7 +272,11 @@ struct Segment {
 
 impl Chunk {
     fn room(&self) -> usize {
-        self.buf.len() - self.len
+        let capacity = self
+            .pipe
+            .as_ref()
+            .map_or(self.buf.len(), ChunkPipe::capacity);
+        capacity.saturating_sub(self.len)
     }
 
     fn record(&mut self, stream: Stream, time: SystemTime, n: usize) {
@@ -271,6 +305,9 @@ impl Chunk {
         let Some(&last) = self.segments.last() else {
             return;
         };
+        if self.pipe.is_some() || next.pipe.is_some() {
+            return;
+        }
         let start = self
             .segments
             .len()
@@ -341,6 +378,10 @@ struct Pipeline {
     budget: Arc<Semaphore>,
     /// Chunk buffers the writer is done with, for the readers to reuse.
     pool: Mutex<Vec<Box<[u8]>>>,
+    /// Chunk pipes likewise, empty.
+    pipes: Mutex<Vec<ChunkPipe>>,
+    /// Output is echoed on the console: every line passes through tend, so none is spliced.
+    console: bool,
     /// Bytes dropped because the writer was stalled, all instances together.
     dropped: AtomicU64,
     /// Capture tasks still reading a pipe.
@@ -407,9 +448,28 @@ impl Pipeline {
         }
     }
 
-    /// Give the pooled buffers back to the allocator (the writer does this when idle).
+    fn pipe(&self) -> Option<ChunkPipe> {
+        let pooled = self.pipes.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        pooled.or_else(|| ChunkPipe::new().ok())
+    }
+
+    /// Keep an empty pipe for reuse; one that still holds bytes (an error left them) is
+    /// closed instead.
+    fn recycle_pipe(&self, pipe: ChunkPipe) {
+        if splice::available(pipe.reader()) > 0 {
+            return;
+        }
+        let mut pipes = self.pipes.lock().unwrap_or_else(|p| p.into_inner());
+        if pipes.len() < CHUNKS_IN_FLIGHT {
+            pipes.push(pipe);
+        }
+    }
+
+    /// Give the pooled buffers back to the allocator and close the pooled pipes (the writer
+    /// does this when idle).
     fn trim(&self) {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.pipes.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -440,6 +500,8 @@ impl LogSink {
             wake: Mutex::new(wake),
             budget: Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT)),
             pool: Mutex::new(Vec::new()),
+            pipes: Mutex::new(Vec::new()),
+            console: console.is_some(),
             dropped: AtomicU64::new(0),
             readers: AtomicUsize::new(0),
             reader_gone: tokio::sync::Notify::new(),
@@ -620,6 +682,7 @@ impl LogSink {
         let follow = std::sync::OnceLock::new();
         let mut captured = [0, 0];
         let mut dropped = 0;
+        let mut spliced = 0;
         if let Some(previous) = &previous {
             for line in previous.tail().last(usize::MAX, None, None) {
                 tail.push(line.time, line.stream, &line.bytes);
@@ -629,6 +692,7 @@ impl LogSink {
             }
             captured = [Stream::Out, Stream::Err].map(|s| previous.captured_bytes(s));
             dropped = previous.dropped_bytes();
+            spliced = previous.spliced_bytes();
         }
         let log = Arc::new(InstanceLog {
             name: name.as_str().into(),
@@ -642,7 +706,9 @@ impl LogSink {
             watch: Mutex::default(),
             captured: captured.map(AtomicU64::new),
             dropped: AtomicU64::new(dropped),
+            spliced: AtomicU64::new(spliced),
             generation: previous.map_or(0, |p| p.generation + 1),
+            splice: [Stream::Out, Stream::Err].map(|s| may_splice(&service.logs, s)),
         });
         registry.insert(name, log.clone());
         log
@@ -679,10 +745,13 @@ impl LogSink {
                 stdout.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
                 stderr.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
             ];
+            let splice = log.splice.map(|allowed| allowed && !pipeline.console);
             let mut reader = Reader {
                 pipeline,
                 log,
                 dropping: 0,
+                splice,
+                grown: [false; 2],
             };
             while pipes.iter().any(Option::is_some) {
                 let (stream, open) = tokio::select! {
@@ -740,12 +809,33 @@ async fn paused(pause: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Whether `stream` of an instance with these settings may go to its file by splice: plain
+/// lines into a file, nothing that needs every line (syslog, the journal), and a line limit
+/// that the probe and the tail both handle.
+fn may_splice(spec: &LogSpec, stream: Stream) -> bool {
+    let target = match stream {
+        Stream::Out => &spec.stdout,
+        Stream::Err if spec.merge => &spec.stdout,
+        Stream::Err => &spec.stderr,
+    };
+    matches!(target, LogTarget::File(_))
+        && spec.format == LogFormat::Plain
+        && !spec.timestamps
+        && spec.syslog.is_none()
+        && spec.journal.is_none()
+        && (splice::MIN_MAX_LINE..TAIL_BYTES).contains(&spec.max_line)
+}
+
 /// One instance's reading side.
 struct Reader {
     pipeline: Arc<Pipeline>,
     log: Arc<InstanceLog>,
     /// Bytes dropped in the current stall (0: not dropping).
     dropping: u64,
+    /// Per stream: splice big reads (the log allows it and the kernel has not refused).
+    splice: [bool; 2],
+    /// Per stream: the pipe was grown (or that was tried).
+    grown: [bool; 2],
 }
 
 enum Room {
@@ -754,10 +844,30 @@ enum Room {
     Drop,
 }
 
+/// What a splice attempt did.
+enum Spliced {
+    /// Bytes moved into a chunk pipe: look at the pipe again.
+    Moved,
+    /// The writer is stalled: the pipe was drained and counted; whether it is still open.
+    Dropped(bool),
+    /// Nothing moved: read instead.
+    No,
+}
+
 impl Reader {
     /// Read what the pipe has; false once it is closed (EOF or error).
     async fn read(&mut self, stream: Stream, receiver: &tokio::net::unix::pipe::Receiver) -> bool {
         loop {
+            if self.splice[stream.index()] && !self.log.needs_lines() {
+                let waiting = splice::available(receiver.as_fd());
+                if waiting >= SPLICE_MIN {
+                    match self.splice(stream, receiver, waiting).await {
+                        Spliced::Moved => continue,
+                        Spliced::Dropped(open) => return open,
+                        Spliced::No => {}
+                    }
+                }
+            }
             let mut chunk = match self.room().await {
                 Room::Chunk(chunk) => chunk,
                 Room::Drop => return self.drop_read(receiver),
@@ -769,7 +879,7 @@ impl Reader {
                 Ok(n) => {
                     chunk.record(stream, SystemTime::now(), n);
                     self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
-                    grow_pipe(receiver, n);
+                    self.grow_pipe(stream, receiver, n);
                     (true, n)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, 0),
@@ -784,18 +894,114 @@ impl Reader {
         }
     }
 
+    /// Move what the pipe holds (`waiting` bytes) into a chunk pipe without reading it.
+    async fn splice(
+        &mut self,
+        stream: Stream,
+        receiver: &tokio::net::unix::pipe::Receiver,
+        waiting: usize,
+    ) -> Spliced {
+        let open = {
+            let mut pending = self.log.pending();
+            match pending.chunks.last() {
+                Some(last)
+                    if last.pipe.is_some()
+                        && !last.sealed
+                        && last.segments.first().is_some_and(|s| s.stream == stream)
+                        && last.room() >= SPLICE_MIN =>
+                {
+                    pending.chunks.pop()
+                }
+                _ => None,
+            }
+        };
+        let mut chunk = match open {
+            Some(chunk) => chunk,
+            None => {
+                let Some(pipe) = self.pipeline.pipe() else {
+                    return Spliced::No;
+                };
+                let Some(permit) = self.permit().await else {
+                    self.pipeline.recycle_pipe(pipe);
+                    return Spliced::Dropped(self.drop_read(receiver));
+                };
+                Chunk {
+                    buf: Box::default(),
+                    pipe: Some(pipe),
+                    sealed: false,
+                    len: 0,
+                    segments: Vec::new(),
+                    _budget: permit,
+                }
+            }
+        };
+        let want = waiting.min(chunk.room());
+        let moved = match &chunk.pipe {
+            Some(pipe) => pipe.fill(receiver.as_fd(), want),
+            None => Ok(0),
+        };
+        let result = match moved {
+            Ok(n) if n > 0 => {
+                chunk.record(stream, SystemTime::now(), n);
+                self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
+                self.grow_pipe(stream, receiver, n);
+                // Short: the chunk pipe ran out of slots (the child's writes were small).
+                chunk.sealed = n < want;
+                Spliced::Moved
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && chunk.len > 0 => {
+                chunk.sealed = true;
+                Spliced::Moved
+            }
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                // This pipe cannot be spliced from (not a pipe, an old kernel): read it.
+                self.splice[stream.index()] = false;
+                Spliced::No
+            }
+            _ => Spliced::No,
+        };
+        self.hand_over(chunk);
+        result
+    }
+
     /// The chunk to read into: the open one if it has room, else a new one from the budget.
     async fn room(&mut self) -> Room {
         let open = {
             let mut pending = self.log.pending();
             match pending.chunks.last() {
-                Some(last) if last.room() >= MIN_ROOM => pending.chunks.pop(),
+                Some(last) if last.pipe.is_none() && last.room() >= MIN_ROOM => {
+                    pending.chunks.pop()
+                }
                 _ => None,
             }
         };
         if let Some(chunk) = open {
             return Room::Chunk(chunk);
         }
+        let Some(permit) = self.permit().await else {
+            return Room::Drop;
+        };
+        let mut chunk = Chunk {
+            buf: self.pipeline.buffer(),
+            pipe: None,
+            sealed: false,
+            len: 0,
+            segments: Vec::new(),
+            _budget: permit,
+        };
+        // A full chunk may still sit in pending (the writer has not taken it): end it at a
+        // line boundary when that is cheap.
+        if let Some(last) = self.log.pending().chunks.last_mut() {
+            last.carry_partial(&mut chunk);
+        }
+        Room::Chunk(chunk)
+    }
+
+    /// A unit of the in-flight budget: at once if free, else after waiting for the writer
+    /// at most [`STALL`]; `None` means drop (said once per stall, as is the recovery).
+    /// Every chunk takes one unit, whatever it holds: with units of different sizes a reader
+    /// that needs several could wait out a writer that frees them one at a time.
+    async fn permit(&mut self) -> Option<OwnedSemaphorePermit> {
         let budget = self.pipeline.budget.clone();
         let permit = match budget.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -815,7 +1021,7 @@ impl Reader {
                     STALL.as_secs()
                 ));
             }
-            return Room::Drop;
+            return None;
         };
         if self.dropping > 0 {
             own::say(&format!(
@@ -824,21 +1030,17 @@ impl Reader {
             ));
             self.dropping = 0;
         }
-        let mut chunk = Chunk {
-            buf: self.pipeline.buffer(),
-            len: 0,
-            segments: Vec::new(),
-            _budget: permit,
-        };
-        // A full chunk may still sit in pending (the writer has not taken it): end it at a
-        // line boundary when that is cheap.
-        if let Some(last) = self.log.pending().chunks.last_mut() {
-            last.carry_partial(&mut chunk);
-        }
-        Room::Chunk(chunk)
+        Some(permit)
     }
 
-    fn hand_over(&self, chunk: Chunk) {
+    fn hand_over(&self, mut chunk: Chunk) {
+        if chunk.len == 0 {
+            // Nothing was read into it (the read only found the pipe empty): reuse it.
+            match chunk.pipe.take() {
+                Some(pipe) => self.pipeline.recycle_pipe(pipe),
+                None => self.pipeline.recycle(std::mem::take(&mut chunk.buf)),
+            }
+        }
         let notify = {
             let mut pending = self.log.pending();
             if chunk.len > 0 {
@@ -879,19 +1081,25 @@ impl Reader {
     }
 }
 
-/// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less often
-/// while tend writes; idle pipes keep the default. Best effort: the kernel caps pipe memory
-/// per user, and a refusal only means the default stays.
-fn grow_pipe(receiver: &tokio::net::unix::pipe::Receiver, read: usize) {
-    const BIG_PIPE: libc::c_int = 1024 * 1024;
-    if read < 60 * 1024 {
-        return;
-    }
-    let fd = receiver.as_raw_fd();
-    // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
-    unsafe {
-        if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+impl Reader {
+    /// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less
+    /// often while tend writes; idle pipes keep the default. Best effort and tried once: the
+    /// kernel caps pipe memory per user, and a refusal only means the default stays.
+    fn grow_pipe(
+        &mut self,
+        stream: Stream,
+        receiver: &tokio::net::unix::pipe::Receiver,
+        read: usize,
+    ) {
+        if read < 60 * 1024 || std::mem::replace(&mut self.grown[stream.index()], true) {
+            return;
+        }
+        let fd = receiver.as_raw_fd();
+        // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
+                libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+            }
         }
     }
 }
@@ -906,12 +1114,17 @@ async fn readable(pipe: &Option<tokio::net::unix::pipe::Receiver>) -> bool {
 }
 
 #[cfg(test)]
+mod capture_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn chunk(budget: &Arc<Semaphore>) -> Chunk {
         Chunk {
             buf: vec![0u8; CHUNK].into_boxed_slice(),
+            pipe: None,
+            sealed: false,
             len: 0,
             segments: Vec::new(),
             _budget: budget.clone().try_acquire_owned().unwrap(),
