@@ -269,7 +269,7 @@ class Tend(Peer):
         if self.daemon():
             subprocess.run([self.h.tend, "-c", self.manifest, "down"], env=self.env(),
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=120)
+                           stderr=subprocess.DEVNULL, timeout=1800)
         if self._out:
             self._out.close()
             self._out = None
@@ -1023,10 +1023,10 @@ class Harness:
 
         def body(p, t0):
             rec = {"peer": "tend", "services": n}
-            p.proc.wait(timeout=600)
+            p.proc.wait(timeout=3600)
             rec["up_returned_ms"] = (time.monotonic_ns() - t0) / 1e6
             rec["up_rc"] = p.proc.returncode
-            st = self.wait_stamps(stamp_file, n, timeout=600)[:n]
+            st = self.wait_stamps(stamp_file, n, timeout=3600)[:n]
             rec["all_children_ms"] = (max(ns for ns, _ in st) - t0) / 1e6
             time.sleep(self.args.settle + n / 2000)
             procs = bl.own_processes(p.roots(), self.child_exes)
@@ -1040,7 +1040,7 @@ class Harness:
             rec["restarts_during"] = count_lines(stamp_file) - n
             t_down = time.monotonic_ns()
             subprocess.run([self.tend, "-c", p.manifest, "down"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=600)
+                           stderr=subprocess.DEVNULL, timeout=1800)
             rec["down_ms"] = (time.monotonic_ns() - t_down) / 1e6
             log(f"  RSS {rec['rss_kib'] / 1024:.1f} MiB, PSS {rec['pss_kib'] / 1024:.1f} MiB; "
                 f"all running after {rec['all_children_ms']:.0f} ms; idle CPU "
