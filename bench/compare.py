@@ -18,7 +18,8 @@ machine hits every peer alike. Workloads:
            under each supervisor's log capture, against the child writing to a file itself;
            time from the child's start until every byte is on disk, checked by sha256
   status   wall time of each peer's "status of everything" command with 10 services
-  scale    tend alone with 1 000, 5 000 and 10 000 services: memory, idle CPU, status
+  scale    tend alone with 1 000, 5 000 and 10 000 services: memory, idle CPU, status; the
+           largest once more with resource sampling off (sample_every = "0s")
 
 It prints a table of medians and ratios (tend / peer) and writes every raw number to
 bench/results/compare-<date>-<time>.json. It measures and reports; it never fails because a
@@ -213,9 +214,15 @@ class Tend(Peer):
         return subprocess.run([self.h.tend, "--version"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True).stdout.strip()
 
+    daemon_settings = {}  # [tend] keys, e.g. {"sample_every": "0s"}
+
     def configure(self, services):
         self.services = services
         lines = []
+        if self.daemon_settings:
+            lines.append("[tend]")
+            lines += [f"{k} = {toml_str(v)}" for k, v in self.daemon_settings.items()]
+            lines.append("")
         for s in services:
             lines += [f"[services.{s.name}]",
                       "args = [" + ", ".join(toml_str(a) for a in s.argv) + "]",
@@ -715,9 +722,11 @@ class Harness:
         d = os.path.join(self.scratch, f"{self.counter:04d}-{name}-{label}")
         return PEER_CLASSES[name](self, d)
 
-    def run_session(self, name, label, services, body):
+    def run_session(self, name, label, services, body, settings=None):
         """Configure, launch, run body(peer, t_launch_ns), stop; always stops and sweeps."""
         p = self.peer(name, label)
+        if settings:
+            p.daemon_settings = settings
         p.configure(services)
         try:
             t0 = time.monotonic_ns()
@@ -1009,20 +1018,24 @@ class Harness:
         finally:
             _unlink(stamp_file)
 
-    def w_scale(self, counts):
+    def w_scale(self, counts, unsampled):
         out = []
         for n in counts:
             log(f"scale: tend, {n} services")
             out.append(self.guard(self.scale_once, n, rec={"peer": "tend", "services": n}))
+        for n in unsampled:
+            log(f"scale: tend, {n} services, sample_every = \"0s\"")
+            out.append(self.guard(self.scale_once, n, {"sample_every": "0s"},
+                                  rec={"peer": "tend", "services": n, "sample_every": "0s"}))
         return out
 
-    def scale_once(self, n):
+    def scale_once(self, n, settings=None):
         bl.raise_nofile(max(65536, 4 * n + 1024))
         stamp_file = os.path.join(self.scratch, f"scale-{n}")
         services = [Service(f"s{i:05d}", [self.child, "stamp", stamp_file]) for i in range(n)]
 
         def body(p, t0):
-            rec = {"peer": "tend", "services": n}
+            rec = {"peer": "tend", "services": n, "sample_every": (settings or {}).get("sample_every", "2s")}
             p.proc.wait(timeout=3600)
             rec["up_returned_ms"] = (time.monotonic_ns() - t0) / 1e6
             rec["up_rc"] = p.proc.returncode
@@ -1050,7 +1063,7 @@ class Harness:
             return rec
 
         try:
-            return self.run_session("tend", f"scale{n}", services, body)
+            return self.run_session("tend", f"scale{n}", services, body, settings)
         finally:
             _unlink(stamp_file)
 
@@ -1179,14 +1192,16 @@ def render(report, peers):
     sc = results.get("scale", {}).get("data", [])
     if sc:
         lines += ["", "tend alone, many services:", "",
-                  "| services | all running after | own RSS | PSS | idle CPU (% core) | `status s00000` | `status` (all) | `down` |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| services | sampling | all running after | own RSS | PSS | idle CPU (% core) | `status s00000` | `status` (all) | `down` |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in sc:
             if "error" in r:
-                lines.append(f"| {r.get('services')} | NOT MEASURED: {r['error'][:80]} | | | | | | |")
+                lines.append(f"| {r.get('services')} | {r.get('sample_every', '2s')} | NOT MEASURED: "
+                             f"{r['error'][:80]} | | | | | | |")
                 continue
             lines.append(
-                f"| {r['services']:,} | {r['all_children_ms']:,.0f} ms | {r['rss_kib'] / 1024:.1f} MiB | "
+                f"| {r['services']:,} | {r['sample_every']} | {r['all_children_ms']:,.0f} ms | "
+                f"{r['rss_kib'] / 1024:.1f} MiB | "
                 f"{r['pss_kib'] / 1024:.1f} MiB | {r['cpu']['sched_pct']:.3f} | "
                 f"{bl.median(r['status_one_ms']):.2f} ms | {bl.median(r['status_all_ms']):.1f} ms | "
                 f"{r['down_ms']:,.0f} ms |")
@@ -1195,7 +1210,8 @@ def render(report, peers):
     lines += ["", "Targets for tend:", ""]
     for key, desc, op, target, unit in TARGETS:
         if key == "cpu_10000":
-            got = next((r["cpu"]["sched_pct"] for r in sc if r.get("services") == 10000 and "cpu" in r), None)
+            got = next((r["cpu"]["sched_pct"] for r in sc if r.get("services") == 10000 and "cpu" in r
+                        and r.get("sample_every") == "2s"), None)
         else:
             got = vals.get(key, {}).get("tend")
         if got is None:
@@ -1224,6 +1240,8 @@ def main():
     ap.add_argument("--log-bytes", help="bytes the flood child writes (512MiB; --quick 64MiB)")
     ap.add_argument("--log-modes", default="chunk,line")
     ap.add_argument("--scale", help="service counts for tend alone (1000,5000,10000; --quick 1000)")
+    ap.add_argument("--scale-unsampled", default="max",
+                    help="counts to run again with sample_every = \"0s\" (default: the largest; '' for none)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after start before measuring (5)")
     ap.add_argument("--window", type=float, default=10.0, help="idle CPU window, seconds (10)")
     ap.add_argument("--peers-dir", default=os.path.join(REPO, "target", "compare-peers"),
@@ -1247,6 +1265,10 @@ def main():
     calls = args.status_calls or (10 if q else 20)
     nbytes = size(args.log_bytes or ("64MiB" if q else "512MiB")) // 100 * 100
     scale = [int(x) for x in (args.scale or ("1000" if q else "1000,5000,10000")).split(",") if x]
+    if args.scale_unsampled == "max":
+        unsampled = [max(scale)] if scale else []
+    else:
+        unsampled = [int(x) for x in args.scale_unsampled.split(",") if x]
 
     install_errors = {}
     if not args.no_install:
@@ -1294,7 +1316,7 @@ def main():
                 elif w == "status":
                     data = h.w_status(active, rounds, calls)
                 else:
-                    data = h.w_scale(scale)
+                    data = h.w_scale(scale, unsampled)
                 results[w] = {"data": data, "seconds": round(time.monotonic() - t0, 1)}
             except (bl.Interrupted, KeyboardInterrupt):
                 raise
@@ -1316,7 +1338,8 @@ def main():
         "command": " ".join(["python3"] + sys.argv),
         "quick": q,
         "settings": {"rounds": rounds, "kills": kills, "status_calls": calls, "log_bytes": nbytes,
-                     "scale": scale, "settle_s": args.settle, "window_s": args.window},
+                     "scale": scale, "scale_unsampled": unsampled, "settle_s": args.settle,
+                    "window_s": args.window},
         "machine": info,
         "versions": versions,
         "configuration": configs,
