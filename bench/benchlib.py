@@ -144,6 +144,8 @@ def footprint(procs):
         "procs": len(procs),
         "rss_kib": sum(status_kib(p, "VmRSS") for p in procs),
         "pss_kib": sum(status_kib(p, "Pss", "smaps_rollup") for p in procs),
+        "rss_anon_kib": sum(status_kib(p, "RssAnon") for p in procs),
+        "rss_file_kib": sum(status_kib(p, "RssFile") for p in procs),
         "comms": sorted({comm_of(p) for p in procs}),
     }
 

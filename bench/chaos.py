@@ -31,6 +31,7 @@ was measured, 2 when it could not be, 130 when interrupted. Everything it starts
 """
 
 import argparse
+import collections
 import datetime
 import json
 import os
@@ -217,6 +218,7 @@ class Chaos:
         th.start()
         samples = []  # (t, rss_kib, fds)
         zombie_samples, zombies_seen, persistent = 0, 0, set()
+        age, longest = {}, 0  # consecutive scans a zombie was seen in
         prev_z = set()
         cpu0 = bl.stat(pid)[2]
         t_start = time.monotonic()
@@ -234,26 +236,20 @@ class Chaos:
                     fds = None
                 samples.append((round(now - t_start, 2), bl.status_kib(pid, "VmRSS"), fds))
                 next_mem += 1.0
-            # zombies among tend's children
-            z = set()
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                try:
-                    kids = bl.read(f"/proc/{pid}/task/{tid}/children").split()
-                except OSError:
-                    continue
-                for k in kids:
-                    st = bl.stat(int(k))
-                    if st and st[0] == "Z":
-                        z.add(int(k))
+            z = set(self.zombies_of(pid))
             scans += 1
             if z:
                 zombie_samples += 1
                 zombies_seen += len(z)
                 persistent |= z & prev_z  # a zombie in two samples 100 ms apart
+            for k in z:
+                age[k] = age.get(k, 0) + 1 if k in prev_z else 1
+                longest = max(longest, age[k])
             prev_z = z
             time.sleep(0.1)
         elapsed = time.monotonic() - t_start
         cpu_s = (bl.stat(pid)[2] - cpu0) / bl.CLK_TCK
+        zombies_at_end = len(persistent & set(self.zombies_of(pid)))
         stop.set()
         th.join(timeout=15)
 
@@ -283,16 +279,18 @@ class Chaos:
                 rows = json.loads(body) if st == 200 else []
                 if len(rows) >= 10000:
                     truncated.append(f"{name} {kind}")
-                got[kind] = {r.get("pid") for r in rows}
+                # pids are reused over a long storm: compare counts per pid, not sets
+                got[kind] = collections.Counter(r.get("pid") for r in rows)
+            started = collections.Counter(child_pids)
             started_total += len(child_pids)
-            spawn_total += len(got["spawn"])
-            exit_total += len(got["exit"])
-            miss_s = [p for p in child_pids if p not in got["spawn"]]
-            miss_e = [p for p in child_pids if p not in got["exit"]]
+            spawn_total += sum(got["spawn"].values())
+            exit_total += sum(got["exit"].values())
+            miss_s = sum((started - got["spawn"]).values())
+            miss_e = sum((started - got["exit"]).values())
             if miss_s:
-                lost_spawn.append((name, len(miss_s)))
+                lost_spawn.append((name, miss_s))
             if miss_e:
-                lost_exit.append((name, len(miss_e)))
+                lost_exit.append((name, miss_e))
         rss = [s[1] for s in samples]
         fds = [s[2] for s in samples if s[2] is not None]
         first = samples[min(5, len(samples) - 1)] if samples else None  # after ~5 s of storm
@@ -317,7 +315,8 @@ class Chaos:
                     "p50_ms": s and round(s["median"], 2), "p99_ms": s and round(s["p99"], 2),
                     "max_ms": s and round(s["max"], 2)},
             "zombies": {"scans": scans, "scans_with_zombie": zombie_samples,
-                        "zombies_seen": zombies_seen, "persisting_100ms": sorted(persistent)},
+                        "zombies_seen": zombies_seen, "persisting_100ms": sorted(persistent),
+                        "longest_consecutive_scans": longest, "left_at_end": zombies_at_end},
             "stop_all_s": round(stop_s, 2),
             "memory_series": samples,
         }
@@ -330,8 +329,24 @@ class Chaos:
         log(f"  API: {len(lat)} requests, p50 {rep['api']['p50_ms']} ms, p99 {rep['api']['p99_ms']} ms, "
             f"max {rep['api']['max_ms']} ms, {len(api_errors)} transport errors")
         log(f"  zombies: {zombie_samples} of {scans} scans saw one ({zombies_seen} in all), "
-            f"{len(persistent)} persisted ≥ 100 ms")
+            f"{len(persistent)} seen in two scans in a row (≥ 100 ms), the longest in {longest}; "
+            f"{zombies_at_end} of those still there at the end")
         return rep
+
+    @staticmethod
+    def zombies_of(pid):
+        """tend's children in state Z (from /proc/PID/task/*/children)."""
+        z = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                kids = bl.read(f"/proc/{pid}/task/{tid}/children").split()
+            except OSError:
+                continue
+            for k in kids:
+                st = bl.stat(int(k))
+                if st and st[0] == "Z":
+                    z.append(int(k))
+        return z
 
     # -- supervisor kill loop -------------------------------------------------------------------
 

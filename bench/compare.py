@@ -1101,6 +1101,8 @@ def figures(results, peers):
             rows.append((f"pss_{n}", f"own memory (PSS sum), {n} services", "MiB", 1,
                          per_peer(sel, lambda r: [r["pss_kib"] / 1024]), True))
         sel = [r for r in mem if r["services"] == 200]
+        rows.append(("anon_200", "of which anonymous (RssAnon), 200 services", "MiB", 1,
+                     per_peer(sel, lambda r: [r["rss_anon_kib"] / 1024] if "rss_anon_kib" in r else []), True))
         rows.append(("procs_200", "own processes, 200 services", "", 0,
                      per_peer(sel, lambda r: [r["procs"]]), True))
         for n in (10, 200):
