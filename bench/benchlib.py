@@ -99,19 +99,24 @@ def status_kib(pid, key, fname="status"):
     return 0
 
 
-def sched_ns(pid):
-    """On-CPU time of the live threads of pid, in ns (sum of task/*/schedstat)."""
-    total = 0
+def thread_ns(pid):
+    """{tid: on-CPU ns} for the live threads of pid (task/*/schedstat)."""
+    out = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0
+        return out
     for tid in tids:
         try:
-            total += int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
+            out[tid] = int(read(f"/proc/{pid}/task/{tid}/schedstat").split()[0])
         except (OSError, ValueError):
             pass
-    return total
+    return out
+
+
+def sched_ns(pid):
+    """On-CPU time of the live threads of pid, in ns (sum of task/*/schedstat)."""
+    return sum(thread_ns(pid).values())
 
 
 def children_map():
@@ -152,14 +157,16 @@ def footprint(procs):
 
 def cpu_window(procs, seconds):
     """CPU used by procs over an idle window: schedstat ns and utime+stime ticks, both as
-    % of one core (only processes alive at both ends count)."""
-    a = {p: (stat(p), sched_ns(p)) for p in procs}
+    % of one core (only processes alive at both ends count). Per thread: a thread born in
+    the window counts from 0; one that ended in it is missing from the schedstat sum (its
+    time is in the ticks, which cover exited threads)."""
+    a = {p: (stat(p), thread_ns(p)) for p in procs}
     t0 = time.monotonic()
     time.sleep(seconds)
-    b = {p: (stat(p), sched_ns(p)) for p in procs}
+    b = {p: (stat(p), thread_ns(p)) for p in procs}
     dt = time.monotonic() - t0
     both = [p for p in procs if a[p][0] and b[p][0]]
-    ns = sum(b[p][1] - a[p][1] for p in both)
+    ns = sum(v - a[p][1].get(tid, 0) for p in both for tid, v in b[p][1].items())
     ticks = sum(b[p][0][2] - a[p][0][2] for p in both)
     return {
         "window_s": round(dt, 3),

@@ -120,8 +120,9 @@ class Service:
     logs: capture its stdout with the peer's ordinary mechanism into files (else the peer's
     default handling). notify: s6 only, report readiness (s6's fast-restart path)."""
 
-    def __init__(self, name, argv, restart=True, logs=False, notify=False):
+    def __init__(self, name, argv, restart=True, logs=False, notify=False, stderr_null=False):
         self.name, self.argv, self.restart, self.logs, self.notify = name, argv, restart, logs, notify
+        self.stderr_null = stderr_null  # tend only: stderr to /dev/null (one pipe fewer)
 
     def sh(self):
         return " ".join("'" + a.replace("'", "'\\''") + "'" for a in self.argv)
@@ -231,6 +232,8 @@ class Tend(Peer):
                       "max_restarts = 100000", 'restart_window = "60s"']
             if s.logs:
                 lines.append('logs = { max_size = "64MiB", backups = 1000 }')
+            elif s.stderr_null:
+                lines.append('logs = { stderr = "null" }')
             lines.append("")
         with open(self.manifest, "w") as f:
             f.write("\n".join(lines))
@@ -971,19 +974,26 @@ class Harness:
     def w_status(self, peers, rounds, calls):
         out = []
         for r in range(rounds):
-            out.append(self.status_baseline(r, calls))
             for name in self.order(peers, r):
                 log(f"status: {name}, round {r + 1}/{rounds}")
                 out.append(self.guard(self.status_once, name, r, calls,
                                       rec={"peer": name, "round": r + 1}))
         return out
 
-    def time_calls(self, argvs, calls, env, cwd):
+    def time_calls(self, argvs, calls, env, cwd, baseline=None):
+        """Wall time of running argvs one after the other, `calls` times (after 3 untimed
+        runs). With baseline, each timed run is preceded by one timed /bin/true, spawned the
+        same way, so the cost of creating a process is measured under the same load."""
         for _ in range(3):  # warm the page cache
             for a in argvs:
                 subprocess.run(a, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times, failures = [], 0
         for _ in range(calls):
+            if baseline is not None:
+                t0 = time.perf_counter_ns()
+                subprocess.run(["/bin/true"], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                baseline.append((time.perf_counter_ns() - t0) / 1e6)
             t0 = time.perf_counter_ns()
             for a in argvs:
                 r = subprocess.run(a, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
@@ -991,10 +1001,6 @@ class Harness:
                 failures += r.returncode != 0
             times.append((time.perf_counter_ns() - t0) / 1e6)
         return times, failures
-
-    def status_baseline(self, rnd, calls):
-        times, _ = self.time_calls([["/bin/true"]], calls, self.env(), "/")
-        return {"peer": "/bin/true", "round": rnd + 1, "ms": times, "calls_per_run": 1}
 
     def status_once(self, name, rnd, calls):
         stamp_file = os.path.join(self.scratch, f"status-{name}-{rnd}")
@@ -1006,12 +1012,15 @@ class Harness:
             self.wait_stamps(stamp_file, 10, timeout=60)
             time.sleep(1)
             argvs = p.status_argvs()
-            times, failures = self.time_calls(argvs, calls, p.env(), p.dir)
+            base = []
+            times, failures = self.time_calls(argvs, calls, p.env(), p.dir, baseline=base)
             s = bl.summary(times)
             log(f"  median {s['median']:.2f} ms over {calls} runs of {len(argvs)} command(s)"
-                + (f", {failures} failed" if failures else ""))
+                + (f", {failures} failed" if failures else "")
+                + f"; /bin/true beside it {bl.median(base):.2f} ms")
             return {"peer": name, "round": rnd + 1, "ms": times, "calls_per_run": len(argvs),
-                    "failures": failures, "command": " ".join(os.path.basename(a) for a in argvs[0][:3])}
+                    "failures": failures, "true_ms": base,
+                    "command": " ".join(os.path.basename(a) for a in argvs[0][:3])}
 
         try:
             return self.run_session(name, "status", services, body)
@@ -1030,12 +1039,20 @@ class Harness:
         return out
 
     def scale_once(self, n, settings=None):
-        bl.raise_nofile(max(65536, 4 * n + 1024))
+        # tend holds two pipes per instance (stdout, stderr): raise the open-file limit, and
+        # where the hard limit cannot be raised (no CAP_SYS_RESOURCE), send stderr to
+        # /dev/null so one pipe per instance is enough.
+        limit = bl.raise_nofile(max(65536, 4 * n + 1024))
+        stderr_null = limit < 2 * n + 1024
+        if stderr_null and limit < n + 1024:
+            raise RuntimeError(f"the open-file limit is {limit}: too low for {n} services")
         stamp_file = os.path.join(self.scratch, f"scale-{n}")
-        services = [Service(f"s{i:05d}", [self.child, "stamp", stamp_file]) for i in range(n)]
+        services = [Service(f"s{i:05d}", [self.child, "stamp", stamp_file], stderr_null=stderr_null)
+                    for i in range(n)]
 
         def body(p, t0):
-            rec = {"peer": "tend", "services": n, "sample_every": (settings or {}).get("sample_every", "2s")}
+            rec = {"peer": "tend", "services": n, "sample_every": (settings or {}).get("sample_every", "2s"),
+                   "nofile_limit": limit, "stderr": "null" if stderr_null else "captured"}
             p.proc.wait(timeout=3600)
             rec["up_returned_ms"] = (time.monotonic_ns() - t0) / 1e6
             rec["up_rc"] = p.proc.returncode
@@ -1049,6 +1066,12 @@ class Harness:
             rec["children_alive"] = sum(1 for _, pid in st if bl.alive(pid))
             env = p.env()
             rec["status_one_ms"], _ = self.time_calls([[self.tend, "status", "s00000"]], 20, env, p.dir)
+            # the same with the socket named: the CLI then does not read the manifest
+            sock_env = dict(env, TEND_SOCKET=os.path.join(p.dir, ".tend", "tend.sock"))
+            rec["status_one_socket_ms"], _ = self.time_calls([[self.tend, "status", "s00000"]], 20,
+                                                             sock_env, "/")
+            rec["status_one_json_ms"], _ = self.time_calls([[self.tend, "status", "--json", "s00000"]],
+                                                           20, sock_env, "/")
             rec["status_all_ms"], _ = self.time_calls([[self.tend, "status"]], 5, env, p.dir)
             rec["restarts_during"] = count_lines(stamp_file) - n
             t_down = time.monotonic_ns()
@@ -1142,8 +1165,9 @@ def figures(results, peers):
     stt = [r for r in results.get("status", {}).get("data", []) if "error" not in r]
     if stt:
         rows.append(("status", "status command, 10 services", "ms", 2,
-                     per_peer(stt, lambda r: r["ms"]) | {"/bin/true": bl.median(
-                         [v for r in stt if r["peer"] == "/bin/true" for v in r["ms"]])}, True))
+                     per_peer(stt, lambda r: r["ms"]), True))
+        rows.append(("status_true", "… /bin/true spawned beside it (baseline)", "ms", 2,
+                     per_peer(stt, lambda r: r.get("true_ms", [])), True))
     return rows
 
 
@@ -1170,7 +1194,7 @@ def render(report, peers):
     cols = peers
     lines = []
     fmt = lambda v, d: "–" if v is None else f"{v:,.{d}f}"  # noqa: E731
-    extra_cols = [c for c in ("direct", "/bin/true") if any(c in r[4] for r in rows)]
+    extra_cols = [c for c in ("direct",) if any(c in r[4] for r in rows)]
     head = "| figure | unit | " + " | ".join(cols + extra_cols) + " |"
     lines += [head, "|---|---|" + "---:|" * (len(cols) + len(extra_cols))]
     for key, label, unit, d, vals, _lower in rows:
@@ -1179,7 +1203,7 @@ def render(report, peers):
     others = [p for p in peers if p != "tend"]
     lines += ["| figure | " + " | ".join(others) + " |", "|---|" + "---:|" * len(others)]
     for key, label, unit, d, vals, _lower in rows:
-        if key.endswith("_mibs") or key == "procs_200" or "tend" not in vals:
+        if key.endswith("_mibs") or key in ("procs_200", "status_true") or "tend" not in vals:
             continue
         cells = []
         for p in others:
@@ -1194,18 +1218,20 @@ def render(report, peers):
     sc = results.get("scale", {}).get("data", [])
     if sc:
         lines += ["", "tend alone, many services:", "",
-                  "| services | sampling | all running after | own RSS | PSS | idle CPU (% core) | `status s00000` | `status` (all) | `down` |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| services | sampling | all running after | own RSS | PSS | idle CPU (% core) | `status s00000` | … with TEND_SOCKET | … `--json` | `status` (all) | `down` |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in sc:
             if "error" in r:
                 lines.append(f"| {r.get('services')} | {r.get('sample_every', '2s')} | NOT MEASURED: "
-                             f"{r['error'][:80]} | | | | | | |")
+                             f"{r['error'][:80]} | | | | | | | | |")
                 continue
             lines.append(
-                f"| {r['services']:,} | {r['sample_every']} | {r['all_children_ms']:,.0f} ms | "
+                f"| {r['services']:,} | {r['sample_every']}"
+                + (", stderr null" if r.get("stderr") == "null" else "") + f" | {r['all_children_ms']:,.0f} ms | "
                 f"{r['rss_kib'] / 1024:.1f} MiB | "
                 f"{r['pss_kib'] / 1024:.1f} MiB | {r['cpu']['sched_pct']:.3f} | "
-                f"{bl.median(r['status_one_ms']):.2f} ms | {bl.median(r['status_all_ms']):.1f} ms | "
+                f"{bl.median(r['status_one_ms']):.2f} ms | {bl.median(r.get('status_one_socket_ms', [0])):.2f} ms | "
+                f"{bl.median(r.get('status_one_json_ms', [0])):.2f} ms | {bl.median(r['status_all_ms']):.1f} ms | "
                 f"{r['down_ms']:,.0f} ms |")
     # targets
     vals = {key: v for key, _l, _u, _d, v, _lo in rows}
