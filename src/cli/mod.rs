@@ -118,6 +118,7 @@ fn reading(cli: &Cli) -> import::Reading {
     import::Reading {
         source: cli.from.as_deref().and_then(import::Source::from_name),
         environment: cli.env.clone(),
+        socket: cli.socket.clone(),
     }
 }
 
@@ -412,6 +413,7 @@ fn up(
             reading: import::Reading {
                 source: Some(loaded.source),
                 environment: cli.env.clone(),
+                socket: cli.socket.clone(),
             },
             services: services.to_vec(),
             console: !daemonized,
@@ -421,10 +423,8 @@ fn up(
     }
     let state_dir = manifest.daemon.state_dir.clone();
     std::fs::create_dir_all(&state_dir)?;
-    let socket = cli
-        .socket
-        .clone()
-        .unwrap_or_else(|| manifest.daemon.socket.clone());
+    // `--socket` is already in the manifest as loaded.
+    let socket = manifest.daemon.socket.clone();
     let runtime = client_runtime()?;
     let client = Client::new(&socket);
     if runtime
@@ -455,6 +455,7 @@ fn up(
     if let Some(env) = &cli.env {
         daemon.arg("--env").arg(env);
     }
+    daemon.arg("--socket").arg(&socket);
     daemon
         .arg("up")
         .arg("--daemonized")

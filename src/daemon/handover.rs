@@ -73,6 +73,9 @@ pub struct Session {
     pub console: bool,
     pub colour: bool,
     pub exit_with: Option<String>,
+    /// `--socket` given to `up`, in place of `[tend] socket` (absent in older handovers).
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -525,6 +528,7 @@ mod tests {
                 console: false,
                 colour: false,
                 exit_with: None,
+                socket: Some("/run/tend.sock".into()),
             },
             scaled: vec![ScaledCount {
                 service: "web".into(),

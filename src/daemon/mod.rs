@@ -1174,6 +1174,7 @@ fn upgrade_session(
         console,
         colour,
         exit_with: exit_with.clone(),
+        socket: reading.socket.clone(),
     }
 }
 

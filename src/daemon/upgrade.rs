@@ -664,6 +664,7 @@ fn read(
     let reading = import::Reading {
         source: Some(source),
         environment: session.environment.clone(),
+        socket: session.socket.clone(),
     };
     let loaded = import::load(&session.manifest, &reading).map_err(|errors| {
         format!(

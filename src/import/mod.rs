@@ -151,12 +151,15 @@ impl fmt::Display for Source {
     }
 }
 
-/// How to read a file: its format (guessed when None) and, for PM2, the `--env` whose
-/// `env_NAME` is merged over `env`.
+/// How to read a file: its format (guessed when None), for PM2 the `--env` whose
+/// `env_NAME` is merged over `env`, and the control socket given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reading {
     pub source: Option<Source>,
     pub environment: Option<String>,
+    /// `--socket` / `TEND_SOCKET`: replaces `[tend] socket`, so that `up` listens where the
+    /// same variable makes every other command look.
+    pub socket: Option<PathBuf>,
 }
 
 impl Reading {
@@ -209,21 +212,29 @@ pub fn load_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigErrors> {
     let source = reading.source_of(path);
-    if source == Source::Tend {
+    let mut loaded = if source == Source::Tend {
         let manifest = config::load_with_env(path, env)?;
-        return Ok(Loaded {
+        Loaded {
             warnings: manifest.warnings.clone(),
             manifest,
             source,
             supervisor: None,
-        });
+        }
+    } else {
+        translate(path, reading, env)?.validate(env, true)?
+    };
+    if let Some(socket) = &reading.socket {
+        loaded.manifest.daemon.socket = socket.clone();
     }
-    translate(path, reading, env)?.validate(env, true)
+    Ok(loaded)
 }
 
 /// The control socket of the file at `path`, for commands that only talk to a running
 /// daemon: read as leniently as [`config::locate_socket`], any format.
 pub fn locate_socket(path: &Path, reading: &Reading) -> PathBuf {
+    if let Some(socket) = &reading.socket {
+        return socket.clone();
+    }
     if reading.source_of(path) == Source::Tend {
         return config::locate_socket(path);
     }

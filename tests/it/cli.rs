@@ -130,6 +130,41 @@ fn socket_is_private_and_down_stops_everything() {
 }
 
 #[test]
+fn up_listens_on_the_socket_tend_socket_names() {
+    let p = Project::new("[services.web]\ncommand = \"sleep 1000\"\n");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let socket = elsewhere.path().join("control.sock");
+    let tend = |args: &[&str]| {
+        let child = std::process::Command::new(BIN)
+            .arg("-c")
+            .arg(p.manifest())
+            .args(args)
+            .env("TEND_SOCKET", &socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        finish(child, Duration::from_secs(60), &args.join(" "))
+    };
+    let up = tend(&["up", "-d"]);
+    let _d = Daemon::attach(&p);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    assert!(socket.exists(), "the daemon listens on TEND_SOCKET");
+    assert!(!p.file(".tend/tend.sock").exists());
+    // A reload reads the manifest again and keeps the socket it was given.
+    let apply = tend(&["apply"]);
+    assert!(apply.status.success(), "{}", text(&apply.stderr));
+    let said = format!("{}{}", text(&apply.stdout), text(&apply.stderr));
+    assert!(!said.contains("socket"), "{said}");
+    let status = tend(&["status", "--json"]);
+    assert!(text(&status.stdout).contains("\"web\""));
+    let down = tend(&["down"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert!(!socket.exists());
+}
+
+#[test]
 fn tend_socket_env_overrides_the_manifest() {
     let p = Project::new("[services.web]\ncommand = \"sleep 1000\"\n");
     let _d = p.up();

@@ -803,6 +803,7 @@ fn round_trip(services: &[Gen]) -> Result<(), TestCaseError> {
     let reading = tend::import::Reading {
         source: Some(tend::import::Source::Pm2),
         environment: None,
+        socket: None,
     };
     let loaded = tend::import::load(&eco_path, &reading)
         .map_err(|e| TestCaseError::fail(format!("import failed: {e}\n{text}\n{json}")))?;
@@ -974,6 +975,7 @@ fn valid_names_come_back_as_they_are() {
     let reading = tend::import::Reading {
         source: Some(tend::import::Source::Pm2),
         environment: None,
+        socket: None,
     };
     let loaded = tend::import::load(&eco, &reading).unwrap();
     assert_eq!(names(&loaded.manifest), ["a--0", "web-"]);

@@ -24,6 +24,7 @@ fn import(conf: &Path) -> Result<Manifest, String> {
     let reading = Reading {
         source: Some(Source::Supervisord),
         environment: None,
+        socket: None,
     };
     tend::import::load(conf, &reading)
         .map(|l| l.manifest)
