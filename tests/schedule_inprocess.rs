@@ -310,7 +310,7 @@ async fn schedules_restart_and_run_on_the_clock_they_are_given() {
     next.services.retain(|s| s.name != "job");
     let mut added = manifest.service("job").unwrap().clone();
     added.name = "nightly".into();
-    next.services.push(added);
+    next.services.push(std::sync::Arc::new(added));
     engine
         .reconfigure(next.clone(), Vec::new())
         .await
@@ -328,12 +328,14 @@ async fn schedules_restart_and_run_on_the_clock_they_are_given() {
     // A changed schedule takes effect at once: 03:13 is not a multiple of five minutes, so
     // only the new expression fires there.
     let mut changed = next.clone();
-    changed
-        .services
-        .iter_mut()
-        .find(|s| s.name == "nightly")
-        .unwrap()
-        .schedule = Some("13 * * * *".parse().unwrap());
+    std::sync::Arc::make_mut(
+        changed
+            .services
+            .iter_mut()
+            .find(|s| s.name == "nightly")
+            .unwrap(),
+    )
+    .schedule = Some("13 * * * *".parse().unwrap());
     engine
         .reconfigure(changed, Vec::new())
         .await

@@ -110,6 +110,7 @@ pub fn rebase(
                 ..set.clone()
             },
         );
+        let file = std::sync::Arc::make_mut(file);
         file.instances = count;
         file.numbered = file.numbered || now.numbered;
     }
@@ -257,6 +258,7 @@ pub async fn scale_to(
         .iter_mut()
         .find(|s| s.name == service)
         .expect("UNWRAP: found above");
+    let changed = std::sync::Arc::make_mut(changed);
     changed.instances = to;
     changed.numbered = true;
     // Back at the file's count with the file's names: nothing left to remember.
@@ -325,6 +327,7 @@ mod tests {
             .iter_mut()
             .find(|s| s.name == service)
             .unwrap();
+        let spec = std::sync::Arc::make_mut(spec);
         config.overrides.insert(
             service.into(),
             Override {

@@ -104,7 +104,8 @@ fn web(body: &[&str]) -> ServiceSpec {
     let mut all = vec!["[services.web]"];
     all.extend_from_slice(body);
     let manifest = Fixture::new().ok("tend.toml", &lines(&all));
-    manifest.services.into_iter().next().expect("one service")
+    let spec = manifest.services.into_iter().next().expect("one service");
+    std::sync::Arc::unwrap_or_clone(spec)
 }
 
 #[test]
@@ -137,7 +138,7 @@ fn a_minimal_service_gets_every_default() {
     );
     assert_eq!(
         m.services,
-        [ServiceSpec {
+        [std::sync::Arc::new(ServiceSpec {
             name: "web".into(),
             program: Program::Exec(vec!["python".into(), "-m".into(), "http.server".into()]),
             cwd: None,
@@ -180,7 +181,7 @@ fn a_minimal_service_gets_every_default() {
             cron_restart: None,
             schedule: None,
             watch: None,
-        }]
+        })]
     );
 }
 

@@ -174,7 +174,7 @@ impl Validator<'_> {
         Some(Manifest {
             path: self.file.to_path_buf(),
             daemon,
-            services,
+            services: services.into_iter().map(std::sync::Arc::new).collect(),
             sockets,
             warnings: std::mem::take(&mut self.warnings),
         })

@@ -682,6 +682,7 @@ fn read(
         else {
             continue;
         };
+        let spec = std::sync::Arc::make_mut(spec);
         spec.instances = scaled.instances;
         spec.numbered = spec.numbered || scaled.numbered;
         overrides.insert(

@@ -246,13 +246,13 @@ impl Supervisor {
         let service_order = crate::config::start_order(manifest);
         self.order.clear();
         for name in &service_order {
-            let spec = manifest
-                .service(name)
-                .expect("UNWRAP: start_order lists manifest services");
             let spec = match self.services.get(name) {
                 Some(kept) => kept.clone(),
                 None => {
-                    let spec = Arc::new(spec.clone());
+                    let spec = manifest
+                        .shared_service(name)
+                        .expect("UNWRAP: start_order lists manifest services")
+                        .clone();
                     self.services.insert(name.clone(), spec.clone());
                     spec
                 }
@@ -332,21 +332,21 @@ impl Supervisor {
         }
         // Services whose every instance is replaced, and those whose running instances
         // take the new spec as they are.
-        let mut replaced: Vec<&ServiceSpec> = Vec::new();
-        let mut updated: Vec<&ServiceSpec> = Vec::new();
+        let mut replaced: Vec<&Arc<ServiceSpec>> = Vec::new();
+        let mut updated: Vec<&Arc<ServiceSpec>> = Vec::new();
         // Changed services whose tasks stay and take the new spec for their next process.
-        let mut respecced: Vec<&ServiceSpec> = Vec::new();
+        let mut respecced: Vec<&Arc<ServiceSpec>> = Vec::new();
         let mut leaving_instances: HashSet<String> = HashSet::new();
         let mut removed: Vec<String> = Vec::new();
         // Changed services whose schedule or watch tasks must start again.
         let mut retriggered: Vec<String> = Vec::new();
         for (name, kept) in &self.services {
-            match manifest.service(name) {
+            match manifest.shared_service(name) {
                 None => {
                     removed.push(name.clone());
                     leaving_instances.extend((0..kept.instances).map(|i| kept.instance_name(i)));
                 }
-                Some(spec) if **kept == *spec => {}
+                Some(spec) if **kept == **spec => {}
                 Some(spec) => {
                     if (&kept.cron_restart, &kept.schedule, &kept.watch)
                         != (&spec.cron_restart, &spec.schedule, &spec.watch)
@@ -424,7 +424,7 @@ impl Supervisor {
             self.restart_on_return.remove(instance);
         }
         for spec in respecced {
-            let spec = Arc::new(spec.clone());
+            let spec = spec.clone();
             for handle in self.instances.values_mut() {
                 if handle.service.name == spec.name {
                     handle.service = spec.clone();
@@ -436,7 +436,7 @@ impl Supervisor {
         for spec in updated {
             // The tasks keep the spec they were made with: it differs only in what the
             // supervisor reads, which it reads from the handle.
-            let spec = Arc::new(spec.clone());
+            let spec = spec.clone();
             for handle in self.instances.values_mut() {
                 if handle.service.name == spec.name {
                     handle.service = spec.clone();

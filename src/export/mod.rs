@@ -90,7 +90,7 @@ pub(crate) fn select<'a>(
     export: &mut Export,
 ) -> Vec<&'a ServiceSpec> {
     if names.is_empty() {
-        return manifest.services.iter().collect();
+        return manifest.services.iter().map(|s| &**s).collect();
     }
     let mut wanted = std::collections::BTreeSet::new();
     let mut todo: Vec<&str> = Vec::new();
@@ -112,6 +112,7 @@ pub(crate) fn select<'a>(
         .services
         .iter()
         .filter(|s| wanted.contains(&s.name))
+        .map(|s| &**s)
         .collect()
 }
 

@@ -182,7 +182,9 @@ pub async fn add_group(state: &AppState, rpc: &Rpc, group: &str) -> Result<Value
                 format!("service `{name}` is already supervised in another group"),
             ));
         }
-        next.manifest.services.push(spec.clone());
+        next.manifest
+            .services
+            .push(std::sync::Arc::new(spec.clone()));
     }
     next.names.extend(
         pending

@@ -123,7 +123,8 @@ fn a_numbered_service_scales_through_one_without_renaming() {
     // What `tend scale` and the autoscaler make: `worker:0` stays `worker:0` at one.
     let numbered = |n: u32| {
         let mut m = manifest(BASE);
-        let worker = m.services.iter_mut().find(|s| s.name == "worker").unwrap();
+        let worker =
+            std::sync::Arc::make_mut(m.services.iter_mut().find(|s| s.name == "worker").unwrap());
         worker.instances = n;
         worker.numbered = true;
         m
@@ -134,7 +135,7 @@ fn a_numbered_service_scales_through_one_without_renaming() {
     assert_eq!(up.changed[0].action, Action::Scale { from: 1, to: 4 });
     // From the file's single `db` to a numbered count: the names change, a restart.
     let mut scaled = manifest(BASE);
-    let db = scaled.services.iter_mut().find(|s| s.name == "db").unwrap();
+    let db = std::sync::Arc::make_mut(scaled.services.iter_mut().find(|s| s.name == "db").unwrap());
     db.instances = 3;
     db.numbered = true;
     let plan = plan(&manifest(BASE), &scaled);
@@ -143,7 +144,7 @@ fn a_numbered_service_scales_through_one_without_renaming() {
     assert_eq!(keys(&plan.changed[0]), ["instances"]);
     // Only the mark, at 2 or more: the same names, nothing to do.
     let mut marked = manifest(BASE);
-    marked.services[2].numbered = true;
+    std::sync::Arc::make_mut(&mut marked.services[2]).numbered = true;
     assert!(super::plan(&manifest(BASE), &marked).changed.is_empty());
 }
 

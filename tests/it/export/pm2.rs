@@ -403,6 +403,7 @@ env = {{ OUT = {out} }}
         .services
         .iter()
         .filter(|s| s.autostart && !["task", "flaky"].contains(&s.name.as_str()))
+        .map(|s| &**s)
         .collect();
     let instances_of = |list: &[Value], name: &str| -> Vec<Value> {
         list.iter().filter(|p| p["name"] == name).cloned().collect()
