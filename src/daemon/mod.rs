@@ -229,6 +229,10 @@ fn launch(start: Start, started_at: SystemTime) -> anyhow::Result<i32> {
     // One malloc arena: a supervisor allocates little, and per-thread arenas would each keep
     // their own high-water mark resident.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    // A log file at the file-size limit (RLIMIT_FSIZE, set by a container or a shell) must be
+    // a write that fails with EFBIG, counted as lost like a full disk, not a SIGXFSZ that ends
+    // tend and, through PDEATHSIG, every child. Children get the default back before exec.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // One thread runs the whole engine: its work is tiny reactions to exits, commands and
     // deadlines, so a single thread keeps memory small and latency low (no hand-offs between
     // workers). Anything slow (fork, disk) runs on dedicated threads.

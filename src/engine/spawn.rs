@@ -649,12 +649,14 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
             libc::write(status, bytes.as_ptr().cast(), 4);
             libc::_exit(127)
         };
-        // A clean signal state for the program: nothing blocked, and SIGPIPE back to its
-        // default (Rust ignores it, and an ignored signal stays ignored across exec).
+        // A clean signal state for the program: nothing blocked, and SIGPIPE (Rust ignores
+        // it) and SIGXFSZ (the daemon ignores it) back to their defaults: an ignored signal
+        // stays ignored across exec.
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
         if let Some(path) = join_cgroup {
             // On failure the process group still contains it.
             let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

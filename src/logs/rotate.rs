@@ -269,6 +269,11 @@ impl RotatingFile {
         Ok(true)
     }
 
+    /// Whether a write that failed part-way left bytes in memory.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Write out what a failed write left in memory. Nothing else is buffered.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {

@@ -434,8 +434,16 @@ impl Writer {
                         let _ = rotating.rotate_if_due(now);
                     }
                     if file.retry_at.is_some_and(|at| Instant::now() >= at) && file.lost > 0 {
-                        // Nothing new to write; the next chunk will try the disk again.
                         file.retry_at = None;
+                        // The rest of a write that failed part-way tries the disk at once:
+                        // once it lands, the loss is known and said, and the cut line whole.
+                        // Without it, the next chunk tries.
+                        if let Some(rotating) = file.file.as_mut().filter(|r| r.has_pending()) {
+                            match rotating.flush() {
+                                Ok(()) => recovered(file, &channel.log.name),
+                                Err(_) => file.retry_at = Some(Instant::now() + RETRY_AFTER),
+                            }
+                        }
                     }
                 }
             }
@@ -1058,8 +1066,10 @@ fn write_to(sink: &mut Sink, instance: &str, data: &[u8], time: SystemTime) {
                     }
                     file.lost += data.len() as u64;
                     file.retry_at = Some(Instant::now() + RETRY_AFTER);
-                    // Reopen on the next try: the directory may come back, or the file be replaced.
-                    file.file = None;
+                    // The file is kept: it reopens its path by itself on the next try (the
+                    // directory may come back, or the file be replaced), and it still holds
+                    // the rest of a write that failed part-way, which goes out first, so no
+                    // line is left cut in two and no byte goes uncounted.
                 }
             }
         }

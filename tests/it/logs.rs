@@ -629,3 +629,119 @@ logs = { max_size = "1MiB", backups = 1000 }
         .unwrap();
     assert!(spliced > 0.0, "some of it went by splice: {spliced}");
 }
+
+#[test]
+fn a_log_at_the_file_size_limit_is_counted_and_resumes_without_a_cut_line() {
+    // RLIMIT_FSIZE makes the write that crosses it short and every later one fail with EFBIG
+    // (SIGXFSZ would end tend): a full disk, on any filesystem and without root.
+    const LINES: u64 = 20_000;
+    const LINE: u64 = 96; // `line-` or `more-`, 90 digits, a newline
+    let p = Project::new(
+        r#"
+[tend]
+history = { enabled = false }
+
+[services.filler]
+command = """sh -c 'seq -f "line-%090g" 1 20000; touch phase1; \
+  while [ ! -e go ]; do sleep 0.05; done; \
+  i=0; while [ ! -e stop ]; do i=$((i+1)); printf "more-%090d\\n" $i; sleep 0.02; done; \
+  echo $i > wrote; sleep 1000'"""
+"#,
+    );
+    let limit = 256 * 1024;
+    let up = {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(BIN);
+        command
+            .arg("-c")
+            .arg(p.manifest())
+            .args(["up", "-d"])
+            .env_remove("TEND_SOCKET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        unsafe {
+            command.pre_exec(move || {
+                // The soft limit only, so that the test may lift it again.
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        finish(command.spawn().unwrap(), Duration::from_secs(60), "up -d")
+    };
+    let d = Daemon::attach(&p);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    wait_until(
+        Duration::from_secs(30),
+        "the child wrote its first part",
+        || p.file("phase1").exists(),
+    );
+    wait_until(Duration::from_secs(10), "the failure is reported", || {
+        p.read(".tend/tend.log").contains("cannot write")
+    });
+    let tend = d.pid().expect("the daemon's pid");
+    assert_eq!(p.state_of("filler"), "running", "tend and the child go on");
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    assert_eq!(
+        unsafe { libc::prlimit(tend, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut()) },
+        0
+    );
+    // The rest of a write cut at the limit goes out on the retry, or the next lines do: then
+    // the loss is said, once.
+    std::fs::write(p.file("go"), "").unwrap();
+    wait_until(Duration::from_secs(30), "the loss is reported", || {
+        p.read(".tend/tend.log").contains("could not be written")
+    });
+    wait_until(Duration::from_secs(30), "writing goes on", || {
+        p.read(".tend/logs/filler.out.log")
+            .lines()
+            .filter(|l| l.starts_with("more-"))
+            .count()
+            >= 3
+    });
+    std::fs::write(p.file("stop"), "").unwrap();
+    wait_until(Duration::from_secs(10), "the child counted", || {
+        !p.read("wrote").is_empty()
+    });
+    let more: u64 = p.read("wrote").trim().parse().unwrap();
+    let last = format!("more-{more:090}\n");
+    wait_until(Duration::from_secs(10), "its last line lands", || {
+        p.read(".tend/logs/filler.out.log").ends_with(&last)
+    });
+    let own = p.read(".tend/tend.log");
+    let reports: Vec<u64> = own
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("again; ")?;
+            rest.split_once(" bytes")?.0.parse().ok()
+        })
+        .collect();
+    assert_eq!(reports.len(), 1, "said once: {own}");
+    assert_eq!(own.matches("cannot write").count(), 1, "said once: {own}");
+    let file = p.read(".tend/logs/filler.out.log");
+    for (at, line) in file.lines().enumerate() {
+        assert_eq!(line.len() as u64, LINE - 1, "line {at} is whole: {line:?}");
+        assert!(
+            line.starts_with("line-") || line.starts_with("more-"),
+            "{line:?}"
+        );
+    }
+    assert!(
+        file.len() as u64 >= limit,
+        "everything below the limit landed"
+    );
+    assert_eq!(
+        file.len() as u64 + reports[0],
+        (LINES + more) * LINE,
+        "every byte the child wrote is in the file or counted as lost"
+    );
+}
