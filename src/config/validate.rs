@@ -29,7 +29,7 @@ use crate::config::raw::{
     RawRestartLimit, RawService, RawSocket, RawStatus, SizeValue, UmaskValue,
 };
 use crate::config::signal::Signal;
-use crate::config::{duration, envfile, graph, interpolate, size};
+use crate::config::{ReadText, duration, envfile, graph, interpolate, size};
 
 /// The most instances one service may ask for: beyond this a typo is likelier than intent.
 const MAX_INSTANCES: i64 = 10_000;
@@ -40,6 +40,7 @@ pub(crate) fn validate(
     file: &Path,
     root: &Node,
     env: &dyn Fn(&str) -> Option<String>,
+    read: ReadText<'_>,
     this_machine: bool,
 ) -> Result<Manifest, Vec<ConfigError>> {
     let base_dir = file
@@ -50,6 +51,7 @@ pub(crate) fn validate(
         base_dir,
         root,
         env,
+        read,
         this_machine,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -80,6 +82,8 @@ struct Validator<'a> {
     base_dir: PathBuf,
     root: &'a Node,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Reads env files.
+    read: ReadText<'a>,
     /// Whether the manifest is for this machine: users and groups must exist here.
     this_machine: bool,
     errors: Vec<ConfigError>,
@@ -1791,7 +1795,7 @@ impl Validator<'_> {
         full: &Path,
         path: &[Segment],
     ) -> Result<Vec<(String, String)>, String> {
-        let text = std::fs::read_to_string(full)
+        let text = (self.read)(full)
             .map_err(|e| format!("cannot read env file {}: {e}", full.display()))?;
         match envfile::parse(&text) {
             Ok(pairs) => Ok(pairs),
