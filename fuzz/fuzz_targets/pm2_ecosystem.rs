@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let file = Path::new("/nonexistent/fuzz/ecosystem.config.js");
-    let read = tend_fuzz::side_import_file(side);
+    let read = tend_fuzz::side_import_file(file, main, side);
     let result = import::translate_text(
         file,
         text,

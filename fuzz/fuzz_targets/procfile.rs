@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let file = Path::new("/nonexistent/fuzz/Procfile");
-    let read = tend_fuzz::side_import_file(side);
+    let read = tend_fuzz::side_import_file(file, main, side);
     let result = import::translate_text(file, text, Source::Procfile, None, &tend_fuzz::env, &read);
     tend_fuzz::imported(result, file, main, side);
 });

@@ -37,10 +37,16 @@ pub fn env_with_home(name: &str, home: &str) -> Option<String> {
     }
 }
 
-/// A reader for a manifest's `env_file`s that answers every path with `side`.
-pub fn side_file(side: &[u8]) -> impl Fn(&Path) -> io::Result<String> + '_ {
-    move |_| {
-        String::from_utf8(side.to_vec()).map_err(|_| {
+/// A reader for a manifest's `env_file`s: `main` for `file` itself (a manifest may name
+/// itself), `side` for any other path.
+pub fn side_file<'a>(
+    file: &'a Path,
+    main: &'a [u8],
+    side: &'a [u8],
+) -> impl Fn(&Path) -> io::Result<String> + 'a {
+    move |path| {
+        let bytes = if path == file { main } else { side };
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 "stream did not contain valid UTF-8",
@@ -49,9 +55,14 @@ pub fn side_file(side: &[u8]) -> impl Fn(&Path) -> io::Result<String> + '_ {
     }
 }
 
-/// A reader for an importer's files that answers every path with `side`.
-pub fn side_import_file(side: &[u8]) -> impl Fn(&Path) -> Option<String> + '_ {
-    move |_| String::from_utf8(side.to_vec()).ok()
+/// The same for an importer's files.
+pub fn side_import_file<'a>(
+    file: &'a Path,
+    main: &'a [u8],
+    side: &'a [u8],
+) -> impl Fn(&Path) -> Option<String> + 'a {
+    let read = side_file(file, main, side);
+    move |path| read(path).ok()
 }
 
 /// Every error that names a line names one that exists in its file: `main` (the text at
@@ -91,7 +102,7 @@ pub fn manifest(data: &[u8], format: Format, name: &str) {
         return;
     };
     let file = Path::new("/nonexistent/fuzz").join(name);
-    let read = side_file(side);
+    let read = side_file(&file, main, side);
     match tend::config::from_text(&file, text, format, &env, &read) {
         Err(errors) => check_lines(&errors, &file, main, side),
         Ok(manifest) => {
@@ -111,7 +122,7 @@ pub fn imported(result: Result<Translation, ConfigErrors>, file: &Path, main: &[
         Ok(translation) => translation,
         Err(errors) => return check_lines(&errors, file, main, side),
     };
-    let read = side_file(side);
+    let read = side_file(file, main, side);
     match translation.clone().validate_with(&env, false, &read) {
         Err(errors) => check_lines(&errors, file, main, side),
         Ok(loaded) => same_through_toml(&loaded.manifest, &translation, &read),
