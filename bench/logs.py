@@ -9,6 +9,8 @@ exits 0 whatever the figures. Python standard library only.
 
     cargo build --release && python3 bench/logs.py            # 512 MiB, 3 rounds
     python3 bench/logs.py --bytes 64MiB --rounds 1            # quick
+    python3 bench/logs.py --modes chunk --no-timestamps --rounds 11 --compare /tmp/tend-old
+                                                              # A/B: two binaries, same rounds
 """
 import argparse
 import hashlib
@@ -35,9 +37,9 @@ def size(text):
     return int(t)
 
 
-def build_flood(scratch):
-    out = scratch / "flood"
-    subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(HERE / "child" / "flood.c")], check=True)
+def build_flood(scratch, name="flood"):
+    out = scratch / name
+    subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(HERE / "child" / f"{name}.c")], check=True)
     return out
 
 
@@ -84,17 +86,44 @@ def settle():
     time.sleep(0.5)
 
 
+def reap(proc):
+    """Wait for a child; its CPU seconds (user + system), from its own rusage."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+    return usage.ru_utime + usage.ru_stime
+
+
 def direct(flood, nbytes, mode, scratch):
     target = scratch / f"direct-{mode}.out"
     settle()
     t0 = time.monotonic()
     with open(target, "wb") as f:
-        subprocess.run([str(flood), str(nbytes), mode], stdout=f, check=True)
-        f.flush()
+        cpu = reap(subprocess.Popen([str(flood), str(nbytes), mode], stdout=f))
     wall = time.monotonic() - t0
     digest, total = sha256_files([target])
     target.unlink()
-    return {"wall_s": wall, "sha256": digest, "bytes": total}
+    return {"wall_s": wall, "sha256": digest, "bytes": total, "cpu_s": cpu}
+
+
+def spliced_by_loop(sink, flood, nbytes, mode, scratch):
+    """The reference: the child's output spliced into a file by a loop that does nothing else."""
+    target = scratch / f"splice-{mode}.out"
+    settle()
+    t0 = time.monotonic()
+    child = subprocess.Popen([str(flood), str(nbytes), mode], stdout=subprocess.PIPE)
+    loop = subprocess.Popen([str(sink), str(target)], stdin=child.stdout)
+    child.stdout.close()
+    loop_cpu = reap(loop)
+    child_cpu = reap(child)
+    wall = time.monotonic() - t0
+    digest, total = sha256_files([target])
+    target.unlink()
+    # The child's CPU writing into a pipe, and the loop's: what any capture through a pipe
+    # costs at least, against the direct child's CPU.
+    return {"wall_s": wall, "sha256": digest, "bytes": total, "cpu_s": loop_cpu,
+            "child_cpu_s": child_cpu}
 
 
 def rotated_files(logdir, base):
@@ -178,59 +207,134 @@ def strip_stamps(paths):
     return h.hexdigest(), total
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tend", default=str(ROOT / "target" / "release" / "tend"))
+    ap.add_argument("--compare", metavar="TEND_B",
+                    help="a second tend binary, run in every round beside --tend (the two in "
+                         "alternating order), for an A/B comparison under the same conditions")
     ap.add_argument("--bytes", default="512MiB")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", default="chunk,line")
+    ap.add_argument("--no-timestamps", action="store_true", help="skip the timestamped runs")
+    ap.add_argument("--reference", action="store_true",
+                    help="also run the child into a bare splice(2) loop (child/splice_sink.c): "
+                         "the bound for any capture that does more than move the bytes")
     args = ap.parse_args()
     nbytes = size(args.bytes) // 100 * 100
     scratch = Path(tempfile.mkdtemp(prefix="tend-logbench-"))
     results = []
+    load_start = loadavg()
+    pct = lambda d, t: d["wall_s"] / t["wall_s"] * 100
     try:
         flood = build_flood(scratch)
+        sink = build_flood(scratch, "splice_sink") if args.reference else None
         tend = scratch / "tend"
         shutil.copy(args.tend, tend)
+        tend_b = None
+        if args.compare:
+            tend_b = scratch / "tend-b"
+            shutil.copy(args.compare, tend_b)
         for mode in args.modes.split(","):
             for r in range(args.rounds):
-                d = direct(flood, nbytes, mode, scratch)
-                t = through_tend(tend, flood, nbytes, mode, scratch, False)
-                ts = through_tend(tend, flood, nbytes, mode, scratch, True)
-                row = {"mode": mode, "round": r + 1, "direct": d, "tend": t, "tend_timestamps": ts}
+                row = {"mode": mode, "round": r + 1, "load": loadavg()}
+                row["direct"] = d = direct(flood, nbytes, mode, scratch)
+                # Alternate which binary goes first: writeback left by one run and the order
+                # of runs both favour one side otherwise.
+                order = [("tend", tend), ("tend_b", tend_b)] if tend_b else [("tend", tend)]
+                if r % 2 == 1:
+                    order.reverse()
+                for key, binary in order:
+                    row[key] = through_tend(binary, flood, nbytes, mode, scratch, False)
+                if not args.no_timestamps:
+                    row["tend_timestamps"] = through_tend(tend, flood, nbytes, mode, scratch, True)
+                if sink:
+                    row["splice_loop"] = spliced_by_loop(sink, flood, nbytes, mode, scratch)
                 results.append(row)
-                print(f"{mode} round {r + 1}: direct {nbytes / d['wall_s'] / 2**20:.0f} MiB/s, "
-                      f"tend {nbytes / t['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / t['wall_s'] * 100:.0f}%, "
-                      f"bytes {'identical' if t['sha256'] == d['sha256'] else 'DIFFER'}, {t['files']} files), "
-                      f"timestamped lines {'identical' if ts['sha256'] == d['sha256'] else 'DIFFER'}, "
-                      f"timestamps {nbytes / ts['wall_s'] / 2**20:.0f} MiB/s ({d['wall_s'] / ts['wall_s'] * 100:.0f}%), "
-                      f"tend CPU {t['cpu_s'] / (nbytes / 2**30):.2f} s/GiB, "
-                      f"RSS +{(t['peak_rss_kib'] - t['idle_rss_kib']) / 1024:.1f} MiB", flush=True)
+                t = row["tend"]
+                line = (f"{mode} round {r + 1}: direct {nbytes / d['wall_s'] / 2**20:.0f} MiB/s, "
+                        f"tend {nbytes / t['wall_s'] / 2**20:.0f} MiB/s ({pct(d, t):.0f}%, "
+                        f"bytes {'identical' if t['sha256'] == d['sha256'] else 'DIFFER'}, {t['files']} files)")
+                if tend_b:
+                    b = row["tend_b"]
+                    line += (f", B {nbytes / b['wall_s'] / 2**20:.0f} MiB/s ({pct(d, b):.0f}%, "
+                             f"bytes {'identical' if b['sha256'] == d['sha256'] else 'DIFFER'})")
+                if sink:
+                    sl = row["splice_loop"]
+                    line += f", splice loop {pct(d, sl):.0f}%"
+                if not args.no_timestamps:
+                    ts = row["tend_timestamps"]
+                    line += (f", timestamped lines {'identical' if ts['sha256'] == d['sha256'] else 'DIFFER'}, "
+                             f"timestamps {nbytes / ts['wall_s'] / 2**20:.0f} MiB/s ({pct(d, ts):.0f}%)")
+                line += (f", tend CPU {t['cpu_s'] / (nbytes / 2**30):.2f} s/GiB, "
+                         f"RSS +{(t['peak_rss_kib'] - t['idle_rss_kib']) / 1024:.1f} MiB, load {row['load'][0]:.1f}")
+                print(line, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
     # Ratios are taken per round (direct and tend ran back to back) and then the median: on a
     # noisy machine that is steadier than a ratio of medians from different rounds.
-    print("| writes | direct MiB/s | tend MiB/s | tend % (range) | timestamps % (range) | bytes identical | tend CPU s/GiB | RSS over idle MiB |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    print("| writes | binary | direct MiB/s | tend MiB/s | tend % (range) | timestamps % (range) | bytes identical | tend CPU s/GiB | RSS over idle MiB |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
     med = lambda xs: sorted(xs)[len(xs) // 2]
     for mode in args.modes.split(","):
         rows = [r for r in results if r["mode"] == mode]
+        if not rows:
+            continue
         d = med([r["direct"]["wall_s"] for r in rows])
-        t = med([r["tend"]["wall_s"] for r in rows])
-        ratio = [r["direct"]["wall_s"] / r["tend"]["wall_s"] * 100 for r in rows]
-        ratio_ts = [r["direct"]["wall_s"] / r["tend_timestamps"]["wall_s"] * 100 for r in rows]
-        same = all(r[k]["sha256"] == r["direct"]["sha256"] for r in rows for k in ("tend", "tend_timestamps"))
-        cpu = med([r["tend"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
-        rss = max((r[k]["peak_rss_kib"] - r[k]["idle_rss_kib"]) / 1024 for r in rows for k in ("tend", "tend_timestamps"))
         label = "64 KiB" if mode == "chunk" else "one per line"
-        print(f"| {label} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} "
-              f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) "
-              f"| {med(ratio_ts):.0f}% ({min(ratio_ts):.0f}-{max(ratio_ts):.0f}) "
-              f"| {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
+        for key, name in [("tend", "A"), ("tend_b", "B")]:
+            if key not in rows[0]:
+                continue
+            t = med([r[key]["wall_s"] for r in rows])
+            ratio = [pct(r["direct"], r[key]) for r in rows]
+            kinds = [key] + (["tend_timestamps"] if key == "tend" and not args.no_timestamps else [])
+            same = all(r[k]["sha256"] == r["direct"]["sha256"] for r in rows for k in kinds)
+            cpu = med([r[key]["cpu_s"] for r in rows]) / (nbytes / 2**30)
+            rss = max((r[k]["peak_rss_kib"] - r[k]["idle_rss_kib"]) / 1024 for r in rows for k in kinds)
+            if "tend_timestamps" in kinds:
+                ratio_ts = [pct(r["direct"], r["tend_timestamps"]) for r in rows]
+                stamped = f"{med(ratio_ts):.0f}% ({min(ratio_ts):.0f}-{max(ratio_ts):.0f})"
+            else:
+                stamped = "-"
+            print(f"| {label} | {name} | {nbytes / d / 2**20:.0f} | {nbytes / t / 2**20:.0f} "
+                  f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) "
+                  f"| {stamped} | {'yes' if same else 'NO'} | {cpu:.2f} | {rss:.1f} |")
+        if "splice_loop" in rows[0]:
+            ratio = [pct(r["direct"], r["splice_loop"]) for r in rows]
+            same = all(r["splice_loop"]["sha256"] == r["direct"]["sha256"] for r in rows)
+            loop_cpu = med([r["splice_loop"]["cpu_s"] for r in rows]) / (nbytes / 2**30)
+            print(f"| {label} | splice loop | {nbytes / d / 2**20:.0f} "
+                  f"| {nbytes / med([r['splice_loop']['wall_s'] for r in rows]) / 2**20:.0f} "
+                  f"| {med(ratio):.0f}% ({min(ratio):.0f}-{max(ratio):.0f}) | - | {'yes' if same else 'NO'} "
+                  f"| {loop_cpu:.2f} | - |")
+            gib = nbytes / 2**30
+            direct_cpu = med([r["direct"]["cpu_s"] for r in rows]) / gib
+            piped_cpu = med([r["splice_loop"]["child_cpu_s"] for r in rows]) / gib
+            capture = [("splice loop", loop_cpu)] + [
+                (name, med([r[key]["cpu_s"] for r in rows]) / gib)
+                for key, name in [("tend", "A"), ("tend_b", "B")] if key in rows[0]]
+            # With no idle core, wall time follows CPU time: this is the most any capture
+            # through a pipe can reach on a busy machine.
+            print(f"\n{label}, CPU s/GiB: the child writing to its file {direct_cpu:.2f}, "
+                  f"to a pipe {piped_cpu:.2f}; ratio if no core were idle (direct CPU / child + capture): "
+                  + ", ".join(f"{name} {direct_cpu / (piped_cpu + c) * 100:.0f}%" for name, c in capture))
+        if "tend_b" in rows[0]:
+            wins = sum(1 for r in rows if r["tend"]["wall_s"] < r["tend_b"]["wall_s"])
+            print(f"\n{label}: A faster than B in {wins} of {len(rows)} rounds")
     out = HERE / "results" / time.strftime("logs-%Y-%m-%d-%H%M%S.json")
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"bytes": nbytes, "machine": {"nproc": os.cpu_count(), "kernel": platform.release()},
+    binaries = {"tend": str(args.tend)}
+    if args.compare:
+        binaries["tend_b"] = str(args.compare)
+    out.write_text(json.dumps({"bytes": nbytes, "binaries": binaries,
+                               "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
+                                           "load_start": load_start, "load_end": loadavg()},
                                "results": results}, indent=1))
     print(f"\nraw numbers: {out.relative_to(ROOT)}")
 

@@ -10,6 +10,7 @@ whatever the figures (2 if something could not be measured). Python standard lib
     cargo build --release && python3 bench/reload.py
     python3 bench/reload.py --instances 4 --reloads 5 --clients 8 --gap 1 --tend target/debug/tend
     python3 bench/reload.py --action restart     # the same with `tend restart web`, to compare
+    python3 bench/reload.py --action upgrade     # `tend upgrade`: tend itself replaced in place
 
 Prints a table and writes the JSON (raw reload durations included) to
 bench/results/reload-DATE-TIME.json (or --out).
@@ -159,8 +160,10 @@ def main():
     ap.add_argument("--gap", type=float, default=1.0, help="seconds of load between reloads")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=10.0, help="client timeout per request")
-    ap.add_argument("--action", default="reload", choices=["reload", "restart"],
-                    help="`restart` measures `tend restart web` the same way, for comparison")
+    ap.add_argument("--action", default="reload", choices=["reload", "restart", "upgrade"],
+                    help="`restart` measures `tend restart web` the same way, for comparison; "
+                         "`upgrade` measures `tend upgrade` (the daemon re-executes its binary "
+                         "in place while the services serve)")
     ap.add_argument("--out")
     args = ap.parse_args()
 
@@ -200,7 +203,8 @@ max_surge = {args.max_surge}
         windows = []
         for i in range(args.reloads):
             start = time.monotonic()
-            run = subprocess.run(cmd + [args.action, "web"], env=env, capture_output=True, text=True)
+            target = [] if args.action == "upgrade" else ["web"]
+            run = subprocess.run(cmd + [args.action] + target, env=env, capture_output=True, text=True)
             end = time.monotonic()
             windows.append((start, end))
             result["reloads"].append({

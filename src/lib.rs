@@ -12,6 +12,7 @@ pub mod logs;
 pub mod notifications;
 pub mod protocol;
 pub mod store;
+pub mod tui;
 
 /// Test helpers shared by unit tests: a seeded generator and a CPython runner.
 #[cfg(test)]

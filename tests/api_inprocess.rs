@@ -79,6 +79,9 @@ async fn handlers_answer_on_a_real_engine() {
             listener_io: None,
             sockets: Default::default(),
             clock: None,
+            spawner: None,
+            notify: None,
+            adoption: None,
         },
     )
     .unwrap();
@@ -94,6 +97,7 @@ async fn handlers_answer_on_a_real_engine() {
         history: None,
         http_listen: None,
         rpc,
+        upgrades: Default::default(),
     });
 
     let (status, body) = call(&mut router, "POST", "/api/v1/services/web/start", "").await;

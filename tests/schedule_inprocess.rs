@@ -184,6 +184,9 @@ async fn schedules_restart_and_run_on_the_clock_they_are_given() {
             listener_io: None,
             sockets: Default::default(),
             clock: Some(clock.clone()),
+            spawner: None,
+            notify: None,
+            adoption: None,
         },
     )
     .unwrap();

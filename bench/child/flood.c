@@ -1,13 +1,17 @@
-/* Output generator for bench/logs.py.
- *   flood BYTES chunk   write BYTES of 100-byte lines in 64 KiB writes
- *   flood BYTES line    the same, one write(2) per line (what most programs do)
+/* Output generator for bench/logs.py and bench/compare.py.
+ *   flood BYTES chunk [STAMP]   write BYTES of 100-byte lines in 64 KiB writes
+ *   flood BYTES line [STAMP]    the same, one write(2) per line (what most programs do)
+ * With STAMP, first append "<CLOCK_MONOTONIC ns> <pid>\n" to that file (when the run began, as
+ * the child itself sees it, so a harness can time a supervisor without polling /proc).
  * Every line is "NNNNNNNNNNNN " + filler + "\n", exactly 100 bytes, numbered from 1, so the
  * output is the same wherever it goes and can be compared by checksum.
  * Build: cc -O2 -static -o flood flood.c
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int write_all(const char *p, size_t n) {
@@ -22,8 +26,18 @@ static int write_all(const char *p, size_t n) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: flood BYTES chunk|line\n");
+        fprintf(stderr, "usage: flood BYTES chunk|line [STAMP]\n");
         return 2;
+    }
+    if (argc >= 4) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        char stamp[64];
+        int n = snprintf(stamp, sizeof stamp, "%lld %d\n",
+                         (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (int)getpid());
+        int fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, stamp, (size_t)n) != n) return 1;
+        close(fd);
     }
     long long lines = atoll(argv[1]) / 100;
     int per_line = strcmp(argv[2], "line") == 0;

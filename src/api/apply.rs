@@ -215,6 +215,56 @@ pub fn summary(report: &ApplyReport) -> Vec<String> {
     lines
 }
 
+/// Whether the manifest file, read again, says what runs (counts set while tend runs
+/// kept): an upgrade's new image reads the file, and must find in it what it takes over.
+/// Err says what differs.
+pub fn matches_file(state: &AppState, active: &super::xmlrpc::Config) -> Result<(), String> {
+    let fresh = match state.rpc.reread() {
+        Some(Ok(config)) => config,
+        Some(Err(errors)) => {
+            return Err(format!(
+                "the manifest does not read now ({} error(s), the first: {})",
+                errors.0.len(),
+                errors.0.first().map(|e| e.to_string()).unwrap_or_default()
+            ));
+        }
+        None => return Err("this manifest cannot be re-read".into()),
+    };
+    let fresh = super::scale::rebase(active, fresh);
+    if let Some(why) = state
+        .engine
+        .sockets()
+        .refuse_change(&fresh.manifest.sockets)
+    {
+        return Err(why);
+    }
+    let plan = plan::plan(&active.manifest, &fresh.manifest);
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let mut differs = Vec::new();
+    if !plan.added.is_empty() {
+        differs.push(format!("it adds {}", plan.added.join(", ")));
+    }
+    if !plan.removed.is_empty() {
+        differs.push(format!("it lacks {}", plan.removed.join(", ")));
+    }
+    if !plan.changed.is_empty() {
+        let names: Vec<&str> = plan.changed.iter().map(|c| c.name.as_str()).collect();
+        differs.push(format!("it changes {}", names.join(", ")));
+    }
+    if !plan.daemon.is_empty() {
+        differs.push(format!(
+            "it changes {}, which needs `tend down && tend up`",
+            plan.daemon.join(", ")
+        ));
+    }
+    Err(format!(
+        "the manifest file differs from what runs ({}): apply it or undo the edit first",
+        differs.join("; ")
+    ))
+}
+
 /// The file again, exactly as the daemon read it at start.
 fn reread(state: &AppState) -> Result<super::xmlrpc::Config, ApplyError> {
     match state.rpc.reread() {

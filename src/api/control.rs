@@ -27,7 +27,10 @@ use crate::protocol::{
 use crate::store::{ActionRow, Record};
 
 pub async fn info(State(state): State<AppState>) -> Json<DaemonInfo> {
+    let upgrades = state.upgrades.record();
     Json(DaemonInfo {
+        upgrades: upgrades.upgrades,
+        last_upgrade: upgrades.last.as_ref().map(|last| last.info()),
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         manifest: state.manifest.display().to_string(),

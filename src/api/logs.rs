@@ -84,28 +84,47 @@ async fn select(state: &AppState, query: &LogQuery, follow: bool) -> Result<Sele
         ),
         None => None,
     };
+    let logs: Vec<_> = statuses
+        .iter()
+        .filter_map(|status| Some((status.name.clone(), state.logs.instance(&status.name)?)))
+        .collect();
+    let lines = query.lines;
+    // Off the runtime: a tail holding spliced lines reads them back from their files.
+    let tails = tokio::task::spawn_blocking(move || {
+        logs.into_iter()
+            .map(|(name, log)| {
+                // Read the tail and subscribe under one lock: no line is missed or sent twice.
+                let mut tail = log.tail();
+                let head: Vec<LogLine> = tail
+                    .last(lines, stream, since)
+                    .into_iter()
+                    .map(|l| LogLine {
+                        time: l.time,
+                        instance: log.name.clone(),
+                        stream: l.stream,
+                        bytes: l.bytes,
+                    })
+                    .collect();
+                let live = follow.then(|| log.follow());
+                drop(tail);
+                (name, head, live)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the tail: {e}"),
+        )
+    })?;
     let mut head: Vec<LogLine> = Vec::new();
     let mut live = tokio_stream::StreamMap::new();
-    for status in &statuses {
-        let Some(log) = state.logs.instance(&status.name) else {
-            continue;
-        };
-        // Read the tail and subscribe under one lock: no line is missed or sent twice.
-        let tail = log.tail();
-        head.extend(
-            tail.last(query.lines, stream, since)
-                .into_iter()
-                .map(|l| LogLine {
-                    time: l.time,
-                    instance: log.name.clone(),
-                    stream: l.stream,
-                    bytes: l.bytes,
-                }),
-        );
-        if follow {
-            live.insert(status.name.clone(), BroadcastStream::new(log.follow()));
+    for (name, lines, receiver) in tails {
+        head.extend(lines);
+        if let Some(receiver) = receiver {
+            live.insert(name, BroadcastStream::new(receiver));
         }
-        drop(tail);
     }
     head.sort_by_key(|l| l.time);
     Ok(Selection { head, live, stream })

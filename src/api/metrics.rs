@@ -373,6 +373,23 @@ pub fn render(
             }
         }
     }
+    {
+        let mut f = Family::new(
+            &mut out,
+            "tend_log_spliced_bytes_total",
+            "counter",
+            "Bytes of output written to log files by splice(2), never copied through tend.",
+        );
+        for s in statuses {
+            if let Some(log) = logs.instance(&s.name) {
+                f.sample(
+                    "tend_log_spliced_bytes_total",
+                    &[("service", &s.service), ("instance", &s.name)],
+                    log.spliced_bytes() as f64,
+                );
+            }
+        }
+    }
     if let Some(dropped) = history_dropped {
         let mut f = Family::new(
             &mut out,

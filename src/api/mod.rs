@@ -1,10 +1,12 @@
 //! The control server: one axum router serving the JSON/SSE API, tend's own health, the
-//! metrics and the OpenAPI document, on the unix socket and (with tokens) on TCP. Handlers turn
-//! requests into `EngineHandle` calls; a bad request gets a 4xx with a JSON body, never a crash.
+//! metrics, the OpenAPI document and the web dashboard, on the unix socket and (with tokens)
+//! on TCP. Handlers turn requests into `EngineHandle` calls; a bad request gets a 4xx with a
+//! JSON body, never a crash.
 
 pub mod apply;
 pub mod autoscale;
 pub mod control;
+pub mod dashboard;
 pub mod history;
 pub mod logs;
 pub mod metrics;
@@ -12,7 +14,9 @@ pub mod openapi;
 pub mod readiness;
 pub mod remote;
 pub mod scale;
+pub mod session;
 pub mod tokens;
+pub mod upgrade;
 pub mod xmlrpc;
 
 use std::path::PathBuf;
@@ -58,6 +62,8 @@ pub struct AppState {
     pub http_listen: Option<std::net::SocketAddr>,
     /// supervisord's XML-RPC interface: its names for the instances.
     pub rpc: Arc<xmlrpc::Rpc>,
+    /// `tend upgrade`: the way to the daemon's loop, and the upgrades so far.
+    pub upgrades: Arc<upgrade::Upgrades>,
 }
 
 /// The parts of a service's spec that the API reports.
@@ -159,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instances", get(control::instances))
         .route("/api/v1/actions/signal", post(control::signal_action))
         .route("/api/v1/actions/scale", post(scale::scale))
+        .route("/api/v1/actions/upgrade", post(upgrade::upgrade))
         .route("/api/v1/actions/{action}", post(control::action))
         .route("/api/v1/wait", get(control::wait))
         .route("/api/v1/shutdown", post(control::shutdown))
@@ -171,6 +178,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(history::audit))
         .route("/api/v1/summary", get(history::summary))
         .route("/api/v1/samples", get(history::samples))
+        .route(
+            session::PATH,
+            get(session::current)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .merge(dashboard::routes())
         .merge(xmlrpc::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -13,8 +13,9 @@ use crate::api::history::{AuditQuery, EventsQuery, SamplesQuery, StreamQuery, Su
 use crate::api::logs::{LogEntry, LogQuery};
 use crate::protocol::{
     ActionRequest, ActionResponse, ActionRow, ApplyReport, DaemonInfo, ErrorBody, EventRow,
-    InstanceInfo, Liveness, ManifestErrors, PlanReport, ReadyReport, SampleRow, ScaleRequest,
-    ScaleResponse, ServiceInfo, ShutdownResponse, SignalRequest, SummaryReport, TargetSignal,
+    InstanceInfo, Liveness, LoginRequest, LogoutResponse, ManifestErrors, PlanReport, ReadyReport,
+    SampleRow, ScaleRequest, ScaleResponse, ServiceInfo, SessionInfo, ShutdownResponse,
+    SignalRequest, SummaryReport, TargetSignal, UpgradeRequest,
 };
 
 pub async fn document() -> Json<Value> {
@@ -26,6 +27,9 @@ enum Answer {
     Json(u16, Value),
     /// A stream: newline-delimited JSON, server-sent events or text, with the item schema.
     Stream(&'static str, Option<Value>),
+    /// No answer on success: the operation ends the connection (an upgrade's exec); this
+    /// says where to read the outcome.
+    Closes(&'static str),
 }
 
 struct Operation {
@@ -43,6 +47,9 @@ struct Operation {
     operate: bool,
     /// Needs no token on TCP.
     public: bool,
+    /// What an error status means here, where it is not the usual (a 422 described here
+    /// answers a plain error, not the manifest's errors).
+    described: &'static [(u16, &'static str)],
 }
 
 fn responses() -> SchemaGenerator {
@@ -93,6 +100,7 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
         errors: &[],
         operate: false,
         public: false,
+        described: &[],
     };
     vec![
         Operation {
@@ -251,6 +259,32 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
             )
         },
         Operation {
+            body: Some((input::<UpgradeRequest>(q), true)),
+            errors: &[409, 422, 500, 503],
+            operate: true,
+            described: &[
+                (
+                    409,
+                    "not upgraded: something is under way (a start, stop or reload), or the manifest file differs from what runs",
+                ),
+                (
+                    422,
+                    "not upgraded: the binary is missing, not executable, or does not read this tend's handover version",
+                ),
+                (500, "not upgraded: executing the binary failed"),
+            ],
+            ..op(
+                "post",
+                "/api/v1/actions/upgrade",
+                "upgrade",
+                "Execute a binary (by default the one tend was started from) in place of the daemon: same pid, its children, their output pipes and its sockets handed over, no service stopped. Only a refusal is answered; everything then runs on as before",
+                "actions",
+                Answer::Closes(
+                    "A successful upgrade ends this connection (the exec). GET /api/v1/info then answers with `upgrades` one higher and `last_upgrade` saying how it went (`ok: false` when the new binary could not take over and the previous one took over again)",
+                ),
+            )
+        },
+        Operation {
             query: Some(input::<TargetsQuery>(q)),
             errors: &[404],
             ..op(
@@ -367,6 +401,35 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
                 Answer::Json(200, out::<SummaryReport>(r)),
             )
         },
+        op(
+            "get",
+            "/api/v1/session",
+            "getSession",
+            "Who the caller is: role, and for a dashboard session its CSRF token and end",
+            "session",
+            Answer::Json(200, out::<SessionInfo>(r)),
+        ),
+        Operation {
+            body: Some((input::<LoginRequest>(q), true)),
+            errors: &[401, 403, 404, 429],
+            public: true,
+            ..op(
+                "post",
+                "/api/v1/session",
+                "login",
+                "The dashboard's login on the TCP listener: a token for a session cookie (HttpOnly, SameSite=Strict), with the token's role. 401 for an unknown token, counted like a bad bearer token; 403 from a page of another origin; 404 on the unix socket, which needs no login",
+                "session",
+                Answer::Json(200, out::<SessionInfo>(r)),
+            )
+        },
+        op(
+            "delete",
+            "/api/v1/session",
+            "logout",
+            "End the request's dashboard session (a `read` session may too) and clear its cookie",
+            "session",
+            Answer::Json(200, out::<LogoutResponse>(r)),
+        ),
         Operation {
             query: Some(input::<SamplesQuery>(q)),
             errors: &[404, 503],
@@ -448,6 +511,7 @@ pub fn build() -> Value {
                     json!({"description": "success", "content": {"application/json": {"schema": schema}}}),
                 );
             }
+            Answer::Closes(_) => {}
             Answer::Stream(kind, item) => {
                 let mut content = json!({"schema": {"type": "string"}});
                 if let Some(item) = item {
@@ -488,7 +552,9 @@ pub fn build() -> Value {
                 503 => "not available right now",
                 _ => "error",
             };
-            let schema = if status == 422 {
+            let described = op.described.iter().find(|(s, _)| *s == status);
+            let text = described.map_or(text, |(_, text)| text);
+            let schema = if status == 422 && described.is_none() {
                 &manifest_errors
             } else {
                 &error
@@ -519,6 +585,9 @@ pub fn build() -> Value {
         }
         if op.public {
             operation["security"] = json!([]);
+        }
+        if let Answer::Closes(description) = &op.answer {
+            operation["description"] = json!(description);
         }
         let entry = paths
             .entry(op.path.to_string())

@@ -35,6 +35,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tower_service::Service;
 
+use super::session::{self, NewSession, SessionHandle, Sessions};
 use super::tokens::{Role, Tokens};
 
 /// Largest request head (request line + headers) accepted. hyper answers 431 past it. Bearer
@@ -102,11 +103,15 @@ impl
 }
 
 /// Middleware of the unix-socket server: every request carries its [`Caller`], the uid of the
-/// connected process, for the audit.
+/// connected process, for the audit. A browser's request (the dashboard through `ssh -L`) is
+/// also checked to be the page's own, since the socket asks for no login.
 pub async fn unix_caller(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if let Some(problem) = session::unix_browser_refusal(request.method(), request.headers()) {
+        return error_response(StatusCode::FORBIDDEN, problem);
+    }
     let uid = request
         .extensions()
         .get::<axum::extract::ConnectInfo<UnixPeer>>()
@@ -241,6 +246,22 @@ pub struct RemoteListener {
 
 /// Binds (error says the address and why), loads TLS (error names the file).
 pub async fn bind(settings: RemoteSettings) -> Result<RemoteListener, RemoteError> {
+    bind_or_adopt(settings, None).await
+}
+
+/// [`bind`], taking the listening socket the previous image of tend bound (an upgrade)
+/// instead of binding one: connections waiting in its backlog are served.
+pub async fn adopt(
+    settings: RemoteSettings,
+    listening: std::os::fd::OwnedFd,
+) -> Result<RemoteListener, RemoteError> {
+    bind_or_adopt(settings, Some(listening)).await
+}
+
+async fn bind_or_adopt(
+    settings: RemoteSettings,
+    listening: Option<std::os::fd::OwnedFd>,
+) -> Result<RemoteListener, RemoteError> {
     validate(&settings)?;
     // TLS first: a bad certificate should fail startup before the port is ever open.
     let tls = settings.tls.as_ref().map(load_tls).transpose()?;
@@ -248,7 +269,14 @@ pub async fn bind(settings: RemoteSettings) -> Result<RemoteListener, RemoteErro
         addr: settings.listen,
         source,
     };
-    let listener = TcpListener::bind(settings.listen).await.map_err(bind_err)?;
+    let listener = match listening {
+        Some(fd) => {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true).map_err(bind_err)?;
+            TcpListener::from_std(listener).map_err(bind_err)?
+        }
+        None => TcpListener::bind(settings.listen).await.map_err(bind_err)?,
+    };
     let local_addr = listener.local_addr().map_err(bind_err)?;
     Ok(RemoteListener {
         listener,
@@ -316,6 +344,8 @@ struct Shared {
     app: Router,
     tokens: Arc<Tokens>,
     limiter: Limiter,
+    /// The dashboard's logins on this listener.
+    sessions: Arc<Sessions>,
     metrics_public: bool,
     max_body_bytes: usize,
     header_timeout: Duration,
@@ -326,6 +356,13 @@ struct Shared {
 impl RemoteListener {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A second descriptor of the listening socket (close-on-exec), to hand over in an
+    /// upgrade while this one serves on.
+    pub fn listening_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.listener.as_fd().try_clone_to_owned()
     }
 
     /// Serves `app` until `shutdown` resolves, then stops accepting, lets in-flight requests
@@ -345,6 +382,7 @@ impl RemoteListener {
             app,
             tokens: settings.tokens.clone(),
             limiter: Limiter::new(settings.clock.clone()),
+            sessions: Arc::new(Sessions::new(settings.clock.clone(), tls.is_some())),
             metrics_public: settings.metrics_public,
             max_body_bytes: settings.max_body_bytes,
             header_timeout: settings.header_timeout,
@@ -510,7 +548,37 @@ async fn handle(
 ) -> Response<Body> {
     let (mut parts, body) = request.into_parts();
     let origin = format!("tcp {peer}");
-    let caller = if is_public(&parts.method, parts.uri.path(), shared.metrics_public) {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > shared.max_body_bytes as u64) {
+        return too_large(shared.max_body_bytes);
+    }
+    // `Limited` also catches chunked bodies; axum's extractors turn its error into a 413.
+    let mut body = Body::new(Limited::new(
+        WatchedBody {
+            inner: body,
+            activity: activity.clone(),
+        },
+        shared.max_body_bytes,
+    ));
+    let caller = if parts.method == Method::POST && parts.uri.path() == session::PATH {
+        // The dashboard's login, the one request whose token comes in the body.
+        match login(shared, peer.ip(), &parts.headers, body).await {
+            Ok(opened) => {
+                let caller = Caller {
+                    origin,
+                    who: opened.handle.who.clone(),
+                    role: opened.handle.role,
+                };
+                parts.extensions.insert(opened);
+                body = Body::empty();
+                caller
+            }
+            Err(refused) => return refused,
+        }
+    } else if is_public(&parts.method, parts.uri.path(), shared.metrics_public) {
         // Public paths ignore any Authorization header: probes must not start failing because
         // someone else on the same address is locked out.
         Caller {
@@ -519,29 +587,31 @@ async fn handle(
             role: Role::Read,
         }
     } else {
-        match authenticate(shared, peer.ip(), &parts.method, &parts.headers) {
-            Ok((role, who)) => Caller { origin, who, role },
+        match authenticate(
+            shared,
+            peer.ip(),
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+        ) {
+            Ok(found) => {
+                if let Some(session) = found.session {
+                    parts.extensions.insert(session);
+                }
+                Caller {
+                    origin,
+                    who: found.who,
+                    role: found.role,
+                }
+            }
             Err(denied) => return denied.into_response(),
         }
     };
-    // The app never needs the token, and not having it means no handler can log it.
+    // The app never needs the token or the session's cookie, and not having them means no
+    // handler can log them.
     parts.headers.remove(header::AUTHORIZATION);
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > shared.max_body_bytes as u64) {
-        return too_large(shared.max_body_bytes);
-    }
+    parts.headers.remove(header::COOKIE);
     parts.extensions.insert(caller);
-    // `Limited` also catches chunked bodies; axum's extractors turn its error into a 413.
-    let body = Body::new(Limited::new(
-        WatchedBody {
-            inner: body,
-            activity: activity.clone(),
-        },
-        shared.max_body_bytes,
-    ));
     let mut app = shared.app.clone();
     match app.call(Request::from_parts(parts, body)).await {
         Ok(response) => response,
@@ -552,7 +622,86 @@ async fn handle(
 fn is_public(method: &Method, path: &str, metrics_public: bool) -> bool {
     (method == Method::GET || method == Method::HEAD)
         && (matches!(path, "/health" | "/live" | "/ready")
-            || (metrics_public && path == "/metrics"))
+            || (metrics_public && path == "/metrics")
+            // The dashboard's page and its files hold no data: the page asks for a login.
+            || super::dashboard::is_page(path))
+}
+
+/// The largest login body read: a token and its JSON quoting.
+const LOGIN_MAX_BYTES: usize = 8 * 1024;
+
+/// The dashboard's login: the token comes in a JSON body rather than a header, goes through
+/// the same limiter as a bearer token, and opens a session. A login from a page of another
+/// origin is refused too (it would log the browser in as someone else).
+async fn login(
+    shared: &Shared,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<NewSession, Response<Body>> {
+    let key = client_key(ip);
+    if let Some(wait) = shared.limiter.blocked(key) {
+        return Err(too_many_failures(wait));
+    }
+    if let Some(problem) = session::cross_origin(headers) {
+        return Err(error_response(StatusCode::FORBIDDEN, problem));
+    }
+    // Only JSON: a page of another site cannot send it without a CORS preflight, which no
+    // answer here ever grants.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            r#"a login is `Content-Type: application/json` with the body {"token": "..."}"#,
+        ));
+    }
+    let bytes = match axum::body::to_bytes(body, LOGIN_MAX_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) if is_length_limit(&e) => return Err(too_large(LOGIN_MAX_BYTES)),
+        Err(e) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the login body: {e}"),
+            ));
+        }
+    };
+    let bad = |e: &dyn fmt::Display| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!(r#"bad login body (expected {{"token": "..."}}): {e}"#),
+        )
+    };
+    // Through a Value: serde would also take a struct from an array, `["TOKEN"]`.
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e))?;
+    if !value.is_object() {
+        return Err(bad(&"not an object"));
+    }
+    let request: crate::protocol::LoginRequest =
+        serde_json::from_value(value).map_err(|e| bad(&e))?;
+    let Some((role, who)) = shared.tokens.check(&request.token) else {
+        note_failure(shared, ip, key);
+        return Err(Denied::Invalid("invalid token").into_response());
+    };
+    shared.limiter.success(key);
+    shared
+        .sessions
+        .open(role, who)
+        .map_err(IntoResponse::into_response)
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Why a request was turned away before reaching the app.
@@ -567,6 +716,11 @@ enum Denied {
         role: Role,
         needed: Role,
     },
+    /// A session cookie that names no live session (expired, ended, or from before a restart).
+    SessionGone,
+    /// A session's request that changes something without its CSRF token, or from a page of
+    /// another origin.
+    Forged(&'static str),
 }
 
 impl IntoResponse for Denied {
@@ -579,24 +733,90 @@ impl IntoResponse for Denied {
             ),
             Denied::Invalid(problem) => unauthorized(problem, true),
             Denied::Forbidden { role, needed } => forbidden(role, needed),
+            Denied::SessionGone => unauthorized(
+                "this dashboard session has ended (expired, logged out, or tend restarted): \
+                 log in again",
+                false,
+            ),
+            Denied::Forged(problem) => error_response(StatusCode::FORBIDDEN, problem),
         }
     }
 }
 
-/// Checks the bearer token against the limiter and the tokens file, and the method against
-/// the token's role: GET and HEAD need `read`, every other method `operate` (so an unknown
-/// or future method errs on the side of needing more). The limiter is consulted first so that a blocked address gets no oracle
+/// Who passed [`authenticate`].
+struct Authenticated {
+    role: Role,
+    who: String,
+    /// When the dashboard's cookie, not a token, said who.
+    session: Option<SessionHandle>,
+}
+
+/// The role a request needs: GET and HEAD need `read`, and so does ending one's own dashboard
+/// session; every other method needs `operate` (so an unknown or future method errs on the
+/// side of needing more).
+fn needed_role(method: &Method, path: &str) -> Role {
+    if method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::DELETE && path == session::PATH)
+    {
+        Role::Read
+    } else {
+        Role::Operate
+    }
+}
+
+/// Checks the bearer token (or, without an Authorization header, the dashboard's session
+/// cookie) against the limiter and the tokens file (or the sessions), and the method against
+/// the role. The limiter is consulted first so that a blocked address gets no oracle
 /// at all. A missing header is not counted as a failure (no guess was made); a malformed or
-/// unknown token is.
+/// unknown token is. A cookie that names no session is not either: sessions end, and every
+/// open page would count its reconnections, while a session's 256 random bits leave nothing
+/// to guess.
 fn authenticate(
     shared: &Shared,
     ip: IpAddr,
     method: &Method,
+    path: &str,
     headers: &HeaderMap,
-) -> Result<(Role, String), Denied> {
+) -> Result<Authenticated, Denied> {
     let key = client_key(ip);
     if let Some(wait) = shared.limiter.blocked(key) {
         return Err(Denied::Blocked(wait));
+    }
+    let needed = needed_role(method, path);
+    if !headers.contains_key(header::AUTHORIZATION)
+        && session::cookie_values(headers).next().is_some()
+    {
+        let found = session::cookie_values(headers)
+            .find_map(|id| shared.sessions.find(id))
+            .ok_or(Denied::SessionGone)?;
+        // A cookie comes with every request the browser makes to this host, whoever's page
+        // makes it: an action must also bring what only the page's own script can read.
+        if !session::is_safe(method) {
+            let token = headers
+                .get(session::CSRF_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !found.csrf_matches(token) {
+                return Err(Denied::Forged(
+                    "refused: a dashboard session's action needs its CSRF token in X-CSRF-Token",
+                ));
+            }
+            if let Some(problem) = session::cross_origin(headers) {
+                return Err(Denied::Forged(problem));
+            }
+        }
+        if !found.role.allows(needed) {
+            return Err(Denied::Forbidden {
+                role: found.role,
+                needed,
+            });
+        }
+        return Ok(Authenticated {
+            role: found.role,
+            who: session::session_who(&found.who),
+            session: Some(found),
+        });
     }
     let checked = match basic_credentials(headers) {
         // supervisorctl over TCP: `[inet_http_server]` username and password.
@@ -619,15 +839,14 @@ fn authenticate(
         }
     };
     shared.limiter.success(key);
-    let needed = if method == Method::GET || method == Method::HEAD {
-        Role::Read
-    } else {
-        Role::Operate
-    };
     if !role.allows(needed) {
         return Err(Denied::Forbidden { role, needed });
     }
-    Ok((role, who))
+    Ok(Authenticated {
+        role,
+        who,
+        session: None,
+    })
 }
 
 fn note_failure(shared: &Shared, ip: IpAddr, key: IpAddr) {
@@ -1233,6 +1452,15 @@ mod tests {
                 post(|body: Bytes| async move { body.len().to_string() }),
             )
             .route("/endless", get(|| async { Body::new(Endless) }))
+            .route(
+                session::PATH,
+                post(
+                    |Extension(caller): Extension<Caller>,
+                     Extension(opened): Extension<NewSession>| async move {
+                        session::opened_response(caller, &opened)
+                    },
+                ),
+            )
             .route(
                 "/slow",
                 get(|| async {
@@ -1897,6 +2125,77 @@ mod tests {
             .await
             .expect("server neither answered nor closed");
         assert!(!raw.starts_with(b"HTTP/"), "{raw:?}");
+    }
+
+    #[tokio::test]
+    async fn a_login_over_tls_gets_a_secure_cookie_whose_actions_need_the_csrf_token() {
+        let (_file, tokens) = tokens_file();
+        let (cert, key, der) = self_signed();
+        let mut s = settings(&tokens);
+        s.tls = Some(TlsFiles {
+            cert: cert.0.clone(),
+            key: key.0.clone(),
+        });
+        let server = start(s).await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let send = |request: String| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(server.addr).await.unwrap();
+                let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+                let mut tls = connector.connect(name, tcp).await.unwrap();
+                tls.write_all(request.as_bytes()).await.unwrap();
+                read_reply(&mut tls).await.unwrap()
+            }
+        };
+        let body = format!(r#"{{"token": "{OPERATE}"}}"#);
+        let reply = send(format!(
+            "POST /api/v1/session HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let set = reply.header("set-cookie").unwrap();
+        for part in ["Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(set.contains(part), "{set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let csrf = reply.json()["csrf_token"].as_str().unwrap().to_owned();
+        let act = |extra: String| {
+            send(format!(
+                "POST /whoami HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+                 cookie: {cookie}\r\n{extra}content-length: 0\r\n\r\n"
+            ))
+        };
+        assert_eq!(act(String::new()).await.status, 403);
+        let other = act(format!(
+            "x-csrf-token: {csrf}\r\norigin: https://elsewhere.example\r\n"
+        ))
+        .await;
+        assert_eq!(other.status, 403, "{other:?}");
+        let reply = act(format!(
+            "x-csrf-token: {csrf}\r\norigin: https://localhost\r\n"
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.json()["role"], "operate");
+        assert!(
+            reply.json()["who"]
+                .as_str()
+                .unwrap()
+                .ends_with("(dashboard session)"),
+            "{reply:?}"
+        );
+        assert_eq!(reply.json()["saw_authorization"], false);
     }
 
     #[tokio::test]

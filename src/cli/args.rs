@@ -65,6 +65,9 @@ pub enum Command {
         /// Services, instances (web:2), groups or `all` (default: all).
         targets: Vec<String>,
     },
+    /// A full-screen terminal UI: live instances, their logs and probes, and keys to start,
+    /// stop, restart, reload and scale them (`?` inside lists the keys).
+    Top,
     /// Show each probe's last result: readiness, liveness and startup, with timings.
     Health {
         /// Print JSON instead of a table.
@@ -170,6 +173,19 @@ pub enum Command {
     },
     /// Stop everything and exit the daemon.
     Down,
+    /// Replace the running daemon by a binary (by default the one it was started from,
+    /// perhaps a newer version installed there) without stopping any service: same pid,
+    /// same children, no output lost. A binary that cannot take over is refused and
+    /// nothing changes; exits 1 saying why.
+    Upgrade {
+        /// The binary to run instead of the one tend was started from.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
+    /// Internal: print the handover versions this binary reads, after reading the manifest
+    /// (a running daemon asks a binary this before upgrading to it).
+    #[command(hide = true)]
+    UpgradeCheck,
     /// Validate the manifest without starting anything (also a foreign file: see `import`).
     Check,
     /// Print a supervisord.conf, PM2 ecosystem file, Procfile or process-compose file as an

@@ -19,12 +19,17 @@ use crate::import;
 use crate::protocol::client::{Client, ClientError};
 use crate::protocol::{
     API, ActionRequest, ActionResponse, ApplyReport, DaemonInfo, EventRow, InstanceInfo,
-    PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport,
+    PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport, UpgradeRequest,
 };
 use args::{Cli, Command, ExportFormat};
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    // A daemon's new image after `tend upgrade`: its arguments are the old image's, and
+    // what it is to do is in the handover.
+    if let Some(code) = daemon::take_over_from_handover() {
+        return code;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -52,6 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             *daemonized,
         ),
         Command::Check => check(&cli),
+        Command::UpgradeCheck => {
+            load(&cli)?;
+            println!("{}", daemon::upgrade_check_line());
+            Ok(0)
+        }
         Command::Import { file } => import(&cli, file),
         Command::Export {
             format,
@@ -84,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(0)
         }
+        Command::Top => crate::tui::run(&socket(&cli)?),
         _ => client_command(&cli),
     }
 }
@@ -432,6 +443,9 @@ fn up(
     let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut daemon = Process::new(exe);
+    // The very binary this is, named as the shell found it: the path `tend upgrade` runs
+    // by default, and a link there may later point to a newer version.
+    std::os::unix::process::CommandExt::arg0(&mut daemon, daemon::launch_path());
     // The daemon reads the file again, exactly as this process did.
     daemon
         .arg("-c")
@@ -586,6 +600,7 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             } => events(&client, service.as_deref(), since, *limit, *json).await,
             Command::Summary { window, json } => summary(&client, window, *json).await,
             Command::Down => down(&client).await,
+            Command::Upgrade { binary } => upgrade(&client, binary.as_deref()).await,
             Command::Diff { json } => diff(&client, *json).await,
             Command::Apply { json } => apply(&client, *json).await,
             _ => unreachable!("offline commands are handled before"),
@@ -617,6 +632,92 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
             Ok(failed)
         }
         Ok(code) => Ok(code),
+    }
+}
+
+/// `tend upgrade`: a refusal is the daemon's answer; a successful upgrade ends the
+/// connection (the exec), and the new image then says how it went in `info`.
+async fn upgrade(client: &Client, binary: Option<&Path>) -> Result<i32, ClientError> {
+    let info = format!("{API}/info");
+    let before: DaemonInfo = client.get(&info).await?;
+    let binary = match binary {
+        Some(path) => Some(
+            std::path::absolute(path)
+                .map_err(|e| ClientError::Transport(format!("{}: {e}", path.display())))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let request = UpgradeRequest { binary };
+    match client
+        .post::<_, serde_json::Value>(&format!("{API}/actions/upgrade"), &request)
+        .await
+    {
+        Err(ClientError::Api { message, .. }) => {
+            eprintln!("tend: {message}");
+            return Ok(1);
+        }
+        Err(ClientError::NotRunning(path)) => return Err(ClientError::NotRunning(path)),
+        // The connection closed: the daemon executed the binary.
+        Err(ClientError::Transport(_)) | Ok(_) => {}
+    }
+    let before_number = before.last_upgrade.as_ref().map_or(0, |u| u.number);
+    // The listening socket lives through the exec: this waits in its backlog until the new
+    // image answers, and only takes long on a very busy machine.
+    let started = Instant::now();
+    let after = loop {
+        match client.get::<DaemonInfo>(&info).await {
+            Ok(after)
+                if after
+                    .last_upgrade
+                    .as_ref()
+                    .is_some_and(|u| u.number > before_number) =>
+            {
+                break after;
+            }
+            Ok(after) if after.pid != before.pid => {
+                eprintln!(
+                    "tend: the daemon was replaced by another (pid {})",
+                    after.pid
+                );
+                return Ok(1);
+            }
+            Ok(_) | Err(ClientError::Transport(_)) => {}
+            Err(e) => {
+                eprintln!("tend: the daemon did not come back after the upgrade: {e}");
+                return Ok(1);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            eprintln!("tend: the daemon did not say how the upgrade went within 60 s");
+            return Ok(1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let last = after.last_upgrade.expect("UNWRAP: matched above");
+    if after.pid != before.pid {
+        eprintln!(
+            "tend: the daemon's pid changed ({} -> {})",
+            before.pid, after.pid
+        );
+        return Ok(1);
+    }
+    if last.ok {
+        println!(
+            "tend upgraded in place: {} -> {} (pid {}, {})",
+            last.from_version, last.version, after.pid, last.binary
+        );
+        Ok(0)
+    } else {
+        eprintln!(
+            "tend: not upgraded: {}",
+            last.error
+                .as_deref()
+                .unwrap_or("the new binary did not take over")
+        );
+        eprintln!("tend {} runs on (pid {})", last.version, after.pid);
+        Ok(1)
     }
 }
 
@@ -1088,7 +1189,7 @@ pub fn render_health(instances: &[InstanceInfo], now: std::time::SystemTime) -> 
 }
 
 /// 1.2G, 35M, 800K: binary units, short, for a table column.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
     for (unit, size) in units {
         if bytes >= size {
@@ -1103,7 +1204,7 @@ fn human_bytes(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-fn human_duration(ms: u64) -> String {
+pub(crate) fn human_duration(ms: u64) -> String {
     let secs = ms / 1000;
     match secs {
         0..60 => format!("{secs}s"),
@@ -1256,9 +1357,50 @@ async fn logs(client: &Client, request: LogRequest<'_>) -> Result<i32, ClientErr
         prefix: request.prefix,
         pending: Vec::new(),
         width: 0,
+        last: None,
+        skip: None,
     };
-    client.stream(&path, |chunk| printer.feed(chunk)).await?;
-    Ok(0)
+    let info = format!("{API}/info");
+    let mut daemon: Option<DaemonInfo> = match request.follow {
+        true => Some(client.get(&info).await?),
+        false => None,
+    };
+    loop {
+        let ended = client.stream(&path, |chunk| printer.feed(chunk)).await;
+        // An upgrade ends every connection with the old image: the same daemon answers
+        // again, having upgraded, and the following goes on from its tail (which the new
+        // image took over), skipping what was printed.
+        let Some(before) = daemon.take() else {
+            return ended.map(|()| 0);
+        };
+        if !matches!(ended, Ok(()) | Err(ClientError::Transport(_))) {
+            return ended.map(|()| 0);
+        }
+        let Some(after) = upgraded(client, &before).await else {
+            return ended.map(|()| 0);
+        };
+        printer.pending.clear();
+        printer.skip = printer.last.clone();
+        path = path.replace(
+            &format!("lines={}", request.lines),
+            &format!("lines={FOLLOW_AGAIN_LINES}"),
+        );
+        daemon = Some(after);
+    }
+}
+
+/// Lines per instance asked for when following again after an upgrade: the tail the new
+/// image took over holds what was written meanwhile, and what was printed is skipped.
+const FOLLOW_AGAIN_LINES: usize = 100_000;
+
+/// The daemon as it answers after `before` ended a connection, if that was an upgrade (same
+/// pid, a newer `last_upgrade`); None when it stopped or is another daemon.
+async fn upgraded(client: &Client, before: &DaemonInfo) -> Option<DaemonInfo> {
+    let number = |info: &DaemonInfo| info.last_upgrade.as_ref().map_or(0, |u| u.number);
+    // The listening socket outlives the exec: a request waits in its backlog for the new
+    // image, so this is answered at once after an upgrade and refused after a `down`.
+    let after: DaemonInfo = client.get(&format!("{API}/info")).await.ok()?;
+    (after.pid == before.pid && number(&after) > number(before)).then_some(after)
 }
 
 /// Prints the daemon's NDJSON log lines as `instance | line`.
@@ -1267,6 +1409,12 @@ struct LinePrinter {
     prefix: bool,
     pending: Vec<u8>,
     width: usize,
+    /// The time of the last line printed (RFC 3339 in UTC with milliseconds: its order is
+    /// the text's) and every line printed at that time.
+    last: Option<(String, Vec<(String, String)>)>,
+    /// Following again after an upgrade: what was printed already, as `last` was then; the
+    /// lines before that time, and these at it (each once), are not printed again.
+    skip: Option<(String, Vec<(String, String)>)>,
 }
 
 impl LinePrinter {
@@ -1283,6 +1431,9 @@ impl LinePrinter {
             };
             let instance = value["instance"].as_str().unwrap_or("?");
             let line = value["line"].as_str().unwrap_or("");
+            if !self.is_new(value["time"].as_str().unwrap_or(""), instance, line) {
+                continue;
+            }
             if self.prefix {
                 self.width = self.width.max(instance.len());
                 let padded = format!("{instance:<width$}", width = self.width);
@@ -1295,6 +1446,30 @@ impl LinePrinter {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
+    }
+
+    /// Whether a line was not printed yet (lines come in time order), remembering it.
+    fn is_new(&mut self, time: &str, instance: &str, line: &str) -> bool {
+        let seen = (instance.to_string(), line.to_string());
+        if let Some((until, printed)) = &mut self.skip {
+            if time < until.as_str() {
+                return false;
+            }
+            if time == until.as_str()
+                && let Some(at) = printed.iter().position(|p| *p == seen)
+            {
+                printed.swap_remove(at);
+                return false;
+            }
+            if time > until.as_str() {
+                self.skip = None;
+            }
+        }
+        match &mut self.last {
+            Some((last, printed)) if time == last.as_str() => printed.push(seen),
+            _ => self.last = Some((time.to_string(), vec![seen])),
+        }
+        true
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,12 +16,22 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
+mod handover;
 mod manager;
 mod sockets;
+mod upgrade;
+
+pub use upgrade::take_over as take_over_from_handover;
+
+/// What `tend upgrade-check` prints: the handover versions this binary reads.
+pub fn upgrade_check_line() -> String {
+    format!("{} {}", handover::CHECK_WORD, handover::VERSION)
+}
 
 use crate::api::{self, AppState};
 use crate::config::model::Manifest;
 use crate::engine::event::EventKind;
+use crate::engine::spawn::{ProcessTable, Spawner};
 use crate::engine::tree::{self, Containment};
 use crate::engine::{self, EngineOptions};
 use crate::import::{self, SupervisorNames};
@@ -87,12 +98,13 @@ fn supervisor_rpc(
     manifest: &Manifest,
     names: Option<SupervisorNames>,
     reading: import::Reading,
+    overrides: api::scale::Overrides,
 ) -> api::xmlrpc::Rpc {
     let names = names.unwrap_or_default();
     let active = api::xmlrpc::Config {
         manifest: manifest.clone(),
         names: given_names(&names),
-        overrides: Default::default(),
+        overrides,
     };
     let path = manifest.path.clone();
     let reread: api::xmlrpc::Reread = Box::new(move || {
@@ -138,8 +150,82 @@ pub fn recorded_socket(state_dir: &Path) -> Option<PathBuf> {
 
 /// Run the daemon until it is told to stop; returns the process exit code.
 pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
-    // `process_start_time_seconds`: the process's start, not the end of its preparations.
-    let started_at = SystemTime::now();
+    launch(
+        Start::Fresh {
+            options: Box::new(options),
+            launched: launch_path(),
+        },
+        SystemTime::now(),
+    )
+}
+
+/// The new image of an upgrade, once it has read the handover and the manifest. Until the
+/// engine has taken the instances over, a failure executes the previous binary again.
+fn resume(options: DaemonOptions, resumed: upgrade::Resumed) -> anyhow::Result<i32> {
+    let started_at =
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(resumed.handover.started_at_ms);
+    let fallback = resumed.fallback.clone();
+    let failed_before = resumed.failed.is_some();
+    let committed = resumed.committed.clone();
+    let result = launch(
+        Start::Resumed {
+            options: Box::new(options),
+            resumed: Box::new(resumed),
+        },
+        started_at,
+    );
+    match result {
+        Err(e) if !committed.load(std::sync::atomic::Ordering::SeqCst) => {
+            // Every thread that used the handover is gone; what it named is still open here
+            // (this image used copies), for the previous binary to take.
+            Err(anyhow::anyhow!(
+                "upgrade: {}",
+                fallback.run(&format!("{e:#}"), failed_before)
+            ))
+        }
+        other => other,
+    }
+}
+
+/// How this image of the daemon came to be.
+enum Start {
+    Fresh {
+        options: Box<DaemonOptions>,
+        launched: PathBuf,
+    },
+    /// An upgrade: everything is taken over from the previous image.
+    Resumed {
+        options: Box<DaemonOptions>,
+        resumed: Box<upgrade::Resumed>,
+    },
+}
+
+/// The binary tend was started from, as the path to execute for `tend upgrade`: argv[0]
+/// found the way the shell found it (so `/usr/local/bin/tend`, a link, goes on naming
+/// whatever it points to after a new version is installed), else the running file.
+pub fn launch_path() -> PathBuf {
+    let running = || fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("tend"));
+    let Some(arg0) = std::env::args_os().next().map(PathBuf::from) else {
+        return running();
+    };
+    if arg0.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return std::path::absolute(&arg0).unwrap_or(arg0);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(&arg0))
+        .find(|candidate| {
+            fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .and_then(|found| std::path::absolute(found).ok())
+        .unwrap_or_else(running)
+}
+
+/// The main thread forks every child and is the one that executes a new image in an
+/// upgrade (see `engine::spawn`): it serves the spawner for as long as tend runs, while the
+/// engine runs on a thread of its own.
+fn launch(start: Start, started_at: SystemTime) -> anyhow::Result<i32> {
     // One malloc arena: a supervisor allocates little, and per-thread arenas would each keep
     // their own high-water mark resident.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
@@ -151,14 +237,169 @@ pub fn run(options: DaemonOptions) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(options, started_at))
+    let (spawner, forker) = Spawner::on_this_thread(ProcessTable::default());
+    let engine = std::thread::Builder::new()
+        .name("tend-engine".into())
+        // As much as the main thread had when the engine ran there (virtual: only what is
+        // touched is resident).
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let done = spawner.clone();
+            let result = runtime.block_on(serve(start, started_at, spawner));
+            done.finish();
+            result
+        })
+        .context("starting the engine thread")?;
+    forker.run();
+    engine
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread panicked")))
 }
 
-async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result<i32> {
-    // SIGHUP is `tend apply`: the manifest read again and its changes carried out. Taken
-    // from the start, so that one sent while tend starts is applied once it runs instead of
-    // ending it (its default action).
+/// What the previous image handed over, taken: copies of its descriptors (the originals
+/// stay open for a fallback until [`upgrade::Resumed::commit`]).
+struct TakenOver {
+    resumed: Box<upgrade::Resumed>,
+    sockets: Option<engine::sockets::SocketSet>,
+    control: Option<UnixListener>,
+    remote: Option<OwnedFd>,
+    notify: Option<engine::notify::NotifySocket>,
+    /// Each capture's pipes: (service, index, stdout, stderr), read only after the commit.
+    pipes: Vec<(String, u32, Option<OwnedFd>, Option<OwnedFd>)>,
+}
+
+/// Take the previous image's sockets: `[sockets]`, the control socket, the remote API's and
+/// the sd_notify socket.
+fn take_over(resumed: Box<upgrade::Resumed>, manifest: &Manifest) -> anyhow::Result<TakenOver> {
+    let handover = &resumed.handover;
+    let mut set = engine::sockets::SocketSet::default();
+    for given in &handover.sockets {
+        let spec = manifest
+            .sockets
+            .iter()
+            .find(|s| s.name == given.name)
+            .with_context(|| format!("socket `{}` is not in the manifest", given.name))?;
+        set.sockets.push(engine::sockets::BoundSocket {
+            spec: spec.clone(),
+            fd: Arc::new(
+                resumed
+                    .descriptor(given.fd)
+                    .with_context(|| format!("taking socket `{}`", given.name))?,
+            ),
+            address: given.address.clone(),
+            file: given.file,
+        });
+    }
+    let control = resumed
+        .descriptor(handover.control_socket.fd)
+        .context("taking the control socket")?;
+    let control = std::os::unix::net::UnixListener::from(control);
+    control.set_nonblocking(true)?;
+    let control = UnixListener::from_std(control)?;
+    let remote = match handover.remote_listener {
+        Some(fd) => Some(
+            resumed
+                .descriptor(fd)
+                .context("taking the remote API's socket")?,
+        ),
+        None => None,
+    };
+    let notify = engine::notify::NotifySocket::adopt(
+        resumed
+            .descriptor(handover.notify_socket.fd)
+            .context("taking the sd_notify socket")?,
+        &handover.notify_socket.path,
+    )?;
+    let mut pipes = Vec::new();
+    for capture in &handover.pipes {
+        let take = |fd: Option<RawFd>| -> anyhow::Result<Option<OwnedFd>> {
+            fd.map(|fd| resumed.descriptor(fd))
+                .transpose()
+                .with_context(|| format!("taking {}'s output pipes", capture.instance))
+        };
+        pipes.push((
+            capture.service.clone(),
+            capture.index,
+            take(capture.stdout)?,
+            take(capture.stderr)?,
+        ));
+    }
+    Ok(TakenOver {
+        resumed,
+        sockets: Some(set),
+        control: Some(control),
+        remote,
+        notify: Some(notify),
+        pipes,
+    })
+}
+
+/// Each instance's log as the previous image left it: tail, counters, unfinished lines.
+/// After the point of no return, like the pipes: an unfinished line this image's writer
+/// flushed would be written twice if the previous binary took over again.
+fn take_over_logs(manifest: &Manifest, logs: &LogSink, resumed: &upgrade::Resumed) {
+    for log in &resumed.handover.logs {
+        if let Some(spec) = manifest.service(&log.service) {
+            logs.seed(spec, log.state());
+        }
+    }
+}
+
+/// Read the pipes the previous image was reading, from where it stopped: only once the
+/// upgrade cannot fall back any more, since a byte read here is this image's to write.
+fn take_over_pipes(manifest: &Manifest, logs: &LogSink, taken: &mut TakenOver) {
+    for (service, index, stdout, stderr) in taken.pipes.drain(..) {
+        match manifest.service(&service) {
+            Some(spec) => logs.recapture(spec, index, stdout, stderr),
+            // Not supervised any more: closing the pipe is all there is to do.
+            None => drop((stdout, stderr)),
+        }
+    }
+}
+
+/// The remote API's listener, from the previous image's socket (tokens and TLS read again).
+async fn take_over_listeners(
+    settings: &crate::config::model::DaemonSettings,
+    taken: &mut TakenOver,
+) -> anyhow::Result<(
+    Option<api::remote::RemoteListener>,
+    UnixListener,
+    Option<PathBuf>,
+)> {
+    let control = taken
+        .control
+        .take()
+        .context("the control socket was taken already")?;
+    let remote = match (taken.remote.take(), remote_settings(settings)?) {
+        (Some(fd), Some(remote)) => Some(
+            api::remote::adopt(remote, fd)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        _ => None,
+    };
+    Ok((remote, control, None))
+}
+
+async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow::Result<i32> {
+    // Every signal tend acts on is taken from the start: SIGHUP (`tend apply`) and SIGUSR2
+    // (`tend upgrade`) sent while tend starts are acted on once it runs instead of ending
+    // it (their default action). After an upgrade, the signals that came during the exec
+    // were held for this image: they are taken now that their handlers are in place.
     let mut hangup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    upgrade::take_held_signals();
+    let (options, launched, mut taken) = match start {
+        Start::Fresh { options, launched } => (*options, launched, None),
+        Start::Resumed { options, resumed } => {
+            let launched = resumed.handover.launched.clone();
+            let taken = take_over(resumed, &options.manifest)?;
+            (*options, launched, Some(taken))
+        }
+    };
     let manifest = options.manifest;
     let manager = manager::Manager::from_env().map(Arc::new);
     let state_dir = manifest.daemon.state_dir.clone();
@@ -170,30 +411,42 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         fs::create_dir_all(dir)
             .with_context(|| format!("creating the socket's directory {}", dir.display()))?;
     }
-    if tokio::net::UnixStream::connect(&socket).await.is_ok() {
-        let pid = fs::read_to_string(state_dir.join("tend.pid")).unwrap_or_default();
-        bail!(
-            "tend is already running for this manifest (pid {}); use `tend start` or `tend down`",
-            pid.trim()
-        );
+    if taken.is_none() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            let pid = fs::read_to_string(state_dir.join("tend.pid")).unwrap_or_default();
+            bail!(
+                "tend is already running for this manifest (pid {}); use `tend start` or `tend down`",
+                pid.trim()
+            );
+        }
+        clean_up_after_crash(&state_dir);
     }
-    clean_up_after_crash(&state_dir);
     // Bound once a crashed run's children are stopped (they may still hold them), and before
     // any service starts or the control socket answers: a socket tend cannot have is a
-    // refusal to start, naming it.
-    let sockets = Arc::new(sockets::bind_all(&manifest.sockets)?);
-    let _socket_files = sockets::Cleanup(sockets.clone());
+    // refusal to start, naming it. After an upgrade, the very sockets of the previous image.
+    let sockets = Arc::new(match taken.as_mut().and_then(|t| t.sockets.take()) {
+        Some(taken) => taken,
+        None => sockets::bind_all(&manifest.sockets)?,
+    });
+    // Taken-over socket files are this image's to remove only once the upgrade is done: a
+    // fallback to the previous binary still needs them.
+    let mut _socket_files = taken.is_none().then(|| sockets::Cleanup(sockets.clone()));
 
     if std::process::id() != 1 {
         // Orphans of our children are re-parented to us, so escaped descendants stay findable
         // and get reaped.
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
-    let run_id = new_run_id();
-    let containment = Arc::new(Containment::detect(manifest.daemon.cgroups, run_id.clone()));
+    let containment = Arc::new(match &taken {
+        Some(taken) => Containment::resume(
+            taken.resumed.handover.cgroup_root.clone(),
+            taken.resumed.handover.run_id.clone(),
+        ),
+        None => Containment::detect(manifest.daemon.cgroups, new_run_id()),
+    });
     let record = RunRecord {
         pid: std::process::id(),
-        run_id,
+        run_id: containment.run_id().to_string(),
         cgroup: containment.cgroup_root().map(Path::to_path_buf),
         socket: Some(socket.clone()),
     };
@@ -219,11 +472,13 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         redirect_std: !options.console,
     };
     let logs = LogSink::start(log_dir, console, own).context("starting the log writer")?;
-    for socket in &sockets.sockets {
-        say(&format!(
-            "socket {} listening on {}",
-            socket.spec.name, socket.address
-        ));
+    if taken.is_none() {
+        for socket in &sockets.sockets {
+            say(&format!(
+                "socket {} listening on {}",
+                socket.spec.name, socket.address
+            ));
+        }
     }
     let manifest_path = manifest.path.clone();
     let services_meta = Arc::new(api::ServiceList::new(&manifest));
@@ -232,22 +487,53 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
     let (listener_io, listener_pipes) = tokio::sync::mpsc::unbounded_channel();
     let (remote_events, remote_feed) = tokio::sync::mpsc::unbounded_channel();
     let (announce_stopping, stopping_feed) = tokio::sync::oneshot::channel();
+    let overrides = taken
+        .as_ref()
+        .map(|taken| taken.resumed.overrides.clone())
+        .unwrap_or_default();
+    services_meta.replace(&manifest, &overrides);
     let rpc = Arc::new(
-        supervisor_rpc(&manifest, options.supervisor, options.reading)
-            .with_remote_events(remote_events),
+        supervisor_rpc(
+            &manifest,
+            options.supervisor,
+            options.reading.clone(),
+            overrides,
+        )
+        .with_remote_events(remote_events),
     );
     let settings = manifest.daemon.clone();
     // Everything that can refuse to start is done before any service starts: a bad tokens
     // file, a listener or a socket that cannot be set up leave nothing running behind.
-    let prepared = prepare_listeners(&settings, &socket).await;
-    let (remote, (listener, staging)) = match prepared {
+    let prepared = match taken.as_mut() {
+        Some(taken) => take_over_listeners(&settings, taken).await,
+        None => prepare_listeners(&settings, &socket)
+            .await
+            .map(|(remote, (listener, staging))| (remote, listener, Some(staging))),
+    };
+    let (remote, listener, staging) = match prepared {
         Ok(ready) => ready,
         Err(e) => {
-            let _ = fs::remove_file(state_dir.join("tend.pid"));
-            let _ = fs::remove_file(state_dir.join("run.json"));
-            containment.remove();
+            if taken.is_none() {
+                let _ = fs::remove_file(state_dir.join("tend.pid"));
+                let _ = fs::remove_file(state_dir.join("run.json"));
+                containment.remove();
+            }
             return Err(e);
         }
+    };
+    // Second descriptors of the listening sockets, for an upgrade to hand over while these
+    // serve on.
+    let control_fd = listener
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating the control socket")?;
+    let remote_fd = match &remote {
+        Some(remote) => Some(
+            remote
+                .listening_fd()
+                .context("duplicating the remote API's socket")?,
+        ),
+        None => None,
     };
     // Opening checks the whole file (quick_check): off the runtime thread.
     let history = match settings.history.enabled {
@@ -272,6 +558,13 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         .filter(|s| s.autostart)
         .map(|s| s.name.clone())
         .collect();
+    let session = upgrade_session(
+        &manifest,
+        &options.reading,
+        options.console,
+        options.colour,
+        &options.exit_with,
+    );
     let engine = engine::start(
         manifest,
         EngineOptions {
@@ -279,10 +572,26 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
             logs: logs.clone(),
             notify_socket: state_dir.join("notify.sock"),
             listener_io: Some(listener_io),
-            sockets,
+            sockets: sockets.clone(),
             clock: None,
+            spawner: Some(spawner),
+            notify: taken.as_mut().and_then(|taken| taken.notify.take()),
+            adoption: taken.as_ref().map(|taken| taken.resumed.handover.frozen()),
         },
     )?;
+    // The point of no return of an upgrade: the engine follows the handed-over processes.
+    let upgrade_record = match taken.as_mut() {
+        Some(taken) => {
+            taken.resumed.commit();
+            take_over_logs(&listener_manifest, &logs, &taken.resumed);
+            take_over_pipes(&listener_manifest, &logs, taken);
+            _socket_files = Some(sockets::Cleanup(sockets.clone()));
+            engine.notify_socket().own_file();
+            say_taken_over(&taken.resumed);
+            taken.resumed.record()
+        }
+        None => Default::default(),
+    };
     {
         let table = rpc.clone();
         let names: listeners::Names = Arc::new(move |instance: &str| {
@@ -325,33 +634,66 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         },
     );
 
-    // Queue the initial starts before the socket answers: a client that connects at once
-    // (`up -d` waiting) must never see the autostart services as merely stopped.
-    let initial: Vec<String> = if options.services.is_empty() {
-        autostart
-    } else {
-        options.services.clone()
-    };
-    engine.start_initial(options.services).await?;
-    if let Some(manager) = &manager {
-        tell_manager_when_settled(manager.clone(), engine.clone(), initial);
+    if taken.is_none() {
+        // Queue the initial starts before the socket answers: a client that connects at once
+        // (`up -d` waiting) must never see the autostart services as merely stopped.
+        let initial: Vec<String> = if options.services.is_empty() {
+            autostart
+        } else {
+            options.services.clone()
+        };
+        engine.start_initial(options.services).await?;
+        if let Some(manager) = &manager {
+            tell_manager_when_settled(manager.clone(), engine.clone(), initial);
+        }
+    } else if let Some(manager) = &manager {
+        // The pid the manager knows is the same; its watchdog pings go on from this image.
+        ping_watchdog(manager.clone());
+        manager.ready("upgraded in place");
     }
 
-    fs::rename(&staging, &socket)
-        .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
+    if let Some(staging) = staging {
+        fs::rename(&staging, &socket)
+            .with_context(|| format!("moving the socket into place at {}", socket.display()))?;
+    }
+    let (upgrade_requests, mut upgrade_inbox) = tokio::sync::mpsc::unbounded_channel();
     let state = AppState {
         engine: engine.clone(),
         manifest: manifest_path,
         state_dir: state_dir.clone(),
         logs: logs.clone(),
-        started: tokio::time::Instant::now(),
+        started: started_instant(started_at),
         started_at,
         shutdown: shutdown.clone(),
         services: services_meta,
         history: history.clone(),
         http_listen: remote.as_ref().map(|l| l.local_addr()),
         rpc: rpc.clone(),
+        upgrades: Arc::new(api::upgrade::Upgrades::new(
+            upgrade_requests,
+            upgrade_record,
+        )),
     };
+    if let Some(taken) = &taken {
+        let (ok, text) = match &taken.resumed.failed {
+            None => (
+                true,
+                format!("taken over by tend {}", env!("CARGO_PKG_VERSION")),
+            ),
+            Some(why) => (false, format!("the new binary did not take over: {why}")),
+        };
+        api::upgrade::audit(&state, upgrade_caller(), ok, text);
+    }
+    let upgrader = upgrade::Upgrader {
+        state: state.clone(),
+        control: control_fd,
+        control_path: socket.clone(),
+        remote: remote_fd,
+        containment: containment.clone(),
+        session,
+        launched,
+    };
+    drop(taken);
     // Autoscale follows the CPU samples, so it looks as often as they are taken; without
     // sampling (validation refuses `autoscale` then) it has nothing to read.
     if let Some(every) = settings.sample_every {
@@ -389,11 +731,8 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
         })
     };
 
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
     loop {
-        tokio::select! {
+        let upgrade = tokio::select! {
             _ = terminate.recv() => break say("received SIGTERM, stopping everything"),
             _ = interrupt.recv() => break say("received SIGINT, stopping everything (again to kill)"),
             _ = quit.recv() => break say("received SIGQUIT, stopping everything"),
@@ -403,7 +742,38 @@ async fn serve(options: DaemonOptions, started_at: SystemTime) -> anyhow::Result
                 // tend must be heard meanwhile. Applies queue behind one another.
                 let state = reload_state.clone();
                 tokio::spawn(async move { api::apply::on_hangup(&state).await });
+                continue;
             }
+            _ = usr2.recv() => {
+                say("SIGUSR2: upgrading tend in place");
+                (None, upgrade_caller(), None)
+            }
+            Some(request) = upgrade_inbox.recv() => (request.binary, request.caller, Some(request.refused)),
+        };
+        // Here, not on a task of its own: the signals are looked at before the exec, and
+        // whatever else the loop would do waits for the upgrade's outcome.
+        let (binary, caller, refused) = upgrade;
+        let mut signals = upgrade::Signals {
+            terminate: &mut terminate,
+            interrupt: &mut interrupt,
+            quit: &mut quit,
+            hangup: &mut hangup,
+            shutdown: &shutdown,
+        };
+        let ended = upgrader.attempt(binary, &caller, &mut signals).await;
+        let message = ended.refusal.message().to_string();
+        say(&format!("upgrade: not upgraded: {message}"));
+        api::upgrade::audit(&reload_state, caller, false, message);
+        if let Some(refused) = refused {
+            let _ = refused.send(ended.refusal);
+        }
+        match ended.interrupted {
+            Some(upgrade::Interruption::Stop(why)) => break say(why),
+            Some(upgrade::Interruption::Apply) => {
+                let state = reload_state.clone();
+                tokio::spawn(async move { api::apply::on_hangup(&state).await });
+            }
+            None => {}
         }
     }
     // supervisorctl's calls now get SHUTDOWN_STATE, as supervisord's do while it stops, and
@@ -473,16 +843,7 @@ fn tell_manager_when_settled(
     engine: engine::EngineHandle,
     initial: Vec<String>,
 ) {
-    if let Some(every) = manager.watchdog_every() {
-        let manager = manager.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                manager.ping();
-            }
-        });
-    }
+    ping_watchdog(manager.clone());
     tokio::spawn(async move {
         let status = if initial.is_empty() {
             "running, nothing to autostart".to_string()
@@ -504,52 +865,69 @@ fn tell_manager_when_settled(
     });
 }
 
+/// Watchdog pings from the runtime thread for as long as it turns, when the manager asked
+/// for them.
+fn ping_watchdog(manager: Arc<manager::Manager>) {
+    if let Some(every) = manager.watchdog_every() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                manager.ping();
+            }
+        });
+    }
+}
+
 /// The remote listener (tokens read, TLS loaded, port bound) and the control socket, bound
 /// under its staging name with its final mode and group.
 async fn prepare_listeners(
     settings: &crate::config::model::DaemonSettings,
     socket: &Path,
 ) -> anyhow::Result<(Option<api::remote::RemoteListener>, (UnixListener, PathBuf))> {
-    // A bad tokens file is a refusal to start, not a listener that turns everyone away.
-    let tokens = match &settings.http {
-        Some(http) => {
-            let mut tokens = match &http.tokens_file {
-                Some(file) => {
-                    api::tokens::Tokens::load(file).map_err(|e| anyhow::anyhow!("{e}"))?
-                }
-                None => api::tokens::Tokens::none(),
-            };
-            if let Some((user, password)) = &http.basic_auth {
-                tokens = tokens.with_basic(user, password);
-            }
-            Some(Arc::new(tokens))
-        }
-        None => None,
-    };
-    let remote = match (&settings.http, tokens) {
-        (Some(http), Some(tokens)) => {
-            let listener = api::remote::bind(api::remote::RemoteSettings {
-                tls: http.tls.as_ref().map(|(cert, key)| api::remote::TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                metrics_public: http.metrics_public,
-                max_connections: http.max_connections,
-                ..api::remote::RemoteSettings::new(http.listen, tokens)
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let remote = match remote_settings(settings)? {
+        Some(remote) => {
+            let tls = remote.tls.is_some();
+            let listener = api::remote::bind(remote)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             say(&format!(
                 "remote API listening on {}{}",
                 listener.local_addr(),
-                if http.tls.is_some() { " (TLS)" } else { "" }
+                if tls { " (TLS)" } else { "" }
             ));
             Some(listener)
         }
-        _ => None,
+        None => None,
     };
     let staged = stage_socket(socket, settings.socket_group.as_deref())?;
     Ok((remote, staged))
+}
+
+/// The remote API's settings, tokens read: a bad tokens file is a refusal to start, not a
+/// listener that turns everyone away.
+fn remote_settings(
+    settings: &crate::config::model::DaemonSettings,
+) -> anyhow::Result<Option<api::remote::RemoteSettings>> {
+    let Some(http) = &settings.http else {
+        return Ok(None);
+    };
+    let mut tokens = match &http.tokens_file {
+        Some(file) => api::tokens::Tokens::load(file).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => api::tokens::Tokens::none(),
+    };
+    if let Some((user, password)) = &http.basic_auth {
+        tokens = tokens.with_basic(user, password);
+    }
+    Ok(Some(api::remote::RemoteSettings {
+        tls: http.tls.as_ref().map(|(cert, key)| api::remote::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        metrics_public: http.metrics_public,
+        max_connections: http.max_connections,
+        ..api::remote::RemoteSettings::new(http.listen, Arc::new(tokens))
+    }))
 }
 
 /// Bind the control socket with mode 0600 from the start (no window where it is wider).
@@ -775,5 +1153,72 @@ impl CommandRunner for EngineCommands {
                     ),
                 })
         })
+    }
+}
+
+/// How the daemon was started, as an upgrade hands it on.
+fn upgrade_session(
+    manifest: &Manifest,
+    reading: &import::Reading,
+    console: bool,
+    colour: bool,
+    exit_with: &Option<String>,
+) -> handover::Session {
+    handover::Session {
+        manifest: manifest.path.clone(),
+        source: reading
+            .source
+            .unwrap_or_else(|| import::Source::detect(&manifest.path))
+            .to_string(),
+        environment: reading.environment.clone(),
+        console,
+        colour,
+        exit_with: exit_with.clone(),
+    }
+}
+
+/// Who asks for an upgrade by signal, in the audit.
+fn upgrade_caller() -> api::Caller {
+    api::Caller {
+        origin: "signal".into(),
+        who: "SIGUSR2".into(),
+        role: api::Role::Operate,
+    }
+}
+
+/// The instant tend started, on tokio's clock: its uptime goes on across upgrades.
+fn started_instant(started_at: SystemTime) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let up = SystemTime::now()
+        .duration_since(started_at)
+        .unwrap_or_default();
+    now.checked_sub(up).unwrap_or(now)
+}
+
+/// tend's own log on taking over: from what, and what.
+fn say_taken_over(resumed: &upgrade::Resumed) {
+    let handover = &resumed.handover;
+    let running = handover
+        .instances
+        .iter()
+        .filter(|i| matches!(i.state, handover::State::Running { .. }))
+        .count();
+    let what = format!(
+        "{} instance(s), {running} running, and {} socket(s)",
+        handover.instances.len(),
+        handover.sockets.len()
+    );
+    match &resumed.failed {
+        None => say(&format!(
+            "upgraded in place from tend {} to {} (pid {} kept): took over {what}",
+            handover.from_version,
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        )),
+        Some(why) => say(&format!(
+            "upgrade: {} could not take over ({why}); tend {} took over again: {what}",
+            handover.binary.display(),
+            env!("CARGO_PKG_VERSION")
+        )),
     }
 }

@@ -94,6 +94,15 @@ pub enum SupervisorCommand {
         rolling: Vec<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Freeze every instance (see [`InstanceCommand::Freeze`]) and hold reaping, for an
+    /// upgrade; refused when something is under way (a stop, a start waiting for its
+    /// dependencies, a reload, an event listener running). While frozen, commands other
+    /// than status wait for `Thaw`.
+    Freeze {
+        reply: oneshot::Sender<Result<crate::engine::handover::Frozen, String>>,
+    },
+    /// The upgrade did not happen: everything acts again, starting with what came meanwhile.
+    Thaw,
     /// A schedule or a file watch of `service` fired (see `engine::schedule`,
     /// `engine::watch`); `reason` goes into the state changes it causes. The answer comes
     /// once the instances acted on are running again (a run: once it has ended).
@@ -229,4 +238,11 @@ pub enum InstanceCommand {
         timeout: std::time::Duration,
         reply: oneshot::Sender<Outcome>,
     },
+    /// Stop acting on anything until `Thaw` (an upgrade), answering with the instance as it
+    /// is; refused (Err, and nothing frozen) while it is between two states.
+    Freeze {
+        reply: oneshot::Sender<Result<crate::engine::handover::FrozenInstance, String>>,
+    },
+    /// Act again: the commands that came while frozen are carried out now.
+    Thaw,
 }

@@ -184,6 +184,54 @@ impl Health {
         }
     }
 
+    /// A process handed over by an upgrade: its checks start again where they were. Ready
+    /// stays ready until its readiness probe says otherwise (an sd_notify or log readiness
+    /// says so only once per process), and a startup probe that passed is not run again.
+    /// The watchdog gets a whole period from now.
+    pub fn resume(
+        &mut self,
+        exec: Arc<dyn ExecRunner>,
+        ready: bool,
+        startup_over: bool,
+        notify_status: Option<String>,
+    ) {
+        self.running = true;
+        self.exec = Some(exec);
+        if let Some(readiness) = self.service.readiness.clone()
+            && readiness.is_polled()
+        {
+            self.spawn_probe(Role::Readiness, &readiness);
+        }
+        match self.service.startup.clone() {
+            Some(startup) if !startup_over => self.spawn_probe(Role::Startup, &startup),
+            Some(_) => {
+                self.record(Role::Startup, |r| r.passing = Some(true));
+                self.start_liveness();
+            }
+            None => self.start_liveness(),
+        }
+        if let Some(watchdog) = self.service.watchdog {
+            self.watchdog_due = Some(Instant::now() + watchdog);
+        }
+        if ready && self.has_readiness() {
+            self.ready = true;
+            self.record(Role::Readiness, |r| {
+                r.passing = Some(true);
+                r.detail = "ready before tend was upgraded".into();
+            });
+        }
+        self.notify.status = notify_status;
+    }
+
+    /// Whether the startup phase is over: its probe passed, or there is none.
+    pub fn startup_over(&self) -> bool {
+        self.service.startup.is_none()
+            || self
+                .reports
+                .iter()
+                .any(|r| r.role == Role::Startup && r.passing == Some(true))
+    }
+
     /// Whether a process is being checked (between [`Health::start`] and [`Health::stop`]).
     pub fn is_running(&self) -> bool {
         self.running

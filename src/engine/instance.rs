@@ -14,6 +14,7 @@ use crate::config::model::{Kind, Program, ServiceSpec};
 use crate::engine::command::Outcome as ReloadOutcome;
 use crate::engine::command::{InstanceCommand, Outcome};
 use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
+use crate::engine::handover::FrozenInstance;
 use crate::engine::health::{Health, SpawnExec, Verdict};
 use crate::engine::lifecycle::{Effect, ExitStatus, Input, Lifecycle, Policy, State};
 use crate::engine::mailbox;
@@ -85,6 +86,9 @@ pub struct InstanceTask {
     /// A newer spec (`tend apply`, rolling) than the running process's: the next process
     /// started, a reload's replacement first, runs it.
     next_spec: Option<Arc<ServiceSpec>>,
+    /// Frozen for an upgrade: nothing is acted on until `Thaw`; commands wait in `deferred`.
+    frozen: bool,
+    deferred: Vec<InstanceCommand>,
 }
 
 /// A process of the instance beside its current one, during a reload: its own tree (and
@@ -185,12 +189,144 @@ impl InstanceTask {
             reload_replies: Vec::new(),
             reload_request: None,
             next_spec: None,
+            frozen: false,
+            deferred: Vec::new(),
         };
         (task, receiver)
     }
 
+    /// An instance handed over by the previous image of tend (an upgrade): its lifecycle
+    /// goes on where it was, and a running process is followed again: its exit, its
+    /// process group and cgroup, its probes. Must be called before the reaper's first sweep
+    /// (which would otherwise reap an exit of the upgrade's gap as an orphan's).
+    pub fn adopt(
+        service: Arc<ServiceSpec>,
+        index: u32,
+        ctx: InstanceContext,
+        frozen: FrozenInstance,
+    ) -> (InstanceTask, StatusCell) {
+        let (mut task, status) = InstanceTask::new(service, index, ctx);
+        let now = Instant::now();
+        task.lifecycle = Lifecycle::thaw(
+            Policy::from_spec(&task.service),
+            seed_for(&task.name),
+            frozen.lifecycle,
+            now,
+        );
+        task.usage.cpu_before = Duration::from_secs_f64(frozen.cpu_seconds.max(0.0));
+        let mut started = None;
+        if let State::Running { pid, since, .. } = *task.lifecycle.state() {
+            started = Some(since);
+            let table = task.ctx.spawner.table().clone();
+            let mut tree =
+                task.ctx
+                    .containment
+                    .instance_slot(&task.service.name, index, frozen.alternate);
+            tree.set_leader(frozen.leader.unwrap_or(pid));
+            task.exit = Some(table.adopt(pid));
+            if let Some(main) = frozen.main_pid.filter(|main| *main != pid) {
+                task.main = Some((main, table.adopt(main)));
+            }
+            let cgroup = tree.cgroup_dir();
+            task.tree = Some(tree);
+            let credentials = task.credentials.clone().ok().flatten();
+            let notify = task.health.uses_notify();
+            let (_, exec) = request(&task.service, index, &task.ctx, credentials, cgroup, notify);
+            if !frozen.ready {
+                task.health.arm_log(&task.ctx.logs);
+            }
+            task.health.resume(
+                Arc::new(exec),
+                frozen.ready,
+                frozen.startup_over,
+                frozen.notify_status,
+            );
+        }
+        let state = task.lifecycle.state().name();
+        task.status.update(|status| {
+            status.state = state;
+            status.started = started;
+            status.changed_at = frozen.changed_at;
+            status.last_start = frozen.last_start;
+        });
+        task.publish();
+        (task, status)
+    }
+
+    /// The instance as it is, for an upgrade; Err (what it is doing) while it is between
+    /// two states, so the upgrade waits for it.
+    fn freeze(&self) -> Result<FrozenInstance, String> {
+        let busy = |what: &str| Err(format!("{} is {what}", self.name));
+        // Reaping is held off during a freeze: an exit already delivered is one this task
+        // has not acted on yet, and it must be, before anything is handed over.
+        let exit_pending = self.exit.as_ref().is_some_and(|exit| !exit.is_empty())
+            || self.main.as_ref().is_some_and(|(_, exit)| !exit.is_empty());
+        if exit_pending {
+            return busy("handling an exit");
+        }
+        if self.second.is_some() {
+            return busy("reloading");
+        }
+        if self.awaiting_tree {
+            return busy("stopping");
+        }
+        // A client waits for it to settle (a `tend start` for min_uptime): let it have its
+        // answer first.
+        if !self.pending.is_empty() {
+            return busy("being waited for");
+        }
+        let lifecycle = self
+            .lifecycle
+            .freeze(Instant::now())
+            .map_err(|state| format!("{} is {state}", self.name))?;
+        let running = matches!(
+            lifecycle.state,
+            crate::engine::lifecycle::FrozenState::Running { .. }
+        );
+        let status = self.status.borrow();
+        Ok(FrozenInstance {
+            name: self.name.clone(),
+            service: self.service.name.clone(),
+            index: self.index,
+            lifecycle,
+            leader: self
+                .tree
+                .as_ref()
+                .and_then(InstanceTree::leader)
+                .filter(|_| running),
+            alternate: self.tree.as_ref().is_some_and(InstanceTree::is_alternate),
+            main_pid: self.main.as_ref().map(|(pid, _)| *pid),
+            ready: self.health.ready(),
+            startup_over: self.health.startup_over(),
+            notify_status: self.health.notify_state().status.clone(),
+            cpu_seconds: self.usage.cpu_seconds(),
+            changed_at: status.changed_at,
+            last_start: status.last_start,
+        })
+    }
+
     pub async fn run(mut self, mut commands: mailbox::Receiver<InstanceCommand>) {
         loop {
+            if self.frozen {
+                // Nothing moves: no exit is delivered (reaping is held), no deadline, probe or
+                // watchdog is acted on, until the upgrade happens or is given up.
+                match commands.recv().await {
+                    Some(InstanceCommand::Thaw) => {
+                        self.frozen = false;
+                        for command in std::mem::take(&mut self.deferred) {
+                            if let Some(input) = self.command(command) {
+                                Box::pin(self.apply(input)).await;
+                            }
+                        }
+                    }
+                    Some(InstanceCommand::Freeze { reply }) => {
+                        let _ = reply.send(Err(format!("{} is frozen already", self.name)));
+                    }
+                    Some(other) => self.deferred.push(other),
+                    None => break,
+                }
+                continue;
+            }
             let deadline = self.lifecycle.deadline();
             let watchdog = self.health.watchdog_due();
             let second_watchdog = self.second.as_ref().and_then(|s| s.health.watchdog_due());
@@ -338,6 +474,13 @@ impl InstanceTask {
                     by_uptime: spec.readiness.is_none(),
                 })
             }
+            InstanceCommand::Freeze { reply } => {
+                let frozen = self.freeze();
+                self.frozen = frozen.is_ok();
+                let _ = reply.send(frozen);
+                None
+            }
+            InstanceCommand::Thaw => None,
             InstanceCommand::Respec(spec) => {
                 self.next_spec = Some(spec);
                 if !matches!(self.lifecycle.state(), State::Running { .. }) {

@@ -307,6 +307,44 @@ impl Policy {
     }
 }
 
+/// A lifecycle with every instant told as a distance from the moment it was taken: what an
+/// upgrade hands to the next image of tend, whose clock is the same (CLOCK_MONOTONIC) but
+/// whose `Instant`s are not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frozen {
+    pub state: FrozenState,
+    pub attempt: u32,
+    /// The ages of the automatic restarts inside the window, oldest first.
+    pub recent_restarts: Vec<Duration>,
+    pub restarts: u32,
+    pub restart_causes: [u32; RestartCause::ALL.len()],
+    pub last_exit: Option<ExitStatus>,
+    pub probation: bool,
+    pub reason: String,
+}
+
+/// The states a lifecycle can be handed over in: at rest, running, or waiting out a timer.
+/// The others (waiting, starting, stopping, a reload) are moments an upgrade waits out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrozenState {
+    Stopped,
+    Running {
+        pid: u32,
+        up_for: Duration,
+        settled: bool,
+    },
+    Backoff {
+        left: Duration,
+    },
+    Exited {
+        status: ExitStatus,
+        success: bool,
+    },
+    Fatal {
+        retry_in: Option<Duration>,
+    },
+}
+
 /// One instance's state plus the history its decisions need.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
@@ -356,6 +394,85 @@ impl Lifecycle {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The lifecycle as of `now`, to be handed over; Err (its state, in words) while it is
+    /// between two states or reloading.
+    pub fn freeze(&self, now: Instant) -> Result<Frozen, String> {
+        if self.reload.is_some() {
+            return Err("reloading".into());
+        }
+        let state = match &self.state {
+            State::Stopped => FrozenState::Stopped,
+            State::Running {
+                pid,
+                since,
+                settled,
+            } => FrozenState::Running {
+                pid: *pid,
+                up_for: now.saturating_duration_since(*since),
+                settled: *settled,
+            },
+            State::Backoff { until } => FrozenState::Backoff {
+                left: until.saturating_duration_since(now),
+            },
+            State::Exited { status, success } => FrozenState::Exited {
+                status: *status,
+                success: *success,
+            },
+            State::Fatal { retry_at } => FrozenState::Fatal {
+                retry_in: retry_at.map(|at| at.saturating_duration_since(now)),
+            },
+            other @ (State::Waiting | State::Starting | State::Stopping { .. }) => {
+                return Err(other.name().into());
+            }
+        };
+        Ok(Frozen {
+            state,
+            attempt: self.attempt,
+            recent_restarts: self
+                .recent_restarts
+                .iter()
+                .map(|at| now.saturating_duration_since(*at))
+                .collect(),
+            restarts: self.restarts,
+            restart_causes: self.restart_causes,
+            last_exit: self.last_exit,
+            probation: self.probation,
+            reason: self.reason.clone(),
+        })
+    }
+
+    /// A lifecycle handed over by [`Lifecycle::freeze`], as of `now`.
+    pub fn thaw(policy: Policy, jitter_seed: u64, frozen: Frozen, now: Instant) -> Lifecycle {
+        let ago = |age: Duration| now.checked_sub(age).unwrap_or(now);
+        let state = match frozen.state {
+            FrozenState::Stopped => State::Stopped,
+            FrozenState::Running {
+                pid,
+                up_for,
+                settled,
+            } => State::Running {
+                pid,
+                since: ago(up_for),
+                settled,
+            },
+            FrozenState::Backoff { left } => State::Backoff { until: now + left },
+            FrozenState::Exited { status, success } => State::Exited { status, success },
+            FrozenState::Fatal { retry_in } => State::Fatal {
+                retry_at: retry_in.map(|left| now + left),
+            },
+        };
+        let mut lifecycle = Lifecycle::new(policy, jitter_seed);
+        lifecycle.state = state;
+        lifecycle.attempt = frozen.attempt;
+        lifecycle.recent_restarts = frozen.recent_restarts.into_iter().map(ago).collect();
+        lifecycle.restarts = frozen.restarts;
+        lifecycle.restart_causes = frozen.restart_causes;
+        lifecycle.last_exit = frozen.last_exit;
+        lifecycle.probation = frozen.probation;
+        lifecycle.reason = frozen.reason;
+        lifecycle
     }
 
     pub fn restarts(&self) -> u32 {
@@ -1232,6 +1349,88 @@ mod tests {
             self.step(secs, Input::Spawned { pid: 100 });
             self.step(secs + uptime, Input::Exited(ExitStatus::Code(1)))
         }
+    }
+
+    #[test]
+    fn a_frozen_lifecycle_thaws_to_the_same_decisions() {
+        // Two crashes in the window, then running for 0.5 s: handed over, the next crash
+        // must count the same restarts and wait the same backoff as without the upgrade.
+        let mut s = Script::new(policy());
+        s.crash(0.0, 0.2);
+        s.step(1.2, Input::Tick);
+        s.step(1.2, Input::Spawned { pid: 7 });
+        s.step(1.4, Input::Exited(ExitStatus::Code(1)));
+        s.step(3.4, Input::Tick);
+        s.step(3.4, Input::Spawned { pid: 8 });
+        let frozen = s.lc.freeze(s.at(3.9)).expect("running can be handed over");
+        assert_eq!(
+            frozen.state,
+            FrozenState::Running {
+                pid: 8,
+                up_for: Duration::from_millis(500),
+                settled: false
+            }
+        );
+        let later = s.at(3.9) + Duration::from_secs(100);
+        let mut thawed = Lifecycle::thaw(policy(), 1, frozen.clone(), later);
+        assert_eq!(thawed.freeze(later), Ok(frozen));
+        assert_eq!(thawed.deadline(), Some(later + Duration::from_millis(500)));
+        let mut original = s.lc.clone();
+        let crash = |lc: &mut Lifecycle, at: Instant| {
+            let effects = lc.step(Input::Exited(ExitStatus::Code(1)), at);
+            (
+                effects,
+                lc.state().clone(),
+                lc.restarts(),
+                lc.reason().to_string(),
+            )
+        };
+        let (effects, state, restarts, reason) =
+            crash(&mut original, s.at(3.9) + Duration::from_millis(100));
+        let (effects_2, state_2, restarts_2, reason_2) =
+            crash(&mut thawed, later + Duration::from_millis(100));
+        assert_eq!(
+            (effects, restarts, reason),
+            (effects_2, restarts_2, reason_2)
+        );
+        let (State::Backoff { until }, State::Backoff { until: until_2 }) = (state, state_2) else {
+            panic!("both back off")
+        };
+        assert_eq!(
+            until - (s.at(3.9) + Duration::from_millis(100)),
+            until_2 - (later + Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn moments_between_states_are_not_handed_over() {
+        let mut s = Script::new(policy());
+        s.step(0.0, Input::Start { manual: true });
+        assert_eq!(s.lc.freeze(s.at(0.0)), Err("starting".into()));
+        s.step(0.0, Input::Spawned { pid: 9 });
+        s.step(0.5, Input::Stop);
+        assert_eq!(s.lc.freeze(s.at(0.5)), Err("stopping".into()));
+        let mut r = Script::new(policy());
+        r.step(0.0, Input::Start { manual: true });
+        r.step(0.0, Input::Spawned { pid: 9 });
+        r.step(
+            1.0,
+            Input::Reload {
+                timeout: Duration::from_secs(5),
+                by_uptime: true,
+            },
+        );
+        assert_eq!(r.lc.freeze(r.at(1.0)), Err("reloading".into()));
+        // Timers are handed over as what is left of them.
+        let mut b = Script::new(policy());
+        b.crash(0.0, 0.2);
+        let frozen = b.lc.freeze(b.at(0.7)).unwrap();
+        assert_eq!(
+            frozen.state,
+            FrozenState::Backoff {
+                left: Duration::from_millis(500)
+            }
+        );
     }
 
     #[test]

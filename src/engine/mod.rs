@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod command;
 pub mod event;
+pub mod handover;
 pub mod health;
 pub mod instance;
 pub mod lifecycle;
@@ -56,6 +57,13 @@ pub struct EngineOptions {
     /// Where `cron_restart` and `schedule` read the time and wait; None: the machine's
     /// clock and local time zone (tests bring their own).
     pub clock: Option<Arc<dyn schedule::Clock>>,
+    /// Who forks: the daemon's main thread (see `spawn`); None: a thread of the engine's own.
+    pub spawner: Option<Spawner>,
+    /// The sd_notify socket the previous image of tend bound (an upgrade); None: bound at
+    /// `notify_socket`.
+    pub notify: Option<notify::NotifySocket>,
+    /// The instances the previous image of tend handed over (an upgrade).
+    pub adoption: Option<handover::Frozen>,
 }
 
 /// The pipes of a freshly spawned event listener process, for whoever speaks the protocol
@@ -85,6 +93,11 @@ pub struct EngineHandle {
     /// The manifest's directory: where one-shot commands run.
     base_dir: std::path::PathBuf,
     sockets: Arc<sockets::SocketSet>,
+    notify: Arc<notify::NotifySocket>,
+    /// Holds the sd_notify reader between datagrams while true (an upgrade); the reader
+    /// answers on `notify_parked`.
+    notify_paused: Arc<tokio::sync::watch::Sender<bool>>,
+    notify_parked: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Start the engine inside the current tokio runtime: the reaper, the spawner thread, the
@@ -92,19 +105,44 @@ pub struct EngineHandle {
 pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHandle> {
     // The SIGCHLD stream must exist before the first spawn, or an early exit goes unnoticed.
     let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
-    let table = ProcessTable::default();
-    tokio::spawn(spawn::reap_forever(table.clone(), sigchld));
-    let spawner = Spawner::start(table.clone())?;
+    let spawner = match options.spawner {
+        Some(spawner) => spawner,
+        None => Spawner::start(ProcessTable::default())?,
+    };
+    let table = spawner.table().clone();
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     let (commands, inbox) = mpsc::unbounded_channel();
-    let notify = notify::NotifySocket::bind(&options.notify_socket)?;
+    let notify = Arc::new(match options.notify {
+        Some(adopted) => adopted,
+        None => notify::NotifySocket::bind(&options.notify_socket)?,
+    });
     let notify_path = notify.path().to_path_buf();
+    let (notify_paused, mut paused) = tokio::sync::watch::channel(false);
+    let (parked, notify_parked) = tokio::sync::watch::channel(false);
     let forward = commands.clone();
+    let reader = notify.clone();
     tokio::spawn(async move {
         // Read without pause: a sender such as systemd-notify waits for us, and its /proc
         // entry, which places it in an instance, lasts only until it exits.
-        while let Ok(message) = notify.recv().await {
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = until(&mut paused, true) => {
+                    // Between two datagrams, every one read so far in its instance's mailbox:
+                    // the rest wait in the socket (for the next image, in an upgrade).
+                    let _ = parked.send(true);
+                    if !until(&mut paused, false).await {
+                        break;
+                    }
+                    let _ = parked.send(false);
+                    continue;
+                }
+                message = reader.recv() => match message {
+                    Ok(message) => message,
+                    Err(_) => break,
+                },
+            };
             // Wait until the message is in its instance's mailbox before reading the next
             // datagram: systemd-notify's barrier is that next datagram, so a program that
             // sends MAINPID and then exits is known to have been heard first.
@@ -142,7 +180,10 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
             .clock
             .unwrap_or_else(|| Arc::new(schedule::SystemClock)),
     };
-    let supervisor = Supervisor::new(manifest, ctx, triggers);
+    // Handed-over processes are registered in the table as their tasks are made, before the
+    // reaper's first sweep: an exit of the upgrade's gap is theirs, not an orphan's.
+    let supervisor = Supervisor::new(manifest, ctx, triggers, options.adoption);
+    tokio::spawn(spawn::reap_forever(table.clone(), sigchld));
     tokio::spawn(supervisor.run(inbox, changes_rx));
     Ok(EngineHandle {
         commands,
@@ -151,7 +192,15 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         spawner,
         base_dir,
         sockets: options.sockets,
+        notify,
+        notify_paused: Arc::new(notify_paused),
+        notify_parked,
     })
+}
+
+/// Wait until the flag is `value`; false once its sender is gone.
+async fn until(flag: &mut tokio::sync::watch::Receiver<bool>, value: bool) -> bool {
+    flag.wait_for(|v| *v == value).await.is_ok()
 }
 
 /// Tells the supervisor that a service's reload is over when dropped.
@@ -232,6 +281,66 @@ impl EngineHandle {
     /// The `[sockets]` tend listens on.
     pub fn sockets(&self) -> &sockets::SocketSet {
         &self.sockets
+    }
+
+    /// The `[sockets]`, shared (an upgrade hands them over).
+    pub fn socket_set(&self) -> Arc<sockets::SocketSet> {
+        self.sockets.clone()
+    }
+
+    /// The sd_notify socket services are given.
+    pub fn notify_socket(&self) -> &notify::NotifySocket {
+        &self.notify
+    }
+
+    /// Run `argv` to its end through the spawner, keeping what it printed (an upgrade's
+    /// check of the new binary): in the manifest's directory, with tend's environment.
+    pub async fn run_printing(
+        &self,
+        argv: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<spawn::Printed, spawn::RunOnceError> {
+        let request = spawn::SpawnRequest {
+            argv,
+            env: Vec::new(),
+            cwd: self.base_dir.clone(),
+            credentials: None,
+            umask: None,
+            cgroup: None,
+            pid_env: Vec::new(),
+            stdin_pipe: false,
+            listen_fds: Vec::new(),
+        };
+        spawn::run_printing(&self.spawner, request, timeout).await
+    }
+
+    /// Freeze the engine for an upgrade: the sd_notify reader stops between datagrams,
+    /// reaping is held off, and every instance answers with its state and then acts on
+    /// nothing (see [`SupervisorCommand::Freeze`]). Err says what is under way; then nothing
+    /// stays frozen.
+    pub async fn freeze(&self) -> Result<Result<handover::Frozen, String>, EngineGone> {
+        self.notify_paused.send_replace(true);
+        let mut parked = self.notify_parked.clone();
+        if parked.wait_for(|p| *p).await.is_err() {
+            return Err(EngineGone);
+        }
+        let frozen = self.ask(|reply| SupervisorCommand::Freeze { reply }).await;
+        if !matches!(frozen, Ok(Ok(_))) {
+            self.thaw();
+        }
+        frozen
+    }
+
+    /// Undo [`EngineHandle::freeze`]: the upgrade did not happen.
+    pub fn thaw(&self) {
+        let _ = self.commands.send(SupervisorCommand::Thaw);
+        self.notify_paused.send_replace(false);
+    }
+
+    /// Replace tend's image in place (see [`spawn::ExecImage`]); returns only when that
+    /// failed.
+    pub async fn exec(&self, image: spawn::ExecImage) -> io::Error {
+        self.spawner.exec(image).await
     }
 
     /// Whether a pid is a child tend spawned and has not reaped yet.

@@ -33,6 +33,9 @@ pub struct NotifySocket {
     path: PathBuf,
     /// (dev, ino) of the socket file we created, so drop never unlinks a successor's.
     ident: (u64, u64),
+    /// Whether drop removes the file: not for a socket taken over in an upgrade until the
+    /// upgrade is done (a fallback to the previous binary still needs it).
+    owns_file: std::sync::atomic::AtomicBool,
 }
 
 /// One received message, with the sender's credentials.
@@ -87,6 +90,7 @@ impl NotifySocket {
                 sock,
                 path: path.to_owned(),
                 ident: (meta.dev(), meta.ino()),
+                owns_file: true.into(),
             })
         };
         finish().inspect_err(|_| {
@@ -94,8 +98,35 @@ impl NotifySocket {
         })
     }
 
+    /// The socket the previous image of tend bound, from its descriptor (an upgrade): the
+    /// datagrams sent meanwhile are waiting in it.
+    pub fn adopt(fd: OwnedFd, path: &Path) -> io::Result<NotifySocket> {
+        let ident = fs::symlink_metadata(path)
+            .map(|meta| (meta.dev(), meta.ino()))
+            .unwrap_or_default();
+        let sock = std::os::unix::net::UnixDatagram::from(fd);
+        sock.set_nonblocking(true)?;
+        Ok(NotifySocket {
+            sock: UnixDatagram::from_std(sock)?,
+            path: path.to_owned(),
+            ident,
+            owns_file: false.into(),
+        })
+    }
+
+    /// The upgrade that handed this socket over is done: its file is this image's to remove.
+    pub fn own_file(&self) {
+        self.owns_file
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Its descriptor, to hand over in an upgrade.
+    pub fn raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 
     /// Wait for the next message. Datagrams without credentials, over 4096 bytes, or
@@ -122,6 +153,9 @@ impl NotifySocket {
 
 impl Drop for NotifySocket {
     fn drop(&mut self) {
+        if !self.owns_file.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Ok(m) = fs::symlink_metadata(&self.path)
             && (m.dev(), m.ino()) == self.ident
         {

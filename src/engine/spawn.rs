@@ -1,19 +1,25 @@
 //! Spawning and reaping: the only code that forks, execs or waits on processes.
 //!
-//! A few dedicated threads fork every child, so PR_SET_PDEATHSIG (which fires when the
-//! *thread* that forked exits) lasts exactly as long as tend; there are several so that a
-//! burst of starts does not queue behind one fork-and-exec at a time. One reaper task owns all
+//! One thread forks every child: in the daemon, the main thread, which does nothing else. A
+//! child's PR_SET_PDEATHSIG fires when the *thread* that forked it exits, and `execve` ends
+//! every thread but the one that calls it; so the thread that forks is also the one that
+//! re-executes tend in place (`tend upgrade`), and the children live through it. The fork
+//! thread only forks: whether the exec worked is read from a status pipe on the runtime, so a
+//! burst of starts does not queue behind one child's exec at a time. One reaper task owns all
 //! waiting: it answers SIGCHLD with `waitpid(-1, WNOHANG)` until nothing is left, hands each
 //! status to the instance that registered the pid, and reaps adopted orphans (PID 1 /
 //! subreaper duty). A spawn holds the table's gate (shared) until its pid is registered and
 //! the reaper holds it exclusively while it waits, so the reaper never takes a status before
-//! its owner is known (nor the one std's own `spawn` waits for when `exec` fails).
+//! its owner is known (nor the one std's own `spawn` waits for when `exec` fails). Reaping
+//! pauses during an upgrade, so that a child that exits then stays a zombie for the next
+//! image to reap.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -75,6 +81,8 @@ pub struct ProcessTable {
     waiting: Arc<Mutex<ExitSenders>>,
     /// Shared by spawns in flight, exclusive for the reaper's waitpid loop.
     gate: Arc<RwLock<()>>,
+    /// Reaping is held off (an upgrade is under way): exits wait as zombies.
+    paused: Arc<AtomicBool>,
 }
 
 impl ProcessTable {
@@ -105,6 +113,29 @@ impl ProcessTable {
         self.lock().remove(&pid);
     }
 
+    /// Deliver the exit of `pid`, a child a previous image of tend spawned (an upgrade): it
+    /// may already be a zombie, which the next sweep reaps. Registered before the reaper's
+    /// first sweep, or that sweep would take it for an orphan.
+    pub fn adopt(&self, pid: u32) -> oneshot::Receiver<ExitStatus> {
+        let (sender, receiver) = oneshot::channel();
+        self.lock().insert(pid, sender);
+        receiver
+    }
+
+    /// Hold off reaping until [`ProcessTable::resume_reaping`]: a child that exits meanwhile
+    /// stays a zombie. Returns once no sweep is running.
+    pub fn pause_reaping(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        drop(self.gate.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Reap again, starting with what exited while reaping was held off (its SIGCHLD came
+    /// and went).
+    pub fn resume_reaping(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.reap();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ExitSenders> {
         // A poisoned lock only means a panic elsewhere while holding it; the map itself is
         // still consistent (inserts and removes are single operations).
@@ -119,6 +150,9 @@ impl ProcessTable {
             .gate
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.paused.load(Ordering::SeqCst) {
+            return 0;
+        }
         let mut waiting = self.lock();
         let mut orphans = 0;
         loop {
@@ -152,54 +186,197 @@ fn deliver(waiting: &mut ExitSenders, pid: u32, status: ExitStatus) -> usize {
     }
 }
 
-type Job = (SpawnRequest, oneshot::Sender<io::Result<SpawnedChild>>);
+/// What the fork thread is asked to do.
+enum Job {
+    Spawn(SpawnRequest, oneshot::Sender<io::Result<Forked>>),
+    /// Replace tend's image in place; answered only when `execve` fails.
+    Exec(ExecImage, oneshot::Sender<io::Error>),
+    /// The daemon is done: the fork thread returns to its caller.
+    Finish,
+}
 
-/// Forks in flight at once: enough to keep both cores of a small machine busy with
-/// fork-and-exec during a mass start.
-const SPAWNER_THREADS: usize = 3;
-
-/// Handle to the spawner thread.
+/// Handle to the fork thread; cheap to clone.
 #[derive(Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
     table: ProcessTable,
 }
 
+/// The loop that forks, run by exactly one thread for as long as tend runs: that thread is
+/// the parent of every child (see the module docs).
+pub struct Forker {
+    inbox: mpsc::Receiver<Job>,
+    table: ProcessTable,
+}
+
+/// A program to replace tend with, in place (same pid, same children).
+pub struct ExecImage {
+    pub program: ExecProgram,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    /// Blocked in the exec'ing thread just before `execve`: one that arrives in the gap
+    /// stays pending for the new image instead of taking the default action (ending tend).
+    pub hold_signals: Vec<i32>,
+    /// The descriptors the new image gets: close-on-exec is cleared on exactly these, on the
+    /// fork thread right before `execve`, so no child forked meanwhile can inherit them
+    /// (and set again if `execve` fails).
+    pub pass: Vec<RawFd>,
+}
+
+pub enum ExecProgram {
+    Path(CString),
+    /// An open executable (`execveat` with AT_EMPTY_PATH): the binary tend ran before, even
+    /// when its file has since been replaced.
+    Fd(RawFd),
+}
+
 impl Spawner {
-    /// Start the spawner thread. It lives until every handle is dropped; the daemon keeps one
-    /// for its whole life, which is what keeps PDEATHSIG from firing early.
+    /// A fork thread of its own, which lives until every handle is dropped (tests, and
+    /// engines run inside another program).
     pub fn start(table: ProcessTable) -> io::Result<Spawner> {
+        let (spawner, forker) = Spawner::on_this_thread(table);
+        std::thread::Builder::new()
+            .name("tend-spawner".into())
+            .stack_size(64 * 1024)
+            .spawn(move || forker.run())?;
+        Ok(spawner)
+    }
+
+    /// A spawner whose forks the caller carries out by running the [`Forker`] on its own
+    /// thread: the daemon's main thread, which therefore never exits before tend does.
+    pub fn on_this_thread(table: ProcessTable) -> (Spawner, Forker) {
         let (jobs, inbox) = mpsc::channel::<Job>();
-        let inbox = Arc::new(Mutex::new(inbox));
-        for n in 0..SPAWNER_THREADS {
-            let thread_table = table.clone();
-            let inbox = inbox.clone();
-            std::thread::Builder::new()
-                .name(format!("tend-spawner-{n}"))
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    loop {
-                        let job = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok((request, reply)) = job else { return };
-                        let _ = reply.send(spawn(&thread_table, request));
-                    }
-                })?;
-        }
-        Ok(Spawner { jobs, table })
+        let forker = Forker {
+            inbox,
+            table: table.clone(),
+        };
+        (Spawner { jobs, table }, forker)
     }
 
     pub async fn spawn(&self, request: SpawnRequest) -> io::Result<SpawnedChild> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send((request, reply))
+            .send(Job::Spawn(request, reply))
             .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        let forked = answer
+            .await
+            .map_err(|_| io::Error::other("spawner thread dropped the request"))??;
+        forked.confirmed().await
+    }
+
+    /// Replace tend with `image` on the fork thread. Returns only if that failed; then
+    /// everything goes on as before.
+    pub async fn exec(&self, image: ExecImage) -> io::Error {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job::Exec(image, reply)).is_err() {
+            return io::Error::other("spawner thread is gone");
+        }
         answer
             .await
-            .map_err(|_| io::Error::other("spawner thread dropped the request"))?
+            .unwrap_or_else(|_| io::Error::other("spawner thread dropped the request"))
+    }
+
+    /// Let the fork thread return (the daemon has ended).
+    pub fn finish(&self) {
+        let _ = self.jobs.send(Job::Finish);
     }
 
     pub fn table(&self) -> &ProcessTable {
         &self.table
+    }
+}
+
+impl Forker {
+    /// Fork (and exec) what is asked until [`Spawner::finish`] or until every handle is gone.
+    pub fn run(self) {
+        for job in self.inbox {
+            match job {
+                Job::Spawn(request, reply) => {
+                    let _ = reply.send(fork(&self.table, request));
+                }
+                Job::Exec(image, reply) => {
+                    let _ = reply.send(exec_here(&image));
+                }
+                Job::Finish => return,
+            }
+        }
+    }
+}
+
+/// Replace tend's image now, from this thread, with `hold_signals` blocked; the mask is put
+/// back when it fails. Only the thread that forked every child may call this (the
+/// [`Forker`]'s, or the main thread before there is any other): the children of any other
+/// thread would get their PDEATHSIG.
+pub fn exec_here(image: &ExecImage) -> io::Error {
+    let argv: Vec<*const libc::c_char> = image
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = image
+        .envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: sigset operations on local values; execve/execveat with NUL-terminated arrays
+    // of pointers into CStrings that outlive the call.
+    unsafe {
+        let mut hold: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut hold);
+        for &signal in &image.hold_signals {
+            libc::sigaddset(&mut hold, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &hold, &mut before);
+        let cloexec = |fd: RawFd, on: bool| {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            flags >= 0
+                && libc::fcntl(
+                    fd,
+                    libc::F_SETFD,
+                    if on {
+                        flags | libc::FD_CLOEXEC
+                    } else {
+                        flags & !libc::FD_CLOEXEC
+                    },
+                ) >= 0
+        };
+        let restore = |passed: &[RawFd], before: &libc::sigset_t| {
+            for &fd in passed {
+                cloexec(fd, true);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, before, std::ptr::null_mut());
+        };
+        for (n, &fd) in image.pass.iter().enumerate() {
+            if !cloexec(fd, false) {
+                let error = io::Error::last_os_error();
+                restore(&image.pass[..n], &before);
+                return io::Error::new(
+                    error.kind(),
+                    format!("passing descriptor {fd} on: {error}"),
+                );
+            }
+        }
+        match &image.program {
+            ExecProgram::Path(path) => {
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            }
+            ExecProgram::Fd(fd) => {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    *fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            }
+        }
+        let error = io::Error::last_os_error();
+        restore(&image.pass, &before);
+        error
     }
 }
 
@@ -274,11 +451,69 @@ impl Drop for Prepared {
     }
 }
 
+/// A child just forked, not yet known to have exec'd: its status pipe says (EOF at exec, an
+/// errno when something between fork and exec failed).
+struct Forked {
+    child: SpawnedChild,
+    status: OwnedFd,
+}
+
+impl Forked {
+    /// The child once its exec worked, read without holding up the fork thread.
+    async fn confirmed(self) -> io::Result<SpawnedChild> {
+        let Forked { child, status } = self;
+        let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(status) {
+            Ok(pipe) => pipe,
+            // Only outside a runtime, which the engine never is.
+            Err(e) => return Err(io::Error::other(format!("watching the spawn: {e}"))),
+        };
+        let mut report = [0u8; 4];
+        let mut got = 0;
+        while got < report.len() {
+            if pipe.readable().await.is_err() {
+                break;
+            }
+            match pipe.try_read(&mut report[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        match got {
+            0 => Ok(child),
+            // The child exits right away; the reaper collects it like any other exit.
+            _ => Err(io::Error::from_raw_os_error(i32::from_be_bytes(report))),
+        }
+    }
+
+    /// [`Forked::confirmed`], blocking the calling thread.
+    #[cfg(test)]
+    fn confirmed_blocking(self) -> io::Result<SpawnedChild> {
+        let mut report = [0u8; 4];
+        let mut status = std::fs::File::from(self.status);
+        match read_full(&mut status, &mut report) {
+            0 => Ok(self.child),
+            _ => Err(io::Error::from_raw_os_error(i32::from_be_bytes(report))),
+        }
+    }
+}
+
+/// Fork and exec one child, waiting for its exec on this thread (tests).
+#[cfg(test)]
+fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild> {
+    fork(table, request)?.confirmed_blocking()
+}
+
 /// Start one child. It is created with clone3 directly inside its cgroup (CLONE_INTO_CGROUP):
 /// moving a running process into a cgroup instead waits for an RCU grace period, which made
 /// every restart ~10 ms slower. Where clone3 or that flag is unavailable, the child joins
 /// through `cgroup.procs` itself before exec.
-fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild> {
+fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
     let prepared = prepare(&request)?;
     let cgroup_dir = match &request.cgroup {
         Some(dir) => std::fs::File::open(dir).ok().map(OwnedFd::from),
@@ -347,21 +582,16 @@ fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild
     drop(shared);
 
     drop((out_write, err_write, status_write, stdin_read));
-    let mut report = [0u8; 4];
-    let mut status = std::fs::File::from(status_read);
-    match read_full(&mut status, &mut report) {
-        0 => Ok(SpawnedChild {
+    Ok(Forked {
+        child: SpawnedChild {
             pid,
             exit,
             stdout: out_read,
             stderr: err_read,
             stdin: stdin_write,
-        }),
-        _ => {
-            // The child exits right away; the reaper collects it like any other exit.
-            Err(io::Error::from_raw_os_error(i32::from_be_bytes(report)))
-        }
-    }
+        },
+        status: status_read,
+    })
 }
 
 struct ChildFds {
@@ -392,6 +622,7 @@ fn clone3(flags: u64, cgroup: Option<RawFd>) -> libc::pid_t {
 }
 
 /// Bytes read until `buf` is full or EOF (retrying EINTR).
+#[cfg(test)]
 fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> usize {
     use std::io::Read;
     let mut got = 0;
@@ -887,26 +1118,86 @@ pub async fn run_once(
         .spawn(request)
         .await
         .map_err(|e| RunOnceError::Spawn(e.to_string()))?;
-    for fd in [child.stdout, child.stderr] {
-        if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                loop {
-                    if pipe.readable().await.is_err() {
-                        break;
-                    }
-                    match pipe.try_read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => break,
-                    }
-                }
-            });
+    drain(child.stdout, 0);
+    drain(child.stderr, 0);
+    wait_bounded(child.pid, child.exit, timeout).await
+}
+
+/// What a one-shot command printed: the first [`KEPT_OUTPUT`] bytes of each stream.
+#[derive(Debug)]
+pub struct Printed {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Output kept of each stream by [`run_printing`]; the rest is read and dropped.
+pub const KEPT_OUTPUT: usize = 64 * 1024;
+
+/// [`run_once`], keeping what the command printed.
+pub async fn run_printing(
+    spawner: &Spawner,
+    request: SpawnRequest,
+    timeout: std::time::Duration,
+) -> Result<Printed, RunOnceError> {
+    let child = spawner
+        .spawn(request)
+        .await
+        .map_err(|e| RunOnceError::Spawn(e.to_string()))?;
+    let stdout = drain(child.stdout, KEPT_OUTPUT);
+    let stderr = drain(child.stderr, KEPT_OUTPUT);
+    let code = wait_bounded(child.pid, child.exit, timeout).await?;
+    // A descendant may hold the pipes open after the command ended: keep what came so far.
+    let collect = |task: Option<tokio::task::JoinHandle<Vec<u8>>>| async move {
+        match task {
+            Some(task) => tokio::time::timeout(std::time::Duration::from_secs(1), task)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Vec::new(),
         }
-    }
-    let pid = child.pid;
-    let mut exit = child.exit;
+    };
+    Ok(Printed {
+        code,
+        stdout: collect(stdout).await,
+        stderr: collect(stderr).await,
+    })
+}
+
+/// Read a pipe to its end on a task of its own, so a chatty command never blocks on it;
+/// the first `keep` bytes are returned.
+fn drain(fd: OwnedFd, keep: usize) -> Option<tokio::task::JoinHandle<Vec<u8>>> {
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
+    Some(tokio::spawn(async move {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if pipe.readable().await.is_err() {
+                break;
+            }
+            match pipe.try_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = keep.saturating_sub(kept.len()).min(n);
+                    kept.extend_from_slice(&buf[..room]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+        kept
+    }))
+}
+
+/// The exit of a one-shot command as a shell reports it; its whole process group is killed
+/// once it outlives `timeout`.
+async fn wait_bounded(
+    pid: u32,
+    exit: oneshot::Receiver<ExitStatus>,
+    timeout: std::time::Duration,
+) -> Result<i32, RunOnceError> {
+    let mut exit = exit;
     match tokio::time::timeout(timeout, &mut exit).await {
         Ok(Ok(status)) => Ok(status.shell_code()),
         Ok(Err(_)) => Err(RunOnceError::Lost),

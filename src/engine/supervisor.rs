@@ -14,6 +14,7 @@ use crate::engine::command::{
     UnknownTarget,
 };
 use crate::engine::event::{Event, EventKind, InstanceStatus, StatusCell};
+use crate::engine::handover::{Frozen, FrozenInstance};
 use crate::engine::instance::{InstanceContext, InstanceTask};
 use crate::engine::mailbox;
 
@@ -125,6 +126,11 @@ pub struct Supervisor {
     /// What file watches never react to (tend's state dir, the log files), kept current
     /// across reconfigurations.
     exclusions: tokio::sync::watch::Sender<Arc<crate::engine::watch::Exclusions>>,
+    /// Frozen for an upgrade: commands but status wait in `deferred` until `Thaw`.
+    frozen: bool,
+    deferred: Vec<SupervisorCommand>,
+    /// Instances handed over by the previous image, taken by `adopt` as it makes tasks.
+    adopting: HashMap<String, FrozenInstance>,
 }
 
 /// What the supervisor needs to run schedules and file watches.
@@ -153,7 +159,14 @@ struct StartRequest {
 }
 
 impl Supervisor {
-    pub fn new(manifest: Manifest, ctx: InstanceContext, triggers: Triggers) -> Supervisor {
+    /// The supervisor of `manifest`'s services; with `adoption`, the instances the previous
+    /// image of tend handed over go on where they were (an upgrade).
+    pub fn new(
+        manifest: Manifest,
+        ctx: InstanceContext,
+        triggers: Triggers,
+        adoption: Option<Frozen>,
+    ) -> Supervisor {
         let (exclusions, _) =
             tokio::sync::watch::channel(Arc::new(crate::engine::watch::Exclusions::of(&manifest)));
         let mut supervisor = Supervisor {
@@ -177,9 +190,54 @@ impl Supervisor {
             shutdown_replies: Vec::new(),
             ctx,
             reloading: HashSet::new(),
+            frozen: false,
+            deferred: Vec::new(),
+            adopting: HashMap::new(),
         };
+        let adoption = adoption.unwrap_or_default();
+        supervisor.adopting = adoption
+            .instances
+            .into_iter()
+            .map(|instance| (instance.name.clone(), instance))
+            .collect();
         supervisor.adopt(&manifest);
+        for (name, orphan) in std::mem::take(&mut supervisor.adopting) {
+            supervisor.let_go(&name, &orphan);
+        }
+        let known = |name: &String| supervisor.instances.contains_key(name);
+        let held = adoption
+            .held
+            .into_iter()
+            .filter(|(i, _)| known(i))
+            .collect();
+        let restart = adoption
+            .restart_on_return
+            .into_iter()
+            .filter(|(i, _)| known(i))
+            .collect();
+        supervisor.held = held;
+        supervisor.restart_on_return = restart;
+        supervisor.dependency_ready = adoption.dependency_ready.into_iter().collect();
         supervisor
+    }
+
+    /// A handed-over instance the manifest no longer has (the new image read it
+    /// differently): nothing could supervise its process, so it is killed, and said so.
+    fn let_go(&self, name: &str, orphan: &FrozenInstance) {
+        let crate::engine::lifecycle::FrozenState::Running { pid, .. } = orphan.lifecycle.state
+        else {
+            return;
+        };
+        let group = orphan.leader.unwrap_or(pid);
+        crate::logs::own::say(&format!(
+            "{name}: not in the manifest as this tend reads it; killing its process group {group}"
+        ));
+        if group > 1 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(group as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 
     /// Take the manifest's services as the supervised set: spawn tasks for the services not
@@ -202,7 +260,12 @@ impl Supervisor {
             for index in 0..spec.instances {
                 let instance_name = spec.instance_name(index);
                 if !self.instances.contains_key(&instance_name) {
-                    let (task, status) = InstanceTask::new(spec.clone(), index, self.ctx.clone());
+                    let (task, status) = match self.adopting.remove(&instance_name) {
+                        Some(frozen) => {
+                            InstanceTask::adopt(spec.clone(), index, self.ctx.clone(), frozen)
+                        }
+                        None => InstanceTask::new(spec.clone(), index, self.ctx.clone()),
+                    };
                     let (commands, inbox) = mailbox::mailbox();
                     tokio::spawn(task.run(inbox));
                     self.instances.insert(
@@ -411,12 +474,30 @@ impl Supervisor {
                     while changes.try_recv().is_ok() {}
                 }
             }
-            self.evaluate();
+            if !self.frozen {
+                self.evaluate();
+            }
         }
     }
 
     fn command(&mut self, command: SupervisorCommand) {
+        if self.frozen
+            && !matches!(
+                command,
+                SupervisorCommand::Status { .. }
+                    | SupervisorCommand::Freeze { .. }
+                    | SupervisorCommand::Thaw
+                    | SupervisorCommand::Notify { .. }
+            )
+        {
+            // Carried out if the upgrade does not happen; if it does, its client's
+            // connection ends with the old image.
+            self.deferred.push(command);
+            return;
+        }
         match command {
+            SupervisorCommand::Freeze { reply } => self.freeze(reply),
+            SupervisorCommand::Thaw => self.thaw(),
             SupervisorCommand::Status { targets, reply } => {
                 // The API asks for everything hundreds of times a second: no name is cloned
                 // and each instance is looked up once.
@@ -583,6 +664,105 @@ impl Supervisor {
                 let reply = reply.unwrap_or_else(|| oneshot::channel().0);
                 self.trigger(&service, action, reason, reply);
             }
+        }
+    }
+
+    /// [`SupervisorCommand::Freeze`].
+    fn freeze(&mut self, reply: oneshot::Sender<Result<Frozen, String>>) {
+        if let Some(busy) = self.busy() {
+            let _ = reply.send(Err(busy));
+            return;
+        }
+        self.frozen = true;
+        self.ctx.spawner.table().pause_reaping();
+        let answers: Vec<_> = self
+            .order
+            .iter()
+            .map(|name| {
+                let (tx, rx) = oneshot::channel();
+                self.instances[name].send(InstanceCommand::Freeze { reply: tx });
+                rx
+            })
+            .collect();
+        let pairs = |map: &HashMap<String, String>| -> Vec<(String, String)> {
+            map.iter().map(|(a, b)| (a.clone(), b.clone())).collect()
+        };
+        let mut frozen = Frozen {
+            instances: Vec::new(),
+            held: pairs(&self.held),
+            restart_on_return: pairs(&self.restart_on_return),
+            dependency_ready: self
+                .dependency_ready
+                .iter()
+                .map(|(service, ready)| (service.clone(), *ready))
+                .collect(),
+        };
+        // Not awaited here: instances answer from their own tasks, and the supervisor must
+        // stay free to answer status meanwhile.
+        tokio::spawn(async move {
+            for answer in answers {
+                match answer.await {
+                    Ok(Ok(instance)) => frozen.instances.push(instance),
+                    Ok(Err(busy)) => {
+                        let _ = reply.send(Err(busy));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err("an instance went away".into()));
+                        return;
+                    }
+                }
+            }
+            let _ = reply.send(Ok(frozen));
+        });
+    }
+
+    /// What keeps the engine from being handed over now, in words.
+    fn busy(&self) -> Option<String> {
+        if self.frozen {
+            return Some("an upgrade is already under way".into());
+        }
+        if self.shutting_down {
+            return Some("tend is shutting down".into());
+        }
+        if !self.stop_plans.is_empty() {
+            return Some("a stop is under way".into());
+        }
+        if let Some(name) = self.to_start.keys().next() {
+            return Some(format!("{name} is waiting to start"));
+        }
+        if let Some(service) = self.reloading.iter().next() {
+            return Some(format!("a reload of {service} is under way"));
+        }
+        if !self.settle_waiters.is_empty() {
+            return Some("a start is being waited for".into());
+        }
+        // A listener's stdin and stdout belong to its pool's tasks, which are not handed
+        // over.
+        self.order.iter().find_map(|name| {
+            let handle = &self.instances[name];
+            (handle.service.event_listener.is_some()
+                && !matches!(handle.state(), "stopped" | "exited" | "fatal"))
+            .then(|| {
+                format!(
+                    "event listener {name} runs, and listeners cannot be handed over; stop it first"
+                )
+            })
+        })
+    }
+
+    /// [`SupervisorCommand::Thaw`]: act again, starting with what waited.
+    fn thaw(&mut self) {
+        if !self.frozen {
+            return;
+        }
+        self.frozen = false;
+        for handle in self.instances.values() {
+            handle.send(InstanceCommand::Thaw);
+        }
+        self.ctx.spawner.table().resume_reaping();
+        for command in std::mem::take(&mut self.deferred) {
+            self.command(command);
         }
     }
 

@@ -59,6 +59,16 @@ impl Containment {
         }
     }
 
+    /// The containment the previous image of tend set up (an upgrade): the same run id,
+    /// which its children carry, and the same cgroup subtree, which holds them.
+    pub fn resume(cgroup_root: Option<PathBuf>, run_id: String) -> Containment {
+        Containment {
+            cgroup_root,
+            run_id,
+            tend_pid: std::process::id() as i32,
+        }
+    }
+
     pub fn cgroup_root(&self) -> Option<&Path> {
         self.cgroup_root.as_deref()
     }

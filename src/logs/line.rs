@@ -89,6 +89,29 @@ impl LineSplitter {
         !self.partial.is_empty()
     }
 
+    /// The unfinished line held, as it is (an upgrade hands it to the next image; the
+    /// spliced path writes it before the bytes it splices).
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// Hold `bytes` as the unfinished line, as if they had just been fed: the partial line
+    /// the previous image of tend held (an upgrade). Longer than `max_line`, it is cut as
+    /// `feed` would.
+    pub fn resume_partial(&mut self, bytes: &[u8], emit: impl FnMut(&[u8])) {
+        self.partial.clear();
+        let mut emit = emit;
+        self.hold(bytes, &mut emit);
+    }
+
+    /// Hold `bytes` (newline-free, at most `max_line`) as the unfinished line, in place of
+    /// what was held: the caller wrote that out itself, completed by the bytes it spliced.
+    pub fn replace_partial(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= self.max_line && !bytes.contains(&b'\n'));
+        self.release_partial();
+        self.partial.extend_from_slice(bytes);
+    }
+
     /// Appends newline-free `bytes` to the partial line. A piece is cut only once a byte beyond
     /// `max_line` has arrived: a line of exactly `max_line` bytes must stay whole even when its
     /// newline comes in a later chunk.

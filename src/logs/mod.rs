@@ -1,35 +1,39 @@
 //! Capture of children's output: one reader task per instance drains both pipes into pooled
-//! chunks; one writer thread takes each instance's pending chunks as a batch, splits lines,
-//! keeps the in-memory tail, feeds `logs -f` followers, and appends to rotating files (or
-//! tend's own stdout/stderr). Disk work never runs on the runtime. Memory in flight is capped
-//! by a fixed number of chunks, whatever the children write.
+//! chunks (memory, or kernel pipes for big plain output: see [`splice`]); one writer thread
+//! takes each instance's pending chunks as a batch, splits lines, keeps the in-memory tail,
+//! feeds `logs -f` followers, and appends to rotating files (or tend's own stdout/stderr).
+//! Disk work never runs on the runtime. Memory in flight is capped by a fixed budget of
+//! chunks, whatever the children write.
 
 pub mod forward;
 pub mod line;
 pub mod own;
 pub mod rotate;
+pub mod splice;
 pub mod tail;
 mod writer;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
-use crate::config::model::{LogSpec, LogTarget, ServiceSpec};
-use tail::Tail;
+use crate::config::model::{LogFormat, LogSpec, LogTarget, ServiceSpec};
+use splice::ChunkPipe;
+use tail::{TAIL_BYTES, Tail};
 
 /// Size of one chunk of captured output: the unit of the in-flight budget and of file writes.
 const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the readers and the writer, all instances together: the memory
-/// cap of the pipeline (1 MiB). A reader that finds none free waits, so the child waits on its
-/// pipe as it would on a slow file, unless the writer is stuck (below).
+/// cap of the pipeline (1 MiB of tend's memory; chunk pipes hold up to 4 MiB of the
+/// children's pages). A reader that finds none free waits, so the child waits on its pipe as
+/// it would on a slow file, unless the writer is stuck (below).
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// A read into a chunk with less room than this starts a new chunk instead, so reads stay big.
 const MIN_ROOM: usize = 8 * 1024;
@@ -41,6 +45,16 @@ const STALL: Duration = Duration::from_secs(2);
 const CARRY_MAX: usize = 4 * 1024;
 /// Lines buffered per `logs -f` follower before it is told it fell behind.
 const FOLLOW_BUFFER: usize = 4096;
+/// The newest lines of each instance's tail handed to the next image in an upgrade, at most
+/// this many bytes: enough for `logs` and a `logs -f` following on, while hundreds of
+/// instances with full tails still make a handover of a few MiB, not hundreds.
+const TAIL_HANDED_OVER: usize = 64 * 1024;
+/// What a busy child's pipe is grown to (see [`Reader::grow_pipe`]).
+const BIG_PIPE: libc::c_int = 1024 * 1024;
+/// A pipe holding at least this much is spliced rather than read, where the log allows it:
+/// below it, the calls a splice takes (move, probe, write, discard the partial line) cost
+/// more than the copies they save.
+const SPLICE_MIN: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -138,9 +152,13 @@ pub struct InstanceLog {
     /// stalls, over the daemon's life: the log counters of the metrics.
     captured: [AtomicU64; 2],
     dropped: AtomicU64,
+    /// Bytes of it that went to a file by splice, never copied through tend's memory.
+    spliced: AtomicU64,
     /// Counts the logs this instance had: its log settings changed while tend ran (`tend
     /// apply`), and the writer replaces its files and format when a newer one shows up.
     generation: u64,
+    /// Per stream ([`Stream::index`]): whether its settings let it be spliced.
+    splice: [bool; 2],
 }
 
 /// Log readiness: the first line (of either stream) that matches `pattern` is sent.
@@ -167,6 +185,11 @@ impl InstanceLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Bytes of this instance's output written to its files by splice.
+    pub fn spliced_bytes(&self) -> u64 {
+        self.spliced.load(Ordering::Relaxed)
+    }
+
     /// Subscribe to new lines (call while holding [`InstanceLog::tail`] to leave no gap).
     pub fn follow(&self) -> broadcast::Receiver<LogLine> {
         self.follow
@@ -189,6 +212,12 @@ impl InstanceLog {
 
     fn watching(&self) -> bool {
         self.watch().is_some()
+    }
+
+    /// Whether each line must pass through tend now: someone follows, or a readiness
+    /// pattern waits for its line.
+    fn needs_lines(&self) -> bool {
+        self.followers().is_some() || self.watching()
     }
 
     /// Send the line if it matches the armed pattern (and disarm); false once nothing is armed.
@@ -222,9 +251,14 @@ struct Pending {
 #[derive(Debug)]
 struct Chunk {
     buf: Box<[u8]>,
+    /// The bytes are in this kernel pipe instead of `buf` (then empty), all of one stream:
+    /// spliced from the child's pipe, not read.
+    pipe: Option<ChunkPipe>,
+    /// A splice into `pipe` came back short: its slots are used up, whatever its byte count.
+    sealed: bool,
     len: usize,
     segments: Vec<Segment>,
-    /// One unit of the in-flight budget, released when the writer is done with the chunk.
+    /// A unit of the in-flight budget, released when the writer is done with the chunk.
     _budget: OwnedSemaphorePermit,
 }
 
@@ -238,7 +272,11 @@ struct Segment {
 
 impl Chunk {
     fn room(&self) -> usize {
-        self.buf.len() - self.len
+        let capacity = self
+            .pipe
+            .as_ref()
+            .map_or(self.buf.len(), ChunkPipe::capacity);
+        capacity.saturating_sub(self.len)
     }
 
     fn record(&mut self, stream: Stream, time: SystemTime, n: usize) {
@@ -267,6 +305,9 @@ impl Chunk {
         let Some(&last) = self.segments.last() else {
             return;
         };
+        if self.pipe.is_some() || next.pipe.is_some() {
+            return;
+        }
         let start = self
             .segments
             .len()
@@ -298,6 +339,23 @@ enum Wake {
     Own,
     /// Write out everything (partial lines included), then answer.
     Close(tokio::sync::oneshot::Sender<()>),
+    /// An upgrade: write out every complete line and flush, then keep each partial line
+    /// as it is (no idle flush) and answer with them, until `Release`.
+    Hold(tokio::sync::oneshot::Sender<Vec<Partial>>),
+    /// The upgrade did not happen: partial lines are flushed when idle again.
+    Release,
+    /// Write tend's own queued messages and flush the files, then answer.
+    Sync(tokio::sync::oneshot::Sender<()>),
+    /// The partial lines the previous image of tend held for an instance (an upgrade):
+    /// its next output continues them.
+    Seed(Arc<InstanceLog>, [Vec<u8>; 2]),
+}
+
+/// An instance's unfinished lines (stdout's, stderr's), as the writer held them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Partial {
+    pub instance: String,
+    pub lines: [Vec<u8>; 2],
 }
 
 /// Where tend's own log goes.
@@ -320,10 +378,50 @@ struct Pipeline {
     budget: Arc<Semaphore>,
     /// Chunk buffers the writer is done with, for the readers to reuse.
     pool: Mutex<Vec<Box<[u8]>>>,
+    /// Chunk pipes likewise, empty.
+    pipes: Mutex<Vec<ChunkPipe>>,
+    /// Output is echoed on the console: every line passes through tend, so none is spliced.
+    console: bool,
     /// Bytes dropped because the writer was stalled, all instances together.
     dropped: AtomicU64,
     /// Capture tasks still reading a pipe.
     readers: AtomicUsize,
+    /// Told when a capture task ends (for `pause`).
+    reader_gone: tokio::sync::Notify,
+    /// True while an upgrade holds capture: readers stop between reads and park their pipes.
+    pause: watch::Sender<bool>,
+    parked: Mutex<Vec<ParkedPipes>>,
+}
+
+/// The pipes a capture task was reading when capture was paused (an upgrade): an instance's
+/// log and the read ends still open.
+#[derive(Debug)]
+pub struct ParkedPipes {
+    pub log: Arc<InstanceLog>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Everything kept of one instance's output, to hand to the next image of tend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogState {
+    pub instance: String,
+    pub service: String,
+    pub index: u32,
+    pub tail: Vec<tail::TailLine>,
+    /// The unfinished line of stdout and of stderr.
+    pub partial: [Vec<u8>; 2],
+    /// Bytes captured from stdout and stderr, and dropped in stalls (counters that never go
+    /// down).
+    pub captured: [u64; 2],
+    pub dropped: u64,
+}
+
+/// Capture held for an upgrade: the parked pipes and what each instance's log holds.
+#[derive(Debug)]
+pub struct Paused {
+    pub pipes: Vec<ParkedPipes>,
+    pub logs: Vec<LogState>,
 }
 
 impl Pipeline {
@@ -350,9 +448,28 @@ impl Pipeline {
         }
     }
 
-    /// Give the pooled buffers back to the allocator (the writer does this when idle).
+    fn pipe(&self) -> Option<ChunkPipe> {
+        let pooled = self.pipes.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        pooled.or_else(|| ChunkPipe::new().ok())
+    }
+
+    /// Keep an empty pipe for reuse; one that still holds bytes (an error left them) is
+    /// closed instead.
+    fn recycle_pipe(&self, pipe: ChunkPipe) {
+        if splice::available(pipe.reader()) > 0 {
+            return;
+        }
+        let mut pipes = self.pipes.lock().unwrap_or_else(|p| p.into_inner());
+        if pipes.len() < CHUNKS_IN_FLIGHT {
+            pipes.push(pipe);
+        }
+    }
+
+    /// Give the pooled buffers back to the allocator and close the pooled pipes (the writer
+    /// does this when idle).
     fn trim(&self) {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.pipes.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -383,8 +500,13 @@ impl LogSink {
             wake: Mutex::new(wake),
             budget: Arc::new(Semaphore::new(CHUNKS_IN_FLIGHT)),
             pool: Mutex::new(Vec::new()),
+            pipes: Mutex::new(Vec::new()),
+            console: console.is_some(),
             dropped: AtomicU64::new(0),
             readers: AtomicUsize::new(0),
+            reader_gone: tokio::sync::Notify::new(),
+            pause: watch::Sender::new(false),
+            parked: Mutex::new(Vec::new()),
         });
         let shared = pipeline.clone();
         std::thread::Builder::new()
@@ -420,6 +542,123 @@ impl LogSink {
         let _ = tokio::time::timeout_at(deadline, written).await;
     }
 
+    /// Hold capture for an upgrade, within `limit`: every reader stops between two reads
+    /// and parks its pipes (what children write meanwhile waits in the kernel's pipe
+    /// buffers, and a child whose buffer is full waits), and the writer writes out every
+    /// complete line and keeps each partial one. Err when a reader did not stop in time;
+    /// then capture goes on.
+    pub async fn pause(&self, limit: Duration) -> Result<Paused, String> {
+        let pipeline = &self.pipeline;
+        pipeline.pause.send_replace(true);
+        let stopped = tokio::time::timeout(limit, async {
+            loop {
+                let gone = pipeline.reader_gone.notified();
+                tokio::pin!(gone);
+                gone.as_mut().enable();
+                if pipeline.readers.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                gone.await;
+            }
+        })
+        .await;
+        let parked =
+            || std::mem::take(&mut *pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()));
+        if stopped.is_err() {
+            self.resume(parked());
+            return Err(format!(
+                "the log readers did not stop within {} s",
+                limit.as_secs()
+            ));
+        }
+        let (held, partials) = tokio::sync::oneshot::channel();
+        self.wake(Wake::Hold(held));
+        let Ok(Ok(partials)) = tokio::time::timeout(limit, partials).await else {
+            self.resume(parked());
+            return Err("the log writer did not answer".into());
+        };
+        let pipes = parked();
+        let logs = self
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|log| LogState {
+                instance: log.name.to_string(),
+                service: log.service.clone(),
+                index: log.index,
+                tail: newest(log.tail().last(usize::MAX, None, None), TAIL_HANDED_OVER),
+                partial: partials
+                    .iter()
+                    .find(|p| *p.instance == *log.name)
+                    .map(|p| p.lines.clone())
+                    .unwrap_or_default(),
+                captured: [Stream::Out, Stream::Err].map(|s| log.captured_bytes(s)),
+                dropped: log.dropped_bytes(),
+            })
+            .collect();
+        Ok(Paused { pipes, logs })
+    }
+
+    /// Capture again after [`LogSink::pause`] (the upgrade did not happen), reading the
+    /// parked pipes where they were.
+    pub fn resume(&self, pipes: Vec<ParkedPipes>) {
+        self.pipeline.pause.send_replace(false);
+        self.wake(Wake::Release);
+        for parked in pipes {
+            self.read_pipes(parked.log, parked.stdout, parked.stderr);
+        }
+    }
+
+    /// Take over an instance's log from the previous image of tend (an upgrade): its tail,
+    /// its counters and its unfinished lines.
+    pub fn seed(&self, service: &ServiceSpec, state: LogState) {
+        let log = self.register(service, state.index);
+        {
+            let mut tail = log.tail();
+            for line in &state.tail {
+                tail.push(line.time, line.stream, &line.bytes);
+            }
+        }
+        for (stream, bytes) in state.captured.iter().enumerate() {
+            log.captured[stream].store(*bytes, Ordering::Relaxed);
+        }
+        log.dropped.store(state.dropped, Ordering::Relaxed);
+        if state.partial.iter().any(|p| !p.is_empty()) {
+            self.wake(Wake::Seed(log, state.partial));
+        }
+    }
+
+    /// Read pipes the previous image of tend was reading (an upgrade) into an instance's
+    /// log.
+    pub fn recapture(
+        &self,
+        service: &ServiceSpec,
+        index: u32,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+    ) {
+        let log = self.register(service, index);
+        self.read_pipes(log, stdout, stderr);
+    }
+
+    /// Wait (briefly) until tend's own messages so far are in its log: the last thing an
+    /// image says before the exec.
+    pub async fn flush_own(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.wake(Wake::Sync(done));
+        let _ = tokio::time::timeout(Duration::from_secs(1), written).await;
+    }
+
+    fn wake(&self, wake: Wake) {
+        let _ = self
+            .pipeline
+            .wake
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(wake);
+    }
+
     /// The log of an instance, if it ever produced a process.
     pub fn instance(&self, name: &str) -> Option<Arc<InstanceLog>> {
         self.registry
@@ -443,6 +682,7 @@ impl LogSink {
         let follow = std::sync::OnceLock::new();
         let mut captured = [0, 0];
         let mut dropped = 0;
+        let mut spliced = 0;
         if let Some(previous) = &previous {
             for line in previous.tail().last(usize::MAX, None, None) {
                 tail.push(line.time, line.stream, &line.bytes);
@@ -452,6 +692,7 @@ impl LogSink {
             }
             captured = [Stream::Out, Stream::Err].map(|s| previous.captured_bytes(s));
             dropped = previous.dropped_bytes();
+            spliced = previous.spliced_bytes();
         }
         let log = Arc::new(InstanceLog {
             name: name.as_str().into(),
@@ -465,7 +706,9 @@ impl LogSink {
             watch: Mutex::default(),
             captured: captured.map(AtomicU64::new),
             dropped: AtomicU64::new(dropped),
+            spliced: AtomicU64::new(spliced),
             generation: previous.map_or(0, |p| p.generation + 1),
+            splice: [Stream::Out, Stream::Err].map(|s| may_splice(&service.logs, s)),
         });
         registry.insert(name, log.clone());
         log
@@ -488,22 +731,42 @@ impl LogSink {
     /// Drain a child's stdout and stderr until both reach EOF (every writer, grandchildren
     /// included, has closed them). One task per instance serves both pipes.
     pub fn capture(&self, service: &ServiceSpec, index: u32, stdout: OwnedFd, stderr: OwnedFd) {
-        let pipeline = self.pipeline.clone();
         let log = self.register(service, index);
+        self.read_pipes(log, Some(stdout), Some(stderr));
+    }
+
+    fn read_pipes(&self, log: Arc<InstanceLog>, stdout: Option<OwnedFd>, stderr: Option<OwnedFd>) {
+        let pipeline = self.pipeline.clone();
         pipeline.readers.fetch_add(1, Ordering::AcqRel);
+        let mut pause = pipeline.pause.subscribe();
         tokio::spawn(async move {
             use tokio::net::unix::pipe::Receiver;
             let mut pipes = [
-                Receiver::from_owned_fd(stdout).ok(),
-                Receiver::from_owned_fd(stderr).ok(),
+                stdout.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
+                stderr.and_then(|fd| Receiver::from_owned_fd(fd).ok()),
             ];
+            let splice = log.splice.map(|allowed| allowed && !pipeline.console);
             let mut reader = Reader {
                 pipeline,
                 log,
                 dropping: 0,
+                splice,
+                grown: [false; 2],
             };
             while pipes.iter().any(Option::is_some) {
                 let (stream, open) = tokio::select! {
+                    biased;
+                    _ = paused(&mut pause) => {
+                        // Between two reads: nothing read is held here, so the pipes can go
+                        // to whoever reads them next.
+                        let [stdout, stderr] = pipes.map(|pipe| pipe.and_then(|p| p.into_nonblocking_fd().ok()));
+                        reader.pipeline.parked.lock().unwrap_or_else(|p| p.into_inner()).push(ParkedPipes {
+                            log: reader.log.clone(),
+                            stdout,
+                            stderr,
+                        });
+                        break;
+                    }
                     open = readable(&pipes[0]) => (Stream::Out, open),
                     open = readable(&pipes[1]) => (Stream::Err, open),
                 };
@@ -519,8 +782,48 @@ impl LogSink {
                 }
             }
             reader.pipeline.readers.fetch_sub(1, Ordering::AcqRel);
+            reader.pipeline.reader_gone.notify_waiters();
         });
     }
+}
+
+/// The newest of `lines` (oldest first) that fit in `bytes`.
+fn newest(mut lines: Vec<tail::TailLine>, bytes: usize) -> Vec<tail::TailLine> {
+    let mut total = 0;
+    let keep = lines
+        .iter()
+        .rev()
+        .take_while(|line| {
+            total += line.bytes.len();
+            total <= bytes
+        })
+        .count();
+    lines.drain(..lines.len() - keep);
+    lines
+}
+
+/// Until capture is paused (never, once its sender is gone).
+async fn paused(pause: &mut watch::Receiver<bool>) {
+    if pause.wait_for(|p| *p).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether `stream` of an instance with these settings may go to its file by splice: plain
+/// lines into a file, nothing that needs every line (syslog, the journal), and a line limit
+/// that the probe and the tail both handle.
+fn may_splice(spec: &LogSpec, stream: Stream) -> bool {
+    let target = match stream {
+        Stream::Out => &spec.stdout,
+        Stream::Err if spec.merge => &spec.stdout,
+        Stream::Err => &spec.stderr,
+    };
+    matches!(target, LogTarget::File(_))
+        && spec.format == LogFormat::Plain
+        && !spec.timestamps
+        && spec.syslog.is_none()
+        && spec.journal.is_none()
+        && (splice::MIN_MAX_LINE..TAIL_BYTES).contains(&spec.max_line)
 }
 
 /// One instance's reading side.
@@ -529,6 +832,10 @@ struct Reader {
     log: Arc<InstanceLog>,
     /// Bytes dropped in the current stall (0: not dropping).
     dropping: u64,
+    /// Per stream: splice big reads (the log allows it and the kernel has not refused).
+    splice: [bool; 2],
+    /// Per stream: the pipe was grown (or that was tried).
+    grown: [bool; 2],
 }
 
 enum Room {
@@ -537,10 +844,30 @@ enum Room {
     Drop,
 }
 
+/// What a splice attempt did.
+enum Spliced {
+    /// Bytes moved into a chunk pipe: look at the pipe again.
+    Moved,
+    /// The writer is stalled: the pipe was drained and counted; whether it is still open.
+    Dropped(bool),
+    /// Nothing moved: read instead.
+    No,
+}
+
 impl Reader {
     /// Read what the pipe has; false once it is closed (EOF or error).
     async fn read(&mut self, stream: Stream, receiver: &tokio::net::unix::pipe::Receiver) -> bool {
         loop {
+            if self.splice[stream.index()] && !self.log.needs_lines() {
+                let waiting = splice::available(receiver.as_fd());
+                if waiting >= SPLICE_MIN {
+                    match self.splice(stream, receiver, waiting).await {
+                        Spliced::Moved => continue,
+                        Spliced::Dropped(open) => return open,
+                        Spliced::No => {}
+                    }
+                }
+            }
             let mut chunk = match self.room().await {
                 Room::Chunk(chunk) => chunk,
                 Room::Drop => return self.drop_read(receiver),
@@ -552,7 +879,7 @@ impl Reader {
                 Ok(n) => {
                     chunk.record(stream, SystemTime::now(), n);
                     self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
-                    grow_pipe(receiver, n);
+                    self.grow_pipe(stream, receiver, n);
                     (true, n)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, 0),
@@ -567,18 +894,114 @@ impl Reader {
         }
     }
 
+    /// Move what the pipe holds (`waiting` bytes) into a chunk pipe without reading it.
+    async fn splice(
+        &mut self,
+        stream: Stream,
+        receiver: &tokio::net::unix::pipe::Receiver,
+        waiting: usize,
+    ) -> Spliced {
+        let open = {
+            let mut pending = self.log.pending();
+            match pending.chunks.last() {
+                Some(last)
+                    if last.pipe.is_some()
+                        && !last.sealed
+                        && last.segments.first().is_some_and(|s| s.stream == stream)
+                        && last.room() >= SPLICE_MIN =>
+                {
+                    pending.chunks.pop()
+                }
+                _ => None,
+            }
+        };
+        let mut chunk = match open {
+            Some(chunk) => chunk,
+            None => {
+                let Some(pipe) = self.pipeline.pipe() else {
+                    return Spliced::No;
+                };
+                let Some(permit) = self.permit().await else {
+                    self.pipeline.recycle_pipe(pipe);
+                    return Spliced::Dropped(self.drop_read(receiver));
+                };
+                Chunk {
+                    buf: Box::default(),
+                    pipe: Some(pipe),
+                    sealed: false,
+                    len: 0,
+                    segments: Vec::new(),
+                    _budget: permit,
+                }
+            }
+        };
+        let want = waiting.min(chunk.room());
+        let moved = match &chunk.pipe {
+            Some(pipe) => pipe.fill(receiver.as_fd(), want),
+            None => Ok(0),
+        };
+        let result = match moved {
+            Ok(n) if n > 0 => {
+                chunk.record(stream, SystemTime::now(), n);
+                self.log.captured[stream.index()].fetch_add(n as u64, Ordering::Relaxed);
+                self.grow_pipe(stream, receiver, n);
+                // Short: the chunk pipe ran out of slots (the child's writes were small).
+                chunk.sealed = n < want;
+                Spliced::Moved
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && chunk.len > 0 => {
+                chunk.sealed = true;
+                Spliced::Moved
+            }
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                // This pipe cannot be spliced from (not a pipe, an old kernel): read it.
+                self.splice[stream.index()] = false;
+                Spliced::No
+            }
+            _ => Spliced::No,
+        };
+        self.hand_over(chunk);
+        result
+    }
+
     /// The chunk to read into: the open one if it has room, else a new one from the budget.
     async fn room(&mut self) -> Room {
         let open = {
             let mut pending = self.log.pending();
             match pending.chunks.last() {
-                Some(last) if last.room() >= MIN_ROOM => pending.chunks.pop(),
+                Some(last) if last.pipe.is_none() && last.room() >= MIN_ROOM => {
+                    pending.chunks.pop()
+                }
                 _ => None,
             }
         };
         if let Some(chunk) = open {
             return Room::Chunk(chunk);
         }
+        let Some(permit) = self.permit().await else {
+            return Room::Drop;
+        };
+        let mut chunk = Chunk {
+            buf: self.pipeline.buffer(),
+            pipe: None,
+            sealed: false,
+            len: 0,
+            segments: Vec::new(),
+            _budget: permit,
+        };
+        // A full chunk may still sit in pending (the writer has not taken it): end it at a
+        // line boundary when that is cheap.
+        if let Some(last) = self.log.pending().chunks.last_mut() {
+            last.carry_partial(&mut chunk);
+        }
+        Room::Chunk(chunk)
+    }
+
+    /// A unit of the in-flight budget: at once if free, else after waiting for the writer
+    /// at most [`STALL`]; `None` means drop (said once per stall, as is the recovery).
+    /// Every chunk takes one unit, whatever it holds: with units of different sizes a reader
+    /// that needs several could wait out a writer that frees them one at a time.
+    async fn permit(&mut self) -> Option<OwnedSemaphorePermit> {
         let budget = self.pipeline.budget.clone();
         let permit = match budget.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
@@ -598,7 +1021,7 @@ impl Reader {
                     STALL.as_secs()
                 ));
             }
-            return Room::Drop;
+            return None;
         };
         if self.dropping > 0 {
             own::say(&format!(
@@ -607,21 +1030,17 @@ impl Reader {
             ));
             self.dropping = 0;
         }
-        let mut chunk = Chunk {
-            buf: self.pipeline.buffer(),
-            len: 0,
-            segments: Vec::new(),
-            _budget: permit,
-        };
-        // A full chunk may still sit in pending (the writer has not taken it): end it at a
-        // line boundary when that is cheap.
-        if let Some(last) = self.log.pending().chunks.last_mut() {
-            last.carry_partial(&mut chunk);
-        }
-        Room::Chunk(chunk)
+        Some(permit)
     }
 
-    fn hand_over(&self, chunk: Chunk) {
+    fn hand_over(&self, mut chunk: Chunk) {
+        if chunk.len == 0 {
+            // Nothing was read into it (the read only found the pipe empty): reuse it.
+            match chunk.pipe.take() {
+                Some(pipe) => self.pipeline.recycle_pipe(pipe),
+                None => self.pipeline.recycle(std::mem::take(&mut chunk.buf)),
+            }
+        }
         let notify = {
             let mut pending = self.log.pending();
             if chunk.len > 0 {
@@ -662,19 +1081,25 @@ impl Reader {
     }
 }
 
-/// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less often
-/// while tend writes; idle pipes keep the default. Best effort: the kernel caps pipe memory
-/// per user, and a refusal only means the default stays.
-fn grow_pipe(receiver: &tokio::net::unix::pipe::Receiver, read: usize) {
-    const BIG_PIPE: libc::c_int = 1024 * 1024;
-    if read < 60 * 1024 {
-        return;
-    }
-    let fd = receiver.as_raw_fd();
-    // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
-    unsafe {
-        if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+impl Reader {
+    /// Give a busy pipe room for more than the default 64 KiB, so a fast writer blocks less
+    /// often while tend writes; idle pipes keep the default. Best effort and tried once: the
+    /// kernel caps pipe memory per user, and a refusal only means the default stays.
+    fn grow_pipe(
+        &mut self,
+        stream: Stream,
+        receiver: &tokio::net::unix::pipe::Receiver,
+        read: usize,
+    ) {
+        if read < 60 * 1024 || std::mem::replace(&mut self.grown[stream.index()], true) {
+            return;
+        }
+        let fd = receiver.as_raw_fd();
+        // SAFETY: F_GETPIPE_SZ/F_SETPIPE_SZ on a pipe descriptor we own; no memory is passed.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETPIPE_SZ) < BIG_PIPE {
+                libc::fcntl(fd, libc::F_SETPIPE_SZ, BIG_PIPE);
+            }
         }
     }
 }
@@ -689,12 +1114,17 @@ async fn readable(pipe: &Option<tokio::net::unix::pipe::Receiver>) -> bool {
 }
 
 #[cfg(test)]
+mod capture_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn chunk(budget: &Arc<Semaphore>) -> Chunk {
         Chunk {
             buf: vec![0u8; CHUNK].into_boxed_slice(),
+            pipe: None,
+            sealed: false,
             len: 0,
             segments: Vec::new(),
             _budget: budget.clone().try_acquire_owned().unwrap(),
@@ -747,6 +1177,88 @@ mod tests {
         long.carry_partial(&mut next);
         assert_eq!(long.len, 17);
         assert_eq!(next.len, 0);
+    }
+
+    /// An upgrade's log path in one process: capture paused with a partial line held,
+    /// output written meanwhile waiting in the pipe, and a second sink (the next image's)
+    /// seeded and reading the same pipe: the file has every line once, and whole.
+    #[tokio::test]
+    async fn a_paused_capture_hands_over_its_pipe_and_partial_line() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("tend.toml");
+        std::fs::write(&manifest_path, "[services.w]\ncommand = \"true\"\n").unwrap();
+        let manifest = crate::config::load(&manifest_path).unwrap();
+        let spec = &manifest.services[0];
+        let sink = || {
+            LogSink::start(
+                dir.path().join("logs"),
+                None,
+                OwnLogTarget {
+                    path: dir.path().join("tend.log"),
+                    rotation: LogSpec::default(),
+                    to_stderr: false,
+                    redirect_std: false,
+                },
+            )
+            .unwrap()
+        };
+        let file = dir.path().join("logs/w.out.log");
+        let read = || std::fs::read_to_string(&file).unwrap_or_default();
+        let old = sink();
+        let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (err_read, _err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut child = std::fs::File::from(out_write);
+        old.capture(spec, 0, out_read, err_read);
+        child.write_all(b"one\ntw").unwrap();
+        reads(&file, "one\n").await;
+
+        let paused = old.pause(Duration::from_secs(5)).await.expect("paused");
+        assert_eq!(paused.pipes.len(), 1);
+        assert_eq!(paused.logs[0].partial, [b"tw".to_vec(), Vec::new()]);
+        assert_eq!(paused.logs[0].tail.len(), 1, "the tail: one\\n");
+        child.write_all(b"o\nthree\n").unwrap();
+        // Nothing reads now: the old writer keeps its partial line as it is.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(read(), "one\n");
+
+        let new = sink();
+        new.seed(spec, paused.logs[0].clone());
+        let parked = paused.pipes.into_iter().next().unwrap();
+        new.recapture(spec, 0, parked.stdout, parked.stderr);
+        reads(&file, "one\ntwo\nthree\n").await;
+        let log = new.instance("w:0").or_else(|| new.instance("w")).unwrap();
+        assert_eq!(log.tail().len(), 3, "the tail goes on");
+        assert_eq!(log.captured_bytes(Stream::Out), 14, "counted once");
+        drop(old);
+    }
+
+    /// Wait (bounded) until `file` holds exactly `want`.
+    async fn reads(file: &Path, want: &str) {
+        for _ in 0..1000 {
+            if std::fs::read_to_string(file).is_ok_and(|text| text == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} never read {want:?}", file.display());
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_the_newest_lines_that_fit() {
+        let line = |n: u8| tail::TailLine {
+            time: SystemTime::UNIX_EPOCH,
+            stream: Stream::Out,
+            bytes: vec![n; 10],
+        };
+        let lines: Vec<_> = (1..=5).map(line).collect();
+        let kept: Vec<u8> = newest(lines.clone(), 25)
+            .iter()
+            .map(|l| l.bytes[0])
+            .collect();
+        assert_eq!(kept, [4, 5]);
+        assert_eq!(newest(lines.clone(), 1000), lines);
+        assert!(newest(lines, 9).is_empty());
     }
 
     #[test]

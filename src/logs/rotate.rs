@@ -7,11 +7,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+
+use crate::logs::splice::{self, ChunkPipe};
 
 /// How often (in the caller's clock) to check that the path still names the file we hold.
 /// Writes to a deleted file succeed silently, so this is the only way to notice one; checking
@@ -64,6 +67,27 @@ pub struct RotatingFile {
     compressor: Option<JoinHandle<io::Result<()>>>,
     /// Counts the files opened at `path`: changes whenever writes start going to a new file.
     opened: u64,
+    /// A second descriptor on the current file (the `opened` it belongs to), for splices:
+    /// splice(2) refuses an O_APPEND file, and the tail reads spliced lines back through it.
+    /// `None` inside when the file cannot take splices (not a regular file, say).
+    splice_target: Option<(u64, Option<Arc<File>>)>,
+}
+
+/// Where a splice put its bytes: the file that holds them (readable, still valid after a
+/// rotation renames or removes it) and their offset in it.
+#[derive(Debug)]
+pub struct Spliced {
+    pub file: Arc<File>,
+    pub start: u64,
+}
+
+/// Why [`RotatingFile::splice`] took nothing: the bytes are all still in the pipe.
+#[derive(Debug)]
+pub enum SpliceRefused {
+    /// This file cannot take a splice; write the bytes instead.
+    Unsupported,
+    /// The disk failed; writing them the ordinary way will count them.
+    Failed(io::Error),
 }
 
 impl RotatingFile {
@@ -91,6 +115,7 @@ impl RotatingFile {
             last_check: now,
             compressor: None,
             opened: 1,
+            splice_target: None,
         })
     }
 
@@ -105,28 +130,8 @@ impl RotatingFile {
         if data.is_empty() {
             return Ok(());
         }
-        if self.check_due(now) {
-            self.reopen_if_replaced()?;
-        } else if self.is_unlinked() {
-            // Deleted under us (its directory removed, say): writing on would lose the bytes
-            // silently. One fstat per write is cheap next to the write itself.
-            self.file = None;
-        }
-        self.ensure_open()?;
-        self.flush_pending()?;
         let incoming = data.len() as u64;
-        let too_big = self
-            .policy
-            .max_size
-            .is_some_and(|max| self.len > 0 && self.len.saturating_add(incoming) > max);
-        if too_big || self.age_due(now) {
-            self.rotate(now)?;
-        }
-        if self.len == 0 {
-            // Age counts from the first byte, so a file that sat empty is not rotated the moment
-            // it gets its first line.
-            self.opened_at = now;
-        }
+        self.prepare(incoming, now)?;
         let Some(file) = self.file.as_mut() else {
             return Err(not_open());
         };
@@ -143,6 +148,109 @@ impl RotatingFile {
         }
         self.len += incoming;
         Ok(())
+    }
+
+    /// Append `head` (bytes the caller holds) and then `len` bytes from `pipe`, together whole
+    /// lines, as [`RotatingFile::write`] would, but with the pipe's bytes going to the file
+    /// without passing through tend. On `Err` nothing was taken and the pipe still holds all
+    /// `len` bytes. A failure part-way keeps the rest in memory, like `write`.
+    pub fn splice(
+        &mut self,
+        head: &[u8],
+        pipe: &ChunkPipe,
+        len: usize,
+        now: SystemTime,
+    ) -> Result<Spliced, SpliceRefused> {
+        let incoming = (head.len() + len) as u64;
+        self.prepare(incoming, now).map_err(SpliceRefused::Failed)?;
+        let Some(target) = self.splice_target() else {
+            return Err(SpliceRefused::Unsupported);
+        };
+        // At the end of the file, as O_APPEND would put it.
+        let start = target.metadata().map_err(SpliceRefused::Failed)?.len();
+        let (head_done, error) = write_some_at(&target, head, start);
+        let (done, error) = match error {
+            Some(error) => (head_done, Some(error)),
+            None => {
+                let (n, error) = splice::to_file(pipe, &target, start + head.len() as u64, len);
+                (head.len() + n, error)
+            }
+        };
+        let mut taken = incoming;
+        if let Some(error) = error {
+            self.file = None;
+            if done == 0 {
+                return Err(SpliceRefused::Failed(error));
+            }
+            // Keep the rest, as `write` does: it goes out first on the next call.
+            let from_head = head.len().min(done);
+            self.pending.extend_from_slice(&head[from_head..]);
+            let in_pipe = len - (done - from_head);
+            let before = self.pending.len();
+            if pipe.read_into(&mut self.pending, in_pipe).is_err() {
+                // Only a kernel fault gets here: what the pipe did not give is not in the
+                // file either.
+                taken -= (in_pipe - (self.pending.len() - before)) as u64;
+            }
+        }
+        self.len += taken;
+        Ok(Spliced {
+            file: target,
+            start,
+        })
+    }
+
+    /// The steps before every append: notice a file deleted or replaced under us, reopen,
+    /// write out what a failed write left, and rotate if `incoming` bytes would not fit or
+    /// the file is old enough. Rotation happens only here, before a write, never inside one.
+    fn prepare(&mut self, incoming: u64, now: SystemTime) -> io::Result<()> {
+        if self.check_due(now) {
+            self.reopen_if_replaced()?;
+        } else if self.is_unlinked() {
+            // Deleted under us (its directory removed, say): writing on would lose the bytes
+            // silently. One fstat per write is cheap next to the write itself.
+            self.file = None;
+        }
+        self.ensure_open()?;
+        self.flush_pending()?;
+        let too_big = self
+            .policy
+            .max_size
+            .is_some_and(|max| self.len > 0 && self.len.saturating_add(incoming) > max);
+        if too_big || self.age_due(now) {
+            self.rotate(now)?;
+        }
+        if self.len == 0 {
+            // Age counts from the first byte, so a file that sat empty is not rotated the moment
+            // it gets its first line.
+            self.opened_at = now;
+        }
+        Ok(())
+    }
+
+    /// The descriptor splices write through, opened once per file: the same file as ours
+    /// (checked by inode, in case the path was replaced in between), readable, not O_APPEND.
+    fn splice_target(&mut self) -> Option<Arc<File>> {
+        if let Some((opened, target)) = &self.splice_target
+            && *opened == self.opened
+        {
+            return target.clone();
+        }
+        let target = (|| {
+            let ours = self.file.as_ref()?.metadata().ok()?;
+            if !ours.is_file() {
+                return None;
+            }
+            let other = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .ok()?;
+            let theirs = other.metadata().ok()?;
+            (theirs.dev() == ours.dev() && theirs.ino() == ours.ino()).then(|| Arc::new(other))
+        })();
+        self.splice_target = Some((self.opened, target.clone()));
+        target
     }
 
     /// Whether age rotation is due (lets the writer rotate an idle file on a timer); rotates
@@ -305,6 +413,7 @@ impl RotatingFile {
         };
         // Past this point the descriptor names a backup (or nothing): never write to it again.
         self.file = None;
+        self.splice_target = None;
         self.len = 0;
         self.opened_at = now;
         if kept && backups > 0 && self.policy.compress {
@@ -429,6 +538,21 @@ fn write_some(file: &mut File, data: &[u8]) -> (usize, Option<io::Error>) {
     let mut done = 0;
     while done < data.len() {
         match file.write(&data[done..]) {
+            Ok(0) => return (done, Some(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
+}
+
+/// `write_some` at an offset, for the splice descriptor (which has no O_APPEND).
+fn write_some_at(file: &File, data: &[u8], offset: u64) -> (usize, Option<io::Error>) {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < data.len() {
+        match file.write_at(&data[done..], offset + done as u64) {
             Ok(0) => return (done, Some(io::ErrorKind::WriteZero.into())),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

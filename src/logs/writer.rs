@@ -1,6 +1,7 @@
 //! The log writer thread: the only code that touches log files. Per instance it splits each
 //! stream into lines, keeps the in-memory tail, feeds followers, formats (timestamps, JSON)
-//! and appends to rotating files or tend's own stdout/stderr. A failing disk never stops it:
+//! and appends to rotating files or tend's own stdout/stderr; chunks still in a kernel pipe
+//! go to their file by splice when nothing needs their lines. A failing disk never stops it:
 //! the bytes it could not write are counted, reported once, and writing resumes when the disk
 //! does.
 
@@ -16,6 +17,8 @@ use crate::config::model::{LogFormat, LogSpec, LogTarget};
 use crate::logs::forward::{Forwarder, Protocol};
 use crate::logs::line::{LineFormat, LineSplitter, TimestampFormat, format_line};
 use crate::logs::rotate::{RotatingFile, RotationPolicy};
+use crate::logs::splice::{ChunkPipe, Probe};
+use crate::logs::tail::Span;
 use crate::logs::{
     Chunk, Console, InstanceLog, LogLine, OwnLogTarget, Pipeline, Stream, Wake, log_path, own,
 };
@@ -37,6 +40,13 @@ pub struct Writer {
     /// When the pool was last used; `None` once trimmed.
     busy_at: Option<Instant>,
     own: OwnFile,
+    /// An upgrade holds capture: partial lines are kept as they are, for the next image.
+    holding: bool,
+    /// Finds the line boundaries of spliced chunks; `None` if its pipe could not be made,
+    /// and then every chunk is read.
+    probe: Option<Probe>,
+    /// A chunk read out of its pipe, when it could not be spliced.
+    materialized: Vec<u8>,
 }
 
 /// tend.log, and the file generation tend's stdout/stderr point at.
@@ -82,6 +92,8 @@ struct Channel {
     sinks: [Sink; 2],
     format: LineFormat,
     dirty: bool,
+    /// The tail holds spliced lines it has not read back: it does when the writer idles.
+    spans: bool,
 }
 
 /// Where the bytes of a line or an output piece live during one batch.
@@ -140,12 +152,12 @@ impl Batch {
 
     fn bytes<'a>(
         &'a self,
-        chunk: Option<&'a Chunk>,
+        chunk: Option<&'a [u8]>,
         source: Source,
         range: Range<usize>,
     ) -> &'a [u8] {
         match source {
-            Source::Chunk => chunk.map_or(&[][..], |c| &c.buf[range]),
+            Source::Chunk => chunk.map_or(&[][..], |c| &c[range]),
             Source::Raw => &self.raw[range],
             Source::Out => &self.out[range],
         }
@@ -203,12 +215,15 @@ impl Writer {
             console: console.map(ConsolePrinter::new),
             batch: Batch::default(),
             busy_at: None,
+            holding: false,
             own: OwnFile {
                 target: own,
                 sink,
                 shared_generation: 1,
                 scratch: Vec::new(),
             },
+            probe: Probe::new().ok(),
+            materialized: Vec::new(),
         }
     }
 
@@ -254,6 +269,57 @@ impl Writer {
                 self.flush_files();
                 self.write_own();
                 let _ = done.send(());
+            }
+            Wake::Hold(held) => {
+                // Every reader has parked, so every chunk read is already written: what is
+                // left is the partial lines, which the next image continues.
+                self.holding = true;
+                self.flush_files();
+                self.write_own();
+                let partials = self
+                    .channels
+                    .values()
+                    .filter(|c| c.splitters.iter().any(LineSplitter::has_partial))
+                    .map(|c| crate::logs::Partial {
+                        instance: c.log.name.to_string(),
+                        lines: [
+                            c.splitters[0].partial().to_vec(),
+                            c.splitters[1].partial().to_vec(),
+                        ],
+                    })
+                    .collect();
+                let _ = held.send(partials);
+            }
+            Wake::Release => self.holding = false,
+            Wake::Sync(done) => {
+                self.write_own();
+                self.flush_files();
+                let _ = done.send(());
+            }
+            Wake::Seed(log, partial) => self.seed(&log, partial),
+        }
+    }
+
+    /// Start an instance's channel with the partial lines the previous image held.
+    fn seed(&mut self, log: &Arc<InstanceLog>, partial: [Vec<u8>; 2]) {
+        let now = SystemTime::now();
+        let dir = self.dir.clone();
+        let channel = self
+            .channels
+            .entry(log.name.clone())
+            .or_insert_with(|| Box::new(Channel::new(log, &dir, now)));
+        let merge = channel.log.spec.merge;
+        for stream in [Stream::Out, Stream::Err] {
+            // Longer than a line may be (only if the limit shrank): the pieces are written
+            // as they are cut, as they would have been.
+            let mut pieces = Vec::new();
+            channel.splitters[stream.index()].resume_partial(&partial[stream.index()], |piece| {
+                pieces.extend_from_slice(piece)
+            });
+            if !pieces.is_empty() {
+                let sink = if merge { 0 } else { stream.index() };
+                write_to(&mut channel.sinks[sink], &log.name, &pieces, now);
+                channel.dirty = true;
             }
         }
     }
@@ -304,8 +370,11 @@ impl Writer {
             self.busy_at = Some(Instant::now());
         }
         self.process(log, &chunks, closed);
-        for chunk in chunks {
-            self.pipeline.recycle(chunk.buf);
+        for mut chunk in chunks {
+            match chunk.pipe.take() {
+                Some(pipe) => self.pipeline.recycle_pipe(pipe),
+                None => self.pipeline.recycle(chunk.buf),
+            }
         }
     }
 
@@ -316,7 +385,9 @@ impl Writer {
             consider(busy_at + TRIM_AFTER);
         }
         for channel in self.channels.values() {
-            if channel.splitters.iter().any(LineSplitter::has_partial) {
+            if channel.spans
+                || (!self.holding && channel.splitters.iter().any(LineSplitter::has_partial))
+            {
                 consider(Instant::now() + IDLE_FLUSH);
             }
             for sink in &channel.sinks {
@@ -342,9 +413,19 @@ impl Writer {
     fn on_timer(&mut self) {
         if self.busy_at.is_some_and(|at| at.elapsed() >= TRIM_AFTER) {
             self.pipeline.trim();
+            self.materialized = Vec::new();
             self.busy_at = None;
         }
-        self.flush_partials();
+        if !self.holding {
+            self.flush_partials();
+        }
+        for channel in self.channels.values_mut() {
+            if std::mem::take(&mut channel.spans) {
+                // Read spliced lines back while the pages are still cached, and let go of
+                // files that rotated away.
+                channel.log.tail().read_back();
+            }
+        }
         let now = SystemTime::now();
         for channel in self.channels.values_mut() {
             for sink in &mut channel.sinks {
@@ -464,13 +545,31 @@ impl Writer {
                 stamp.push(b' ');
             }
         };
+        let console = self.console.is_some();
         for chunk in chunks {
+            let bytes: &[u8] = match &chunk.pipe {
+                None => &chunk.buf[..chunk.len],
+                Some(pipe) => {
+                    if let Some(probe) = self.probe.as_mut()
+                        && splice_chunk(channel, probe, chunk, pipe, console, now)
+                    {
+                        continue;
+                    }
+                    self.materialized.clear();
+                    if pipe.read_into(&mut self.materialized, chunk.len).is_err() {
+                        // The pipe holds what was moved into it; only a kernel fault gets
+                        // here, and what it still has is dropped with it.
+                        continue;
+                    }
+                    &self.materialized
+                }
+            };
             batch.clear();
             let mut start = 0;
             for segment in &chunk.segments {
                 stamp_for(segment.time, &mut stamp);
                 let emit = Emit {
-                    chunk: Some(&chunk.buf[..]),
+                    chunk: Some(bytes),
                     stream: segment.stream,
                     time: segment.time,
                     sink: sink_of(segment.stream),
@@ -480,7 +579,7 @@ impl Writer {
                 };
                 let (format, log) = (&channel.format, &channel.log);
                 channel.splitters[segment.stream.index()]
-                    .feed(&chunk.buf[start..segment.end], |line| {
+                    .feed(&bytes[start..segment.end], |line| {
                         place(batch, format, log, &emit, line)
                     });
                 start = segment.end;
@@ -489,7 +588,7 @@ impl Writer {
                 channel,
                 batch,
                 self.console.as_mut(),
-                Some(chunk),
+                Some(bytes),
                 following,
                 now,
             );
@@ -524,7 +623,7 @@ fn finish(
     channel: &mut Channel,
     batch: &mut Batch,
     console: Option<&mut ConsolePrinter>,
-    chunk: Option<&Chunk>,
+    chunk: Option<&[u8]>,
     following: bool,
     now: SystemTime,
 ) {
@@ -601,6 +700,133 @@ fn finish(
                 .map(|line| batch.bytes(chunk, line.source, line.range.clone())),
         );
     }
+}
+
+/// Write a chunk that is still in its pipe straight to its file, when nothing needs its lines
+/// one by one: plain lines, no follower, console, forward or readiness pattern, a file that
+/// takes splices, and room for it before the next rotation. The probe finds where its lines
+/// end; the partial line after them is held as the copying path would hold it, and the tail
+/// keeps the lines by their place in the file. False, with nothing taken from the pipe, when
+/// the chunk must be read and written the ordinary way (the output is then the same).
+fn splice_chunk(
+    channel: &mut Channel,
+    probe: &mut Probe,
+    chunk: &Chunk,
+    pipe: &ChunkPipe,
+    console: bool,
+    now: SystemTime,
+) -> bool {
+    let log = channel.log.clone();
+    let Some(stream) = chunk.segments.first().map(|s| s.stream) else {
+        return false;
+    };
+    if console
+        || !channel.forwards.is_empty()
+        || !matches!(channel.format, LineFormat::Plain)
+        || log.needs_lines()
+    {
+        return false;
+    }
+    let sink = if log.spec.merge { 0 } else { stream.index() };
+    let Sink::File(file) = &mut channel.sinks[sink] else {
+        return false;
+    };
+    // A failing disk: the copying path counts what it cannot write, and keeps the tail.
+    if file.retry_at.is_some() {
+        return false;
+    }
+    let Some(rotating) = file.file.as_mut() else {
+        return false;
+    };
+    let splitter = &mut channel.splitters[stream.index()];
+    let held = splitter.partial().len();
+    let Some(lines) = probe.lines(pipe, chunk.len, held, log.spec.max_line) else {
+        return false;
+    };
+    let incoming = (held + lines.whole) as u64;
+    // Near the size limit, the copying path fills the file up to the last line that fits.
+    if file
+        .policy
+        .max_size
+        .is_some_and(|max| rotating.len() + incoming > max)
+    {
+        return false;
+    }
+    let Ok(spliced) = rotating.splice(splitter.partial(), pipe, lines.whole, now) else {
+        return false;
+    };
+    log.spliced
+        .fetch_add(lines.whole as u64, std::sync::atomic::Ordering::Relaxed);
+    splitter.replace_partial(&probe.block()[lines.partial.clone()]);
+    // Those bytes are held now; the pipe must be empty to be reused (else it is closed).
+    let _ = pipe.discard(chunk.len - lines.whole, probe.null());
+    recovered(file, &log.name);
+    channel.dirty = true;
+    let start = spliced.start;
+    let end = start + incoming;
+    let mut reads: Vec<(u64, SystemTime)> = Vec::with_capacity(chunk.segments.len());
+    for segment in &chunk.segments {
+        let at = (start + (held + segment.end) as u64).min(end);
+        reads.push((at, segment.time));
+        if at == end {
+            break;
+        }
+    }
+    let span = Span {
+        file: spliced.file,
+        stream,
+        start,
+        reads,
+    };
+    channel.spans |= keep_spliced(&log, span);
+    true
+}
+
+/// Keep the lines of a splice: as a span the tail reads back when asked (true), or, when
+/// someone began to follow or a readiness pattern was armed since the splice was decided,
+/// read back now and handed on as the copying path would have (false). The check is under
+/// the tail lock, which a follower holds while it reads the tail and subscribes: each line
+/// reaches it exactly once.
+pub(super) fn keep_spliced(log: &InstanceLog, span: Span) -> bool {
+    let mut tail = log.tail();
+    if !log.needs_lines() {
+        tail.push_span(span);
+        return true;
+    }
+    let lines = span.lines();
+    for line in &lines {
+        tail.push(line.time, line.stream, &line.bytes);
+    }
+    if let Some(followers) = log.followers() {
+        for line in &lines {
+            let _ = followers.send(LogLine {
+                time: line.time,
+                instance: log.name.clone(),
+                stream: line.stream,
+                bytes: line.bytes.clone(),
+            });
+        }
+    }
+    drop(tail);
+    for line in &lines {
+        if !log.check_watch(&line.bytes) {
+            break;
+        }
+    }
+    false
+}
+
+/// The disk took a write again: say how much was lost meanwhile, once.
+fn recovered(file: &mut FileSink, instance: &str) {
+    if file.lost > 0 {
+        crate::logs::own::say(&format!(
+            "{instance}: writing {} again; {} bytes of output could not be written meanwhile",
+            file.path.display(),
+            file.lost
+        ));
+        file.lost = 0;
+    }
+    file.retry_at = None;
 }
 
 /// Place one line: where its bytes are, the output piece that carries it, and whether the
@@ -749,6 +975,7 @@ impl Channel {
             sinks: [stdout, stderr],
             format,
             dirty: false,
+            spans: false,
         }
     }
 }
@@ -821,17 +1048,7 @@ fn write_to(sink: &mut Sink, instance: &str, data: &[u8], time: SystemTime) {
                 None => Err(io::Error::other("cannot open the file")),
             };
             match result {
-                Ok(()) => {
-                    if file.lost > 0 {
-                        crate::logs::own::say(&format!(
-                            "{instance}: writing {} again; {} bytes of output could not be written meanwhile",
-                            file.path.display(),
-                            file.lost
-                        ));
-                        file.lost = 0;
-                    }
-                    file.retry_at = None;
-                }
+                Ok(()) => recovered(file, instance),
                 Err(e) => {
                     if file.lost == 0 {
                         crate::logs::own::say(&format!(

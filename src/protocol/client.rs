@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 client over the daemon's unix socket, used by the CLI (and later the TUI).
+//! A small HTTP/1.1 client over the daemon's unix socket, used by the CLI and the TUI.
 
 use std::path::{Path, PathBuf};
 
@@ -56,15 +56,24 @@ impl Client {
     }
 
     /// GET a streaming response, handing each piece of the body to `chunk` as it arrives.
-    pub async fn stream(
+    pub async fn stream(&self, path: &str, chunk: impl FnMut(&[u8])) -> Result<(), ClientError> {
+        self.stream_opened(path, || {}, chunk).await
+    }
+
+    /// [`Client::stream`], calling `opened` once the daemon has accepted the request: a
+    /// quiet stream is open before its first byte (the TUI says "following", not
+    /// "connecting").
+    pub async fn stream_opened(
         &self,
         path: &str,
+        opened: impl FnOnce(),
         mut chunk: impl FnMut(&[u8]),
     ) -> Result<(), ClientError> {
         let (status, mut body) = self.send(Method::GET, path, None).await?;
         if status != StatusCode::OK {
             return Err(api_error(status, &collect(body).await?));
         }
+        opened();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(transport)?;
             if let Some(data) = frame.data_ref() {

@@ -132,6 +132,40 @@ pub struct DaemonInfo {
     /// The `[sockets]` tend listens on for its services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sockets: Vec<SocketInfo>,
+    /// How many times tend re-executed itself in place (`tend upgrade`, SIGUSR2) since it
+    /// started; `pid` and `uptime_ms` go on across them.
+    #[serde(default)]
+    pub upgrades: u32,
+    /// The last upgrade that went as far as executing the new binary, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_upgrade: Option<UpgradeInfo>,
+}
+
+/// One upgrade that executed a binary: the new one took over (`ok`), or it could not and
+/// the binary it replaced took over again (`error` says why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpgradeInfo {
+    /// Counts every upgrade that executed a binary, whatever its end.
+    pub number: u32,
+    pub at_ms: u64,
+    /// The binary the upgrade executed.
+    pub binary: String,
+    /// The version that handed over, and the version running now.
+    pub from_version: String,
+    pub version: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/actions/upgrade`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The binary to execute, an absolute path; by default the one tend was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub binary: Option<String>,
 }
 
 /// One of `[sockets]`, as bound.
@@ -266,6 +300,38 @@ pub struct Liveness {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShutdownResponse {
     pub status: String,
+}
+
+/// `POST /api/v1/session` on the TCP listener: the dashboard's login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// A token of the tokens file; the session gets its role.
+    #[schemars(length(min = 1, max = 4096))]
+    pub token: String,
+}
+
+/// `GET /api/v1/session`: who the caller is; also the answer to a login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionInfo {
+    /// `read` or `operate`.
+    pub role: String,
+    /// The caller as the audit names it.
+    pub who: String,
+    /// `unix` (the socket: no login), `token` (a bearer token with each request) or
+    /// `session` (the dashboard's cookie).
+    pub via: String,
+    /// For a session: send it as `X-CSRF-Token` with every request that is not a GET.
+    pub csrf_token: Option<String>,
+    /// For a session: when it ends if it is not used again (Unix milliseconds).
+    pub expires_ms: Option<u64>,
+}
+
+/// `DELETE /api/v1/session`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LogoutResponse {
+    /// The request came with a live session, which is now gone.
+    pub ended: bool,
 }
 
 /// `GET /api/v1/summary`: per service, over a window of the history.

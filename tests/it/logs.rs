@@ -553,3 +553,79 @@ logs = { syslog = true, syslog_socket = "nobody-listens.sock" }
         1
     );
 }
+
+#[test]
+fn big_plain_output_is_spliced_rotated_split_and_tailed_like_any_other() {
+    // `cat` writes 128 KiB at a time, so tend finds its pipe full and splices; the output
+    // must be what the copying path writes: every byte, lines whole in files within
+    // max_size, the long line split with the marker, the last partial line ended.
+    let p = Project::new(
+        r#"
+[services.bulk]
+command = "sh -c 'cat input.txt; printf \"no newline\"; exec sleep 1000'"
+logs = { max_size = "1MiB", backups = 1000 }
+"#,
+    );
+    let numbered = |range: std::ops::Range<usize>| -> Vec<u8> {
+        range
+            .flat_map(|i| {
+                let mut line = format!("line {i:08} ").into_bytes();
+                line.resize(99, b'x');
+                line.push(b'\n');
+                line
+            })
+            .collect()
+    };
+    let long = vec![b'y'; 70 * 1024];
+    let input = [
+        numbered(0..40_000),
+        long.clone(),
+        b"\n".to_vec(),
+        numbered(40_000..80_000),
+    ]
+    .concat();
+    std::fs::write(p.file("input.txt"), &input).unwrap();
+    let marker = b" [tend: line split]\n";
+    let expected = [
+        numbered(0..40_000),
+        long[..64 * 1024].to_vec(),
+        marker.to_vec(),
+        long[64 * 1024..].to_vec(),
+        b"\n".to_vec(),
+        numbered(40_000..80_000),
+        b"no newline\n".to_vec(),
+    ]
+    .concat();
+    let _d = p.up();
+    wait_until(Duration::from_secs(60), "the last line written", || {
+        std::fs::read(p.file(".tend/logs/bulk.out.log"))
+            .unwrap_or_default()
+            .ends_with(b"no newline\n")
+    });
+    assert!(
+        all_of(&p, "bulk.out.log") == expected,
+        "the files hold what the copying path would have written"
+    );
+    for entry in std::fs::read_dir(p.file(".tend/logs")).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert!(bytes.len() <= 1 << 20, "{:?}", entry.path());
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{:?}",
+            entry.path()
+        );
+    }
+    let tail = text(&p.tend(&["logs", "-n", "2", "--no-prefix", "bulk"]).stdout);
+    let last = String::from_utf8(numbered(79_999..80_000)).unwrap();
+    assert_eq!(tail, format!("{last}no newline\n"));
+    let metrics = p.http("GET", "/metrics", "").body;
+    let spliced: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tend_log_spliced_bytes_total{service=\"bulk\",instance=\"bulk\"} ")
+        })
+        .expect("the spliced bytes metric")
+        .parse()
+        .unwrap();
+    assert!(spliced > 0.0, "some of it went by splice: {spliced}");
+}

@@ -41,8 +41,16 @@ mod sockets;
 // `tend reload`: replacements beside the old processes, no failed request under load.
 mod reload;
 
+// `tend upgrade` and SIGUSR2: same pids, no line lost, sockets served, broken binaries refused.
+mod upgrade;
+
 // `tend export`: systemd units, Kubernetes objects and Compose files checked by their own tools.
 mod export;
 
 // `watch` (real files, real restarts), `cron_restart` and `schedule` validation and `up`.
 mod schedules;
+
+// The web dashboard: its files, token login and cookie, CSRF, roles, and a real browser.
+mod dashboard;
+// `tend top`: the real TUI in tmux, a restart by key, the terminal restored on quit.
+mod top;

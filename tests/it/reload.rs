@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::harness::*;
 
 /// Serves `INSTANCE PID` on fd 3, READY=1 once serving, graceful on SIGTERM.
-const SERVER: &str = include_str!("../../bench/reload_server.py");
+pub(crate) const SERVER: &str = include_str!("../../bench/reload_server.py");
 
 fn project(manifest: &str) -> Project {
     let p = Project::new(manifest);
@@ -54,7 +54,7 @@ fn pids(p: &Project, service: &str) -> Vec<u64> {
 }
 
 /// One GET with a fresh connection; Err says what went wrong.
-fn get(address: &str) -> Result<String, String> {
+pub(crate) fn get(address: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
