@@ -392,20 +392,24 @@ mod yaml {
         documents: usize,
         alias_budget: usize,
         errors: Vec<SyntaxError>,
+        /// The line the text ends on: see [`within`].
+        last_line: usize,
     }
 
     pub(super) fn parse(text: &str) -> Result<Node, Vec<SyntaxError>> {
         let mut builder = Builder {
             alias_budget: ALIAS_BUDGET,
+            last_line: last_line(text),
             ..Builder::default()
         };
         for event in Parser::new_from_str(text) {
             match event {
                 Ok((event, span)) => builder.on_event(event, span),
                 Err(e) => {
+                    let (line, column) = within(text, e.marker().line(), e.marker().col() + 1);
                     builder.errors.push(SyntaxError {
-                        line: Some(e.marker().line()),
-                        message: format!("{} (column {})", e.info(), e.marker().col() + 1),
+                        line: Some(line),
+                        message: format!("{} (column {column})", e.info()),
                     });
                     break;
                 }
@@ -426,9 +430,26 @@ mod yaml {
             .unwrap_or_else(|| Node::new(1, Value::Table(Vec::new()))))
     }
 
+    /// The line `text` ends on. saphyr's line breaks are LF, CRLF and a lone CR.
+    fn last_line(text: &str) -> usize {
+        text.replace("\r\n", "\n").matches(['\n', '\r']).count() + 1
+    }
+
+    /// A line and column that exist in `text`. At the end of a text with no final line
+    /// break, saphyr places what it finds there (an error, an implied null) on the line
+    /// after the last; the end of the last line is where the unfinished value is.
+    fn within(text: &str, line: usize, column: usize) -> (usize, usize) {
+        let last = last_line(text);
+        if line <= last {
+            return (line, column);
+        }
+        let end = text.rsplit(['\n', '\r']).next().unwrap_or("");
+        (last, end.chars().count() + 1)
+    }
+
     impl Builder {
         fn on_event(&mut self, event: Event<'_>, span: Span) {
-            let line = span.start.line();
+            let line = span.start.line().min(self.last_line);
             match event {
                 Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
                 Event::DocumentStart(_) => {
@@ -793,6 +814,25 @@ mod tests {
         assert_eq!(parse_ok("", Format::Toml).value, Value::Table(Vec::new()));
         let bom = parse_ok("\u{feff}a = 1\n", Format::Toml);
         assert_eq!(bom.to_json(), serde_json::json!({"a": 1}));
+    }
+
+    /// Found by fuzz/run (manifest_json, manifest_yaml, process_compose): an error at the
+    /// end of a text without a final newline named the line after the last.
+    #[test]
+    fn an_error_at_the_end_names_the_last_line() {
+        let text = "{\n  \"services\": {\n    \"web\": [\n   ";
+        let errors = parse(text, Format::Json).unwrap_err();
+        assert_eq!(errors[0].line, Some(4), "{errors:?}");
+        assert!(errors[0].message.ends_with("(column 4)"), "{errors:?}");
+        let errors = parse("a:\n  b: c\n  working_di\u{1}", Format::Yaml).unwrap_err();
+        assert_eq!(errors[0].line, Some(3), "{errors:?}");
+        // With a final newline the end is on the line after it, which is reported as is.
+        let errors = parse("a: [1, 2\n", Format::Yaml).unwrap_err();
+        assert!(errors[0].line.is_some_and(|l| l <= 2), "{errors:?}");
+        // So are the values saphyr implies there (a null document, a null key).
+        assert_eq!(parse_ok("---", Format::Json).line, 1);
+        let errors = parse("? ", Format::Yaml).unwrap_err();
+        assert_eq!(errors[0].line, Some(1), "{errors:?}");
     }
 
     #[test]

@@ -83,25 +83,50 @@ pub fn fnmatch(name: &str, pattern: &str) -> bool {
     matches_at(&pieces, &name)
 }
 
+/// Every piece but `*` takes exactly one character, so when a later `*` is reached, the
+/// choices made for an earlier one no longer matter: only the last `*` is ever retried.
+/// That keeps a pattern of many stars linear per retry (`*a*a*a*a*b` against a long name
+/// would otherwise try every way of splitting the name, exponentially many).
 fn matches_at(pieces: &[Piece], name: &[char]) -> bool {
-    match pieces.split_first() {
-        None => name.is_empty(),
-        Some((Piece::Star, rest)) => (0..=name.len()).any(|skip| matches_at(rest, &name[skip..])),
-        Some((piece, rest)) => {
-            let Some((&c, tail)) = name.split_first() else {
-                return false;
-            };
-            let ok = match piece {
-                Piece::One => true,
-                Piece::Char(p) => *p == c,
-                Piece::Class { negate, items } => {
-                    // An empty class matches nothing; an empty negated one anything.
-                    items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negate
-                }
-                Piece::Star => unreachable!("handled above"),
-            };
-            ok && matches_at(rest, tail)
+    let (mut p, mut n) = (0, 0);
+    // The last `*` seen, and where in the name its run ends so far.
+    let mut retry: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pieces.get(p) {
+            Some(Piece::Star) => {
+                retry = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some(piece) if one_matches(piece, name[n]) => {
+                p += 1;
+                n += 1;
+                continue;
+            }
+            _ => {}
         }
+        match retry {
+            // The star takes one more character and the rest is tried again.
+            Some((star, end)) => {
+                retry = Some((star, end + 1));
+                p = star + 1;
+                n = end + 1;
+            }
+            None => return false,
+        }
+    }
+    pieces[p..].iter().all(|piece| *piece == Piece::Star)
+}
+
+fn one_matches(piece: &Piece, c: char) -> bool {
+    match piece {
+        Piece::One => true,
+        Piece::Char(p) => *p == c,
+        Piece::Class { negate, items } => {
+            // An empty class matches nothing; an empty negated one anything.
+            items.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negate
+        }
+        Piece::Star => false,
     }
 }
 
@@ -230,47 +255,68 @@ impl PathPattern {
 }
 
 fn relate(parts: &[Part], names: &[&str]) -> Relation {
-    let Some((part, rest)) = parts.split_first() else {
-        // The whole pattern matched this path or a directory above it.
-        return Relation::Matches;
-    };
-    if names.is_empty() {
-        // `dir/**` covers `dir` itself too: `**` may take no names.
-        return if parts.iter().all(|p| *p == Part::AnyDepth) {
-            Relation::Matches
-        } else {
-            Relation::Below
-        };
+    // Each (part, name) position is settled once: with several `**` the plain recursion
+    // would try the same tails again for every way of splitting the names between them.
+    let mut memo = vec![None; (parts.len() + 1) * (names.len() + 1)];
+    relate_from(parts, names, 0, 0, &mut memo)
+}
+
+/// How `names[n..]` relates to `parts[p..]`.
+fn relate_from(
+    parts: &[Part],
+    names: &[&str],
+    p: usize,
+    n: usize,
+    memo: &mut [Option<Relation>],
+) -> Relation {
+    let slot = p * (names.len() + 1) + n;
+    if let Some(known) = memo[slot] {
+        return known;
     }
-    match part {
-        Part::AnyDepth => {
+    let relation = match parts.get(p) {
+        // The whole pattern matched this path or a directory above it.
+        None => Relation::Matches,
+        // `dir/**` covers `dir` itself too: `**` may take no names.
+        Some(_) if n == names.len() => {
+            if parts[p..].iter().all(|part| *part == Part::AnyDepth) {
+                Relation::Matches
+            } else {
+                Relation::Below
+            }
+        }
+        Some(Part::AnyDepth) => {
             // `**` takes none, one, two, … of the names; the best outcome wins.
             let mut best = Relation::Outside;
-            for skip in 0..=names.len() {
-                match relate(rest, &names[skip..]) {
-                    Relation::Matches => return Relation::Matches,
+            for next in n..=names.len() {
+                match relate_from(parts, names, p + 1, next, memo) {
+                    Relation::Matches => {
+                        best = Relation::Matches;
+                        break;
+                    }
                     Relation::Below => best = Relation::Below,
                     Relation::Outside => {}
                 }
             }
             best
         }
-        Part::Literal(literal) => {
-            if names[0] == literal {
-                relate(rest, &names[1..])
+        Some(Part::Literal(literal)) => {
+            if names[n] == literal {
+                relate_from(parts, names, p + 1, n + 1, memo)
             } else {
                 Relation::Outside
             }
         }
-        Part::Glob(pieces) => {
-            let name: Vec<char> = names[0].chars().collect();
+        Some(Part::Glob(pieces)) => {
+            let name: Vec<char> = names[n].chars().collect();
             if matches_at(pieces, &name) {
-                relate(rest, &names[1..])
+                relate_from(parts, names, p + 1, n + 1, memo)
             } else {
                 Relation::Outside
             }
         }
-    }
+    };
+    memo[slot] = Some(relation);
+    relation
 }
 
 #[cfg(test)]
@@ -303,6 +349,52 @@ mod tests {
         assert!(!fnmatch("m", "[z-a]"), "a reversed range matches nothing");
         assert!(fnmatch("-", "[a-c-e]"));
         assert!(!fnmatch("d", "[a-c-e]"));
+        assert!(fnmatch("abcabd", "*ab?"));
+        assert!(fnmatch("aab", "*a*b"));
+        assert!(!fnmatch("aab", "*a*c"));
+        assert!(fnmatch("", "*"));
+        assert!(fnmatch("x", "**x"));
+    }
+
+    /// Found by fuzz/run (values): a name matched against many stars took exponential
+    /// time, and so did a path against many `**`.
+    #[test]
+    fn many_stars_do_not_take_exponential_time() {
+        let name = "a".repeat(200);
+        let stars = format!("{}b", "*a".repeat(20));
+        let started = std::time::Instant::now();
+        assert!(!fnmatch(&name, &stars));
+        assert!(fnmatch(&format!("{name}b"), &stars));
+        let deep = format!("/app/{}", ["d"; 60].join("/"));
+        let many = format!("{}x", "**/*/".repeat(15));
+        assert_eq!(pattern(&many).relation(Path::new(&deep)), Relation::Below);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// The matcher as it was before the fix: every split of the name tried.
+    fn naive(pieces: &[Piece], name: &[char]) -> bool {
+        match pieces.split_first() {
+            None => name.is_empty(),
+            Some((Piece::Star, rest)) => (0..=name.len()).any(|skip| naive(rest, &name[skip..])),
+            Some((piece, rest)) => match name.split_first() {
+                Some((&c, tail)) => one_matches(piece, c) && naive(rest, tail),
+                None => false,
+            },
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_linear_matcher_agrees_with_trying_every_split(
+            name in "[ab\\]\\[!-]{0,8}",
+            pattern in "[ab*?\\]\\[!-]{0,8}",
+        ) {
+            let chars: Vec<char> = name.chars().collect();
+            proptest::prop_assert_eq!(
+                matches_at(&compile(&pattern), &chars),
+                naive(&compile(&pattern), &chars)
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use graph::start_order;
 pub use model::Manifest;
 pub(crate) use validate::{did_you_mean, edit_distance};
 
-use document::Format;
+pub use document::Format;
 
 /// File names [`find_manifest`] looks for, in order of preference.
 pub const MANIFEST_NAMES: [&str; 4] = ["tend.toml", "tend.yaml", "tend.yml", "tend.json"];
@@ -56,15 +56,36 @@ pub fn load_with_env(
         .map_err(|e| whole_file(format!("cannot read manifest: {e}")))?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| whole_file(format!("cannot read manifest: {e}")))?;
-    let root = document::parse(&text, format).map_err(|errors| {
+    from_text(&file, &text, format, env, &read_from_disk)
+}
+
+/// Reads a file a manifest refers to (an `env_file`). [`load`] reads the disk; a caller
+/// that must not (the fuzz targets, tests) passes its own.
+pub type ReadText<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
+
+pub fn read_from_disk(path: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
+/// The manifest `text`, written in `format`, as if it were the file `file` (absolute:
+/// relative paths resolve against its directory, errors name it). The disk is touched only
+/// through `read`, and to check that a `tokens_file` exists and users exist.
+pub fn from_text(
+    file: &Path,
+    text: &str,
+    format: Format,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: ReadText<'_>,
+) -> Result<Manifest, ConfigErrors> {
+    let root = document::parse(text, format).map_err(|errors| {
         let errors = errors
             .into_iter()
-            .map(|e| ConfigError::new(&file, e.line, "", e.message))
+            .map(|e| ConfigError::new(file, e.line, "", e.message))
             .collect();
-        ConfigErrors::sorted(errors, &file)
+        ConfigErrors::sorted(errors, file)
     })?;
-    validate::validate(&file, &root, env, true)
-        .map_err(|errors| ConfigErrors::sorted(errors, &file))
+    validate::validate(file, &root, env, read, true)
+        .map_err(|errors| ConfigErrors::sorted(errors, file))
 }
 
 /// Validate a tree that did not come from a manifest file (an importer built it from a
@@ -76,9 +97,10 @@ pub(crate) fn validate_tree(
     file: &Path,
     root: &document::Node,
     env: &dyn Fn(&str) -> Option<String>,
+    read: ReadText<'_>,
     this_machine: bool,
 ) -> Result<Manifest, Vec<ConfigError>> {
-    validate::validate(file, root, env, this_machine)
+    validate::validate(file, root, env, read, this_machine)
 }
 
 /// The manifest that applies in `start_dir`: the first of [`MANIFEST_NAMES`] found there or

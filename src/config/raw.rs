@@ -169,6 +169,7 @@ pub struct RawNotify {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawNoticeKind {
     /// Gave up restarting.
@@ -184,6 +185,7 @@ pub enum RawNoticeKind {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawPayloadFormat {
     /// tend's event object.
@@ -212,6 +214,7 @@ pub struct RawOwnLog {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawCgroups {
     /// Use cgroup v2 where tend can write it; otherwise track processes without cgroups.
@@ -472,6 +475,7 @@ pub struct RawLogs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawLogFormat {
     /// The bytes as the program wrote them (with a timestamp prefix if asked).
@@ -481,6 +485,7 @@ pub enum RawLogFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawKind {
     /// Long-running; restarted by policy.
@@ -490,6 +495,7 @@ pub enum RawKind {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "kebab-case")]
 pub enum RawRestart {
     /// Restart whenever the process exits.
@@ -501,6 +507,7 @@ pub enum RawRestart {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawRestartLimit {
     /// Automatic restarts within `restart_window`.
@@ -511,6 +518,7 @@ pub enum RawRestartLimit {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawGrowth {
     /// Each delay is `factor` times the one before.
@@ -549,6 +557,7 @@ pub struct RawEventListener {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawStream {
     Stdout,
@@ -574,6 +583,7 @@ pub struct RawBackoff {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawCondition {
     /// The dependency has been started.
@@ -586,6 +596,7 @@ pub enum RawCondition {
 
 /// What a dependent does when a dependency stops being ready while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "lowercase")]
 pub enum RawOnUnready {
     /// Keep running; status shows a warning.
@@ -978,6 +989,36 @@ pub fn field_names<T: JsonSchema>() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The names of these enums are read from strings only. serde's derive also reads an enum
+/// from a one-key map (`{fatal: null}`, which YAML writes `- fatal:`, easily a typo), a
+/// form TOML cannot express: `tend import` of such a YAML manifest wrote one that did not
+/// load. Each enum derives `Deserialize` as `remote = "Self"` (an inherent function) and
+/// this is its trait impl, which takes the string first.
+macro_rules! named_by_strings {
+    ($($ty:ident),* $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                $ty::deserialize(de::value::StringDeserializer::<D::Error>::new(name))
+            }
+        }
+    )*};
+}
+
+named_by_strings!(
+    RawNoticeKind,
+    RawPayloadFormat,
+    RawCgroups,
+    RawLogFormat,
+    RawKind,
+    RawRestart,
+    RawRestartLimit,
+    RawGrowth,
+    RawStream,
+    RawCondition,
+    RawOnUnready,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,6 +1026,36 @@ mod tests {
 
     fn service(value: serde_json::Value) -> Result<RawService, String> {
         serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    /// Found by fuzz/run (manifest_yaml): `- fatal:` (a map) was read as `fatal`, and the
+    /// TOML `tend import` wrote for it did not load.
+    #[test]
+    fn enum_names_are_strings_only() {
+        let read = |value: serde_json::Value| {
+            serde_json::from_value::<RawNotify>(value).map_err(|e| e.to_string())
+        };
+        let on = read(json!({"on": ["fatal", "flapping"]}))
+            .unwrap()
+            .on
+            .unwrap();
+        assert!(matches!(
+            on[..],
+            [RawNoticeKind::Fatal, RawNoticeKind::Flapping]
+        ));
+        let error = read(json!({"on": [{"fatal": null}]})).unwrap_err();
+        assert!(error.contains("expected a string"), "{error}");
+        let error = read(json!({"on": ["fatl"]})).unwrap_err();
+        assert!(
+            error.contains("unknown variant `fatl`, expected one of"),
+            "{error}"
+        );
+        let error = service(json!({"restart": {"always": null}})).unwrap_err();
+        assert!(error.contains("expected a string"), "{error}");
+        assert!(matches!(
+            service(json!({"restart": "on-failure"})).unwrap().restart,
+            Some(RawRestart::OnFailure)
+        ));
     }
 
     #[test]

@@ -253,103 +253,131 @@ pub fn translate(
 ) -> Result<Translation, ConfigErrors> {
     let source = reading.source_of(path);
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let whole = |message: String| ConfigErrors::from(ConfigError::new(&file, None, "", message));
+    match source {
+        Source::Supervisord => translate_supervisord(path, &file, env),
+        _ => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigErrors::from(ConfigError::new(
+                    &file,
+                    None,
+                    "",
+                    format!("cannot read: {e}"),
+                ))
+            })?;
+            let environment = reading.environment.as_deref();
+            translate_text(&file, &text, source, environment, env, &read_from_disk)
+        }
+    }
+}
+
+/// [`translate`] of `text`, as if it were the file `file` (absolute), in a format read
+/// from one file: every one but supervisord's, whose `[include]` reads others (it is
+/// refused here). `environment` is PM2's `--env`; the files an import refers to (a `.env`
+/// beside a Procfile, an `env_file`) are read only through `read`.
+pub fn translate_text(
+    file: &Path,
+    text: &str,
+    source: Source,
+    environment: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    read: ReadFile<'_>,
+) -> Result<Translation, ConfigErrors> {
+    let whole = |message: String| ConfigErrors::from(ConfigError::new(file, None, "", message));
     let failed = |errors: Vec<Diagnostic>| {
         let errors = errors.into_iter().map(config_error).collect();
-        ConfigErrors::sorted(errors, &file)
+        ConfigErrors::sorted(errors, file)
     };
     let plain = |imported: Imported| Translation {
         source,
-        file: file.clone(),
+        file: file.to_path_buf(),
         tree: imported.tree,
         warnings: imported.warnings.into_iter().map(config_error).collect(),
         supervisor: None,
         located: None,
     };
-    let read = || std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")));
     match source {
         Source::Tend => {
-            let format = config::document::Format::from_path(path)
+            let format = config::document::Format::from_path(file)
                 .ok_or_else(|| whole("not a tend manifest: use --from".into()))?;
-            let text = read()?;
-            let tree = config::document::parse(&text, format).map_err(|errors| {
+            let tree = config::document::parse(text, format).map_err(|errors| {
                 let errors = errors
                     .into_iter()
-                    .map(|e| ConfigError::new(&file, e.line, "", e.message))
+                    .map(|e| ConfigError::new(file, e.line, "", e.message))
                     .collect();
-                ConfigErrors::sorted(errors, &file)
+                ConfigErrors::sorted(errors, file)
             })?;
             Ok(Translation {
                 source,
-                file: file.clone(),
+                file: file.to_path_buf(),
                 tree,
                 warnings: Vec::new(),
                 supervisor: None,
                 located: None,
             })
         }
-        Source::Pm2 => {
-            let text = read()?;
-            pm2::import(&file, &text, reading.environment.as_deref())
-                .map(plain)
-                .map_err(failed)
-        }
-        Source::Procfile => {
-            let text = read()?;
-            procfile::import(&file, &text, env)
-                .map(plain)
-                .map_err(failed)
-        }
-        Source::ProcessCompose => {
-            let text = read()?;
-            process_compose::import(&file, &text, env)
-                .map(plain)
-                .map_err(failed)
-        }
-        Source::Supervisord => {
-            let host = nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let imported = supervisord::import(path, env, &host).map_err(|errors| {
-                let errors = errors.into_iter().map(config_error).collect();
-                ConfigErrors::sorted(errors, &file)
-            })?;
-            let file = imported.files[0].clone();
-            let mut tree = imported.tree.clone();
-            let mut warnings: Vec<ConfigError> = imported
-                .warnings
-                .iter()
-                .cloned()
-                .map(config_error)
-                .collect();
-            control_socket(&imported.server, &mut tree, &mut warnings);
-            event_listeners(&imported, &mut tree);
-            inherited_umask(&imported, &mut tree);
-            supervisor_environment(&imported, &mut tree, &mut warnings);
-            let supervisor = SupervisorNames {
-                processes: imported
-                    .processes
-                    .iter()
-                    .chain(imported.listeners.iter().flat_map(|l| l.processes.iter()))
-                    .cloned()
-                    .collect(),
-                identifier: imported
-                    .server
-                    .supervisord
-                    .as_ref()
-                    .and_then(|s| s.identifier.as_ref())
-                    .map(|s| s.value.clone()),
-            };
-            Ok(Translation {
-                source,
-                file,
-                tree,
-                warnings,
-                supervisor: Some(supervisor),
-                located: Some(imported),
-            })
-        }
+        Source::Pm2 => pm2::import(file, text, environment)
+            .map(plain)
+            .map_err(failed),
+        Source::Procfile => procfile::import_with(file, text, env, read)
+            .map(plain)
+            .map_err(failed),
+        Source::ProcessCompose => process_compose::import_with(file, text, env, read)
+            .map(plain)
+            .map_err(failed),
+        Source::Supervisord => Err(whole(
+            "a supervisord configuration is read from its file (its [include] reads others)".into(),
+        )),
     }
+}
+
+/// supervisord's configuration at `path` (`file` made absolute), with its includes.
+fn translate_supervisord(
+    path: &Path,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Translation, ConfigErrors> {
+    let source = Source::Supervisord;
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let imported = supervisord::import(path, env, &host).map_err(|errors| {
+        let errors = errors.into_iter().map(config_error).collect();
+        ConfigErrors::sorted(errors, file)
+    })?;
+    let file = imported.files[0].clone();
+    let mut tree = imported.tree.clone();
+    let mut warnings: Vec<ConfigError> = imported
+        .warnings
+        .iter()
+        .cloned()
+        .map(config_error)
+        .collect();
+    control_socket(&imported.server, &mut tree, &mut warnings);
+    event_listeners(&imported, &mut tree);
+    inherited_umask(&imported, &mut tree);
+    supervisor_environment(&imported, &mut tree, &mut warnings);
+    let supervisor = SupervisorNames {
+        processes: imported
+            .processes
+            .iter()
+            .chain(imported.listeners.iter().flat_map(|l| l.processes.iter()))
+            .cloned()
+            .collect(),
+        identifier: imported
+            .server
+            .supervisord
+            .as_ref()
+            .and_then(|s| s.identifier.as_ref())
+            .map(|s| s.value.clone()),
+    };
+    Ok(Translation {
+        source,
+        file,
+        tree,
+        warnings,
+        supervisor: Some(supervisor),
+        located: Some(imported),
+    })
 }
 
 impl Translation {
@@ -360,7 +388,17 @@ impl Translation {
         env: &dyn Fn(&str) -> Option<String>,
         this_machine: bool,
     ) -> Result<Loaded, ConfigErrors> {
-        match config::validate_tree(&self.file, &self.tree, env, this_machine) {
+        self.validate_with(env, this_machine, &config::read_from_disk)
+    }
+
+    /// [`Translation::validate`] reading the env files the tree names through `read`.
+    pub fn validate_with(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        this_machine: bool,
+        read: config::ReadText<'_>,
+    ) -> Result<Loaded, ConfigErrors> {
+        match config::validate_tree(&self.file, &self.tree, env, read, this_machine) {
             Ok(manifest) => {
                 let mut warnings = self.warnings.clone();
                 warnings.extend(manifest.warnings.iter().map(|w| self.relocate(w.clone())));

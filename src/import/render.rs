@@ -16,7 +16,7 @@ pub fn render_toml(tree: &Node, header: &[String], notes: &dyn Fn(&str) -> Vec<S
     let Some(entries) = tree.entries() else {
         return out;
     };
-    for entry in entries {
+    for entry in entries.iter().filter(|e| !is_null(&e.value)) {
         match (entry.key.as_str(), entry.value.entries()) {
             ("services", Some(services)) => {
                 for service in services {
@@ -61,36 +61,56 @@ pub fn warning_lines(warnings: &[&ConfigError], main: &std::path::Path) -> Vec<S
         .collect()
 }
 
+/// `text` as comment lines. A comment may hold no control character but tab, and a
+/// warning quotes the source, which may: those are written as `\uXXXX`.
 fn comment(out: &mut String, text: &str) {
     for line in text.lines() {
         if line.is_empty() {
             out.push_str("#\n");
-        } else {
-            let _ = writeln!(out, "# {line}");
+            continue;
         }
+        out.push_str("# ");
+        for c in line.chars() {
+            if c.is_control() && c != '\t' {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('\n');
     }
 }
 
 /// `[a.b]` with its plain keys, then its sub-tables and arrays of tables.
 fn table(out: &mut String, path: &[&str], node: &Node) {
-    let entries = node.entries().unwrap_or(&[]);
+    let entries: Vec<&Entry> = node
+        .entries()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| !is_null(&e.value))
+        .collect();
     let header: Vec<String> = path.iter().map(|p| key(p)).collect();
     let nested = |e: &Entry| is_table(&e.value) || is_table_array(&e.value);
-    let plain: Vec<&Entry> = entries.iter().filter(|e| !nested(e)).collect();
+    let plain: Vec<&Entry> = entries.iter().copied().filter(|e| !nested(e)).collect();
     if !plain.is_empty() || entries.is_empty() {
         let _ = writeln!(out, "[{}]", header.join("."));
         for entry in plain {
             let _ = writeln!(out, "{} = {}", key(&entry.key), inline(&entry.value));
         }
     }
-    for entry in entries.iter().filter(|e| nested(e)) {
+    for entry in entries.iter().copied().filter(|e| nested(e)) {
         let mut sub: Vec<&str> = path.to_vec();
         sub.push(&entry.key);
         if let Value::Array(items) = &entry.value.value {
             for item in items {
                 let names: Vec<String> = sub.iter().map(|p| key(p)).collect();
                 let _ = writeln!(out, "[[{}]]", names.join("."));
-                for e in item.entries().unwrap_or(&[]) {
+                for e in item
+                    .entries()
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|e| !is_null(&e.value))
+                {
                     let _ = writeln!(out, "{} = {}", key(&e.key), inline(&e.value));
                 }
             }
@@ -98,6 +118,12 @@ fn table(out: &mut String, path: &[&str], node: &Node) {
             table(out, &sub, &entry.value);
         }
     }
+}
+
+/// TOML has no null. A YAML or JSON `null` means what leaving the key out means (the
+/// loader reads it as absent), so the key is left out.
+fn is_null(node: &Node) -> bool {
+    node.value == Value::Null
 }
 
 fn is_table(node: &Node) -> bool {
@@ -125,6 +151,7 @@ fn inline(node: &Node) -> String {
         Value::Table(entries) => {
             let items: Vec<String> = entries
                 .iter()
+                .filter(|e| !is_null(&e.value))
                 .map(|e| format!("{} = {}", key(&e.key), inline(&e.value)))
                 .collect();
             format!("{{ {} }}", items.join(", "))
@@ -197,5 +224,36 @@ url = "http://localhost/"
             text.contains("# about web app\n[services.\"web app\"]"),
             "{text}"
         );
+    }
+
+    /// Found by fuzz/run (pm2_ecosystem, supervisord_ini): a warning quoting a key with a
+    /// control character in it was written raw into a comment, which TOML refuses.
+    #[test]
+    fn control_characters_in_comments_are_escaped() {
+        let tree = parse("[services.web]\ncommand = \"x\"\n", Format::Toml).unwrap();
+        let text = render_toml(
+            &tree,
+            &["line 6: apps[0].a\u{1}b\u{7f}: not a PM2 option\rx".into()],
+            &|_| vec!["bell\u{7}\ttab".into()],
+        );
+        assert!(
+            text.contains("# line 6: apps[0].a\\u0001b\\u007F: not a PM2 option\\u000Dx\n"),
+            "{text}"
+        );
+        assert!(text.contains("# bell\\u0007\ttab\n"), "{text}");
+        parse(&text, Format::Toml).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    }
+
+    /// Found by fuzz/run (manifest_yaml): `services:` with nothing after it (null) loads
+    /// as no services, but was written `services = ""`, which does not.
+    #[test]
+    fn null_values_are_left_out() {
+        let source = "services:\ntend:\n  state_dir: ~\n  log: { max_size: null }\n";
+        let tree = parse(source, Format::Yaml).unwrap();
+        let text = render_toml(&tree, &[], &|_| Vec::new());
+        assert!(!text.contains("services"), "{text}");
+        assert!(!text.contains("state_dir"), "{text}");
+        assert!(!text.contains("max_size"), "{text}");
+        parse(&text, Format::Toml).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     }
 }

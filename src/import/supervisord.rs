@@ -752,8 +752,11 @@ fn is_known_key(key: &str) -> bool {
 
 /// The closest known key, if it is close enough to be a typo.
 fn did_you_mean<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    let length = word.chars().count();
     known
         .iter()
+        // No distance under the difference in length: a long word is not measured.
+        .filter(|k| k.chars().count().abs_diff(length) <= 2)
         .map(|k| (edit_distance(word, k), *k))
         .filter(|(d, k)| *d <= 2.min(k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)

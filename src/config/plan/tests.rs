@@ -9,8 +9,15 @@ use crate::config::document::{self, Format};
 /// A manifest from TOML text, validated as tend does (user names taken as written).
 fn manifest(text: &str) -> Manifest {
     let root = document::parse(text, Format::Toml).expect("TOML");
-    crate::config::validate_tree(Path::new("/srv/app/tend.toml"), &root, &|_| None, false)
-        .unwrap_or_else(|errors| panic!("invalid manifest: {errors:?}\n{text}"))
+    let read = crate::config::read_from_disk;
+    crate::config::validate_tree(
+        Path::new("/srv/app/tend.toml"),
+        &root,
+        &|_| None,
+        &read,
+        false,
+    )
+    .unwrap_or_else(|errors| panic!("invalid manifest: {errors:?}\n{text}"))
 }
 
 fn keys(change: &ServiceChange) -> Vec<&str> {
