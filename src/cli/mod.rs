@@ -513,10 +513,20 @@ fn up(
         println!("tend is running (nothing to autostart)");
         return Ok(0);
     }
-    let settled: ActionResponse = match runtime.block_on(client.get(&format!(
-        "{API}/wait?targets={}&ready={wait_ready}",
-        encode(&targets.join(","))
-    ))) {
+    // Thousands of services do not fit in one URI (the server refuses one over 64 KiB): wait
+    // for them a batch at a time. Waiting is until settled, so the batches add no time.
+    let waited = wait_batches(&targets).into_iter().try_fold(
+        ActionResponse {
+            results: Vec::new(),
+        },
+        |mut settled, batch| {
+            let more: ActionResponse = runtime
+                .block_on(client.get(&format!("{API}/wait?targets={batch}&ready={wait_ready}")))?;
+            settled.results.extend(more.results);
+            Ok::<_, ClientError>(settled)
+        },
+    );
+    let settled: ActionResponse = match waited {
         Ok(settled) => settled,
         // A `tend down` (or a crash) between start-up and the wait: say that, not how the
         // connection broke. The server only drops a request unread at the very end of a
@@ -551,6 +561,28 @@ fn up(
         );
         Ok(1)
     }
+}
+
+/// `names` as encoded `targets=` values of at most about 8 KiB each (more only for a name
+/// longer than that).
+fn wait_batches(names: &[String]) -> Vec<String> {
+    const MOST: usize = 8 * 1024;
+    let mut batches: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for name in names {
+        let name = encode(name);
+        if !current.is_empty() && current.len() + name.len() + 1 > MOST {
+            batches.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&name);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
 }
 
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -868,8 +900,31 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
         return Ok(0);
     }
     let _ = out.write_all(render_status(&instances).as_bytes());
-    // The counts set while tend runs, under the table: the one thing it cannot show.
-    let services: Vec<ServiceInfo> = client.get(&format!("{API}/services")).await?;
+    // The counts set while tend runs, under the table: the one thing it cannot show. Asked
+    // for the shown services only when they are few: with thousands of services, the whole
+    // list costs the daemon and this process far more than the table did.
+    let mut shown: Vec<&str> = Vec::new();
+    for instance in &instances {
+        if !shown.contains(&instance.service.as_str()) {
+            shown.push(&instance.service);
+            if shown.len() > 8 {
+                break;
+            }
+        }
+    }
+    let services: Vec<ServiceInfo> = if shown.len() <= 8 {
+        let mut services = Vec::with_capacity(shown.len());
+        for name in shown {
+            services.push(
+                client
+                    .get(&format!("{API}/services/{}", encode(name)))
+                    .await?,
+            );
+        }
+        services
+    } else {
+        client.get(&format!("{API}/services")).await?
+    };
     let _ = out.write_all(render_counts(&services, &instances).as_bytes());
     Ok(0)
 }
@@ -1507,4 +1562,26 @@ fn is_zombie(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod wait_batch_tests {
+    use super::wait_batches;
+
+    #[test]
+    fn ten_thousand_names_wait_in_batches_that_fit_a_uri() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("svc-{i:05}")).collect();
+        let batches = wait_batches(&names);
+        assert!(batches.len() > 1);
+        assert!(batches.iter().all(|b| b.len() <= 8 * 1024));
+        let back: Vec<&str> = batches.iter().flat_map(|b| b.split(',')).collect();
+        assert_eq!(back, names.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_few_names_are_one_batch_and_none_is_no_batch() {
+        let names = vec!["web".to_string(), "db:0".to_string()];
+        assert_eq!(wait_batches(&names), ["web,db%3A0"]);
+        assert!(wait_batches(&[]).is_empty());
+    }
 }

@@ -169,7 +169,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         sampling: manifest
             .daemon
             .sample_every
-            .map(|every| (every, tokio::time::Instant::now())),
+            .map(|every| instance::Sampling::new(every, tokio::time::Instant::now())),
         gpus: load_gpus(&manifest),
         listener_io: options.listener_io,
         sockets: options.sockets.clone(),

@@ -281,6 +281,11 @@ impl Supervisor {
                 self.order.push(instance_name);
             }
         }
+        if let Some(sampling) = &self.ctx.sampling {
+            sampling
+                .instances
+                .store(self.instances.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         self.stop_after = stop_constraints(manifest, &service_order);
         self.exclusions
             .send_replace(Arc::new(crate::engine::watch::Exclusions::of(manifest)));
