@@ -135,16 +135,7 @@ fn up_listens_on_the_socket_tend_socket_names() {
     let elsewhere = tempfile::tempdir().unwrap();
     let socket = elsewhere.path().join("control.sock");
     let tend = |args: &[&str]| {
-        let child = std::process::Command::new(BIN)
-            .arg("-c")
-            .arg(p.manifest())
-            .args(args)
-            .env("TEND_SOCKET", &socket)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = p.command(args).env("TEND_SOCKET", &socket).spawn().unwrap();
         finish(child, Duration::from_secs(60), &args.join(" "))
     };
     let up = tend(&["up", "-d"]);

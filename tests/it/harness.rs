@@ -102,10 +102,11 @@ impl Project {
         fs::read_to_string(self.file(name)).unwrap_or_default()
     }
 
-    /// Run `tend -c MANIFEST ARGS...` to completion (bounded: a hung command fails the test
-    /// instead of hanging the suite).
-    pub fn tend(&self, args: &[&str]) -> Output {
-        let child = Command::new(BIN)
+    /// `tend -c MANIFEST ARGS...` in the project's directory, output piped, not started: for
+    /// a test that sets more (an environment variable, a resource limit) before it runs.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .arg("-c")
             .arg(self.manifest())
             .args(args)
@@ -114,9 +115,14 @@ impl Project {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run tend");
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Run `tend -c MANIFEST ARGS...` to completion (bounded: a hung command fails the test
+    /// instead of hanging the suite).
+    pub fn tend(&self, args: &[&str]) -> Output {
+        let child = self.command(args).spawn().expect("run tend");
         finish(
             child,
             Duration::from_secs(60),

@@ -651,15 +651,7 @@ command = """sh -c 'seq -f "line-%090g" 1 20000; touch phase1; \
     let limit = 256 * 1024;
     let up = {
         use std::os::unix::process::CommandExt;
-        let mut command = std::process::Command::new(BIN);
-        command
-            .arg("-c")
-            .arg(p.manifest())
-            .args(["up", "-d"])
-            .env_remove("TEND_SOCKET")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        let mut command = p.command(&["up", "-d"]);
         unsafe {
             command.pre_exec(move || {
                 // The soft limit only, so that the test may lift it again.
