@@ -1201,10 +1201,12 @@ impl Lifecycle {
         if settled {
             self.attempt = 0;
         }
-        let delay = self
-            .policy
-            .backoff
-            .delay(self.attempt, self.jitter.next_unit());
+        let delay = retry_delay(
+            self.policy
+                .backoff
+                .delay(self.attempt, self.jitter.next_unit()),
+            cause,
+        );
         self.attempt = self.attempt.saturating_add(1);
         self.recent_restarts.push_back(now);
         self.count_restart(cause);
@@ -1240,10 +1242,12 @@ impl Lifecycle {
             self.attempt = 0;
             return (self.fatal(now), vec![]);
         }
-        let delay = self
-            .policy
-            .backoff
-            .delay(self.attempt, self.jitter.next_unit());
+        let delay = retry_delay(
+            self.policy
+                .backoff
+                .delay(self.attempt, self.jitter.next_unit()),
+            cause,
+        );
         self.attempt = self.attempt.saturating_add(1);
         self.count_restart(cause);
         if delay.is_zero() {
@@ -1259,6 +1263,19 @@ impl Lifecycle {
         State::Fatal {
             retry_at: self.policy.cooldown.map(|c| now + c),
         }
+    }
+}
+
+/// The shortest wait before trying again after tend itself could not start a process.
+/// A zero backoff asks to restart a *crashed* program at once; a spawn that failed (no
+/// descriptors left, no memory, a missing program) fails again just as fast, and retrying it
+/// without a pause spins the fork thread and hides the instance in `starting`.
+pub const SPAWN_RETRY_FLOOR: Duration = Duration::from_secs(1);
+
+fn retry_delay(backoff: Duration, cause: RestartCause) -> Duration {
+    match cause {
+        RestartCause::SpawnFailed => backoff.max(SPAWN_RETRY_FLOOR),
+        _ => backoff,
     }
 }
 
@@ -1752,6 +1769,46 @@ mod tests {
             },
         );
         assert_eq!(s.state(), "fatal");
+    }
+
+    #[test]
+    fn a_zero_backoff_still_waits_after_a_spawn_failure() {
+        let zero = BackoffSpec {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            ..policy().backoff
+        };
+        for limit in [RestartLimit::Window, RestartLimit::Unstable] {
+            let mut s = Script::new(Policy {
+                backoff: zero.clone(),
+                max_restarts: 100_000,
+                restart_limit: limit,
+                ..policy()
+            });
+            s.step(0.0, Input::Start { manual: true });
+            // A crash restarts at once, as asked.
+            s.step(0.0, Input::Spawned { pid: 5 });
+            let effects = s.step(0.1, Input::Exited(ExitStatus::Signal(9)));
+            assert!(effects.contains(&Effect::Spawn), "{limit:?}: {effects:?}");
+            assert_eq!(s.state(), "starting");
+            // Running out of descriptors does not: it would fail again at once, forever.
+            let effects = s.step(
+                0.1,
+                Input::SpawnFailed {
+                    reason: "Too many open files (os error 24)".into(),
+                },
+            );
+            assert_eq!(effects, vec![], "{limit:?}");
+            assert_eq!(s.state(), "backoff", "{limit:?}");
+            assert_eq!(
+                *s.lc.state(),
+                State::Backoff {
+                    until: s.at(0.1) + SPAWN_RETRY_FLOOR
+                },
+                "{limit:?}"
+            );
+            assert!(s.lc.reason().contains("Too many open files"), "{limit:?}");
+        }
     }
 
     #[test]

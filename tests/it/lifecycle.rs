@@ -181,3 +181,86 @@ stop_timeout = "300ms"
     assert!(p.read("got_term").contains("ignored"));
     assert_eq!(p.instance("stubborn")["exit_signal"], "SIGKILL");
 }
+
+#[test]
+fn running_out_of_descriptors_backs_off_even_with_a_zero_backoff_and_recovers() {
+    // 40 instances need about 80 descriptors; tend gets 64. Those that cannot be spawned
+    // must wait (visibly, in `backoff`) instead of retrying without a pause, and start once
+    // descriptors are there again.
+    let mut manifest = String::from("[tend]\nhistory = { enabled = false }\n");
+    for i in 0..40 {
+        manifest.push_str(&format!(
+            "\n[services.s{i:02}]\ncommand = \"sleep 1000\"\n\
+             backoff = {{ initial = \"0s\", max = \"0s\" }}\nmax_restarts = 100000\n"
+        ));
+    }
+    let p = Project::new(&manifest);
+    let up = {
+        use std::os::unix::process::CommandExt;
+        let mut command = p.command(&["up", "-d"]);
+        unsafe {
+            command.pre_exec(|| {
+                let mut rlimit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The soft limit only, so that the test may lift it again.
+                rlimit.rlim_cur = 64;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().unwrap()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the daemon to write its pid",
+        || p.file(".tend/tend.pid").exists(),
+    );
+    let d = Daemon::attach(&p);
+    wait_until(
+        Duration::from_secs(30),
+        "a spawn to fail for descriptors",
+        || p.read(".tend/tend.log").contains("Too many open files"),
+    );
+    let own = p.read(".tend/tend.log");
+    let failure = own
+        .lines()
+        .find(|l| l.contains("spawn failed: Too many open files"))
+        .unwrap_or_else(|| panic!("no spawn failure in {own}"));
+    assert!(
+        failure.contains("restarting in 1s"),
+        "a failed spawn waits the floor: {failure}"
+    );
+    let tend = d.pid().expect("the daemon's pid");
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) };
+    let enough = libc::rlimit {
+        rlim_cur: hard.rlim_max.min(4096),
+        rlim_max: hard.rlim_max,
+    };
+    assert_eq!(
+        unsafe { libc::prlimit(tend, libc::RLIMIT_NOFILE, &enough, std::ptr::null_mut()) },
+        0
+    );
+    // `up -d` has already told what failed to start, and why.
+    let up = finish(up, Duration::from_secs(60), "up -d");
+    assert!(
+        text(&up.stderr).contains("Too many open files"),
+        "{}",
+        text(&up.stderr)
+    );
+    wait_until(Duration::from_secs(30), "all 40 to run", || {
+        p.status().iter().all(|i| i["state"] == "running")
+    });
+    let retried = p.status().iter().filter(|i| i["restarts"] != 0).count();
+    assert!(retried > 0, "some instance needed a retry");
+}
