@@ -379,6 +379,24 @@ impl Project {
         http_over(stream, method, path, &[], body)
     }
 
+    /// Like [`Project::http`], but `None` when the connection ends without an answer, as a
+    /// request in flight at the moment of an upgrade's exec does (docs/cli.md).
+    pub fn try_http(&self, method: &str, path: &str, body: &str) -> Option<Answer> {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: tend\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        (!raw.is_empty()).then(|| parse_answer(&raw))
+    }
+
     /// Open a streaming GET on the unix socket; lines of the body arrive on the channel.
     pub fn stream_lines(&self, path: &str) -> std::sync::mpsc::Receiver<String> {
         use std::io::{BufRead, Write};

@@ -393,7 +393,9 @@ logs = { stdout = "stuck.fifo" }
     let mut reader = reader;
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
-    wait_until(Duration::from_secs(30), "writing resumes", || {
+    // Read on while waiting for the report too: the writer may still be in a write of its
+    // backlog that only a reader lets finish, and tend.log comes after it.
+    let mut drain = || {
         use std::io::Read;
         while let Ok(n) = reader.read(&mut buf) {
             if n == 0 {
@@ -405,8 +407,10 @@ logs = { stdout = "stuck.fifo" }
             }
         }
         String::from_utf8_lossy(&seen).contains("after-the-stall")
-    });
+    };
+    wait_until(Duration::from_secs(30), "writing resumes", &mut drain);
     wait_until(Duration::from_secs(20), "the drop is reported", || {
+        drain();
         let own = p.read(".tend/tend.log");
         own.contains("has not kept up") && own.contains("bytes of output were dropped")
     });

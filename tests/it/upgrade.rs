@@ -449,8 +449,10 @@ command = "sh -c 'echo hello; exec sleep 300'"
     );
     let before = pids(&p);
     unsafe { libc::kill(daemon, libc::SIGUSR2) };
+    // A request that meets the exec loses its connection (docs/cli.md): ask again.
     wait_until(LIMIT, "the upgrade to be done", || {
-        info(&p)["upgrades"] == 1
+        p.try_http("GET", "/api/v1/info", "")
+            .is_some_and(|answer| answer.json()["upgrades"] == 1)
     });
     assert_eq!(pids(&p), before);
     let down = p.tend(&["down"]);
