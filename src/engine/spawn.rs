@@ -550,7 +550,7 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut pid = -1;
     #[cfg(target_arch = "x86_64")]
-    {
+    if !vfork::refused_for_test() {
         if let Some(fd) = &cgroup_dir {
             pid = vfork::spawn(&prepared, &fds, None, Some(fd.as_raw_fd()));
         }
@@ -687,6 +687,20 @@ mod vfork {
 
     thread_local! {
         static STACK_OF_THIS_THREAD: Option<Stack> = Stack::map();
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// Set by a test to take the fallback path on its own thread, as a kernel that
+        /// refuses `CLONE_VM` here would.
+        pub(super) static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub(super) fn refused_for_test() -> bool {
+        #[cfg(test)]
+        return REFUSED.with(|refused| refused.get());
+        #[cfg(not(test))]
+        false
     }
 
     /// What the child needs, on the parent's stack (readable: the parent waits).
@@ -1167,6 +1181,25 @@ mod tests {
 
     #[test]
     fn sockets_land_on_3_and_up_in_order_even_when_sources_sit_there() {
+        sockets_land_in_order();
+    }
+
+    #[test]
+    fn a_failure_after_the_sockets_moved_is_still_reported() {
+        failure_after_the_move_is_reported();
+    }
+
+    /// The copying `clone3` (and `fork`) behind the shared-memory spawn: only taken where
+    /// the kernel refuses that, so forced here.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_copying_fallback_moves_sockets_and_reports_failures_alike() {
+        super::vfork::REFUSED.with(|refused| refused.set(true));
+        sockets_land_in_order();
+        failure_after_the_move_is_reported();
+    }
+
+    fn sockets_land_in_order() {
         let fds = sockets(100);
         let n = fds.len() as i32;
         assert!(
@@ -1217,8 +1250,7 @@ mod tests {
         assert_eq!(out, format!("{0} {0} 1\n", child.pid));
     }
 
-    #[test]
-    fn a_failure_after_the_sockets_moved_is_still_reported() {
+    fn failure_after_the_move_is_reported() {
         // Sockets made and then closed leave low numbers free for the pipes the spawn opens,
         // the status pipe among them: inside the range the sockets are moved onto. Had a
         // dup2 overwritten it, the chdir failure would go unheard and the spawn succeed.
