@@ -71,8 +71,23 @@ pub async fn instances(
     Ok(json_sized(&infos, 64 + infos.len() * JSON_PER_INSTANCE))
 }
 
-pub async fn services(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let statuses = state.engine.status(Vec::new()).await??;
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ServicesQuery {
+    /// Comma-separated targets (service, `name:N` instance, group or `all`): only the
+    /// services with an instance among them, with only those instances. Empty: every
+    /// service, with all its instances.
+    #[serde(default)]
+    pub targets: String,
+}
+
+pub async fn services(
+    State(state): State<AppState>,
+    query: Result<Query<ServicesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let targets = split_targets(&query.targets);
+    let everything = targets.is_empty();
+    let statuses = state.engine.status(targets).await??;
     let metas = state.services.current();
     let now = Instant::now();
     // One pass to group: hundreds of services must not cost hundreds of scans.
@@ -84,11 +99,16 @@ pub async fn services(State(state): State<AppState>) -> Result<Response, ApiErro
             .or_default()
             .push(&**status);
     }
+    // With targets, a service none of them names is left out (one scaled to 0 has no
+    // instance to be named by).
     let services: Vec<ServiceInfo> = metas
         .iter()
-        .map(|meta| {
-            let own = by_service.remove(meta.name.as_str()).unwrap_or_default();
-            service_info(meta, own, now)
+        .filter_map(|meta| {
+            let own = by_service.remove(meta.name.as_str());
+            if own.is_none() && !everything {
+                return None;
+            }
+            Some(service_info(meta, own.unwrap_or_default(), now))
         })
         .collect();
     let capacity = 64 + services.len() * 160 + statuses.len() * JSON_PER_INSTANCE;

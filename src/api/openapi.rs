@@ -8,7 +8,7 @@ use axum::Json;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use crate::api::control::{TargetAction, TargetsQuery};
+use crate::api::control::{ServicesQuery, TargetAction, TargetsQuery};
 use crate::api::history::{AuditQuery, EventsQuery, SamplesQuery, StreamQuery, SummaryQuery};
 use crate::api::logs::{LogEntry, LogQuery};
 use crate::protocol::{
@@ -162,14 +162,18 @@ fn operations(r: &mut SchemaGenerator, q: &mut SchemaGenerator) -> Vec<Operation
             "meta",
             Answer::Json(200, out::<DaemonInfo>(r)),
         ),
-        op(
-            "get",
-            "/api/v1/services",
-            "listServices",
-            "Every service with its instances",
-            "services",
-            Answer::Json(200, out::<Vec<ServiceInfo>>(r)),
-        ),
+        Operation {
+            query: Some(input::<ServicesQuery>(q)),
+            errors: &[404],
+            ..op(
+                "get",
+                "/api/v1/services",
+                "listServices",
+                "Every service with its instances, or those of the targets",
+                "services",
+                Answer::Json(200, out::<Vec<ServiceInfo>>(r)),
+            )
+        },
         Operation {
             errors: &[404],
             ..op(

@@ -889,9 +889,9 @@ async fn instances(client: &Client, targets: &[String]) -> Result<Vec<InstanceIn
 }
 
 async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
-    let instances = instances(client, targets).await?;
     let mut out = std::io::stdout().lock();
     if json {
+        let instances = instances(client, targets).await?;
         let _ = writeln!(
             out,
             "{}",
@@ -899,32 +899,19 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
         );
         return Ok(0);
     }
+    // One request for the table and, under it, the counts set while tend runs (the one
+    // thing the table cannot show): every round trip is a good part of the command's time.
+    let mut services: Vec<ServiceInfo> = client
+        .get(&format!(
+            "{API}/services?targets={}",
+            encode(&targets.join(","))
+        ))
+        .await?;
+    let instances: Vec<InstanceInfo> = services
+        .iter_mut()
+        .flat_map(|service| std::mem::take(&mut service.instances))
+        .collect();
     let _ = out.write_all(render_status(&instances).as_bytes());
-    // The counts set while tend runs, under the table: the one thing it cannot show. Asked
-    // for the shown services only when they are few: with thousands of services, the whole
-    // list costs the daemon and this process far more than the table did.
-    let mut shown: Vec<&str> = Vec::new();
-    for instance in &instances {
-        if !shown.contains(&instance.service.as_str()) {
-            shown.push(&instance.service);
-            if shown.len() > 8 {
-                break;
-            }
-        }
-    }
-    let services: Vec<ServiceInfo> = if shown.len() <= 8 {
-        let mut services = Vec::with_capacity(shown.len());
-        for name in shown {
-            services.push(
-                client
-                    .get(&format!("{API}/services/{}", encode(name)))
-                    .await?,
-            );
-        }
-        services
-    } else {
-        client.get(&format!("{API}/services")).await?
-    };
     let _ = out.write_all(render_counts(&services, &instances).as_bytes());
     Ok(0)
 }

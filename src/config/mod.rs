@@ -121,7 +121,11 @@ pub fn find_manifest(start_dir: &Path) -> Option<PathBuf> {
 /// file cannot be read or `state_dir` is not a plain string.
 pub fn locate_state_dir(path: &Path) -> PathBuf {
     let (base_dir, tend) = daemon_table(path);
-    match tend.as_ref().and_then(|t| plain_string(t, "state_dir")) {
+    state_dir_in(&base_dir, tend.as_ref())
+}
+
+fn state_dir_in(base_dir: &Path, tend: Option<&document::Node>) -> PathBuf {
+    match tend.and_then(|t| plain_string(t, "state_dir")) {
         Some(dir) => validate::clean(&base_dir.join(dir)),
         None => base_dir.join(".tend"),
     }
@@ -132,7 +136,7 @@ pub fn locate_socket(path: &Path) -> PathBuf {
     let (base_dir, tend) = daemon_table(path);
     match tend.as_ref().and_then(|t| plain_string(t, "socket")) {
         Some(socket) => validate::clean(&base_dir.join(socket)),
-        None => locate_state_dir(path).join("tend.sock"),
+        None => state_dir_in(&base_dir, tend.as_ref()).join("tend.sock"),
     }
 }
 
@@ -146,10 +150,20 @@ fn daemon_table(path: &Path) -> (PathBuf, Option<document::Node>) {
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let tend = Format::from_path(path).and_then(|format| {
         let text = std::fs::read_to_string(&file).ok()?;
+        if !may_name_tend(&text) {
+            return None;
+        }
         let root = document::parse(&text, format).ok()?;
         root.get("tend").cloned()
     });
     (base_dir, tend)
+}
+
+/// Whether a `tend` key can be in `text`: its four letters, or an escape (`\u0074end`,
+/// YAML's `\x74`) that could spell them. Most manifests have no `[tend]` table, and a
+/// command that only needs the socket then does not parse thousands of services.
+fn may_name_tend(text: &str) -> bool {
+    text.contains("tend") || text.contains('\\')
 }
 
 fn plain_string(table: &document::Node, key: &str) -> Option<String> {

@@ -1861,6 +1861,30 @@ fn locate_state_dir_agrees_with_load_and_tolerates_other_errors() {
 }
 
 #[test]
+fn locate_socket_finds_the_tend_table_however_its_key_is_spelled() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let path = fixture.write(
+        "tend.toml",
+        "[tend]\nstate_dir = \"run\"\n[services.web]\ncommand = \"x\"\n",
+    );
+    assert_eq!(locate_socket(&path), root.join("run/tend.sock"));
+    let path = fixture.write("tend.toml", "[tend]\nsocket = \"ctl.sock\"\n");
+    assert_eq!(locate_socket(&path), root.join("ctl.sock"));
+    // Escapes spell the key without its letters: the shortcut for manifests that never
+    // name `tend` must not skip these.
+    let path = fixture.write("tend.toml", "[\"\\u0074end\"]\nsocket = \"escaped.sock\"\n");
+    assert_eq!(locate_socket(&path), root.join("escaped.sock"));
+    let path = fixture.write(
+        "tend.yaml",
+        "\"\\x74end\":\n  state_dir: yaml-state\nservices: {}\n",
+    );
+    assert_eq!(locate_socket(&path), root.join("yaml-state/tend.sock"));
+    let path = fixture.write("tend.toml", "[services.web]\ncommand = \"x\"\n");
+    assert_eq!(locate_socket(&path), root.join(".tend/tend.sock"));
+}
+
+#[test]
 fn logs_table_defaults_and_values() {
     assert_eq!(web(&["command = \"x\""]).logs, LogSpec::default());
     let spec = web(&[

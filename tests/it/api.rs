@@ -35,6 +35,19 @@ fn services_list_detail_and_actions() {
     assert_eq!(list[0]["instances"].as_array().unwrap().len(), 2);
     assert_eq!(list[1]["depends_on"][0], "web");
 
+    // Targets narrow the list to the services they name, and those to the named instances.
+    let some = project.http("GET", "/api/v1/services?targets=web:1", "");
+    assert_eq!(some.status, 200, "{}", some.body);
+    let some = some.json();
+    assert_eq!(some.as_array().unwrap().len(), 1, "{some}");
+    assert_eq!(some[0]["name"], "web");
+    assert_eq!(some[0]["count"], 2);
+    let instances = some[0]["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{some}");
+    assert_eq!(instances[0]["name"], "web:1");
+    let unknown = project.http("GET", "/api/v1/services?targets=nope", "");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
     let web = project.http("GET", "/api/v1/services/web", "").json();
     assert_eq!(web["state"], "running");
     assert_eq!(web["ready"], true);
