@@ -302,12 +302,25 @@ impl Answer {
 /// One HTTP/1.1 request with `Connection: close` over any stream (the unix socket or TCP),
 /// read to the end. A plain client on purpose: the tests see the bytes tend sends.
 pub fn http_over<S: std::io::Read + std::io::Write>(
-    mut stream: S,
+    stream: S,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Answer {
+    let raw = exchange(stream, method, path, headers, body).expect("send request");
+    parse_answer(&raw)
+}
+
+/// The request sent and the raw answer read to the end (empty when the connection closed
+/// without one).
+fn exchange<S: std::io::Read + std::io::Write>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Vec<u8>> {
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: tend\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -316,10 +329,10 @@ pub fn http_over<S: std::io::Read + std::io::Write>(
         request.push_str("Content-Type: application/json\r\n");
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).expect("send request");
+    stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    parse_answer(&raw)
+    Ok(raw)
 }
 
 fn parse_answer(raw: &[u8]) -> Answer {
@@ -382,18 +395,11 @@ impl Project {
     /// Like [`Project::http`], but `None` when the connection ends without an answer, as a
     /// request in flight at the moment of an upgrade's exec does (docs/cli.md).
     pub fn try_http(&self, method: &str, path: &str, body: &str) -> Option<Answer> {
-        use std::io::{Read, Write};
-        let mut stream = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
+        let stream = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: tend\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
+        let raw = exchange(stream, method, path, &[], body).ok()?;
         (!raw.is_empty()).then(|| parse_answer(&raw))
     }
 
