@@ -539,22 +539,17 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
         ),
         None => None,
     };
-    // Opening checks the whole file (quick_check): off the runtime thread.
-    let history = match settings.history.enabled {
-        true => {
-            let options = HistoryOptions {
-                retention: settings.history.retention,
-                ..HistoryOptions::new(state_dir.join("tend.db"))
-            };
-            let open = tokio::task::spawn_blocking(move || {
-                History::open(options, |problem: String| {
-                    say(&format!("history: {problem}"))
-                })
-            });
-            Some(open.await.context("opening the history")?)
-        }
-        false => None,
-    };
+    // Returns at once: the history's own thread opens and checks the file while the
+    // services start, and queues what happens meanwhile.
+    let history = settings.history.enabled.then(|| {
+        let options = HistoryOptions {
+            retention: settings.history.retention,
+            ..HistoryOptions::new(state_dir.join("tend.db"))
+        };
+        History::open(options, |problem: String| {
+            say(&format!("history: {problem}"))
+        })
+    });
     let listener_manifest = manifest.clone();
     let autostart: Vec<String> = manifest
         .services

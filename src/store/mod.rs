@@ -11,7 +11,7 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, Row, params, params_from_iter};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use writer::{Msg, Writer};
+use writer::Msg;
 
 /// No query returns more rows than this, whatever `limit` asks.
 pub const MAX_ROWS: usize = 10_000;
@@ -197,7 +197,15 @@ struct Shared {
     /// One reusable read connection; concurrent queries beyond it open their own.
     cached: Mutex<Option<(u64, Connection)>>,
     generation: AtomicU64,
+    /// Set once the writer thread has opened the database (or found it unusable) and set
+    /// `source`: queries wait for it rather than fail while tend starts.
+    open_done: Mutex<bool>,
+    open_signal: Condvar,
 }
+
+/// How long a query waits for the database to open (the check of a large file on a slow
+/// disk) before it is answered that history is still opening.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 enum ReadSource {
@@ -222,6 +230,29 @@ impl Shared {
         *lock(&self.cached) = None;
     }
 
+    fn mark_open(&self) {
+        *lock(&self.open_done) = true;
+        self.open_signal.notify_all();
+    }
+
+    /// Whether the database is open (or known unusable) within `within`.
+    fn wait_open(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut done = lock(&self.open_done);
+        while !*done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self
+                .open_signal
+                .wait_timeout(done, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
     fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -230,6 +261,9 @@ impl Shared {
         &self,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
+        if !self.wait_open(OPEN_WAIT) {
+            return Err(StoreError::Unavailable("history is still opening".into()));
+        }
         let gate = self.source.read().unwrap_or_else(PoisonError::into_inner);
         match &*gate {
             ReadSource::Unavailable(why) => Err(StoreError::Unavailable(why.clone())),
@@ -302,9 +336,11 @@ fn clamp_limit(limit: usize) -> i64 {
 }
 
 impl History {
-    /// Opens or creates the database and starts the writer thread. Never fails: a corrupt file
-    /// (or one from a newer tend) is moved aside and replaced, and an unwritable location
-    /// falls back to an in-memory database; each is told through `report`.
+    /// Starts the writer thread, which opens or creates the database and then writes: this
+    /// returns at once, so that nothing waits for the check of the whole file but queries,
+    /// and what is recorded meanwhile is queued. Never fails: a corrupt file (or one from a
+    /// newer tend) is moved aside and replaced, and an unwritable location falls back to an
+    /// in-memory database; each is told through `report`.
     pub fn open(
         options: HistoryOptions,
         report: impl Fn(String) + Send + Sync + 'static,
@@ -318,22 +354,25 @@ impl History {
             source: RwLock::new(ReadSource::Unavailable("history is opening".into())),
             cached: Mutex::new(None),
             generation: AtomicU64::new(0),
+            open_done: Mutex::new(false),
+            open_signal: Condvar::new(),
         });
-        let db = writer::open_db(&options.path, &|m| shared.report(m));
-        shared.set_source(writer::read_source(&shared, &options.path, db.as_ref()));
-
         let capacity = options.queue_capacity.max(1);
         let (tx, rx) = sync_channel(capacity);
-        let writer = Writer::new(Arc::clone(&shared), options, db);
+        let opening = Arc::clone(&shared);
         let handle = thread::Builder::new()
             .name("tend-history".into())
-            .spawn(move || writer.run(rx));
+            .spawn(move || writer::open_and_serve(opening, options, rx));
         let handle = match handle {
             Ok(handle) => Some(handle),
             Err(e) => {
                 shared.report(format!(
                     "history: cannot start the writer thread ({e}); nothing will be recorded"
                 ));
+                shared.set_source(ReadSource::Unavailable(
+                    "history is disabled: its writer thread could not start".into(),
+                ));
+                shared.mark_open();
                 None
             }
         };
@@ -382,12 +421,19 @@ impl History {
 
     /// Records lost so far: queue full, writer gone, or writes failing for longer than the
     /// writer could hold them.
+    /// Whether the writer thread has opened the database (or found it unusable and said
+    /// so) within `within`.
+    pub fn opened(&self, within: Duration) -> bool {
+        self.inner.shared.wait_open(within)
+    }
+
     pub fn dropped(&self) -> u64 {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// True when history went to the in-memory fallback and will not survive a restart.
     pub fn in_memory(&self) -> bool {
+        self.opened(OPEN_WAIT);
         let gate = self
             .inner
             .shared

@@ -27,7 +27,15 @@ impl Reports {
     }
 }
 
+/// Opened, and the database ready (or its problem reported), so that the tests can look at
+/// the reports at once.
 fn open_with(options: HistoryOptions) -> (History, Reports) {
+    let (history, reports) = open_without_waiting(options);
+    assert!(history.opened(WAIT), "the database never opened");
+    (history, reports)
+}
+
+fn open_without_waiting(options: HistoryOptions) -> (History, Reports) {
     let reports = Reports::default();
     let sink = reports.clone();
     let history = History::open(options, move |m| sink.0.lock().unwrap().push(m));
@@ -120,6 +128,36 @@ fn aside_files(dir: &Path, tag: &str) -> Vec<PathBuf> {
 fn count(path: &Path, sql: &str) -> i64 {
     let conn = Connection::open(path).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn records_and_queries_made_while_the_database_opens_wait_for_it() {
+    let dir = TempDir::new().unwrap();
+    // A file with rows in it, so that the second open has something to check.
+    let (first, _) = open_at(&db_path(&dir));
+    for i in 0..500 {
+        first.record(Record::Event(state(
+            now_ms() - 10_000 + i,
+            "web:1",
+            None,
+            "running",
+        )));
+    }
+    assert!(first.flush(WAIT));
+    first.close(WAIT);
+
+    let (history, reports) = open_without_waiting(HistoryOptions::new(db_path(&dir)));
+    history.record(Record::Event(state(now_ms(), "web:2", None, "running")));
+    // Asked before the writer thread may have opened anything: the query waits for it (and
+    // may already see the new row, if its batch was committed meanwhile).
+    let seen = all_events(&history).len();
+    assert!(seen == 500 || seen == 501, "{seen}");
+    assert!(history.flush(WAIT));
+    let events = all_events(&history);
+    assert_eq!(events.len(), 501);
+    assert_eq!(events.iter().filter(|e| e.instance == "web:2").count(), 1);
+    assert!(reports.all().is_empty(), "{:?}", reports.all());
+    assert_eq!(history.dropped(), 0);
 }
 
 #[test]

@@ -44,6 +44,33 @@ pub(super) struct Db {
     file: Option<Option<(u64, u64)>>,
 }
 
+/// The writer thread: opens the database (the whole file is checked, which can take a
+/// while), makes it the queries' source, and then writes what was queued meanwhile and
+/// after. Queries wait for the first part.
+pub(super) fn open_and_serve(shared: Arc<Shared>, options: HistoryOptions, rx: Receiver<Msg>) {
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let db = open_db(&options.path, &|m| shared.report(m));
+        shared.set_source(read_source(&shared, &options.path, db.as_ref()));
+        db
+    }));
+    match opened {
+        Ok(db) => {
+            shared.mark_open();
+            Writer::new(Arc::clone(&shared), options, db).run(rx);
+        }
+        Err(_) => {
+            shared.set_source(ReadSource::Unavailable(
+                "history is disabled: opening it failed".into(),
+            ));
+            shared.mark_open();
+            shared.report(
+                "history: opening the database stopped after an internal error; nothing will be recorded"
+                    .into(),
+            );
+        }
+    }
+}
+
 /// Where queries should go for `db`.
 pub(super) fn read_source(shared: &Shared, path: &Path, db: Option<&Db>) -> ReadSource {
     match db {

@@ -105,6 +105,10 @@ fn a_corrupt_database_is_moved_aside_and_supervision_goes_on() {
     std::fs::write(project.file(".tend/tend.db"), vec![b'x'; 16 * 1024]).unwrap();
     let _daemon = project.up_allow_failure();
     assert_eq!(project.state_of("web"), "running");
+    // The history's thread opens the file while the services start: wait for its report.
+    wait_until(Duration::from_secs(10), "the report in tend.log", || {
+        project.read(".tend/tend.log").contains("history:")
+    });
     let aside: Vec<String> = std::fs::read_dir(project.file(".tend"))
         .unwrap()
         .flatten()
@@ -112,8 +116,6 @@ fn a_corrupt_database_is_moved_aside_and_supervision_goes_on() {
         .filter(|n| n.starts_with("tend.db.corrupt-"))
         .collect();
     assert_eq!(aside.len(), 1, "the bad file is kept for a look: {aside:?}");
-    let log = project.read(".tend/tend.log");
-    assert!(log.contains("history:"), "reported in tend.log:\n{log}");
     assert!(project.tend(&["restart", "web"]).status.success());
     wait_until(
         Duration::from_secs(10),
