@@ -419,14 +419,14 @@ impl History {
         }
     }
 
-    /// Records lost so far: queue full, writer gone, or writes failing for longer than the
-    /// writer could hold them.
     /// Whether the writer thread has opened the database (or found it unusable and said
     /// so) within `within`.
     pub fn opened(&self, within: Duration) -> bool {
         self.inner.shared.wait_open(within)
     }
 
+    /// Records lost so far: queue full, writer gone, or writes failing for longer than the
+    /// writer could hold them.
     pub fn dropped(&self) -> u64 {
         self.inner.shared.dropped.load(Ordering::Relaxed)
     }
