@@ -150,7 +150,7 @@ fn daemon_table(path: &Path) -> (PathBuf, Option<document::Node>) {
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let tend = Format::from_path(path).and_then(|format| {
         let text = std::fs::read_to_string(&file).ok()?;
-        if !may_name_tend(&text) {
+        if !may_set_the_daemon_paths(&text) {
             return None;
         }
         let root = document::parse(&text, format).ok()?;
@@ -159,11 +159,13 @@ fn daemon_table(path: &Path) -> (PathBuf, Option<document::Node>) {
     (base_dir, tend)
 }
 
-/// Whether a `tend` key can be in `text`: its four letters, or an escape (`\u0074end`,
-/// YAML's `\x74`) that could spell them. Most manifests have no `[tend]` table, and a
-/// command that only needs the socket then does not parse thousands of services.
-fn may_name_tend(text: &str) -> bool {
-    text.contains("tend") || text.contains('\\')
+/// Whether `text` can set `tend.socket` or `tend.state_dir`, the only keys read here: it
+/// must name `tend` and one of them in letters, or hold an escape (`\u0074end`, YAML's
+/// `\x74`) that could spell them. Most manifests set neither, and a command that only
+/// needs the socket then does not parse thousands of services.
+fn may_set_the_daemon_paths(text: &str) -> bool {
+    text.contains('\\')
+        || (text.contains("tend") && (text.contains("socket") || text.contains("state_dir")))
 }
 
 fn plain_string(table: &document::Node, key: &str) -> Option<String> {

@@ -1882,6 +1882,14 @@ fn locate_socket_finds_the_tend_table_however_its_key_is_spelled() {
     assert_eq!(locate_socket(&path), root.join("yaml-state/tend.sock"));
     let path = fixture.write("tend.toml", "[services.web]\ncommand = \"x\"\n");
     assert_eq!(locate_socket(&path), root.join(".tend/tend.sock"));
+    let path = fixture.write(
+        "tend.toml",
+        "[tend]\ncgroups = \"off\"\n[services.web]\ncommand = \"x\"\n",
+    );
+    assert_eq!(locate_socket(&path), root.join(".tend/tend.sock"));
+    // Dotted keys set it as well as a table does.
+    let path = fixture.write("tend.toml", "tend.socket = \"dotted.sock\"\n");
+    assert_eq!(locate_socket(&path), root.join("dotted.sock"));
 }
 
 #[test]
