@@ -484,6 +484,18 @@ impl Lifecycle {
         self.restart_causes
     }
 
+    /// The backoff's next delay, and at least [`SPAWN_RETRY_FLOOR`] after a failed spawn.
+    fn retry_delay(&mut self, cause: RestartCause) -> Duration {
+        let backoff = self
+            .policy
+            .backoff
+            .delay(self.attempt, self.jitter.next_unit());
+        match cause {
+            RestartCause::SpawnFailed => backoff.max(SPAWN_RETRY_FLOOR),
+            _ => backoff,
+        }
+    }
+
     fn count_restart(&mut self, cause: RestartCause) {
         self.restarts += 1;
         self.restart_causes[cause as usize] += 1;
@@ -1201,12 +1213,7 @@ impl Lifecycle {
         if settled {
             self.attempt = 0;
         }
-        let delay = retry_delay(
-            self.policy
-                .backoff
-                .delay(self.attempt, self.jitter.next_unit()),
-            cause,
-        );
+        let delay = self.retry_delay(cause);
         self.attempt = self.attempt.saturating_add(1);
         self.recent_restarts.push_back(now);
         self.count_restart(cause);
@@ -1242,12 +1249,7 @@ impl Lifecycle {
             self.attempt = 0;
             return (self.fatal(now), vec![]);
         }
-        let delay = retry_delay(
-            self.policy
-                .backoff
-                .delay(self.attempt, self.jitter.next_unit()),
-            cause,
-        );
+        let delay = self.retry_delay(cause);
         self.attempt = self.attempt.saturating_add(1);
         self.count_restart(cause);
         if delay.is_zero() {
@@ -1271,13 +1273,6 @@ impl Lifecycle {
 /// descriptors left, no memory, a missing program) fails again just as fast, and retrying it
 /// without a pause spins the fork thread and hides the instance in `starting`.
 pub const SPAWN_RETRY_FLOOR: Duration = Duration::from_secs(1);
-
-fn retry_delay(backoff: Duration, cause: RestartCause) -> Duration {
-    match cause {
-        RestartCause::SpawnFailed => backoff.max(SPAWN_RETRY_FLOOR),
-        _ => backoff,
-    }
-}
 
 /// SIGKILL sent to the whole tree: wait `KILL_GRACE` for it to be gone.
 fn killing(pid: Option<u32>, then: AfterStop, now: Instant) -> (State, Vec<Effect>) {

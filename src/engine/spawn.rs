@@ -8,11 +8,11 @@
 //! reach its exec, and whether the exec worked is read from a status pipe on the runtime.
 //! One reaper task owns all waiting: it answers SIGCHLD with `waitpid(-1, WNOHANG)` until
 //! nothing is left, hands each status to the instance that registered the pid, and reaps
-//! adopted orphans (PID 1 / subreaper duty). A spawn holds the table's gate (shared) until its pid is registered and
-//! the reaper holds it exclusively while it waits, so the reaper never takes a status before
-//! its owner is known (nor the one std's own `spawn` waits for when `exec` fails). Reaping
-//! pauses during an upgrade, so that a child that exits then stays a zombie for the next
-//! image to reap.
+//! adopted orphans (PID 1 / subreaper duty). A spawn holds the table's gate (shared) until
+//! its pid is registered and the reaper holds it exclusively while it waits, so the reaper
+//! never takes a status before its owner is known (nor the one std's own `spawn` waits for
+//! when `exec` fails). Reaping pauses during an upgrade, so that a child that exits then
+//! stays a zombie for the next image to reap.
 
 use std::collections::HashMap;
 use std::ffi::CString;
