@@ -98,6 +98,7 @@ pub struct EngineHandle {
     /// answers on `notify_parked`.
     notify_paused: Arc<tokio::sync::watch::Sender<bool>>,
     notify_parked: tokio::sync::watch::Receiver<bool>,
+    sampling: Option<instance::Sampling>,
 }
 
 /// Start the engine inside the current tokio runtime: the reaper, the spawner thread, the
@@ -158,6 +159,10 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         }
     });
     let base_dir = manifest.base_dir();
+    let sampling = manifest
+        .daemon
+        .sample_every
+        .map(|every| instance::Sampling::new(every, tokio::time::Instant::now()));
     let ctx = InstanceContext {
         spawner: spawner.clone(),
         containment: options.containment,
@@ -166,10 +171,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         logs: options.logs,
         base_dir: manifest.base_dir(),
         notify_socket: notify_path,
-        sampling: manifest
-            .daemon
-            .sample_every
-            .map(|every| instance::Sampling::new(every, tokio::time::Instant::now())),
+        sampling: sampling.clone(),
         gpus: load_gpus(&manifest),
         listener_io: options.listener_io,
         sockets: options.sockets.clone(),
@@ -195,6 +197,7 @@ pub fn start(manifest: Manifest, options: EngineOptions) -> io::Result<EngineHan
         notify,
         notify_paused: Arc::new(notify_paused),
         notify_parked,
+        sampling,
     })
 }
 
@@ -253,6 +256,12 @@ fn load_gpus(manifest: &Manifest) -> Option<Arc<resources::GpuSampler>> {
 impl EngineHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// How far apart each instance's CPU and memory are sampled now (`sample_every`,
+    /// stretched with the instance count); `None` when sampling is off.
+    pub fn sampling_every(&self) -> Option<std::time::Duration> {
+        self.sampling.as_ref().map(instance::Sampling::every)
     }
 
     /// Run a shell command to its end through the engine's spawner (the one place that

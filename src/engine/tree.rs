@@ -214,9 +214,19 @@ impl InstanceTree {
         let Some(cgroup) = &self.cgroup else {
             return vec![];
         };
-        fs::read_to_string(cgroup.join("cgroup.procs"))
-            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        // Read by hand: `fs::read_to_string` first asks the file's size, which cgroupfs
+        // does not know, and sampling reads this for every instance.
+        let mut procs = Vec::new();
+        let mut chunk = [0u8; 1024];
+        if let Ok(mut file) = fs::File::open(cgroup.join("cgroup.procs")) {
+            while let Ok(n @ 1..) = std::io::Read::read(&mut file, &mut chunk) {
+                procs.extend_from_slice(&chunk[..n]);
+            }
+        }
+        String::from_utf8_lossy(&procs)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
     }
 
     /// Processes that left the process group: descendants of group members, and orphans

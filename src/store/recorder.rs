@@ -1,18 +1,34 @@
 //! Feeds the history from the engine: every event off the broadcast, and one resource
-//! sample per running instance every [`SAMPLE_EVERY`]. It only ever calls
-//! [`History::record`], which never blocks, so the engine never waits for the disk.
+//! sample per sampled instance every [`SAMPLE_EVERY`] (or as far apart as the engine's
+//! samples are). It only ever calls [`History::record`], which never blocks, so the engine
+//! never waits for the disk.
 
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::engine::EngineHandle;
-use crate::engine::event::{Event, EventKind};
+use crate::engine::event::{Event, EventKind, InstanceStatus};
 use crate::engine::lifecycle::ExitStatus;
 use crate::store::{EventRow, History, Record, SampleRow};
 
-/// One point per instance this often: the raw resolution of the charts.
+/// One point per instance this often: the raw resolution of the charts. Where the engine
+/// samples less often (many instances stretch its interval), a point per engine sample:
+/// more would repeat the same figures, and at 10 000 instances cost more than the rest of
+/// an idle daemon together.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// How often to keep a sample of every instance, given how often the engine samples them;
+/// `None` when it does not sample, and there are no figures to keep.
+pub fn recording_every(engine_every: Option<Duration>) -> Option<Duration> {
+    engine_every.map(|every| every.max(SAMPLE_EVERY))
+}
+
+/// Whether a status carries figures worth a row: a running process that has been sampled
+/// (one just started has none yet).
+pub fn has_figures(status: &InstanceStatus) -> bool {
+    status.pid.is_some() && (status.cpu_percent.is_some() || status.rss_bytes.is_some())
+}
 
 pub fn event_row(event: &Event) -> EventRow {
     let mut row = EventRow {
@@ -104,7 +120,9 @@ pub fn spawn(
 ) -> Recorder {
     let mut events = engine.subscribe();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let sampled = history.clone();
+    let sampled = history
+        .clone()
+        .filter(|_| recording_every(engine.sampling_every()).is_some());
     let record = move |event: &Event| {
         if let Some(history) = &history {
             history.record(Record::Event(event_row(event)));
@@ -112,8 +130,11 @@ pub fn spawn(
         also(event);
     };
     let task = tokio::spawn(async move {
-        let mut sampling = tokio::time::interval(SAMPLE_EVERY);
-        sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let next = || {
+            let every = recording_every(engine.sampling_every()).unwrap_or(SAMPLE_EVERY);
+            tokio::time::Instant::now() + every
+        };
+        let mut next_sample = next();
         loop {
             tokio::select! {
                 received = events.recv() => match received {
@@ -129,13 +150,14 @@ pub fn spawn(
                     }
                     break;
                 }
-                _ = sampling.tick(), if sampled.is_some() => {
+                _ = tokio::time::sleep_until(next_sample), if sampled.is_some() => {
+                    next_sample = next();
                     let Ok(Ok(statuses)) = engine.status(Vec::new()).await else {
                         continue;
                     };
                     let Some(history) = &sampled else { continue };
                     let at_ms = crate::store::unix_ms(std::time::SystemTime::now());
-                    for status in statuses.iter().filter(|s| s.pid.is_some()) {
+                    for status in statuses.iter().filter(|s| has_figures(s)) {
                         history.record(Record::Sample(SampleRow {
                             at_ms,
                             service: status.service.clone(),
@@ -149,4 +171,24 @@ pub fn spawn(
         }
     });
     Recorder { stop, task }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SAMPLE_EVERY, recording_every};
+    use std::time::Duration;
+
+    #[test]
+    fn samples_are_kept_no_more_often_than_the_engine_takes_them() {
+        assert_eq!(recording_every(None), None, "no sampling, nothing to keep");
+        assert_eq!(
+            recording_every(Some(Duration::from_secs(2))),
+            Some(SAMPLE_EVERY)
+        );
+        assert_eq!(
+            recording_every(Some(Duration::from_secs(25))),
+            Some(Duration::from_secs(25)),
+            "many instances stretch the engine's interval; a row every 10 s would repeat them"
+        );
+    }
 }
