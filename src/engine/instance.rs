@@ -74,6 +74,21 @@ impl Sampling {
         every.mul_f64((phase * slots).floor() / slots)
     }
 
+    /// The next sampling instant after `now` of an instance at `phase` in the interval
+    /// (see [`phase`]), or on the tick all instances share (`None`).
+    pub fn next_after(&self, now: Instant, phase: Option<f64>) -> Instant {
+        let every = self.every();
+        let origin = match phase {
+            Some(phase) => self.origin + self.offset(every, phase),
+            None => self.origin,
+        };
+        if now < origin {
+            return origin;
+        }
+        let ticks = (now - origin).as_nanos() / every.as_nanos().max(1) + 1;
+        origin + every * u32::try_from(ticks).unwrap_or(u32::MAX)
+    }
+
     /// The interval in force: `sample_every`, or longer to keep within the budget.
     pub fn every(&self) -> Duration {
         let instances = self.instances.load(std::sync::atomic::Ordering::Relaxed) as f64;
@@ -147,6 +162,9 @@ pub struct InstanceTask {
     reload_replies: Vec<oneshot::Sender<ReloadOutcome>>,
     /// The reply of the reload request being stepped, answered at once if it is refused.
     reload_request: Option<oneshot::Sender<ReloadOutcome>>,
+    /// Where in the sampling interval this instance samples: with cgroups, its own place
+    /// (fixed by its name); without, `None`, the tick all instances share.
+    sample_phase: Option<f64>,
     /// A newer spec (`tend apply`, rolling) than the running process's: the next process
     /// started, a reload's replacement first, runs it.
     next_spec: Option<Arc<ServiceSpec>>,
@@ -232,7 +250,9 @@ impl InstanceTask {
         };
         let status = StatusCell::new(initial);
         let receiver = status.clone();
+        let sample_phase = ctx.containment.cgroup_root().map(|_| phase(&name));
         let task = InstanceTask {
+            sample_phase,
             service,
             name,
             index,
@@ -616,18 +636,7 @@ impl InstanceTask {
         if !matches!(self.lifecycle.state(), State::Running { .. }) {
             return None;
         }
-        let every = sampling.every();
-        let origin = if self.ctx.containment.cgroup_root().is_some() {
-            sampling.origin + sampling.offset(every, phase(&self.name))
-        } else {
-            sampling.origin
-        };
-        let now = Instant::now();
-        if now < origin {
-            return Some(origin);
-        }
-        let ticks = (now - origin).as_nanos() / every.as_nanos().max(1) + 1;
-        Some(origin + every * u32::try_from(ticks).unwrap_or(u32::MAX))
+        Some(sampling.next_after(Instant::now(), self.sample_phase))
     }
 
     /// Sample the tree's CPU and memory; act on max_memory and the warnings.
@@ -1551,6 +1560,28 @@ mod sampling_tests {
         assert!(
             buckets.iter().all(|&n| (800..1200).contains(&n)),
             "{buckets:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_next_sample_is_the_next_tick_of_the_instance_s_slot() {
+        let origin = tokio::time::Instant::now();
+        let sampling = Sampling::new(Duration::from_secs(2), origin);
+        let second = Duration::from_secs(1);
+        // The shared tick: the interval's start, whatever the count.
+        assert_eq!(sampling.next_after(origin, None), origin + 2 * second);
+        assert_eq!(
+            sampling.next_after(origin + 3 * second, None),
+            origin + 4 * second
+        );
+        // 10 000 instances: every 66.7 s, in 100 slots; phase 0.5 is the 51st slot.
+        sampling.instances.store(10_000, Ordering::Relaxed);
+        let every = sampling.every();
+        let slot = every.mul_f64(50.0 / 100.0);
+        assert_eq!(sampling.next_after(origin, Some(0.5)), origin + slot);
+        assert_eq!(
+            sampling.next_after(origin + slot, Some(0.5)),
+            origin + slot + every
         );
     }
 
