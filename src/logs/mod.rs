@@ -1033,6 +1033,9 @@ impl Reader {
         Some(permit)
     }
 
+    /// Put a chunk (back) in the instance's pending queue and tell the writer, unless it was
+    /// told already. An empty chunk changes nothing there: a read that found the pipe
+    /// empty or closed wakes no one (at every exit, that wake-up was a thread switch).
     fn hand_over(&self, mut chunk: Chunk) {
         if chunk.len == 0 {
             // Nothing was read into it (the read only found the pipe empty): reuse it.
@@ -1040,12 +1043,11 @@ impl Reader {
                 Some(pipe) => self.pipeline.recycle_pipe(pipe),
                 None => self.pipeline.recycle(std::mem::take(&mut chunk.buf)),
             }
+            return;
         }
         let notify = {
             let mut pending = self.log.pending();
-            if chunk.len > 0 {
-                pending.chunks.push(chunk);
-            }
+            pending.chunks.push(chunk);
             !std::mem::replace(&mut pending.queued, true)
         };
         if notify {
