@@ -116,7 +116,7 @@ pub struct Supervisor {
     /// `follow_dependencies`.
     depended: Vec<String>,
     /// What new instance tasks are given.
-    ctx: InstanceContext,
+    ctx: Arc<InstanceContext>,
     /// Services being reloaded: one reload of a service at a time.
     reloading: HashSet<String>,
     /// What schedule and watch tasks are given.
@@ -188,7 +188,7 @@ impl Supervisor {
             restart_on_return: HashMap::new(),
             max_starting: manifest.daemon.max_starting,
             shutdown_replies: Vec::new(),
-            ctx,
+            ctx: Arc::new(ctx),
             reloading: HashSet::new(),
             frozen: false,
             deferred: Vec::new(),
