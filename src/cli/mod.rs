@@ -594,51 +594,54 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn client_command(cli: &Cli) -> anyhow::Result<i32> {
     let socket = socket(cli)?;
     let client = Client::new(&socket);
-    let runtime = client_runtime()?;
-    let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Status { json, targets } => status(&client, *json, targets).await,
-            Command::Health { json, targets } => health(&client, *json, targets).await,
-            Command::Start { targets } => action(&client, "start", targets, None).await,
-            Command::Stop { targets } => action(&client, "stop", targets, None).await,
-            Command::Restart { targets } => action(&client, "restart", targets, None).await,
-            Command::Reload { targets } => action(&client, "reload", targets, None).await,
-            Command::Signal { signal, targets } => {
-                action(&client, "signal", targets, Some(signal.clone())).await
-            }
-            Command::Scale { service, instances } => scale(&client, service, *instances).await,
-            Command::Logs {
-                follow,
-                lines,
-                since,
-                stream,
-                no_prefix,
-                targets,
-            } => {
-                let request = LogRequest {
-                    follow: *follow,
-                    lines: *lines,
-                    since: since.as_deref(),
-                    stream: stream.as_deref(),
-                    prefix: !no_prefix,
+    let result = match &cli.command {
+        // The read-only commands people run in loops answer without a runtime: building one
+        // and an HTTP stack costs more than the exchange itself.
+        Command::Status { json, targets } => status(&client, *json, targets),
+        Command::Health { json, targets } => health(&client, *json, targets),
+        _ => client_runtime()?.block_on(async {
+            match &cli.command {
+                Command::Start { targets } => action(&client, "start", targets, None).await,
+                Command::Stop { targets } => action(&client, "stop", targets, None).await,
+                Command::Restart { targets } => action(&client, "restart", targets, None).await,
+                Command::Reload { targets } => action(&client, "reload", targets, None).await,
+                Command::Signal { signal, targets } => {
+                    action(&client, "signal", targets, Some(signal.clone())).await
+                }
+                Command::Scale { service, instances } => scale(&client, service, *instances).await,
+                Command::Logs {
+                    follow,
+                    lines,
+                    since,
+                    stream,
+                    no_prefix,
                     targets,
-                };
-                logs(&client, request).await
+                } => {
+                    let request = LogRequest {
+                        follow: *follow,
+                        lines: *lines,
+                        since: since.as_deref(),
+                        stream: stream.as_deref(),
+                        prefix: !no_prefix,
+                        targets,
+                    };
+                    logs(&client, request).await
+                }
+                Command::Events {
+                    service,
+                    since,
+                    limit,
+                    json,
+                } => events(&client, service.as_deref(), since, *limit, *json).await,
+                Command::Summary { window, json } => summary(&client, window, *json).await,
+                Command::Down => down(&client).await,
+                Command::Upgrade { binary } => upgrade(&client, binary.as_deref()).await,
+                Command::Diff { json } => diff(&client, *json).await,
+                Command::Apply { json } => apply(&client, *json).await,
+                _ => unreachable!("offline commands are handled before"),
             }
-            Command::Events {
-                service,
-                since,
-                limit,
-                json,
-            } => events(&client, service.as_deref(), since, *limit, *json).await,
-            Command::Summary { window, json } => summary(&client, window, *json).await,
-            Command::Down => down(&client).await,
-            Command::Upgrade { binary } => upgrade(&client, binary.as_deref()).await,
-            Command::Diff { json } => diff(&client, *json).await,
-            Command::Apply { json } => apply(&client, *json).await,
-            _ => unreachable!("offline commands are handled before"),
-        }
-    });
+        }),
+    };
     // diff(1)'s convention: 1 says "there are changes", so trouble is 2.
     let failed = if matches!(cli.command, Command::Diff { .. }) {
         2
@@ -879,19 +882,17 @@ pub fn render_plan(plan: &PlanReport) -> String {
 }
 
 /// The instances the targets name (all of them for none), as the daemon sees them now.
-async fn instances(client: &Client, targets: &[String]) -> Result<Vec<InstanceInfo>, ClientError> {
-    client
-        .get(&format!(
-            "{API}/instances?targets={}",
-            encode(&targets.join(","))
-        ))
-        .await
+fn instances(client: &Client, targets: &[String]) -> Result<Vec<InstanceInfo>, ClientError> {
+    client.get_blocking(&format!(
+        "{API}/instances?targets={}",
+        encode(&targets.join(","))
+    ))
 }
 
-async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
+fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
     let mut out = std::io::stdout().lock();
     if json {
-        let instances = instances(client, targets).await?;
+        let instances = instances(client, targets)?;
         let _ = writeln!(
             out,
             "{}",
@@ -901,12 +902,10 @@ async fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, 
     }
     // One request for the table and, under it, the counts set while tend runs (the one
     // thing the table cannot show): every round trip is a good part of the command's time.
-    let mut services: Vec<ServiceInfo> = client
-        .get(&format!(
-            "{API}/services?targets={}",
-            encode(&targets.join(","))
-        ))
-        .await?;
+    let mut services: Vec<ServiceInfo> = client.get_blocking(&format!(
+        "{API}/services?targets={}",
+        encode(&targets.join(","))
+    ))?;
     let instances: Vec<InstanceInfo> = services
         .iter_mut()
         .flat_map(|service| std::mem::take(&mut service.instances))
@@ -1165,8 +1164,8 @@ pub fn render_summary(report: &SummaryReport) -> String {
 }
 
 /// `tend health`: each probe of each instance with its last result.
-async fn health(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
-    let instances = instances(client, targets).await?;
+fn health(client: &Client, json: bool, targets: &[String]) -> Result<i32, ClientError> {
+    let instances = instances(client, targets)?;
     let mut out = std::io::stdout().lock();
     if json {
         let probes: Vec<serde_json::Value> = instances
