@@ -80,6 +80,8 @@ struct StopPlan {
 
 struct SettleWaiter {
     instances: Vec<String>,
+    /// Where in `instances` the first one not settled was at the last look.
+    place: usize,
     /// Running is not enough: wait until up for min_uptime.
     ready: bool,
     reply: oneshot::Sender<Result<Outcomes, UnknownTarget>>,
@@ -593,6 +595,7 @@ impl Supervisor {
                 }
                 Ok(instances) => self.settle_waiters.push(SettleWaiter {
                     instances,
+                    place: 0,
                     ready,
                     reply,
                 }),
@@ -1406,49 +1409,67 @@ impl Supervisor {
         }
     }
 
+    /// Answer the waiters (`up`, `start`: "until they run") whose instances have all
+    /// settled. Each waiter keeps its place, the first instance not settled at the last
+    /// look, and looks there first: while it has not settled nothing else is looked at, so
+    /// that starting thousands of instances costs each evaluation one look per waiter, not
+    /// one per instance (that was a quadratic start: 3 000 services in 5.5 s).
     fn answer_settled(&mut self) {
         let waiters = std::mem::take(&mut self.settle_waiters);
-        for waiter in waiters {
-            let mut outcomes = Vec::new();
-            let mut settled = true;
-            for name in &waiter.instances {
-                let status = self.instances[name].status.borrow().clone();
-                let blocked = self
+        for mut waiter in waiters {
+            let ready = waiter.ready;
+            let unsettled = |names: &[String]| {
+                names
+                    .iter()
+                    .position(|name| self.settlement(name, ready).is_none())
+            };
+            if let Some(offset) = unsettled(&waiter.instances[waiter.place..]) {
+                waiter.place += offset;
+                self.settle_waiters.push(waiter);
+                continue;
+            }
+            // All settled from its place on; one settled before may have started again.
+            let outcomes: Option<Outcomes> = waiter
+                .instances
+                .iter()
+                .map(|name| Some((name.clone(), self.settlement(name, ready)?)))
+                .collect();
+            match outcomes {
+                Some(outcomes) => {
+                    let _ = waiter.reply.send(Ok(outcomes));
+                }
+                None => {
+                    waiter.place = unsettled(&waiter.instances).unwrap_or(0);
+                    self.settle_waiters.push(waiter);
+                }
+            }
+        }
+    }
+
+    /// What a waiter is told of `name` now; `None` while it has not settled.
+    fn settlement(&self, name: &str, ready: bool) -> Option<Outcome> {
+        let handle = &self.instances[name];
+        // Before the borrow below: it takes the same lock.
+        let in_flight = handle.start_in_flight();
+        let status = handle.status.borrow();
+        match status.state {
+            "running" if status.ready || !ready => Some(Ok(())),
+            "exited" if is_completed(&status) => Some(Ok(())),
+            "exited" | "fatal" | "backoff" => {
+                Some(Err(format!("{}: {}", status.state, status.reason)))
+            }
+            "stopped" if !self.to_start.contains_key(name) && !in_flight => Some(Ok(())),
+            "waiting" | "stopped" => {
+                drop(status);
+                // Held back by a dependency that will not come: settled, with the reason.
+                let (why, _) = self
                     .to_start
                     .get(name)
                     .and_then(|_| self.dependencies(name).err())
-                    .filter(|(_, b)| *b);
-                let outcome = match status.state {
-                    "running" if status.ready || !waiter.ready => Ok(()),
-                    "exited" if is_completed(&status) => Ok(()),
-                    "exited" | "fatal" | "backoff" => {
-                        Err(format!("{}: {}", status.state, status.reason))
-                    }
-                    "stopped"
-                        if !self.to_start.contains_key(name)
-                            && !self.instances[name].start_in_flight() =>
-                    {
-                        Ok(())
-                    }
-                    "waiting" | "stopped" => match blocked {
-                        Some((why, _)) => Err(why),
-                        None => {
-                            settled = false;
-                            Ok(())
-                        }
-                    },
-                    _ => {
-                        settled = false;
-                        Ok(())
-                    }
-                };
-                outcomes.push((name.clone(), outcome));
+                    .filter(|(_, blocked)| *blocked)?;
+                Some(Err(why))
             }
-            if settled {
-                let _ = waiter.reply.send(Ok(outcomes));
-            } else {
-                self.settle_waiters.push(waiter);
-            }
+            _ => None,
         }
     }
 }
