@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -536,12 +536,26 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
         (OwnedFd::from(std::fs::File::open("/dev/null")?), None)
     };
 
-    let fds = ChildFds {
-        stdin: stdin_read.as_raw_fd(),
-        stdout: out_write.as_raw_fd(),
-        stderr: err_write.as_raw_fd(),
-        status: status_write.as_raw_fd(),
+    let own = [
+        stdin_read.as_raw_fd(),
+        out_write.as_raw_fd(),
+        err_write.as_raw_fd(),
+        status_write.as_raw_fd(),
+    ];
+    // Sockets are passed on 3, 4, … from wherever tend holds them: that child keeps the
+    // whole table until its exec.
+    let slots = if prepared.listen.is_empty() {
+        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().and_then(|s| s.fill(own).ok()))
+    } else {
+        None
     };
+    let fds = slots.unwrap_or(ChildFds {
+        stdin: own[0],
+        stdout: own[1],
+        stderr: own[2],
+        status: own[3],
+        own_table_below: None,
+    });
     let (exit_tx, exit) = oneshot::channel();
     // Held from the fork until the pid is registered: see the module docs.
     let shared = table
@@ -589,6 +603,11 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
             return Err(io::Error::last_os_error());
         }
     }
+    if fds.own_table_below.is_some() {
+        // The child has exec'd or exited (the clone waited for it), so it no longer shares
+        // this table: the slots let go of its pipes.
+        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().map(Slots::empty));
+    }
     let pid = pid as u32;
     table.lock().insert(pid, exit_tx);
     drop(shared);
@@ -611,6 +630,75 @@ struct ChildFds {
     stdout: RawFd,
     stderr: RawFd,
     status: RawFd,
+    /// The child's first act: a descriptor table of its own holding only the descriptors
+    /// below this number (the table is tend's own until then: see [`Slots`]).
+    own_table_below: Option<RawFd>,
+}
+
+thread_local! {
+    static SLOTS_OF_THIS_THREAD: Option<Slots> = Slots::reserve();
+}
+
+/// Four descriptor numbers low in the table, kept by a forking thread for the pipes of the
+/// child it is cloning (and holding /dev/null the rest of the time). A child inherits every
+/// descriptor tend has, two pipes an instance, and its `execve` closes them one by one: at
+/// 5 000 services most of each spawn, and a start quadratic in the services. So the child
+/// is cloned sharing tend's table (`CLONE_FILES`, no copy) and at once takes a table of its
+/// own with only the numbers below the highest slot (`close_range` with
+/// `CLOSE_RANGE_UNSHARE`, which copies just those): its pipes are in the slots, and what
+/// else it holds there, a few dozen of tend's close-on-exec descriptors, goes at the exec.
+struct Slots {
+    slots: [OwnedFd; 4],
+    null: OwnedFd,
+}
+
+impl Slots {
+    /// `None` where `close_range` is missing (before Linux 5.9): probed on an empty range,
+    /// which closes nothing.
+    fn reserve() -> Option<Slots> {
+        // SAFETY: closes no descriptor (the range holds none).
+        if unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0) } != 0 {
+            return None;
+        }
+        let null = OwnedFd::from(std::fs::File::open("/dev/null").ok()?);
+        let low = || {
+            // SAFETY: a new descriptor, owned by the returned value.
+            let fd = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        Some(Slots {
+            slots: [low()?, low()?, low()?, low()?],
+            null,
+        })
+    }
+
+    /// Put the child's stdin, stdout, stderr and status pipe in the slots, for one clone.
+    fn fill(&self, fds: [RawFd; 4]) -> io::Result<ChildFds> {
+        for (slot, fd) in self.slots.iter().zip(fds) {
+            // SAFETY: `slot` is ours and stays open (dup3 replaces what it refers to).
+            if unsafe { libc::dup3(fd, slot.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
+                let error = io::Error::last_os_error();
+                self.empty();
+                return Err(error);
+            }
+        }
+        let [stdin, stdout, stderr, status] = self.slots.each_ref().map(AsRawFd::as_raw_fd);
+        Ok(ChildFds {
+            stdin,
+            stdout,
+            stderr,
+            status,
+            own_table_below: Some(stdin.max(stdout).max(stderr).max(status) + 1),
+        })
+    }
+
+    /// Back to /dev/null: a pipe whose write end tend still held would never end.
+    fn empty(&self) {
+        for slot in &self.slots {
+            // SAFETY: as in `fill`.
+            unsafe { libc::dup3(self.null.as_raw_fd(), slot.as_raw_fd(), libc::O_CLOEXEC) };
+        }
+    }
 }
 
 fn clone3(flags: u64, cgroup: Option<RawFd>) -> libc::pid_t {
@@ -750,6 +838,9 @@ mod vfork {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = fd as u64;
             }
+            if fds.own_table_below.is_some() {
+                args.flags |= libc::CLONE_FILES as u64;
+            }
             let ret: i64;
             // SAFETY: the child returns from the system call on its own, empty stack, with
             // the registers of the parent but rax; it calls `enter` (which never returns)
@@ -808,6 +899,17 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
             libc::write(status, bytes.as_ptr().cast(), 4);
             libc::_exit(127)
         };
+        if let Some(below) = fds.own_table_below
+            && libc::syscall(
+                libc::SYS_close_range,
+                below as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            ) != 0
+        {
+            // Still tend's table: nothing else may be done with it.
+            fail(fds.status);
+        }
         // A clean signal state for the program: nothing blocked, and SIGPIPE (Rust ignores
         // it) and SIGXFSZ (the daemon ignores it) back to their defaults: an ignored signal
         // stays ignored across exec.
@@ -1256,6 +1358,61 @@ mod tests {
         std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out).unwrap();
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid as i32), None);
         assert_eq!(out, format!("{0} {0} 1\n", child.pid));
+    }
+
+    /// A child gets none of the descriptors above this thread's slots, not even one tend
+    /// left inheritable by mistake, however many tend holds; its output ends when it exits
+    /// (the slots let go of its pipes), spawn after spawn.
+    #[test]
+    fn a_child_holds_none_of_tend_s_higher_descriptors_and_its_pipes_end() {
+        let table = super::ProcessTable::default();
+        let mut request = request(&[], "/");
+        request.argv[2] = "echo out; echo err >&2; ls /proc/$$/fd".into();
+        // The first spawn on a thread reserves its slots, at the lowest free numbers.
+        let first = super::spawn(&table, request_clone(&request)).expect("spawn");
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first.pid as i32), None);
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let many: Vec<std::fs::File> = (0..1000).map(|_| null.try_clone().unwrap()).collect();
+        // SAFETY: a new descriptor, closed below; without close-on-exec, as a careless
+        // library might leave one.
+        let leaked = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD, 1500) };
+        assert!(leaked >= 1500, "{}", std::io::Error::last_os_error());
+        for _ in 0..3 {
+            let child = super::spawn(&table, request_clone(&request)).expect("spawn");
+            let (mut out, mut err) = (String::new(), String::new());
+            std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out)
+                .unwrap();
+            std::io::Read::read_to_string(&mut std::fs::File::from(child.stderr), &mut err)
+                .unwrap();
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid as i32), None);
+            let fds: Vec<&str> = out.lines().skip(1).collect();
+            assert_eq!(out.lines().next(), Some("out"), "{out}");
+            assert_eq!(err, "err\n");
+            // Parallel tests may leave low descriptors inheritable; nothing at 1 000 or
+            // above is this test's but `many` and `leaked`.
+            assert!(
+                fds.iter()
+                    .all(|fd| fd.parse::<i32>().is_ok_and(|fd| fd < 1000)),
+                "the child holds {fds:?}"
+            );
+        }
+        // SAFETY: opened above, closed once.
+        unsafe { libc::close(leaked) };
+        drop(many);
+    }
+
+    fn request_clone(request: &super::SpawnRequest) -> super::SpawnRequest {
+        super::SpawnRequest {
+            argv: request.argv.clone(),
+            env: request.env.clone(),
+            cwd: request.cwd.clone(),
+            credentials: None,
+            umask: None,
+            cgroup: None,
+            pid_env: request.pid_env.clone(),
+            stdin_pipe: false,
+            listen_fds: Vec::new(),
+        }
     }
 
     fn failure_after_the_move_is_reported() {
