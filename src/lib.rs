@@ -1,6 +1,7 @@
 //! tend: a process supervisor. See ARCHITECTURE.md for the map of the code.
 
 pub mod api;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -233,6 +233,8 @@ fn launch(start: Start, started_at: SystemTime) -> anyhow::Result<i32> {
     // a write that fails with EFBIG, counted as lost like a full disk, not a SIGXFSZ that ends
     // tend and, through PDEATHSIG, every child. Children get the default back before exec.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Before any other thread exists, so that every one inherits it.
+    engine::spawn::route_child_exits_to_the_reaper();
     // One thread runs the whole engine: its work is tiny reactions to exits, commands and
     // deadlines, so a single thread keeps memory small and latency low (no hand-offs between
     // workers). Anything slow (fork, disk) runs on dedicated threads.

@@ -1213,13 +1213,92 @@ fn resolve_program(
     ))
 }
 
+/// Block SIGCHLD in the calling thread, and so in every thread it starts from now on: the
+/// daemon's main thread calls this before it starts any other. A child's exit then wakes
+/// the engine thread, which waits on a signalfd for it (see [`reap_forever`]), instead of
+/// interrupting the thread that forked the child (the kernel's first choice for its
+/// SIGCHLD) to run a handler that wakes the engine in turn: one wake-up less on every
+/// restart.
+pub fn route_child_exits_to_the_reaper() {
+    // SAFETY: sigset operations on a local value; pthread_sigmask on the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// SIGCHLD as a descriptor: readable while one is pending and blocked in every thread.
+struct ChildExitQueue(tokio::io::unix::AsyncFd<OwnedFd>);
+
+impl ChildExitQueue {
+    fn open() -> io::Result<ChildExitQueue> {
+        // SAFETY: sigset operations on a local value; signalfd returns a new descriptor that
+        // is owned here from then on.
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            OwnedFd::from_raw_fd(fd)
+        };
+        // SAFETY: the AsyncFd owns the descriptor, so it stays open, and the same, while
+        // registered.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }?;
+        Ok(ChildExitQueue(registered))
+    }
+
+    /// Until a SIGCHLD has been taken from the queue.
+    async fn next(&self) -> io::Result<()> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reads at most `size` bytes into a buffer of that size.
+            let read = unsafe { libc::read(self.0.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+            if read > 0 {
+                // Signals of one kind merge while pending: one taken is all there was.
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::WouldBlock {
+                return Err(error);
+            }
+            ready.clear_ready();
+        }
+    }
+}
+
 /// Reap on every SIGCHLD, for the life of the runtime. The signal stream must exist before
 /// the first spawn, so the caller creates it; a sweep at start collects anything earlier.
+/// A SIGCHLD comes one of two ways: to the stream's handler, in whichever thread does not
+/// block it (an engine run inside another program, or the tests), or, where every thread
+/// blocks it ([`route_child_exits_to_the_reaper`]), through a signalfd, which wakes this
+/// thread itself.
 pub async fn reap_forever(table: ProcessTable, mut sigchld: tokio::signal::unix::Signal) {
+    let mut queue = ChildExitQueue::open().ok();
     loop {
         table.reap();
-        if sigchld.recv().await.is_none() {
-            return;
+        let queued = async {
+            match &queue {
+                Some(queue) => queue.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = sigchld.recv() => if signal.is_none() {
+                return;
+            },
+            taken = queued => if taken.is_err() {
+                // The handler still wakes the reaper wherever SIGCHLD is not blocked.
+                queue = None;
+            },
         }
     }
 }

@@ -509,9 +509,9 @@ impl LogSink {
             parked: Mutex::new(Vec::new()),
         });
         let shared = pipeline.clone();
-        std::thread::Builder::new()
-            .name("tend-logs".into())
-            .spawn(move || writer::Writer::new(dir, console, own, shared).run(inbox))?;
+        crate::background::spawn("tend-logs", move || {
+            writer::Writer::new(dir, console, own, shared).run(inbox)
+        })?;
         Ok(LogSink {
             pipeline,
             registry: Arc::default(),

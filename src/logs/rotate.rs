@@ -425,10 +425,7 @@ impl RotatingFile {
             let plain = self.backup(1, false);
             let gz = self.backup(1, true);
             // Without a thread the backup just stays uncompressed: not worth failing a rotation.
-            self.compressor = std::thread::Builder::new()
-                .name("tend-gzip".into())
-                .spawn(move || gzip(&plain, &gz))
-                .ok();
+            self.compressor = crate::background::spawn("tend-gzip", move || gzip(&plain, &gz)).ok();
         }
         self.ensure_open()
     }

@@ -360,9 +360,9 @@ impl History {
         let capacity = options.queue_capacity.max(1);
         let (tx, rx) = sync_channel(capacity);
         let opening = Arc::clone(&shared);
-        let handle = thread::Builder::new()
-            .name("tend-history".into())
-            .spawn(move || writer::open_and_serve(opening, options, rx));
+        let handle = crate::background::spawn("tend-history", move || {
+            writer::open_and_serve(opening, options, rx)
+        });
         let handle = match handle {
             Ok(handle) => Some(handle),
             Err(e) => {

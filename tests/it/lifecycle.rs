@@ -264,3 +264,59 @@ fn running_out_of_descriptors_backs_off_even_with_a_zero_backoff_and_recovers() 
     let retried = p.status().iter().filter(|i| i["restarts"] != 0).count();
     assert!(retried > 0, "some instance needed a retry");
 }
+
+/// A child's exit reaches the daemon only through the reaper's signalfd: SIGCHLD is blocked
+/// in every one of its threads (so it wakes the engine, not the thread that forked), and a
+/// killed child is still restarted. The threads behind the engine run as SCHED_BATCH.
+#[test]
+fn child_exits_reach_the_engine_through_a_signalfd_and_helpers_never_preempt_it() {
+    let p = Project::new(
+        r#"
+[services.sleeper]
+command = "sleep 600"
+backoff = { initial = "0s", max = "0s" }
+"#,
+    );
+    let d = p.up();
+    let daemon = d.pid().expect("daemon pid");
+    let pid = p.instance("sleeper")["pid"].as_i64().expect("running") as i32;
+    let tasks = std::fs::read_dir(format!("/proc/{daemon}/task")).unwrap();
+    let mut batch = Vec::new();
+    for task in tasks {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        assert_ne!(
+            blocked & (1 << (libc::SIGCHLD - 1)),
+            0,
+            "thread {} takes SIGCHLD",
+            name.trim()
+        );
+        // SAFETY: a plain query of a thread of the daemon by its id.
+        let tid: i32 = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        if unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_BATCH {
+            batch.push(name.trim().to_string());
+        }
+    }
+    batch.sort();
+    assert_eq!(batch, ["tend-history", "tend-logs"]);
+    let signalfds = std::fs::read_dir(format!("/proc/{daemon}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:[signalfd]")
+        .count();
+    assert_eq!(signalfds, 1);
+    // SAFETY: a signal to the child this test's daemon started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(Duration::from_secs(20), "a new child", || {
+        p.instance("sleeper")["pid"]
+            .as_i64()
+            .is_some_and(|new| new as i32 != pid)
+    });
+    assert_eq!(p.instance("sleeper")["restarts"], 1);
+}
