@@ -1220,12 +1220,22 @@ fn resolve_program(
 /// SIGCHLD) to run a handler that wakes the engine in turn: one wake-up less on every
 /// restart.
 pub fn route_child_exits_to_the_reaper() {
+    child_exits_blocked(true);
+}
+
+/// Block (or unblock) SIGCHLD in the calling thread.
+fn child_exits_blocked(blocked: bool) {
     // SAFETY: sigset operations on a local value; pthread_sigmask on the calling thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 
@@ -1283,6 +1293,11 @@ impl ChildExitQueue {
 /// thread itself.
 pub async fn reap_forever(table: ProcessTable, mut sigchld: tokio::signal::unix::Signal) {
     let mut queue = ChildExitQueue::open().ok();
+    if queue.is_none() {
+        // No signalfd (out of descriptors at start, say): the handler must be able to run
+        // here, or a daemon that blocks SIGCHLD everywhere would never reap.
+        child_exits_blocked(false);
+    }
     loop {
         table.reap();
         let queued = async {
@@ -1296,8 +1311,9 @@ pub async fn reap_forever(table: ProcessTable, mut sigchld: tokio::signal::unix:
                 return;
             },
             taken = queued => if taken.is_err() {
-                // The handler still wakes the reaper wherever SIGCHLD is not blocked.
+                // Back to the handler, which this thread now lets run.
                 queue = None;
+                child_exits_blocked(false);
             },
         }
     }
