@@ -1223,20 +1223,26 @@ pub fn route_child_exits_to_the_reaper() {
     child_exits_blocked(true);
 }
 
-/// Block (or unblock) SIGCHLD in the calling thread.
-fn child_exits_blocked(blocked: bool) {
-    // SAFETY: sigset operations on a local value; pthread_sigmask on the calling thread.
+/// The set holding SIGCHLD alone.
+fn sigchld_only() -> libc::sigset_t {
+    // SAFETY: sigset operations on a local value.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        let how = if blocked {
-            libc::SIG_BLOCK
-        } else {
-            libc::SIG_UNBLOCK
-        };
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        set
     }
+}
+
+/// Block (or unblock) SIGCHLD in the calling thread.
+fn child_exits_blocked(blocked: bool) {
+    let how = if blocked {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: pthread_sigmask on the calling thread, with a valid set.
+    unsafe { libc::pthread_sigmask(how, &sigchld_only(), std::ptr::null_mut()) };
 }
 
 /// SIGCHLD as a descriptor: readable while one is pending and blocked in every thread.
@@ -1244,13 +1250,9 @@ struct ChildExitQueue(tokio::io::unix::AsyncFd<OwnedFd>);
 
 impl ChildExitQueue {
     fn open() -> io::Result<ChildExitQueue> {
-        // SAFETY: sigset operations on a local value; signalfd returns a new descriptor that
-        // is owned here from then on.
+        // SAFETY: signalfd returns a new descriptor that is owned here from then on.
         let fd = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            let fd = libc::signalfd(-1, &sigchld_only(), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
