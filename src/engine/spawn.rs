@@ -4,8 +4,8 @@
 //! child's PR_SET_PDEATHSIG fires when the *thread* that forked it exits, and `execve` ends
 //! every thread but the one that calls it; so the thread that forks is also the one that
 //! re-executes tend in place (`tend upgrade`), and the children live through it. The fork
-//! thread only forks, without copying tend (see `vfork`): it waits for each child to
-//! reach its exec, and whether the exec worked is read from a status pipe on the runtime.
+//! thread only forks, without copying tend and without waiting for the exec (see
+//! `shared_memory`); whether the exec worked is read from a status pipe on the runtime.
 //! One reaper task owns all waiting: it answers SIGCHLD with `waitpid(-1, WNOHANG)` until
 //! nothing is left, hands each status to the instance that registered the pid, and reaps
 //! adopted orphans (PID 1 / subreaper duty). A spawn holds the table's gate (shared) until
@@ -19,13 +19,28 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use tokio::sync::oneshot;
 
 use crate::engine::lifecycle::ExitStatus;
+
+/// A raw system call from a cloned child (see [`raw`]): the kernel's answer, −errno on
+/// failure.
+macro_rules! sys {
+    ($number:expr $(, $arg:expr)* $(,)?) => {{
+        let given: &[usize] = &[$($arg as usize),*];
+        let mut args = [0usize; 6];
+        let mut i = 0;
+        while i < given.len() {
+            args[i] = given[i];
+            i += 1;
+        }
+        $crate::engine::spawn::raw::call($number, args)
+    }};
+}
 
 /// Who the child runs as, resolved before the fork (name lookups are not async-signal-safe).
 #[derive(Debug, Clone)]
@@ -289,17 +304,31 @@ impl Spawner {
 impl Forker {
     /// Fork (and exec) what is asked until [`Spawner::finish`] or until every handle is gone.
     pub fn run(self) {
-        for job in self.inbox {
+        loop {
+            let job = match self.inbox.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::TryRecvError::Empty) => {
+                    // Nothing queued: let go of the pipes of the children just cloned.
+                    settle();
+                    match self.inbox.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            };
             match job {
                 Job::Spawn(request, reply) => {
                     let _ = reply.send(fork(&self.table, request));
                 }
                 Job::Exec(image, reply) => {
+                    settle();
                     let _ = reply.send(exec_here(&image));
                 }
-                Job::Finish => return,
+                Job::Finish => break,
             }
         }
+        settle();
     }
 }
 
@@ -506,7 +535,9 @@ impl Forked {
 /// Fork and exec one child, waiting for its exec on this thread (tests).
 #[cfg(test)]
 fn spawn(table: &ProcessTable, request: SpawnRequest) -> io::Result<SpawnedChild> {
-    fork(table, request)?.confirmed_blocking()
+    let forked = fork(table, request);
+    settle();
+    forked?.confirmed_blocking()
 }
 
 /// Start one child. It is created with clone3 directly inside its cgroup (CLONE_INTO_CGROUP):
@@ -542,19 +573,18 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
         err_write.as_raw_fd(),
         status_write.as_raw_fd(),
     ];
-    // Sockets are passed on 3, 4, … from wherever tend holds them: that child keeps the
-    // whole table until its exec.
-    let slots = if prepared.listen.is_empty() {
-        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().and_then(|s| s.fill(own).ok()))
-    } else {
-        None
-    };
-    let fds = slots.unwrap_or(ChildFds {
-        stdin: own[0],
-        stdout: own[1],
-        stderr: own[2],
-        status: own[3],
-        own_table_below: None,
+    let launch = Box::new(Launch {
+        prepared,
+        fds: ChildFds {
+            stdin: own[0],
+            stdout: own[1],
+            stderr: own[2],
+            status: own[3],
+            own_table_below: None,
+        },
+        cgroup_procs,
+        join_procs: false,
+        announce: std::ptr::null(),
     });
     let (exit_tx, exit) = oneshot::channel();
     // Held from the fork until the pid is registered: see the module docs.
@@ -562,53 +592,8 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
         .gate
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut pid = -1;
-    #[cfg(target_arch = "x86_64")]
-    if !vfork::refused_for_test() {
-        if let Some(fd) = &cgroup_dir {
-            pid = vfork::spawn(&prepared, &fds, None, Some(fd.as_raw_fd()));
-        }
-        if pid < 0 {
-            pid = vfork::spawn(&prepared, &fds, cgroup_procs.as_ref(), None);
-        }
-    }
-    if pid < 0 {
-        // No shared-memory clone3 (another architecture, an old kernel, seccomp): a copying
-        // one, then a classic fork.
-        let mut joined_by_clone = false;
-        if let Some(fd) = &cgroup_dir {
-            pid = clone3(
-                CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND,
-                Some(fd.as_raw_fd()),
-            );
-            joined_by_clone = pid >= 0;
-        }
-        if pid < 0 {
-            pid = clone3(CLONE_CLEAR_SIGHAND, None);
-        }
-        if pid < 0 {
-            pid = unsafe { libc::fork() };
-        }
-        if pid == 0 {
-            let join = if joined_by_clone {
-                None
-            } else {
-                cgroup_procs.as_ref()
-            };
-            // SAFETY: in the child of a fork; `child` only makes async-signal-safe calls on
-            // data prepared before the fork, and never returns.
-            unsafe { child(&prepared, &fds, join) }
-        }
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    if fds.own_table_below.is_some() {
-        // The child has exec'd or exited (the clone waited for it), so it no longer shares
-        // this table: the slots let go of its pipes.
-        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().map(Slots::empty));
-    }
-    let pid = pid as u32;
+    let pid = clone_child(launch, cgroup_dir.as_ref().map(AsRawFd::as_raw_fd));
+    let pid = pid? as u32;
     table.lock().insert(pid, exit_tx);
     drop(shared);
 
@@ -625,6 +610,105 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
     })
 }
 
+/// What a child reads between its clone and its exec, and how it tells the fork thread that
+/// it has a descriptor table of its own. Boxed: a child cloned without waiting for its exec
+/// reads it after `fork` has returned (see `lanes`).
+struct Launch {
+    prepared: Prepared,
+    fds: ChildFds,
+    cgroup_procs: Option<CString>,
+    /// The clone could not start the child in its cgroup: it writes itself into
+    /// `cgroup_procs` before exec.
+    join_procs: bool,
+    /// Set to [`OWN_TABLE`] by the child once it stopped sharing tend's descriptor table,
+    /// where the fork thread waits for that; null where it does not.
+    announce: *const AtomicU32,
+}
+
+/// States of a lane's word (see `lanes`): the kernel writes `RELEASED` (0) when the child
+/// lets go of tend's memory.
+const RELEASED: u32 = 0;
+const OWN_TABLE: u32 = 1;
+const SHARED_TABLE: u32 = 2;
+
+/// Clone the child of `launch` the cheapest way the kernel allows: sharing tend's memory
+/// without waiting for its exec (x86-64), then sharing it and waiting (when every lane is
+/// busy), then copying. A child cloned in a lane may still share tend's descriptor table
+/// when this returns: [`settle`] waits for that.
+fn clone_child(mut launch: Box<Launch>, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
+    #[cfg(target_arch = "x86_64")]
+    let way = shared_memory::way();
+    #[cfg(target_arch = "x86_64")]
+    if way == shared_memory::Way::Lanes {
+        match shared_memory::start_in_lane(launch, cgroup) {
+            Ok(pid) => return Ok(pid),
+            Err(back) => launch = back,
+        }
+    }
+    // Sockets are passed on 3, 4, … from wherever tend holds them: that child keeps the
+    // whole table until its exec.
+    let slots = if launch.prepared.listen.is_empty() {
+        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().and_then(|s| s.fill(launch.fds).ok()))
+    } else {
+        None
+    };
+    if let Some(fds) = slots {
+        launch.fds = fds;
+    }
+    let mut pid = -1;
+    #[cfg(target_arch = "x86_64")]
+    if way != shared_memory::Way::Copy {
+        pid = shared_memory::start_and_wait(&mut launch, cgroup);
+    }
+    let pid = if pid >= 0 {
+        Ok(pid)
+    } else {
+        copying(launch, cgroup)
+    };
+    if slots.is_some() {
+        // The child has exec'd or exited (these ways wait for that), so it no longer shares
+        // this table: the slots let go of its pipes.
+        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().map(Slots::empty));
+    }
+    pid
+}
+
+/// Let go of the pipes of every child cloned on this thread, waiting for each to have a
+/// descriptor table of its own (its first act): until then tend's copies of its pipes stay
+/// open, so its output and its status pipe could not end. The fork thread calls this
+/// whenever no spawn is waiting.
+fn settle() {
+    #[cfg(target_arch = "x86_64")]
+    shared_memory::settle();
+}
+
+/// No shared-memory clone3 (another architecture, an old kernel, seccomp): a copying one,
+/// then a classic fork.
+fn copying(mut launch: Box<Launch>, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
+    let mut pid = -1;
+    launch.join_procs = false;
+    if let Some(fd) = cgroup {
+        pid = clone3(CLONE_INTO_CGROUP | CLONE_CLEAR_SIGHAND, Some(fd));
+    }
+    if pid < 0 {
+        launch.join_procs = true;
+        pid = clone3(CLONE_CLEAR_SIGHAND, None);
+    }
+    if pid < 0 {
+        pid = unsafe { libc::fork() };
+    }
+    if pid == 0 {
+        // SAFETY: in the child of a fork, with a copy of `launch`; `child` only makes raw
+        // system calls on data prepared before the fork, and never returns.
+        unsafe { child(&launch) }
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+#[derive(Clone, Copy)]
 struct ChildFds {
     stdin: RawFd,
     stdout: RawFd,
@@ -673,7 +757,8 @@ impl Slots {
     }
 
     /// Put the child's stdin, stdout, stderr and status pipe in the slots, for one clone.
-    fn fill(&self, fds: [RawFd; 4]) -> io::Result<ChildFds> {
+    fn fill(&self, pipes: ChildFds) -> io::Result<ChildFds> {
+        let fds = [pipes.stdin, pipes.stdout, pipes.stderr, pipes.status];
         for (slot, fd) in self.slots.iter().zip(fds) {
             // SAFETY: `slot` is ours and stays open (dup3 replaces what it refers to).
             if unsafe { libc::dup3(fd, slot.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
@@ -721,24 +806,34 @@ fn clone3(flags: u64, cgroup: Option<RawFd>) -> libc::pid_t {
     }
 }
 
-/// Spawning without copying tend: clone3 with `CLONE_VM | CLONE_VFORK`, as posix_spawn does.
-/// A copying fork costs page tables for all of tend's memory (0.24 ms of a 1.2 ms restart
-/// at 200 services), tears them down again at exec, and leaves every page of the daemon
+/// Spawning without copying tend: clone3 with `CLONE_VM`, as posix_spawn does. A copying
+/// fork costs page tables for all of tend's memory (0.24 ms of a 1.2 ms restart at 200
+/// services), tears them down again at exec, and leaves every page of the daemon
 /// copy-on-write until its next write. Here the child runs `child` on a stack of its own in
-/// tend's memory while the fork thread waits (the kernel releases it when the exec has
-/// replaced the child's memory, or when the child exits), so the child writes only to that
-/// stack and to the spawn's own `Prepared`. Unlike glibc's `clone`, clone3 can start the
-/// child inside its cgroup; the child's start on the new stack needs a few instructions of
-/// assembly, written here for x86-64 only.
+/// tend's memory, and writes only to that stack and to its own `Launch`. Unlike glibc's
+/// `clone`, clone3 can start the child inside its cgroup; the child's start on the new stack
+/// needs a few instructions of assembly, written here for x86-64 only.
+///
+/// posix_spawn's way, `CLONE_VFORK`, holds the fork thread until the child's exec is done:
+/// at a start of 200 services that was 68 of the fork thread's 110 ms, with both CPUs idle
+/// half the time. So a child is started in a *lane* instead (see [`start_in_lane`]) and the
+/// fork thread goes on to the next. When every lane is busy it waits for the oldest to
+/// exec, and after 10 ms clones with `CLONE_VFORK`.
 #[cfg(target_arch = "x86_64")]
-mod vfork {
+mod shared_memory {
+    use std::cell::RefCell;
+    use std::mem::ManuallyDrop;
+
     use super::*;
 
-    /// Room for `child` and the libc wrappers it calls, above one guard page.
+    /// Room for `child`, above one guard page.
     const STACK: usize = 128 * 1024;
     const PAGE: usize = 4096;
+    /// Children in flight at once before the fork thread waits for an exec: enough to keep
+    /// both CPUs of a small machine busy with execs while it clones.
+    const LANES: usize = 16;
 
-    /// The child's stack, one per forking thread, mapped at its first spawn.
+    /// A child's stack, mapped with a guard page below it.
     struct Stack {
         base: *mut libc::c_void,
     }
@@ -763,111 +858,362 @@ mod vfork {
                 Some(Stack { base })
             }
         }
+
+        /// Where the kernel starts the child's stack pointer: stack + stack_size, page-aligned
+        /// and so 16-byte aligned, as the call in [`clone_into_child`] needs.
+        fn args(&self, args: &mut CloneArgs) {
+            args.stack = self.base as u64 + PAGE as u64;
+            args.stack_size = STACK as u64;
+        }
     }
 
     impl Drop for Stack {
         fn drop(&mut self) {
-            // SAFETY: mapped by `map` with this length; no child runs on it any more (the
-            // thread that owns it waits for each one to exec or exit).
+            // SAFETY: mapped by `map` with this length; its owner made sure no child runs
+            // on it any more.
             unsafe { libc::munmap(self.base, STACK + PAGE) };
         }
     }
 
-    thread_local! {
-        static STACK_OF_THIS_THREAD: Option<Stack> = Stack::map();
+    /// How a spawn on this thread clones: tests force the slower ways, which otherwise run
+    /// only when the kernel refuses (or every lane is busy).
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub(in crate::engine) enum Way {
+        Lanes,
+        #[cfg_attr(not(test), allow(dead_code))]
+        Vfork,
+        Copy,
     }
 
     #[cfg(test)]
     thread_local! {
-        /// Set by a test to take the fallback path on its own thread, as a kernel that
-        /// refuses `CLONE_VM` here would.
-        pub(super) static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        pub(in crate::engine) static WAY_FOR_TEST: std::cell::Cell<Way> =
+            const { std::cell::Cell::new(Way::Lanes) };
     }
 
-    pub(super) fn refused_for_test() -> bool {
+    pub(super) fn way() -> Way {
         #[cfg(test)]
-        return REFUSED.with(|refused| refused.get());
+        return WAY_FOR_TEST.with(|way| way.get());
         #[cfg(not(test))]
-        false
-    }
-
-    /// What the child needs, on the parent's stack (readable: the parent waits).
-    struct Start<'a> {
-        prepared: &'a Prepared,
-        fds: &'a ChildFds,
-        join: Option<&'a CString>,
+        Way::Lanes
     }
 
     /// The child's entry on its own stack.
     ///
     /// # Safety
-    /// Only as the first call of a child made by [`spawn`], with `start` pointing at its
-    /// [`Start`].
-    unsafe extern "C" fn enter(start: *const Start<'_>) -> ! {
-        // SAFETY: the parent waits until this child execs or exits, so `start` stays valid.
-        unsafe {
-            let start = &*start;
-            child(start.prepared, start.fds, start.join)
-        }
+    /// Only as the first call of a child made by [`clone_into_child`], with `launch`
+    /// readable until the child execs or exits.
+    unsafe extern "C" fn enter(launch: *const Launch) -> ! {
+        // SAFETY: as above.
+        unsafe { child(&*launch) }
     }
 
-    /// The child's pid, or −1 when the kernel refused (the caller falls back to a copy).
-    pub(super) fn spawn(
-        prepared: &Prepared,
-        fds: &ChildFds,
-        join: Option<&CString>,
+    /// clone3 with `args`, whose stack must be set: the child runs `child(launch)` there.
+    /// The child's pid, or −1 when the kernel refused.
+    ///
+    /// # Safety
+    /// `args.flags` holds `CLONE_VM`; `launch` and the stack stay valid, and nothing else
+    /// runs on that stack, until the child lets go of tend's memory.
+    unsafe fn clone_into_child(args: &mut CloneArgs, launch: *const Launch) -> libc::pid_t {
+        let ret: i64;
+        // SAFETY: the child returns from the system call on its own, empty stack, with the
+        // registers of the parent but rax; it calls `enter` (which never returns) and
+        // touches nothing of the parent's stack. syscall clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "mov rdi, r12",
+                "call r13",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 => ret,
+                in("rdi") args as *mut CloneArgs,
+                in("rsi") std::mem::size_of::<CloneArgs>(),
+                in("r12") launch,
+                in("r13") enter as unsafe extern "C" fn(*const Launch) -> !,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        if ret < 0 { -1 } else { ret as libc::pid_t }
+    }
+
+    fn flags(launch: &Launch) -> u64 {
+        let mut flags = libc::CLONE_VM as u64 | CLONE_CLEAR_SIGHAND;
+        if launch.fds.own_table_below.is_some() {
+            flags |= libc::CLONE_FILES as u64;
+        }
+        flags
+    }
+
+    /// Clone with `args`, in the cgroup first (where there is one), then without, the child
+    /// joining through `cgroup.procs` itself.
+    ///
+    /// # Safety
+    /// As [`clone_into_child`]; `launch` is not otherwise borrowed.
+    unsafe fn clone_in_cgroup(
+        args: &mut CloneArgs,
+        launch: *mut Launch,
         cgroup: Option<RawFd>,
     ) -> libc::pid_t {
-        STACK_OF_THIS_THREAD.with(|stack| {
-            let Some(stack) = stack else { return -1 };
-            let start = Start {
-                prepared,
-                fds,
-                join,
-            };
-            let mut args = CloneArgs {
-                flags: libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | CLONE_CLEAR_SIGHAND,
-                exit_signal: libc::SIGCHLD as u64,
-                // The kernel starts the child's stack pointer at stack + stack_size, which
-                // is page-aligned and so 16-byte aligned, as the call below needs.
-                stack: stack.base as u64 + PAGE as u64,
-                stack_size: STACK as u64,
-                ..Default::default()
-            };
+        // SAFETY: no child reads `launch` while it is written: before each clone, and after
+        // one the kernel refused.
+        unsafe {
+            (*launch).join_procs = false;
             if let Some(fd) = cgroup {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = fd as u64;
+                let pid = clone_into_child(args, launch);
+                if pid >= 0 {
+                    return pid;
+                }
+                args.flags &= !CLONE_INTO_CGROUP;
+                args.cgroup = 0;
             }
-            if fds.own_table_below.is_some() {
-                args.flags |= libc::CLONE_FILES as u64;
-            }
-            let ret: i64;
-            // SAFETY: the child returns from the system call on its own, empty stack, with
-            // the registers of the parent but rax; it calls `enter` (which never returns)
-            // and touches nothing of the parent's stack. The parent goes on past the label
-            // once the child has exec'd or exited. syscall clobbers rcx and r11.
-            unsafe {
-                std::arch::asm!(
-                    "syscall",
-                    "test rax, rax",
-                    "jnz 2f",
-                    "xor ebp, ebp",
-                    "mov rdi, r12",
-                    "call r13",
-                    "ud2",
-                    "2:",
-                    inlateout("rax") libc::SYS_clone3 => ret,
-                    in("rdi") &mut args as *mut CloneArgs,
-                    in("rsi") std::mem::size_of::<CloneArgs>(),
-                    in("r12") &start as *const Start<'_>,
-                    in("r13") enter as unsafe extern "C" fn(*const Start<'_>) -> !,
-                    lateout("rcx") _,
-                    lateout("r11") _,
-                    options(nostack),
-                );
-            }
-            if ret < 0 { -1 } else { ret as libc::pid_t }
+            (*launch).join_procs = true;
+            clone_into_child(args, launch)
+        }
+    }
+
+    thread_local! {
+        /// The stack a child waited for with `CLONE_VFORK` runs on, mapped at the first.
+        static STACK_OF_THIS_THREAD: Option<Stack> = Stack::map();
+    }
+
+    /// Clone and wait until the child has exec'd or exited (`CLONE_VFORK`, posix_spawn's
+    /// way). −1 when the kernel refused.
+    pub(super) fn start_and_wait(launch: &mut Launch, cgroup: Option<RawFd>) -> libc::pid_t {
+        STACK_OF_THIS_THREAD.with(|stack| {
+            let Some(stack) = stack else { return -1 };
+            let mut args = CloneArgs {
+                flags: flags(launch) | libc::CLONE_VFORK as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..Default::default()
+            };
+            stack.args(&mut args);
+            // SAFETY: this thread waits in the clone until the child no longer uses the
+            // stack or `launch`, and it alone uses the stack.
+            unsafe { clone_in_cgroup(&mut args, launch, cgroup) }
         })
+    }
+
+    /// One child cloned without waiting for its exec: its stack, what it reads, four
+    /// descriptor slots for its pipes, and a word the kernel sets to [`RELEASED`] (and
+    /// wakes) when the child lets go of tend's memory, at its exec or its exit
+    /// (`CLONE_CHILD_CLEARTID`); the child itself sets [`OWN_TABLE`] there first, once it
+    /// no longer shares tend's descriptor table. The lane is free again at release. A child
+    /// that dumps core before its exec never releases its lane (the kernel leaves the word
+    /// for debuggers): the fork thread then has one lane fewer, and with none left it goes
+    /// back to waiting for each exec.
+    struct Lane {
+        stack: ManuallyDrop<Stack>,
+        word: AtomicU32,
+        launch: Option<Box<Launch>>,
+        slots: Slots,
+        /// The slots hold the pipes of the lane's child, which may share tend's table.
+        holds_pipes: bool,
+        /// When its child was cloned, in this thread's count of lane clones.
+        cloned: u64,
+    }
+
+    impl Lane {
+        fn open() -> Option<Lane> {
+            let slots = Slots::reserve()?;
+            Some(Lane {
+                stack: ManuallyDrop::new(Stack::map()?),
+                word: AtomicU32::new(RELEASED),
+                launch: None,
+                slots,
+                holds_pipes: false,
+                cloned: 0,
+            })
+        }
+
+        /// Let go of the child's pipes once it has a table of its own; with `wait`, wait
+        /// for that.
+        fn let_go_of_pipes(&mut self, wait: bool) {
+            if !self.holds_pipes {
+                return;
+            }
+            loop {
+                let state = self.word.load(Ordering::Acquire);
+                if state != SHARED_TABLE {
+                    break;
+                }
+                if !wait {
+                    return;
+                }
+                wait_while(&self.word, state, None);
+            }
+            self.slots.empty();
+            self.holds_pipes = false;
+        }
+
+        /// Whether no child uses the lane; what the last one read is freed here.
+        fn is_free(&mut self) -> bool {
+            if self.launch.is_some() && self.word.load(Ordering::Acquire) == RELEASED {
+                self.let_go_of_pipes(false);
+                self.launch = None;
+            }
+            self.launch.is_none()
+        }
+    }
+
+    impl Drop for Lane {
+        /// Its thread ends (a test's, or an engine's inside another program): wait, up to
+        /// 10 s, for the child to let go; one that still holds on keeps the stack for ever
+        /// rather than run on unmapped memory.
+        fn drop(&mut self) {
+            for _ in 0..100 {
+                if self.is_free() {
+                    // SAFETY: no child runs on the stack, and it is dropped once.
+                    unsafe { ManuallyDrop::drop(&mut self.stack) };
+                    return;
+                }
+                wait_while(&self.word, self.word.load(Ordering::Acquire), Some(100));
+            }
+            std::mem::forget(self.launch.take());
+        }
+    }
+
+    /// Block while `word` holds `value` (a futex wait, shared: the kernel's wake-up at
+    /// release is), at most `timeout_ms` where given.
+    fn wait_while(word: &AtomicU32, value: u32, timeout_ms: Option<i64>) {
+        let timeout = timeout_ms.map(|ms| libc::timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
+        });
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: a futex wait on a live word; it only reads it.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                value,
+                timeout_ptr,
+            )
+        };
+    }
+
+    thread_local! {
+        /// Opened as needed: one for a thread whose children exec before its next spawn,
+        /// up to [`LANES`] in a burst.
+        ///
+        /// Boxed: the kernel and the child write to a lane's word, which must not move
+        /// when the vector grows.
+        #[allow(clippy::vec_box)]
+        static LANES_OF_THIS_THREAD: RefCell<Vec<Box<Lane>>> = const { RefCell::new(Vec::new()) };
+        static CLONES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Every lane busy: wait for the child cloned first to exec (children exec about in
+    /// order), up to 10 ms; `None` after that (it may be one that never releases).
+    fn wait_for_the_oldest(lanes: &mut [Box<Lane>]) -> Option<usize> {
+        let (index, oldest) = lanes
+            .iter_mut()
+            .enumerate()
+            .min_by_key(|(_, lane)| lane.cloned)?;
+        for _ in 0..10 {
+            let state = oldest.word.load(Ordering::Acquire);
+            if state == RELEASED {
+                break;
+            }
+            wait_while(&oldest.word, state, Some(1));
+        }
+        oldest.is_free().then_some(index)
+    }
+
+    /// Start the child in a free lane and return without waiting for it: `Err` gives
+    /// `launch` back when every lane is busy or the kernel refused.
+    pub(super) fn start_in_lane(
+        mut launch: Box<Launch>,
+        cgroup: Option<RawFd>,
+    ) -> Result<libc::pid_t, Box<Launch>> {
+        LANES_OF_THIS_THREAD.with(|lanes| {
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return Err(launch);
+            };
+            for lane in lanes.iter_mut() {
+                lane.let_go_of_pipes(false);
+            }
+            let index = match lanes.iter_mut().position(|lane| lane.is_free()) {
+                Some(index) => index,
+                None if lanes.len() < LANES => match Lane::open() {
+                    Some(lane) => {
+                        lanes.push(Box::new(lane));
+                        lanes.len() - 1
+                    }
+                    None => return Err(launch),
+                },
+                None => match wait_for_the_oldest(&mut lanes) {
+                    Some(index) => index,
+                    None => return Err(launch),
+                },
+            };
+            let lane = &mut lanes[index];
+            // Sockets are passed on 3, 4, … from wherever tend holds them: that child
+            // gets a copy of the whole table at the clone.
+            let plain = launch.fds;
+            if launch.prepared.listen.is_empty() {
+                match lane.slots.fill(plain) {
+                    Ok(fds) => launch.fds = fds,
+                    Err(_) => return Err(launch),
+                }
+            }
+            let shares_table = launch.fds.own_table_below.is_some();
+            let mut args = CloneArgs {
+                flags: flags(&launch) | libc::CLONE_CHILD_CLEARTID as u64,
+                child_tid: lane.word.as_ptr() as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..Default::default()
+            };
+            lane.stack.args(&mut args);
+            lane.word.store(
+                if shares_table {
+                    SHARED_TABLE
+                } else {
+                    OWN_TABLE
+                },
+                Ordering::Relaxed,
+            );
+            let launch = lane.launch.insert(launch);
+            launch.announce = &lane.word;
+            let reads: *mut Launch = &mut **launch;
+            // SAFETY: the lane keeps `launch` and the stack, and lends them to no other
+            // child, until the kernel has released the word.
+            let pid = unsafe { clone_in_cgroup(&mut args, reads, cgroup) };
+            if pid < 0 {
+                lane.word.store(RELEASED, Ordering::Relaxed);
+                let mut launch = lane.launch.take().expect("put in the lane above");
+                if shares_table {
+                    lane.slots.empty();
+                }
+                launch.fds = plain;
+                launch.announce = std::ptr::null();
+                return Err(launch);
+            }
+            lane.holds_pipes = shares_table;
+            lane.cloned = CLONES.with(|clones| clones.replace(clones.get() + 1));
+            Ok(pid)
+        })
+    }
+
+    /// See [`super::settle`].
+    pub(super) fn settle() {
+        LANES_OF_THIS_THREAD.with(|lanes| {
+            if let Ok(mut lanes) = lanes.try_borrow_mut() {
+                for lane in lanes.iter_mut() {
+                    lane.let_go_of_pipes(true);
+                }
+            }
+        });
     }
 }
 
@@ -887,102 +1233,214 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> usize {
     got
 }
 
-/// The child's side, between fork and exec.
+/// System calls for a child between its clone and its exec. Such a child may run on tend's
+/// memory with the fork thread's thread pointer while that thread goes on (see
+/// `shared_memory`), so it must not write glibc's thread-local `errno`, which is the fork
+/// thread's: each call returns the kernel's answer as it is, −errno on failure.
+mod raw {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) unsafe fn call(number: libc::c_long, args: [usize; 6]) -> isize {
+        let ret: isize;
+        // SAFETY: the caller vouches for the call; syscall clobbers rcx and r11 only.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") number as isize => ret,
+                in("rdi") args[0],
+                in("rsi") args[1],
+                in("rdx") args[2],
+                in("r10") args[3],
+                in("r8") args[4],
+                in("r9") args[5],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret
+    }
+
+    /// Elsewhere only the copying fork is used, whose child has an `errno` of its own.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn call(number: libc::c_long, args: [usize; 6]) -> isize {
+        // SAFETY: as above.
+        unsafe {
+            match libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) {
+                -1 => -(*libc::__errno_location() as isize),
+                done => done as isize,
+            }
+        }
+    }
+
+    /// Put `signal` back to its default action.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) unsafe fn default_action(signal: libc::c_int) {
+        /// The kernel's `struct sigaction` on x86-64.
+        #[repr(C)]
+        struct Action {
+            handler: usize,
+            flags: u64,
+            restorer: usize,
+            mask: u64,
+        }
+        let default = Action {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: a valid action; the old one is not asked for.
+        unsafe { sys!(libc::SYS_rt_sigaction, signal, &raw const default, 0, 8) };
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn default_action(signal: libc::c_int) {
+        // SAFETY: a copied child, whose errno is its own.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+}
+
+/// The child's side, between its clone and its exec.
 ///
 /// # Safety
-/// Must only be called in a freshly forked child.
-unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> ! {
+/// Must only be called in a freshly cloned child, with `launch` readable until its exec.
+unsafe fn child(launch: &Launch) -> ! {
     unsafe {
-        let fail = |status: RawFd| -> ! {
-            let errno = *libc::__errno_location();
-            let bytes = errno.to_be_bytes();
-            libc::write(status, bytes.as_ptr().cast(), 4);
-            libc::_exit(127)
+        let p = &launch.prepared;
+        let fds = &launch.fds;
+        let fail = |status: RawFd, error: isize| -> ! {
+            let bytes = (-error as i32).to_be_bytes();
+            sys!(libc::SYS_write, status, bytes.as_ptr(), 4);
+            loop {
+                sys!(libc::SYS_exit_group, 127);
+            }
         };
-        if let Some(below) = fds.own_table_below
-            && libc::syscall(
+        if let Some(below) = fds.own_table_below {
+            let done = sys!(
                 libc::SYS_close_range,
-                below as libc::c_uint,
+                below,
                 libc::c_uint::MAX,
-                libc::CLOSE_RANGE_UNSHARE,
-            ) != 0
+                libc::CLOSE_RANGE_UNSHARE
+            );
+            if done != 0 {
+                // Still tend's table: nothing else may be done with it.
+                fail(fds.status, done);
+            }
+        }
+        if let Some(word) = launch.announce.as_ref()
+            && word.swap(OWN_TABLE, Ordering::Release) == SHARED_TABLE
         {
-            // Still tend's table: nothing else may be done with it.
-            fail(fds.status);
+            sys!(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
         }
         // A clean signal state for the program: nothing blocked, and SIGPIPE (Rust ignores
         // it) and SIGXFSZ (the daemon ignores it) back to their defaults: an ignored signal
         // stays ignored across exec.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-        if let Some(path) = join_cgroup {
+        let nothing: u64 = 0;
+        sys!(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const nothing,
+            0,
+            8
+        );
+        raw::default_action(libc::SIGPIPE);
+        raw::default_action(libc::SIGXFSZ);
+        if launch.join_procs
+            && let Some(path) = &launch.cgroup_procs
+        {
             // On failure the process group still contains it.
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let fd = sys!(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC
+            );
             if fd >= 0 {
-                libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
+                sys!(libc::SYS_write, fd, b"0".as_ptr(), 1);
+                sys!(libc::SYS_close, fd);
             }
         }
-        if libc::setpgid(0, 0) != 0 {
-            fail(fds.status);
+        let done = sys!(libc::SYS_setpgid, 0, 0);
+        if done != 0 {
+            fail(fds.status, done);
         }
         let status = match p.listen.len() {
             0 => fds.status,
             n => pass_sockets_above(p, n as RawFd, fds.status),
         };
-        if libc::dup2(fds.stdin, 0) < 0
-            || libc::dup2(fds.stdout, 1) < 0
-            || libc::dup2(fds.stderr, 2) < 0
-        {
-            fail(status);
+        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+            let done = onto(from, to);
+            if done < 0 {
+                fail(status, done);
+            }
         }
-        if !p.listen.is_empty() && !pass_sockets_down(p) {
-            fail(status);
+        if !p.listen.is_empty() {
+            let done = pass_sockets_down(p);
+            if done < 0 {
+                fail(status, done);
+            }
         }
-        if libc::chdir(p.cwd.as_ptr()) != 0 {
-            fail(status);
+        let done = sys!(libc::SYS_chdir, p.cwd.as_ptr());
+        if done != 0 {
+            fail(status, done);
         }
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            fail(status);
+        let done = sys!(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if done != 0 {
+            fail(status, done);
         }
-        // tend died between fork and prctl: the signal will never come, so do not run.
-        if libc::getppid() != p.parent {
-            *libc::__errno_location() = libc::ESRCH;
-            fail(status);
+        // tend died between the clone and prctl: the signal will never come, so do not run.
+        if sys!(libc::SYS_getppid) != p.parent as isize {
+            fail(status, -(libc::ESRCH as isize));
         }
         if let Some(mask) = p.umask {
-            libc::umask(mask as libc::mode_t);
+            sys!(libc::SYS_umask, mask);
         }
-        // Raw system calls, not glibc's wrappers: those broadcast the change to every thread
-        // glibc believes the process has, and after a raw clone3 that list still names the
-        // parent's threads, so the wrapper can wait forever.
-        if let Some(c) = &p.credentials
-            && (libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) != 0
-                || libc::syscall(libc::SYS_setgid, c.gid) != 0
-                || libc::syscall(libc::SYS_setuid, c.uid) != 0)
-        {
-            fail(status);
+        // Raw system calls, not glibc's wrappers, here more than anywhere: those broadcast a
+        // credential change to every thread glibc believes the process has, and after a raw
+        // clone3 that list still names the parent's threads, so the wrapper can wait for
+        // ever.
+        if let Some(c) = &p.credentials {
+            for done in [
+                sys!(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()),
+                sys!(libc::SYS_setgid, c.gid),
+                sys!(libc::SYS_setuid, c.uid),
+            ] {
+                if done != 0 {
+                    fail(status, done);
+                }
+            }
         }
         if !p.pid_slots.is_empty() {
-            let pid = libc::syscall(libc::SYS_getpid) as u64;
+            let pid = sys!(libc::SYS_getpid) as u64;
             for slot in &p.pid_slots {
                 write_decimal(slot.entry.add(slot.value), pid);
             }
         }
         let argv_ptrs = p.argv_ptrs();
         let envp_ptrs = p.envp_ptrs();
-        libc::execve(p.program.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
-        fail(status)
+        let done = sys!(
+            libc::SYS_execve,
+            p.program.as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr()
+        );
+        fail(status, done)
+    }
+}
+
+/// `from` as descriptor `to`, inheritable: 0 or −errno. `dup2` onto itself would leave
+/// close-on-exec set, so that case clears the flag instead.
+///
+/// # Safety
+/// In the cloned child only.
+unsafe fn onto(from: RawFd, to: RawFd) -> isize {
+    unsafe {
+        if from == to {
+            sys!(libc::SYS_fcntl, to, libc::F_SETFD, 0)
+        } else {
+            sys!(libc::SYS_dup3, from, to, 0).min(0)
+        }
     }
 }
 
@@ -994,38 +1452,38 @@ unsafe fn child(p: &Prepared, fds: &ChildFds, join_cgroup: Option<&CString>) -> 
 /// where the copy failed: `pass_sockets_down` then fails, reporting through it).
 ///
 /// # Safety
-/// In the forked child only, with `p.moved` holding `n` slots.
+/// In the cloned child only, with `p.moved` holding `n` slots.
 unsafe fn pass_sockets_above(p: &Prepared, n: RawFd, status: RawFd) -> RawFd {
     unsafe {
         for (i, &source) in p.listen.iter().enumerate() {
-            *p.moved.add(i) = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, 3 + n);
+            // A failed copy keeps its −errno for the second half to report.
+            *p.moved.add(i) = sys!(libc::SYS_fcntl, source, libc::F_DUPFD_CLOEXEC, 3 + n) as RawFd;
         }
-        match libc::fcntl(status, libc::F_DUPFD_CLOEXEC, 3 + n) {
-            -1 => status,
-            moved => moved,
+        match sys!(libc::SYS_fcntl, status, libc::F_DUPFD_CLOEXEC, 3 + n) {
+            moved if moved < 0 => status,
+            moved => moved as RawFd,
         }
     }
 }
 
-/// The second half: each copy onto 3, 4, … in order, without close-on-exec. Every copy is
-/// at 3+n or above, so `dup2` never has old == new (which would leave the flag set); it is
-/// cleared explicitly all the same, as the one thing that must hold at exec.
+/// The second half: each copy onto 3, 4, … in order, inheritable. Every copy is at 3+n or
+/// above, so none is already where it goes. 0 or −errno.
 ///
 /// # Safety
-/// In the forked child only, after `pass_sockets_above`.
-unsafe fn pass_sockets_down(p: &Prepared) -> bool {
+/// In the cloned child only, after `pass_sockets_above`.
+unsafe fn pass_sockets_down(p: &Prepared) -> isize {
     unsafe {
         for i in 0..p.listen.len() {
             let moved = *p.moved.add(i);
-            let target = 3 + i as RawFd;
-            if moved < 0
-                || libc::dup2(moved, target) < 0
-                || libc::fcntl(target, libc::F_SETFD, 0) < 0
-            {
-                return false;
+            if moved < 0 {
+                return moved as isize;
+            }
+            let done = onto(moved, 3 + i as RawFd);
+            if done < 0 {
+                return done;
             }
         }
-        true
+        0
     }
 }
 
@@ -1325,6 +1783,16 @@ pub async fn reap_forever(table: ProcessTable, mut sigchld: tokio::signal::unix:
 mod tests {
     use super::write_decimal;
 
+    /// Held by the tests that take many descriptors at once or need free low numbers: run
+    /// together, one would fill the numbers the other expects free.
+    static DESCRIPTORS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn descriptors() -> std::sync::MutexGuard<'static, ()> {
+        DESCRIPTORS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn pids_fill_their_slot_with_a_terminating_nul() {
         for (pid, text) in [
@@ -1393,12 +1861,72 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_copying_fallback_moves_sockets_and_reports_failures_alike() {
-        super::vfork::REFUSED.with(|refused| refused.set(true));
+        use super::shared_memory::{WAY_FOR_TEST, Way};
+        WAY_FOR_TEST.with(|way| way.set(Way::Copy));
         sockets_land_in_order();
         failure_after_the_move_is_reported();
+        a_burst_of_spawns_each_gets_its_own_pipes_and_pid();
+    }
+
+    /// The clone that waits for the exec (`CLONE_VFORK`): taken when every lane is busy,
+    /// which a burst reaches only some of the time, so forced here.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_waiting_clone_moves_sockets_and_reports_failures_alike() {
+        use super::shared_memory::{WAY_FOR_TEST, Way};
+        WAY_FOR_TEST.with(|way| way.set(Way::Vfork));
+        sockets_land_in_order();
+        failure_after_the_move_is_reported();
+        a_burst_of_spawns_each_gets_its_own_pipes_and_pid();
+    }
+
+    /// Children cloned back to back, none waited for: more than there are lanes, so some
+    /// run while the fork thread clones the next, lanes are reused, and the waiting clone
+    /// takes over when all are busy. Each child still gets its own pipes and environment,
+    /// a failure before exec is reported by the one child that failed, and this thread's
+    /// own `errno` use (every `io::Error` below) is not disturbed.
+    #[test]
+    fn a_burst_of_spawns_each_gets_its_own_pipes_and_pid() {
+        let _descriptors = descriptors();
+        let table = super::ProcessTable::default();
+        let mut forked = Vec::new();
+        for n in 0..60 {
+            let mut request = request(&[], if n % 7 == 3 { "/nonexistent/tend" } else { "/" });
+            request.argv[2] = format!("echo {n} $$ $WATCHDOG_PID; echo {n} >&2");
+            request.pid_env = vec!["WATCHDOG_PID".into()];
+            forked.push((n, super::fork(&table, request).expect("fork")));
+        }
+        super::settle();
+        for (n, forked) in forked {
+            let pid = forked.child.pid;
+            let confirmed = forked.confirmed_blocking();
+            if n % 7 == 3 {
+                let error = confirmed.expect_err("a missing directory fails the spawn");
+                assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+            } else {
+                let child = confirmed.expect("spawn");
+                let (mut out, mut err) = (String::new(), String::new());
+                std::io::Read::read_to_string(&mut std::fs::File::from(child.stdout), &mut out)
+                    .unwrap();
+                std::io::Read::read_to_string(&mut std::fs::File::from(child.stderr), &mut err)
+                    .unwrap();
+                assert_eq!(out, format!("{n} {pid} {pid}\n"));
+                assert_eq!(err, format!("{n}\n"));
+            }
+            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+            let expected = if n % 7 == 3 { 127 } else { 0 };
+            assert_eq!(
+                status,
+                Ok(nix::sys::wait::WaitStatus::Exited(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    expected
+                ))
+            );
+        }
     }
 
     fn sockets_land_in_order() {
+        let _descriptors = descriptors();
         // Other tests of this process hold low descriptors meanwhile: make the range reach
         // past the lowest free one, so that some socket lands inside it.
         let lowest = nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
@@ -1462,6 +1990,7 @@ mod tests {
     /// (the slots let go of its pipes), spawn after spawn.
     #[test]
     fn a_child_holds_none_of_tend_s_higher_descriptors_and_its_pipes_end() {
+        let _descriptors = descriptors();
         let table = super::ProcessTable::default();
         let mut request = request(&[], "/");
         request.argv[2] = "echo out; echo err >&2; ls /proc/$$/fd".into();
@@ -1513,6 +2042,7 @@ mod tests {
     }
 
     fn failure_after_the_move_is_reported() {
+        let _descriptors = descriptors();
         // Sockets made and then closed leave low numbers free for the pipes the spawn opens,
         // the status pipe among them: inside the range the sockets are moved onto. Had a
         // dup2 overwritten it, the chdir failure would go unheard and the spawn succeed.
