@@ -592,8 +592,7 @@ fn fork(table: &ProcessTable, request: SpawnRequest) -> io::Result<Forked> {
         .gate
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let pid = clone_child(launch, cgroup_dir.as_ref().map(AsRawFd::as_raw_fd));
-    let pid = pid? as u32;
+    let pid = clone_child(launch, cgroup_dir.as_ref().map(AsRawFd::as_raw_fd))? as u32;
     table.lock().insert(pid, exit_tx);
     drop(shared);
 
@@ -645,16 +644,8 @@ fn clone_child(mut launch: Box<Launch>, cgroup: Option<RawFd>) -> io::Result<lib
             Err(back) => launch = back,
         }
     }
-    // Sockets are passed on 3, 4, … from wherever tend holds them: that child keeps the
-    // whole table until its exec.
-    let slots = if launch.prepared.listen.is_empty() {
-        SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().and_then(|s| s.fill(launch.fds).ok()))
-    } else {
-        None
-    };
-    if let Some(fds) = slots {
-        launch.fds = fds;
-    }
+    let slotted = SLOTS_OF_THIS_THREAD
+        .with(|slots| slots.as_ref().is_some_and(|s| s.hold_pipes_of(&mut launch)));
     let mut pid = -1;
     #[cfg(target_arch = "x86_64")]
     if way != shared_memory::Way::Copy {
@@ -665,7 +656,7 @@ fn clone_child(mut launch: Box<Launch>, cgroup: Option<RawFd>) -> io::Result<lib
     } else {
         copying(launch, cgroup)
     };
-    if slots.is_some() {
+    if slotted {
         // The child has exec'd or exited (these ways wait for that), so it no longer shares
         // this table: the slots let go of its pipes.
         SLOTS_OF_THIS_THREAD.with(|slots| slots.as_ref().map(Slots::empty));
@@ -775,6 +766,22 @@ impl Slots {
             status,
             own_table_below: Some(stdin.max(stdout).max(stderr).max(status) + 1),
         })
+    }
+
+    /// Put `launch`'s pipes in the slots, so that its child can share tend's table until it
+    /// takes its own; whether they are there. Not for a child passed sockets: those go on
+    /// 3, 4, … from wherever tend holds them, so that child gets (or keeps) the whole table.
+    fn hold_pipes_of(&self, launch: &mut Launch) -> bool {
+        if !launch.prepared.listen.is_empty() {
+            return false;
+        }
+        match self.fill(launch.fds) {
+            Ok(fds) => {
+                launch.fds = fds;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Back to /dev/null: a pipe whose write end tend still held would never end.
@@ -1158,16 +1165,11 @@ mod shared_memory {
                 },
             };
             let lane = &mut lanes[index];
-            // Sockets are passed on 3, 4, … from wherever tend holds them: that child
-            // gets a copy of the whole table at the clone.
             let plain = launch.fds;
-            if launch.prepared.listen.is_empty() {
-                match lane.slots.fill(plain) {
-                    Ok(fds) => launch.fds = fds,
-                    Err(_) => return Err(launch),
-                }
+            let shares_table = lane.slots.hold_pipes_of(&mut launch);
+            if launch.prepared.listen.is_empty() && !shares_table {
+                return Err(launch);
             }
-            let shares_table = launch.fds.own_table_below.is_some();
             let mut args = CloneArgs {
                 flags: flags(&launch) | libc::CLONE_CHILD_CLEARTID as u64,
                 child_tid: lane.word.as_ptr() as u64,
@@ -1401,14 +1403,16 @@ unsafe fn child(launch: &Launch) -> ! {
         // clone3 that list still names the parent's threads, so the wrapper can wait for
         // ever.
         if let Some(c) = &p.credentials {
-            for done in [
-                sys!(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()),
-                sys!(libc::SYS_setgid, c.gid),
-                sys!(libc::SYS_setuid, c.uid),
-            ] {
-                if done != 0 {
-                    fail(status, done);
-                }
+            // One at a time, stopping at the first that fails.
+            let mut done = sys!(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr());
+            if done == 0 {
+                done = sys!(libc::SYS_setgid, c.gid);
+            }
+            if done == 0 {
+                done = sys!(libc::SYS_setuid, c.uid);
+            }
+            if done != 0 {
+                fail(status, done);
             }
         }
         if !p.pid_slots.is_empty() {
