@@ -367,11 +367,14 @@ command = "sh -c 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.02; done'"
 #[test]
 fn a_stalled_log_target_never_blocks_the_child() {
     // The child writes its stdout into a FIFO that the test opens but does not read: the
-    // writer's first write that fills it blocks, as on a hung disk.
+    // writer's first write that fills it blocks, as on a hung disk. It writes 16 MB, well
+    // past all tend can hold without dropping (the child's pipe grown to 1 MiB, 16 chunks in
+    // flight of up to 256 KiB each when spliced, the FIFO's 64 KiB): with 3 MB, a loaded
+    // machine that read in large spliced chunks kept it all, and no drop was reported.
     let p = Project::new(
         r#"
 [services.flood]
-command = """sh -c 'head -c 3000000 /dev/zero | tr "\\0" x | fold -w 99; touch wrote-all; \
+command = """sh -c 'head -c 16000000 /dev/zero | tr "\\0" x | fold -w 99; touch wrote-all; \
   while true; do echo after-the-stall; sleep 0.1; done'"""
 logs = { stdout = "stuck.fifo" }
 "#,
