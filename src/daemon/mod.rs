@@ -235,6 +235,18 @@ fn launch(start: Start, started_at: SystemTime) -> anyhow::Result<i32> {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // Before any other thread exists, so that every one inherits it.
     engine::spawn::route_child_exits_to_the_reaper();
+    let manifest = match &start {
+        Start::Fresh { options, .. } | Start::Resumed { options, .. } => &options.manifest,
+    };
+    // The limits first: `min_fds` may raise the bound of the table reserved next.
+    raise_limits(&manifest.daemon)?;
+    // Before any other thread exists: then the table grows without waiting (see there).
+    let instances = manifest
+        .services
+        .iter()
+        .map(|s| s.instances.max(s.autoscale.as_ref().map_or(0, |a| a.max)) as usize)
+        .sum();
+    engine::spawn::reserve_descriptors(instances);
     // One thread runs the whole engine: its work is tiny reactions to exits, commands and
     // deadlines, so a single thread keeps memory small and latency low (no hand-offs between
     // workers). Anything slow (fork, disk) runs on dedicated threads.
@@ -411,7 +423,6 @@ async fn serve(start: Start, started_at: SystemTime, spawner: Spawner) -> anyhow
     let state_dir = manifest.daemon.state_dir.clone();
     fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
-    raise_limits(&manifest.daemon)?;
     let socket = manifest.daemon.socket.clone();
     if let Some(dir) = socket.parent() {
         fs::create_dir_all(dir)

@@ -1685,6 +1685,46 @@ pub fn route_child_exits_to_the_reaper() {
     child_exits_blocked(true);
 }
 
+/// Descriptors the daemon holds beside its instances': the lanes' slots, the runtime, the
+/// listeners, the history, and the pipes of the spawns in flight.
+const DESCRIPTORS_BESIDE_INSTANCES: usize = 256;
+/// Descriptors one instance holds (its stdout and stderr pipes, a probe's socket, a log
+/// file being reopened), counted generously: a slot costs the kernel 8 bytes.
+const DESCRIPTORS_PER_INSTANCE: usize = 4;
+
+/// Grow this process's descriptor table now to hold what `instances` instances need: the
+/// daemon's main thread calls this before it starts any other. The kernel replaces a
+/// table shared by several threads (or by children in lanes, see `shared_memory`) only
+/// after an RCU grace period; a start of 200 services grew it three times, mid-burst, and
+/// one such wait held the fork thread 24 ms with both CPUs idle. A lone thread's table
+/// grows at once, and a table never shrinks. Returns the table's size, at most the
+/// open-files limit; where that cannot be read, or the descriptor cannot be placed, the
+/// table is left to grow as descriptors come.
+pub fn reserve_descriptors(instances: usize) -> Option<usize> {
+    let (soft, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()?;
+    let size = descriptor_table_size(instances, soft);
+    let highest = libc::c_int::try_from(size.checked_sub(1)?).ok()?;
+    let null = std::fs::File::open("/dev/null").ok()?;
+    // SAFETY: duplicates a descriptor this function owns; the copy is closed right away.
+    let placed = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest) };
+    if placed < 0 {
+        return None;
+    }
+    // SAFETY: `placed` is the duplicate made above, owned here.
+    drop(unsafe { OwnedFd::from_raw_fd(placed) });
+    Some(size)
+}
+
+/// The table [`reserve_descriptors`] asks for: what `instances` need, within the soft
+/// open-files `limit`.
+fn descriptor_table_size(instances: usize, limit: u64) -> usize {
+    let wanted = DESCRIPTORS_PER_INSTANCE
+        .saturating_mul(instances)
+        .saturating_add(DESCRIPTORS_BESIDE_INSTANCES);
+    usize::try_from(limit).unwrap_or(usize::MAX).min(wanted)
+}
+
 /// The set holding SIGCHLD alone.
 fn sigchld_only() -> libc::sigset_t {
     // SAFETY: sigset operations on a local value.
@@ -1795,6 +1835,40 @@ mod tests {
         DESCRIPTORS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The size of this process's descriptor table, as the kernel reports it.
+    fn table_size() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
+        line["FDSize:".len()..].trim().parse().unwrap()
+    }
+
+    #[test]
+    fn the_descriptor_table_is_grown_ahead_without_a_descriptor_left_open() {
+        let _held = descriptors();
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        // Larger than any table the other tests grow, where the limit allows.
+        let size = super::reserve_descriptors(2000).expect("the limit can be read");
+        assert_eq!(size, super::descriptor_table_size(2000, soft));
+        assert!(table_size() >= size, "{} < {size}", table_size());
+        let highest = libc::c_int::try_from(size - 1).unwrap();
+        // SAFETY: only asks whether the descriptor exists.
+        assert_eq!(unsafe { libc::fcntl(highest, libc::F_GETFD) }, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EBADF)
+        );
+    }
+
+    #[test]
+    fn the_reserved_table_grows_with_the_instances_and_stops_at_the_limit() {
+        use super::descriptor_table_size as size;
+        assert_eq!(size(0, 1 << 20), 256);
+        assert_eq!(size(200, 1 << 20), 256 + 4 * 200);
+        assert_eq!(size(10_000, 20_000), 20_000);
+        assert_eq!(size(usize::MAX, u64::MAX), usize::MAX);
     }
 
     #[test]
