@@ -310,9 +310,17 @@ impl Forker {
                 Err(mpsc::TryRecvError::Empty) => {
                     // Nothing queued: let go of the pipes of the children just cloned.
                     settle();
-                    match self.inbox.recv() {
+                    close_idle_lanes(std::time::Instant::now());
+                    match self.inbox.recv_timeout(LANE_IDLE) {
                         Ok(job) => job,
-                        Err(_) => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            close_idle_lanes(std::time::Instant::now());
+                            match self.inbox.recv() {
+                                Ok(job) => job,
+                                Err(_) => return,
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
                 Err(mpsc::TryRecvError::Disconnected) => break,
@@ -673,6 +681,21 @@ fn settle() {
     shared_memory::settle();
 }
 
+/// A lane no child has used for this long is closed (see [`close_idle_lanes`]).
+const LANE_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Close the lanes no child has used for [`LANE_IDLE`], keeping one: a start of 200
+/// services opens all 16, and a daemon should not go on holding their 80 descriptors
+/// (counted against the same open-files limit as the instances' pipes) and stacks while
+/// it restarts one child at a time, or none. One stays, so that a restart after a quiet
+/// spell opens none; a burst opens them again.
+fn close_idle_lanes(now: std::time::Instant) {
+    #[cfg(target_arch = "x86_64")]
+    shared_memory::close_idle_lanes(now);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = now;
+}
+
 /// No shared-memory clone3 (another architecture, an old kernel, seccomp): a copying one,
 /// then a classic fork.
 fn copying(mut launch: Box<Launch>, cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
@@ -1025,6 +1048,8 @@ mod shared_memory {
         holds_pipes: bool,
         /// When its child was cloned, in this thread's count of lane clones.
         cloned: u64,
+        /// When its last child was cloned (when it was opened, before that).
+        used: std::time::Instant,
     }
 
     impl Lane {
@@ -1037,6 +1062,7 @@ mod shared_memory {
                 slots,
                 holds_pipes: false,
                 cloned: 0,
+                used: std::time::Instant::now(),
             })
         }
 
@@ -1111,7 +1137,8 @@ mod shared_memory {
 
     thread_local! {
         /// Opened as needed: one for a thread whose children exec before its next spawn,
-        /// up to [`LANES`] in a burst.
+        /// up to [`LANES`] in a burst; closed again, but one, once no child has used them
+        /// for a second ([`close_idle_lanes`]).
         ///
         /// Boxed: the kernel and the child write to a lane's word, which must not move
         /// when the vector grows.
@@ -1203,8 +1230,40 @@ mod shared_memory {
             }
             lane.holds_pipes = shares_table;
             lane.cloned = CLONES.with(|clones| clones.replace(clones.get() + 1));
+            lane.used = std::time::Instant::now();
             Ok(pid)
         })
+    }
+
+    /// See [`super::close_idle_lanes`].
+    pub(super) fn close_idle_lanes(now: std::time::Instant) {
+        LANES_OF_THIS_THREAD.with(|lanes| {
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return;
+            };
+            let mut needed = |lane: &mut Box<Lane>| {
+                !lane.is_free() || now.saturating_duration_since(lane.used) < LANE_IDLE
+            };
+            let mut keep_one = !lanes.iter_mut().any(&mut needed);
+            lanes.retain_mut(|lane| needed(lane) || std::mem::replace(&mut keep_one, false));
+        });
+    }
+
+    /// The lanes this thread has open.
+    #[cfg(test)]
+    pub(super) fn lanes_open() -> usize {
+        LANES_OF_THIS_THREAD.with(|lanes| lanes.borrow().len())
+    }
+
+    /// Open lanes until this thread has them all, as a long enough burst does.
+    #[cfg(test)]
+    pub(super) fn open_every_lane() {
+        LANES_OF_THIS_THREAD.with(|lanes| {
+            let mut lanes = lanes.borrow_mut();
+            while lanes.len() < LANES {
+                lanes.push(Box::new(Lane::open().expect("a lane")));
+            }
+        });
     }
 
     /// See [`super::settle`].
@@ -1869,6 +1928,38 @@ mod tests {
         assert_eq!(size(200, 1 << 20), 256 + 4 * 200);
         assert_eq!(size(10_000, 20_000), 20_000);
         assert_eq!(size(usize::MAX, u64::MAX), usize::MAX);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn lanes_left_idle_close_but_one_and_open_again() {
+        let _descriptors = descriptors();
+        let table = super::ProcessTable::default();
+        let burst = |n: usize| {
+            let forked: Vec<_> = (0..n)
+                .map(|_| super::fork(&table, request(&[], "/")).expect("fork"))
+                .collect();
+            super::settle();
+            for forked in forked {
+                let pid = forked.child.pid as i32;
+                forked.confirmed_blocking().expect("spawn");
+                nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+            }
+        };
+        let open = super::shared_memory::lanes_open;
+        for _ in 0..2 {
+            burst(40);
+            super::shared_memory::open_every_lane();
+            assert_eq!(open(), 16);
+            super::close_idle_lanes(std::time::Instant::now());
+            assert_eq!(open(), 16, "lanes used within a second stay");
+            super::close_idle_lanes(std::time::Instant::now() + super::LANE_IDLE);
+            assert_eq!(
+                open(),
+                1,
+                "lanes left a second once their children are gone"
+            );
+        }
     }
 
     #[test]
