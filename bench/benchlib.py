@@ -196,6 +196,18 @@ def build_c(source, target):
     raise RuntimeError(f"cannot build {source}: {last[:400]}")
 
 
+def build_bare(source, target):
+    """A child without a C library (bench/child/bare.c): TARGET, or None where it cannot be
+    built (it knows x86-64 and aarch64 Linux, and must link statically)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return None
+    r = subprocess.run([cc, "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector",
+                        "-o", target, source],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return target if r.returncode == 0 else None
+
+
 # ---------------------------------------------------------------------------------------------
 # statistics
 
