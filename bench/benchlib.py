@@ -181,9 +181,14 @@ def cpu_window(procs, seconds):
 # building the children
 
 
+def c_compiler():
+    """The C compiler on PATH (cc, gcc or clang), or None."""
+    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
 def build_c(source, target):
     """cc -O2 -static SOURCE -o TARGET (dynamic if static linking is not available)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    cc = c_compiler()
     if not cc:
         raise RuntimeError("no C compiler (cc, gcc or clang) to build the bench children")
     last = ""
@@ -199,7 +204,7 @@ def build_c(source, target):
 def build_bare(source, target):
     """A child without a C library (bench/child/bare.c): TARGET, or None where it cannot be
     built (it knows x86-64 and aarch64 Linux, and must link statically)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    cc = c_compiler()
     if not cc:
         return None
     r = subprocess.run([cc, "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector",

@@ -10,7 +10,7 @@
  * exec. bench/compare.py runs the restart workload with both children.
  *
  * Build: cc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -o bare bare.c
- * (x86-64 and aarch64 Linux only; compare.py falls back to child.c elsewhere).
+ * (x86-64 and aarch64 Linux only; elsewhere compare.py measures with child.c alone).
  */
 #include <fcntl.h>
 #include <sys/syscall.h>
