@@ -307,22 +307,10 @@ impl Forker {
         loop {
             let job = match self.inbox.try_recv() {
                 Ok(job) => job,
-                Err(mpsc::TryRecvError::Empty) => {
-                    // Nothing queued: let go of the pipes of the children just cloned.
-                    settle();
-                    close_idle_lanes(std::time::Instant::now());
-                    match self.inbox.recv_timeout(LANE_IDLE) {
-                        Ok(job) => job,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            close_idle_lanes(std::time::Instant::now());
-                            match self.inbox.recv() {
-                                Ok(job) => job,
-                                Err(_) => return,
-                            }
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                }
+                Err(mpsc::TryRecvError::Empty) => match self.wait_idle() {
+                    Some(job) => job,
+                    None => break,
+                },
                 Err(mpsc::TryRecvError::Disconnected) => break,
             };
             match job {
@@ -337,6 +325,22 @@ impl Forker {
             }
         }
         settle();
+    }
+
+    /// Nothing is queued: let go of the pipes of the children just cloned, close the lanes
+    /// left idle (again after a second of quiet), and wait for the next job; `None` once
+    /// every handle is gone.
+    fn wait_idle(&self) -> Option<Job> {
+        settle();
+        close_idle_lanes(std::time::Instant::now());
+        match self.inbox.recv_timeout(LANE_IDLE) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                close_idle_lanes(std::time::Instant::now());
+                self.inbox.recv().ok()
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        }
     }
 }
 
