@@ -10,7 +10,6 @@ use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use clap::{CommandFactory, Parser};
 
 use crate::config;
 use crate::daemon::{self, DaemonOptions};
@@ -21,7 +20,7 @@ use crate::protocol::{
     API, ActionRequest, ActionResponse, ApplyReport, DaemonInfo, EventRow, InstanceInfo,
     PlanReport, ScaleRequest, ScaleResponse, ServiceInfo, SummaryReport, UpgradeRequest,
 };
-use args::{Cli, Command, ExportFormat};
+use args::*;
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
@@ -42,13 +41,13 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
-        Command::Up {
+        Command::Up(UpArgs {
             detach,
             wait,
             services,
             exit_with,
             daemonized,
-        } => up(
+        }) => up(
             &cli,
             *detach,
             *wait,
@@ -62,15 +61,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}", daemon::upgrade_check_line());
             Ok(0)
         }
-        Command::Import { file } => import(&cli, file),
-        Command::Export {
+        Command::Import(ImportArgs { file }) => import(&cli, file),
+        Command::Export(ExportArgs {
             format,
             output,
             image,
             namespace,
             systemd_version,
             services,
-        } => export(
+        }) => export(
             &cli,
             *format,
             &ExportTarget {
@@ -81,12 +80,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             },
             services,
         ),
-        Command::Startup { user, print } => startup(&cli, *user, *print),
+        Command::Startup(StartupArgs { user, print }) => startup(&cli, *user, *print),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&config::schema())?);
             Ok(0)
         }
-        Command::Completions { shell } => {
+        Command::Completions(CompletionsArgs { shell }) => {
             clap_complete::generate(*shell, &mut Cli::command(), "tend", &mut std::io::stdout());
             Ok(0)
         }
@@ -597,26 +596,34 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
     let result = match &cli.command {
         // The read-only commands people run in loops answer without a runtime: building one
         // and an HTTP stack costs more than the exchange itself.
-        Command::Status { json, targets } => status(&client, *json, targets),
-        Command::Health { json, targets } => health(&client, *json, targets),
+        Command::Status(StatusArgs { json, targets }) => status(&client, *json, targets),
+        Command::Health(HealthArgs { json, targets }) => health(&client, *json, targets),
         _ => client_runtime()?.block_on(async {
             match &cli.command {
-                Command::Start { targets } => action(&client, "start", targets, None).await,
-                Command::Stop { targets } => action(&client, "stop", targets, None).await,
-                Command::Restart { targets } => action(&client, "restart", targets, None).await,
-                Command::Reload { targets } => action(&client, "reload", targets, None).await,
-                Command::Signal { signal, targets } => {
+                Command::Start(StartArgs { targets }) => {
+                    action(&client, "start", targets, None).await
+                }
+                Command::Stop(StopArgs { targets }) => action(&client, "stop", targets, None).await,
+                Command::Restart(RestartArgs { targets }) => {
+                    action(&client, "restart", targets, None).await
+                }
+                Command::Reload(ReloadArgs { targets }) => {
+                    action(&client, "reload", targets, None).await
+                }
+                Command::Signal(SignalArgs { signal, targets }) => {
                     action(&client, "signal", targets, Some(signal.clone())).await
                 }
-                Command::Scale { service, instances } => scale(&client, service, *instances).await,
-                Command::Logs {
+                Command::Scale(ScaleArgs { service, instances }) => {
+                    scale(&client, service, *instances).await
+                }
+                Command::Logs(LogsArgs {
                     follow,
                     lines,
                     since,
                     stream,
                     no_prefix,
                     targets,
-                } => {
+                }) => {
                     let request = LogRequest {
                         follow: *follow,
                         lines: *lines,
@@ -627,23 +634,27 @@ fn client_command(cli: &Cli) -> anyhow::Result<i32> {
                     };
                     logs(&client, request).await
                 }
-                Command::Events {
+                Command::Events(EventsArgs {
                     service,
                     since,
                     limit,
                     json,
-                } => events(&client, service.as_deref(), since, *limit, *json).await,
-                Command::Summary { window, json } => summary(&client, window, *json).await,
+                }) => events(&client, service.as_deref(), since, *limit, *json).await,
+                Command::Summary(SummaryArgs { window, json }) => {
+                    summary(&client, window, *json).await
+                }
                 Command::Down => down(&client).await,
-                Command::Upgrade { binary } => upgrade(&client, binary.as_deref()).await,
-                Command::Diff { json } => diff(&client, *json).await,
-                Command::Apply { json } => apply(&client, *json).await,
+                Command::Upgrade(UpgradeArgs { binary }) => {
+                    upgrade(&client, binary.as_deref()).await
+                }
+                Command::Diff(DiffArgs { json }) => diff(&client, *json).await,
+                Command::Apply(ApplyArgs { json }) => apply(&client, *json).await,
                 _ => unreachable!("offline commands are handled before"),
             }
         }),
     };
     // diff(1)'s convention: 1 says "there are changes", so trouble is 2.
-    let failed = if matches!(cli.command, Command::Diff { .. }) {
+    let failed = if matches!(cli.command, Command::Diff(_)) {
         2
     } else {
         1

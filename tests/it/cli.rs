@@ -168,6 +168,22 @@ fn tend_socket_env_overrides_the_manifest() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("\"web\""));
+    // `--socket` beats the variable, before the command's name as after it.
+    let nowhere = elsewhere.path().join("nowhere.sock");
+    for args in [
+        ["--socket", nowhere.to_str().unwrap(), "status"],
+        ["status", "--socket", nowhere.to_str().unwrap()],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env("TEND_SOCKET", p.file(".tend/tend.sock"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let said = text(&out.stderr);
+        assert!(said.contains("nowhere.sock"), "{args:?}: {said}");
+    }
 }
 
 #[test]
