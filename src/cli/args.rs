@@ -612,6 +612,15 @@ mod tests {
                 "{}",
                 subcommand.name
             );
+            // A doc comment on an arguments struct would replace the table's text once
+            // the subcommand is built.
+            let about = built.get_about().map(|a| a.to_string());
+            assert_eq!(
+                about.as_deref(),
+                Some(subcommand.about),
+                "{}",
+                subcommand.name
+            );
             // The deferred arguments arrived: every command has at least the shared ones.
             assert!(
                 built.get_arguments().any(|a| a.get_id() == "config"),
