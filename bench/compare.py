@@ -1241,6 +1241,17 @@ def figures(results, peers):
                      per_peer(stt, lambda r: r["ms"]), True))
         rows.append(("status_true", "… /bin/true spawned beside it (baseline)", "ms", 2,
                      per_peer(stt, lambda r: r.get("true_ms", [])), True))
+        # The machine's own speed drifts between rounds (a VM's /bin/true took 0.67-0.98 ms
+        # within one hour): what the command costs over the process start beside it, round
+        # by round, is the figure that drift moves least.
+        over = {}
+        for p in peers:
+            per_round = [bl.median(r["ms"]) - bl.median(r["true_ms"]) for r in stt
+                         if r.get("peer") == p and r.get("ms") and r.get("true_ms")]
+            if per_round:
+                over[p] = bl.median(per_round)
+        rows.append(("status_over_true", "… over that /bin/true, median of the rounds", "ms", 2,
+                     over, True))
     return rows
 
 
@@ -1323,6 +1334,9 @@ def render(report, peers):
             libc = vals.get("restart_libc", {}).get("tend")
             if key == "restart" and libc is not None:
                 verdict += f" (with the C library child, whose start-up is counted too: {libc:.3g} ms)"
+            over = vals.get("status_over_true", {}).get("tend")
+            if key == "status" and over is not None:
+                verdict += f" ({over:.3g} ms over the /bin/true beside it)"
         lines.append(f"- {desc} {op} {target:g} {unit}: {verdict}")
     for name, r in results.items():
         if r.get("error"):
