@@ -15,14 +15,7 @@ use clap::{ArgMatches, Args, FromArgMatches, ValueEnum};
 /// The parsed command line.
 #[derive(Debug)]
 pub struct Cli {
-    /// The manifest (default: tend.toml in this directory or a parent).
-    pub config: Option<PathBuf>,
-    /// The format of the -c file when its name and content do not say.
-    pub from: Option<String>,
-    /// PM2 ecosystem files: merge `env_NAME` over `env`.
-    pub env: Option<String>,
-    /// The daemon's control socket.
-    pub socket: Option<PathBuf>,
+    pub options: GlobalOptions,
     pub command: Command,
 }
 
@@ -108,10 +101,12 @@ impl Cli {
             after.socket.or(before.socket)
         };
         Ok(Cli {
-            config: after.config.or(before.config),
-            from: after.from.or(before.from),
-            env: after.env.or(before.env),
-            socket,
+            options: GlobalOptions {
+                config: after.config.or(before.config),
+                from: after.from.or(before.from),
+                env: after.env.or(before.env),
+                socket,
+            },
             command: (subcommand.read)(own)?,
         })
     }
@@ -636,15 +631,15 @@ mod tests {
     #[test]
     fn shared_options_go_before_or_after_the_command_and_the_later_counts() {
         let before = parse("-c a.toml --from pm2 status").unwrap();
-        assert_eq!(before.config, Some(PathBuf::from("a.toml")));
-        assert_eq!(before.from.as_deref(), Some("pm2"));
+        assert_eq!(before.options.config, Some(PathBuf::from("a.toml")));
+        assert_eq!(before.options.from.as_deref(), Some("pm2"));
         let after = parse("status web -c b.toml --env prod --socket /run/t.sock").unwrap();
-        assert_eq!(after.config, Some(PathBuf::from("b.toml")));
-        assert_eq!(after.env.as_deref(), Some("prod"));
-        assert_eq!(after.socket, Some(PathBuf::from("/run/t.sock")));
+        assert_eq!(after.options.config, Some(PathBuf::from("b.toml")));
+        assert_eq!(after.options.env.as_deref(), Some("prod"));
+        assert_eq!(after.options.socket, Some(PathBuf::from("/run/t.sock")));
         assert!(matches!(&after.command, Command::Status(s) if s.targets == ["web"]));
         let both = parse("-c a.toml logs -c b.toml -n 5 web").unwrap();
-        assert_eq!(both.config, Some(PathBuf::from("b.toml")));
+        assert_eq!(both.options.config, Some(PathBuf::from("b.toml")));
         assert!(matches!(&both.command, Command::Logs(l) if l.lines == 5));
     }
 

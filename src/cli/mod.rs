@@ -99,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn manifest_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    match &cli.config {
+    match &cli.options.config {
         Some(path) => Ok(path.clone()),
         None => {
             let cwd = std::env::current_dir()?;
@@ -115,9 +115,13 @@ fn manifest_path(cli: &Cli) -> anyhow::Result<PathBuf> {
 
 fn reading(cli: &Cli) -> import::Reading {
     import::Reading {
-        source: cli.from.as_deref().and_then(import::Source::from_name),
-        environment: cli.env.clone(),
-        socket: cli.socket.clone(),
+        source: cli
+            .options
+            .from
+            .as_deref()
+            .and_then(import::Source::from_name),
+        environment: cli.options.env.clone(),
+        socket: cli.options.socket.clone(),
     }
 }
 
@@ -284,10 +288,10 @@ fn startup(cli: &Cli, user_unit: bool, print: bool) -> anyhow::Result<i32> {
         .manifest;
     let tend = std::env::current_exe().context("finding the tend binary")?;
     let mut args = vec!["-c".to_string(), path.display().to_string()];
-    if let Some(from) = &cli.from {
+    if let Some(from) = &cli.options.from {
         args.extend(["--from".into(), from.clone()]);
     }
-    if let Some(env) = &cli.env {
+    if let Some(env) = &cli.options.env {
         args.extend(["--env".into(), env.clone()]);
     }
     // A system unit runs as whoever asked for it: the user behind sudo, else this user;
@@ -374,7 +378,7 @@ fn daemon_exits(child: &mut std::process::Child, limit: Duration) -> bool {
 }
 
 fn socket(cli: &Cli) -> anyhow::Result<PathBuf> {
-    if let Some(socket) = &cli.socket {
+    if let Some(socket) = &cli.options.socket {
         return Ok(socket.clone());
     }
     let path = manifest_path(cli)?;
@@ -411,8 +415,8 @@ fn up(
             supervisor: loaded.supervisor,
             reading: import::Reading {
                 source: Some(loaded.source),
-                environment: cli.env.clone(),
-                socket: cli.socket.clone(),
+                environment: cli.options.env.clone(),
+                socket: cli.options.socket.clone(),
             },
             services: services.to_vec(),
             console: !daemonized,
@@ -451,7 +455,7 @@ fn up(
         .arg(&manifest.path)
         .arg("--from")
         .arg(loaded.source.to_string());
-    if let Some(env) = &cli.env {
+    if let Some(env) = &cli.options.env {
         daemon.arg("--env").arg(env);
     }
     daemon.arg("--socket").arg(&socket);
