@@ -31,6 +31,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHILD_SRC = os.path.join(HERE, "child", "child.c")
@@ -251,22 +254,17 @@ class Bench:
     # -- set-up ---------------------------------------------------------------------------
 
     def build_child(self):
-        cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
         target = os.path.join(self.scratch, "child")
-        if cc and os.path.exists(CHILD_SRC):
-            for extra in (["-static"], []):
-                r = subprocess.run(
-                    [cc, "-O2", *extra, "-o", target, CHILD_SRC],
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                )
-                if r.returncode == 0:
-                    self.child = target
-                    self.child_kind = "c-static" if extra else "c-dynamic"
-                    return
-                log(f"note: {cc} {' '.join(extra)} failed: {r.stdout.strip()[:300]}")
+        if os.path.exists(CHILD_SRC):
+            try:
+                self.child_kind = "c-" + benchlib.build_c(CHILD_SRC, target)
+                self.child = target
+                return
+            except RuntimeError as e:
+                log(f"note: {e}")
         self.child = os.path.realpath(shutil.which("sleep") or "/bin/sleep")
         self.child_kind = "sleep"
-        self.notes.append("no C compiler: children are /bin/sleep; restart latency is polled")
+        self.notes.append("no C child could be built: children are /bin/sleep; restart latency is polled")
 
     def pause_args(self):
         return [self.child, "pause"] if self.child_kind != "sleep" else [self.child, "3600"]
