@@ -1893,6 +1893,76 @@ fn locate_socket_finds_the_tend_table_however_its_key_is_spelled() {
 }
 
 #[test]
+fn locate_socket_finds_the_tend_table_at_the_end_of_a_long_manifest() {
+    // Longer than the pieces the shortcut reads, with the table after them.
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let mut text = String::new();
+    for i in 0..2000 {
+        text.push_str(&format!(
+            "[services.s{i:05}]\ncommand = \"sleep 100\"\n# {}\n",
+            "x".repeat(60)
+        ));
+    }
+    text.push_str("[tend]\nsocket = \"last.sock\"\n");
+    let path = fixture.write("tend.toml", &text);
+    assert_eq!(locate_socket(&path), root.join("last.sock"));
+}
+
+/// Hands out `step` bytes a read, so that every word can straddle two reads.
+struct Trickle<'a> {
+    text: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.text.len());
+        buf[..n].copy_from_slice(&self.text[..n]);
+        self.text = &self.text[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn the_shortcut_sees_words_across_reads_and_ignores_half_of_the_pair() {
+    // The size is only a hint: a file may grow or shrink while it is read.
+    let may = |text: &str, step: usize| {
+        [0, text.len() as u64, text.len() as u64 / 2, u64::MAX]
+            .into_iter()
+            .map(|size| {
+                let text = text.as_bytes();
+                may_set_the_daemon_paths(Trickle { text, step }, size).unwrap()
+            })
+            .reduce(|a, b| {
+                assert_eq!(a, b, "the answer depends on the size hint");
+                a
+            })
+            .unwrap()
+    };
+    for step in [1, 2, 3, 5, 8, 9, 64 * 1024] {
+        assert!(may("[tend]\nsocket = \"a\"\n", step), "{step}");
+        assert!(
+            may("state_dir: x\nservices: {}\ntend: {}\n", step),
+            "{step}"
+        );
+        assert!(may("[\"\\u0074end\"]\n", step), "{step}");
+        assert!(!may("[tend]\ncgroups = \"off\"\n", step), "{step}");
+        assert!(!may("[services.socket]\ncommand = \"x\"\n", step), "{step}");
+        assert!(!may("", step), "{step}");
+    }
+    // Past the first piece: the words 150 000 bytes in, one of them across a piece's end.
+    let filler = "x".repeat(64 * 1024 - 3);
+    let text = format!("{filler}state_dir{}tend", "y".repeat(80_000));
+    assert!(may(&text, 64 * 1024));
+    assert!(may(&text, 4096));
+    assert!(!may(
+        &format!("{filler}state_di{}", "y".repeat(80_000)),
+        64 * 1024
+    ));
+}
+
+#[test]
 fn logs_table_defaults_and_values() {
     assert_eq!(web(&["command = \"x\""]).logs, LogSpec::default());
     let spec = web(&[
