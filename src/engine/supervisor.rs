@@ -72,8 +72,14 @@ impl Handle {
 
 /// An ordered stop in progress.
 struct StopPlan {
+    /// In the order they stop: the reverse of the start order.
     instances: Vec<String>,
-    signalled: HashSet<String>,
+    /// Those not sent their stop yet, in the same order: each waits for what must stop
+    /// before it.
+    waiting: Vec<String>,
+    /// Where in `instances` the first one not stopped was at the last look: a stop of
+    /// thousands of instances must not cost every evaluation a look at each of them.
+    place: usize,
     replies: Vec<(String, oneshot::Receiver<Outcome>)>,
     done: Option<oneshot::Sender<Outcomes>>,
 }
@@ -462,8 +468,9 @@ impl Supervisor {
         // the leaving ones from all three, or it would wait for them for ever.
         for plan in &mut self.stop_plans {
             plan.instances.retain(|i| !leaving.contains(i));
-            plan.signalled.retain(|i| !leaving.contains(i));
+            plan.waiting.retain(|i| !leaving.contains(i));
             plan.replies.retain(|(i, _)| !leaving.contains(i));
+            plan.place = 0;
         }
         for waiter in &mut self.settle_waiters {
             waiter.instances.retain(|i| !leaving.contains(i));
@@ -1354,8 +1361,9 @@ impl Supervisor {
         // Stop in reverse start order.
         let instances: Vec<String> = names.into_iter().rev().collect();
         self.stop_plans.push(StopPlan {
+            waiting: instances.clone(),
             instances,
-            signalled: HashSet::new(),
+            place: 0,
             replies: Vec::new(),
             done,
         });
@@ -1364,31 +1372,46 @@ impl Supervisor {
     fn advance_stops(&mut self) {
         let plans = std::mem::take(&mut self.stop_plans);
         for mut plan in plans {
-            let members: HashSet<&String> = plan.instances.iter().collect();
-            for name in &plan.instances {
-                if plan.signalled.contains(name) {
-                    continue;
-                }
-                let service = &self.instances[name].service.name;
-                let must_wait = self.stop_after.get(service).is_some_and(|after| {
-                    members.iter().any(|other| {
-                        let handle = &self.instances[*other];
-                        after.contains(&handle.service.name) && handle.state() != "stopped"
-                    })
-                });
-                if !must_wait {
+            // The services with an instance in the plan not stopped yet, gathered once a
+            // pass and only when an instance has something to wait for.
+            let mut unstopped: Option<HashSet<&str>> = None;
+            for name in std::mem::take(&mut plan.waiting) {
+                let service = &self.instances[&name].service.name;
+                let must_wait = self
+                    .stop_after
+                    .get(service)
+                    .filter(|after| !after.is_empty())
+                    .is_some_and(|after| {
+                        let unstopped = unstopped.get_or_insert_with(|| {
+                            plan.instances
+                                .iter()
+                                .map(|other| &self.instances[other])
+                                .filter(|handle| handle.state() != "stopped")
+                                .map(|handle| handle.service.name.as_str())
+                                .collect()
+                        });
+                        after.iter().any(|s| unstopped.contains(s.as_str()))
+                    });
+                if must_wait {
+                    plan.waiting.push(name);
+                } else {
                     let (tx, rx) = oneshot::channel();
-                    self.instances[name].send(InstanceCommand::Stop { reply: Some(tx) });
-                    plan.replies.push((name.clone(), rx));
-                    plan.signalled.insert(name.clone());
+                    self.instances[&name].send(InstanceCommand::Stop { reply: Some(tx) });
+                    plan.replies.push((name, rx));
                 }
             }
-            let finished = plan.signalled.len() == plan.instances.len()
-                && plan
-                    .instances
-                    .iter()
-                    .all(|n| self.instances[n].state() == "stopped");
+            let stopped = |name: &String| self.instances[name].state() == "stopped";
+            while plan.place < plan.instances.len() && stopped(&plan.instances[plan.place]) {
+                plan.place += 1;
+            }
+            // One whole look before the plan ends, for one started again meanwhile.
+            let finished = plan.waiting.is_empty()
+                && plan.place == plan.instances.len()
+                && plan.instances.iter().all(stopped);
             if !finished {
+                if plan.place == plan.instances.len() {
+                    plan.place = 0;
+                }
                 self.stop_plans.push(plan);
                 continue;
             }
