@@ -934,8 +934,11 @@ fn status(client: &Client, json: bool, targets: &[String]) -> Result<i32, Client
 /// scale`, or autoscaled.
 pub fn render_counts(services: &[ServiceInfo], shown: &[InstanceInfo]) -> String {
     let mut text = String::new();
+    // Looked up, not searched: thousands of services each searching thousands of
+    // instances made `tend status` quadratic.
+    let shown: std::collections::HashSet<&str> = shown.iter().map(|i| i.service.as_str()).collect();
     for service in services {
-        if !shown.iter().any(|i| i.service == service.name) {
+        if !shown.contains(service.name.as_str()) {
             continue;
         }
         let count = service.count;
