@@ -291,10 +291,12 @@ stop_timeout = "1h"
     );
     let child = p.spawn(&["up"]);
     let _d = Daemon::attach(&p);
+    // The daemon queues its services' starts before its socket answers: the child can be
+    // ready before the socket is in place.
     wait_until(
         Duration::from_secs(10),
         "the service to ignore TERM",
-        || !p.read("ready").is_empty(),
+        || !p.read("ready").is_empty() && p.file(".tend/tend.sock").exists(),
     );
     let leader = p.instance("stubborn")["pid"].as_i64().unwrap() as i32;
     let tend = child.id() as i32;

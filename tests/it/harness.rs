@@ -247,13 +247,23 @@ impl<'a> Daemon<'a> {
 impl Drop for Daemon<'_> {
     fn drop(&mut self) {
         let pid = self.pid();
-        let _ = Command::new(BIN)
+        // Bounded: a test that failed half-way may leave a service whose stop_timeout is
+        // an hour, and the guard must not hold the whole suite for it.
+        if let Ok(mut down) = Command::new(BIN)
             .arg("-c")
             .arg(self.project.manifest())
             .arg("down")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn()
+        {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(down.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = down.kill();
+            let _ = down.wait();
+        }
         if let Some(pid) = pid {
             let deadline = Instant::now() + Duration::from_secs(15);
             while alive(pid) && Instant::now() < deadline {
