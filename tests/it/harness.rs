@@ -244,6 +244,21 @@ impl<'a> Daemon<'a> {
     }
 }
 
+/// Polls `done` every 10 ms for up to `limit`; whether it came true. Unlike [`wait_until`],
+/// it does not panic: the guard below runs while a failed test unwinds.
+fn settles_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 impl Drop for Daemon<'_> {
     fn drop(&mut self) {
         let pid = self.pid();
@@ -257,21 +272,16 @@ impl Drop for Daemon<'_> {
             .stderr(Stdio::null())
             .spawn()
         {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while matches!(down.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            settles_within(Duration::from_secs(30), || {
+                !matches!(down.try_wait(), Ok(None))
+            });
             let _ = down.kill();
             let _ = down.wait();
         }
-        if let Some(pid) = pid {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if alive(pid) {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+        if let Some(pid) = pid
+            && !settles_within(Duration::from_secs(15), || !alive(pid))
+        {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         if let Some(run_id) = &self.run_id {
             for pid in pids_with_env(&format!("TEND_RUN_ID={run_id}")) {
